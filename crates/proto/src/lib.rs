@@ -1,0 +1,21 @@
+//! `wormhole-proto`: the sans-IO core of magic-wormhole.
+//!
+//! Nothing in this crate opens a socket, reads a clock or spawns a task. Time is passed in as an
+//! argument; randomness comes from a caller-supplied RNG where tests need determinism. The async
+//! `wormhole` crate and the `wormhole-server` crate drive these types.
+//!
+//! Module map:
+//! - [`server_msg`]: the client ⇄ mailbox-server wire messages (JSON, serde).
+//! - [`code`], [`wordlist`]: wormhole codes, the PGP word list and completion.
+//! - [`key`]: SPAKE2, HKDF purposes, secretbox.
+//! - [`machine`]: the client state machines (Boss and friends), events in, actions out.
+//! - [`transit`]: transit hints, handshakes and encrypted records.
+//! - [`transfer`]: the file-transfer (v1) application messages.
+
+pub mod code;
+pub mod key;
+pub mod machine;
+pub mod server_msg;
+pub mod transfer;
+pub mod transit;
+pub mod wordlist;

@@ -1,0 +1,1 @@
+//! `wormhole-server`: the magic-wormhole mailbox (rendezvous) server.

@@ -1,0 +1,3 @@
+//! The `wormhole-server` binary: `mailbox`, `relay`, and `serve` (both in one process).
+
+fn main() {}

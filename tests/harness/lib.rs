@@ -1,0 +1,1 @@
+//! Test harness: locating and spawning the real peers and our own binaries.
