@@ -1,0 +1,705 @@
+//! The command-line surface of `wormhole`, flag-compatible with the Python CLI 0.24 (PROTOCOL.md
+//! §5.7), and its resolution into plain option structs.
+//!
+//! Environment variables are not read by clap: [`Cli::resolve`] takes a lookup function, so the
+//! precedence rule (flag, then environment, then default) is unit-tested without touching the
+//! process environment. This module must not do I/O or talk to the network.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The default application id (file transfer).
+pub const APPID_XFER: &str = "lothar.com/wormhole/text-or-file-xfer";
+/// The application id of `wormhole ssh`.
+pub const APPID_SSH: &str = "lothar.com/wormhole/ssh-add";
+/// The public mailbox server.
+pub const DEFAULT_RELAY_URL: &str = "ws://relay.magic-wormhole.io:4000/v1";
+/// The public transit relay.
+pub const DEFAULT_TRANSIT_HELPER: &str = "tcp:transit.magic-wormhole.io:4001";
+
+/// Env var naming the mailbox server (the Python meaning, not wormhole-rs's).
+pub const ENV_RELAY_URL: &str = "WORMHOLE_RELAY_URL";
+/// Env var naming the transit relay.
+pub const ENV_TRANSIT_HELPER: &str = "WORMHOLE_TRANSIT_HELPER";
+/// Env var: accept file offers without asking.
+pub const ENV_ACCEPT_FILE: &str = "WORMHOLE_ACCEPT_FILE";
+/// Env var: show the QR code of the send code.
+pub const ENV_QR: &str = "WORMHOLE_QR";
+
+/// The state machines the Python CLI can trace with `--debug-state`.
+const DEBUG_MACHINES: [&str; 12] = ["B", "N", "M", "S", "O", "K", "SK", "R", "RC", "L", "C", "T"];
+
+/// Create a Magic Wormhole and communicate through it.
+///
+/// Wormholes are created by speaking the same magic CODE in two different places at the same
+/// time. Wormholes are secure against anyone who doesn't use the same code.
+#[derive(Debug, Parser)]
+#[command(name = "magic-wormhole", bin_name = "wormhole", version)]
+pub struct Cli {
+    /// appid to use
+    #[arg(long, value_name = "APPID", global = true)]
+    pub appid: Option<String>,
+    /// rendezvous relay (mailbox server) to use [env: WORMHOLE_RELAY_URL] [default:
+    /// ws://relay.magic-wormhole.io:4000/v1]
+    #[arg(long, value_name = "URL", global = true)]
+    pub relay_url: Option<String>,
+    /// transit relay to use [env: WORMHOLE_TRANSIT_HELPER] [default:
+    /// tcp:transit.magic-wormhole.io:4001]
+    #[arg(long, value_name = "tcp:HOST:PORT", global = true)]
+    pub transit_helper: Option<String>,
+    /// (debug) write timing data to file
+    #[arg(long, value_name = "FILE.json", global = true)]
+    pub dump_timing: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send a text message, file, or directory
+    #[command(visible_alias = "tx")]
+    Send(SendArgs),
+    /// Receive a text message, file, or directory (from 'wormhole send')
+    #[command(visible_alias = "rx", aliases = ["recv", "recieve"])]
+    Receive(ReceiveArgs),
+    /// Facilitate sending/receiving SSH public keys
+    #[command(subcommand)]
+    Ssh(SshCommand),
+}
+
+/// Options shared by `send` and `receive`.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// enable no-code anything-goes mode
+    #[arg(short = '0')]
+    pub zeromode: bool,
+    /// length of code (in bytes/words)
+    #[arg(short = 'c', long, value_name = "NUMWORDS",
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub code_length: Option<u16>,
+    /// display verification string (and wait for approval)
+    #[arg(short = 'v', long)]
+    pub verify: bool,
+    /// suppress progress-bar display
+    #[arg(long)]
+    pub hide_progress: bool,
+    /// (debug) open a listening socket for Transit (the default)
+    #[arg(long, overrides_with = "no_listen")]
+    pub listen: bool,
+    /// (debug) don't open a listening socket for Transit
+    #[arg(long, overrides_with = "listen")]
+    pub no_listen: bool,
+    /// (debug) trace state-machine transitions (accepted for compatibility; not implemented)
+    #[arg(long, value_name = "MACHINES", num_args = 0..=1,
+          default_missing_value = "B,N,M,S,O,K,SK,R,RC,L,C,T")]
+    pub debug_state: Option<String>,
+    #[command(flatten)]
+    pub tor: TorArgs,
+}
+
+/// The Tor options of the Python CLI. Accepted so scripts parse, refused when used.
+#[derive(Debug, Args, Default)]
+pub struct TorArgs {
+    /// use Tor when connecting (not supported by this implementation)
+    #[arg(long)]
+    pub tor: bool,
+    /// launch Tor, rather than use existing control/socks port (not supported)
+    #[arg(long)]
+    pub launch_tor: bool,
+    /// endpoint descriptor for Tor control port (not supported)
+    #[arg(long, value_name = "ENDPOINT")]
+    pub tor_control_port: Option<String>,
+}
+
+/// `wormhole send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// human-generated code phrase
+    #[arg(long, value_name = "CODE")]
+    pub code: Option<String>,
+    /// text message to send, instead of a file. Use '-' to read from stdin.
+    #[arg(long, value_name = "MESSAGE", conflicts_with = "what")]
+    pub text: Option<String>,
+    /// Don't raise an error if a file can't be read.
+    #[arg(long)]
+    pub ignore_unsendable_files: bool,
+    /// Generate and show ASCII-based QR code (the default) [env: WORMHOLE_QR]
+    #[arg(long, overrides_with = "no_qr")]
+    pub qr: bool,
+    /// Don't show the QR code
+    #[arg(long, overrides_with = "qr")]
+    pub no_qr: bool,
+    /// The file or directory to send
+    #[arg(value_name = "WHAT")]
+    pub what: Option<PathBuf>,
+}
+
+/// `wormhole receive`.
+#[derive(Debug, Args)]
+pub struct ReceiveArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// refuse file transfers, only accept text transfers
+    #[arg(short = 't', long)]
+    pub only_text: bool,
+    /// accept file transfer without asking for confirmation [env: WORMHOLE_ACCEPT_FILE]
+    #[arg(long)]
+    pub accept_file: bool,
+    /// The file or directory to create, overriding the name suggested by the sender. If the
+    /// directory exists already, the incoming transfer will be put inside the specified
+    /// directory.
+    #[arg(short = 'o', long, value_name = "FILENAME|DIRNAME")]
+    pub output_file: Option<PathBuf>,
+    /// Allocate a fresh code (do not prompt for one)
+    #[arg(short = 'a', long)]
+    pub allocate: bool,
+    /// The magic-wormhole code, from the sender. If omitted, the program will ask for it, using
+    /// tab-completion.
+    #[arg(value_name = "CODE")]
+    pub code: Option<String>,
+}
+
+/// `wormhole ssh …`.
+#[derive(Debug, Subcommand)]
+pub enum SshCommand {
+    /// Add a public-key to a ~/.ssh/authorized_keys file
+    Invite {
+        /// length of code (in bytes/words)
+        #[arg(short = 'c', long, value_name = "NUMWORDS", default_value_t = 2,
+              value_parser = clap::value_parser!(u16).range(1..=64))]
+        code_length: u16,
+        /// Add to USER's ~/.ssh/authorized_keys
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        #[command(flatten)]
+        tor: TorArgs,
+    },
+    /// Send your SSH public-key
+    ///
+    /// In response to a 'wormhole ssh invite' this will send the public-key you specify (if there's
+    /// only one in ~/.ssh/* that will be sent).
+    Accept {
+        /// The code printed by 'wormhole ssh invite'
+        #[arg(value_name = "CODE")]
+        code: String,
+        /// The public-key file (or directory of *.pub files) to send
+        #[arg(short = 'F', long, value_name = "PATH")]
+        key_file: Option<PathBuf>,
+        /// Skip confirmation prompt to send key
+        #[arg(short = 'y', long)]
+        yes: bool,
+        #[command(flatten)]
+        tor: TorArgs,
+    },
+}
+
+/// A usage error found after clap parsing (a bad combination or a bad environment value).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UsageError {
+    /// A receive code was given together with `--allocate`.
+    #[error("Cannot specify a code when using --allocate")]
+    CodeWithAllocate,
+    /// `receive -c` without `--allocate`.
+    #[error("Must use --allocate with --code-length")]
+    CodeLengthWithoutAllocate,
+    /// `-0` together with an explicit code.
+    #[error("-0 (no-code mode) cannot be combined with a code")]
+    ZeroModeWithCode,
+    /// `-0` together with `--allocate`.
+    #[error("-0 (no-code mode) cannot be combined with --allocate")]
+    ZeroModeWithAllocate,
+    /// A Tor option was used.
+    #[error(
+        "Tor is not supported by this implementation (--tor, --launch-tor, --tor-control-port); run without them"
+    )]
+    TorNotSupported,
+    /// An environment variable held something that is not a boolean.
+    #[error("invalid value {value:?} for {name}: expected one of 1/0, true/false, yes/no, on/off")]
+    BadBoolEnv {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// `--debug-state` named a machine that does not exist.
+    #[error("Cannot debug unknown machines: {0}")]
+    UnknownDebugMachines(String),
+}
+
+/// Options every command needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalOptions {
+    /// Application id; `None` means the command's default.
+    pub appid: Option<String>,
+    /// Mailbox server URL.
+    pub relay_url: String,
+    /// Transit relay, `tcp:HOST:PORT`.
+    pub transit_helper: String,
+    /// Where to write the timing dump.
+    pub dump_timing: Option<PathBuf>,
+}
+
+/// Resolved `send` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOptions {
+    /// Use this code instead of allocating one (`-0` sets `0-`).
+    pub code: Option<String>,
+    /// `-0` was given.
+    pub zeromode: bool,
+    /// Number of words to allocate.
+    pub code_length: usize,
+    /// Ask the user to confirm the verifier.
+    pub verify: bool,
+    /// No progress bar.
+    pub hide_progress: bool,
+    /// Open a listening socket for transit.
+    pub listen: bool,
+    /// Show the QR code.
+    pub qr: bool,
+    /// The text to send (`-` = stdin), if any.
+    pub text: Option<String>,
+    /// The file or directory to send, if any.
+    pub what: Option<PathBuf>,
+    /// Skip unreadable files of a directory instead of failing.
+    pub ignore_unsendable_files: bool,
+}
+
+/// Resolved `receive` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiveOptions {
+    /// The code to use (`-0` sets `0-`); `None` means allocate or ask.
+    pub code: Option<String>,
+    /// `-0` was given.
+    pub zeromode: bool,
+    /// Allocate a code instead of asking for one.
+    pub allocate: bool,
+    /// Number of words to allocate.
+    pub code_length: usize,
+    /// Print the verifier.
+    pub verify: bool,
+    /// No progress bar.
+    pub hide_progress: bool,
+    /// Open a listening socket for transit.
+    pub listen: bool,
+    /// Refuse file and directory offers.
+    pub only_text: bool,
+    /// Accept file offers without asking.
+    pub accept_file: bool,
+    /// Where to write the received file or directory.
+    pub output_file: Option<PathBuf>,
+}
+
+/// Resolved `ssh` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SshOptions {
+    /// `ssh invite`.
+    Invite {
+        /// Number of words to allocate.
+        code_length: usize,
+        /// Whose `authorized_keys` to append to.
+        user: Option<String>,
+    },
+    /// `ssh accept`.
+    Accept {
+        /// The code.
+        code: String,
+        /// The key file or directory.
+        key_file: Option<PathBuf>,
+        /// Skip the confirmation prompt.
+        yes: bool,
+    },
+}
+
+/// A fully resolved invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invocation {
+    /// `wormhole send`.
+    Send(GlobalOptions, SendOptions),
+    /// `wormhole receive`.
+    Receive(GlobalOptions, ReceiveOptions),
+    /// `wormhole ssh …`.
+    Ssh(GlobalOptions, SshOptions),
+}
+
+/// Parse a Click-style boolean environment value. An empty value counts as unset.
+fn env_bool(name: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<bool>, UsageError> {
+    let Some(value) = env(name) else {
+        return Ok(None);
+    };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "1" | "true" | "t" | "yes" | "y" | "on" => Ok(Some(true)),
+        "0" | "false" | "f" | "no" | "n" | "off" => Ok(Some(false)),
+        _ => Err(UsageError::BadBoolEnv { name, value }),
+    }
+}
+
+/// An env var as a non-empty string.
+fn env_string(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env(name).filter(|v| !v.is_empty())
+}
+
+fn check_tor(tor: &TorArgs) -> Result<(), UsageError> {
+    if tor.tor || tor.launch_tor || tor.tor_control_port.is_some() {
+        return Err(UsageError::TorNotSupported);
+    }
+    Ok(())
+}
+
+fn check_debug_state(common: &CommonArgs) -> Result<(), UsageError> {
+    if let Some(list) = &common.debug_state {
+        let unknown: Vec<&str> = list.split(',').filter(|m| !DEBUG_MACHINES.contains(m)).collect();
+        if !unknown.is_empty() {
+            return Err(UsageError::UnknownDebugMachines(unknown.join(" ")));
+        }
+    }
+    Ok(())
+}
+
+impl Cli {
+    /// Apply the environment and defaults, and check the combinations clap cannot express.
+    pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
+        let global = GlobalOptions {
+            appid: self.appid,
+            relay_url: self
+                .relay_url
+                .or_else(|| env_string(ENV_RELAY_URL, env))
+                .unwrap_or_else(|| DEFAULT_RELAY_URL.to_owned()),
+            transit_helper: self
+                .transit_helper
+                .or_else(|| env_string(ENV_TRANSIT_HELPER, env))
+                .unwrap_or_else(|| DEFAULT_TRANSIT_HELPER.to_owned()),
+            dump_timing: self.dump_timing,
+        };
+        match self.command {
+            Command::Send(a) => {
+                check_tor(&a.common.tor)?;
+                check_debug_state(&a.common)?;
+                if a.common.zeromode && a.code.is_some() {
+                    return Err(UsageError::ZeroModeWithCode);
+                }
+                let qr = if a.qr {
+                    true
+                } else if a.no_qr {
+                    false
+                } else {
+                    env_bool(ENV_QR, env)?.unwrap_or(true)
+                };
+                let code = if a.common.zeromode {
+                    Some("0-".to_owned())
+                } else {
+                    a.code
+                };
+                Ok(Invocation::Send(
+                    global,
+                    SendOptions {
+                        code,
+                        zeromode: a.common.zeromode,
+                        code_length: usize::from(a.common.code_length.unwrap_or(2)),
+                        verify: a.common.verify,
+                        hide_progress: a.common.hide_progress,
+                        listen: !a.common.no_listen,
+                        qr,
+                        text: a.text,
+                        what: a.what,
+                        ignore_unsendable_files: a.ignore_unsendable_files,
+                    },
+                ))
+            }
+            Command::Receive(a) => {
+                check_tor(&a.common.tor)?;
+                check_debug_state(&a.common)?;
+                if a.code.is_some() && a.allocate {
+                    return Err(UsageError::CodeWithAllocate);
+                }
+                if a.common.code_length.is_some() && !a.allocate {
+                    return Err(UsageError::CodeLengthWithoutAllocate);
+                }
+                if a.common.zeromode && a.code.is_some() {
+                    return Err(UsageError::ZeroModeWithCode);
+                }
+                if a.common.zeromode && a.allocate {
+                    return Err(UsageError::ZeroModeWithAllocate);
+                }
+                let accept_file = a.accept_file || env_bool(ENV_ACCEPT_FILE, env)?.unwrap_or(false);
+                let code = if a.common.zeromode {
+                    Some("0-".to_owned())
+                } else {
+                    a.code
+                };
+                Ok(Invocation::Receive(
+                    global,
+                    ReceiveOptions {
+                        code,
+                        zeromode: a.common.zeromode,
+                        allocate: a.allocate,
+                        code_length: usize::from(a.common.code_length.unwrap_or(2)),
+                        verify: a.common.verify,
+                        hide_progress: a.common.hide_progress,
+                        listen: !a.common.no_listen,
+                        only_text: a.only_text,
+                        accept_file,
+                        output_file: a.output_file,
+                    },
+                ))
+            }
+            Command::Ssh(SshCommand::Invite {
+                code_length,
+                user,
+                tor,
+            }) => {
+                check_tor(&tor)?;
+                Ok(Invocation::Ssh(
+                    global,
+                    SshOptions::Invite {
+                        code_length: usize::from(code_length),
+                        user,
+                    },
+                ))
+            }
+            Command::Ssh(SshCommand::Accept {
+                code,
+                key_file,
+                yes,
+                tor,
+            }) => {
+                check_tor(&tor)?;
+                Ok(Invocation::Ssh(
+                    global,
+                    SshOptions::Accept { code, key_file, yes },
+                ))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use clap::CommandFactory;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(args: &[&str]) -> Result<Invocation, UsageError> {
+        parse_env(args, &no_env)
+    }
+
+    fn parse_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
+        let mut argv = vec!["wormhole"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().resolve(env)
+    }
+
+    fn send(args: &[&str]) -> (GlobalOptions, SendOptions) {
+        match parse(args).unwrap() {
+            Invocation::Send(g, s) => (g, s),
+            other => panic!("not send: {other:?}"),
+        }
+    }
+
+    fn receive_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> (GlobalOptions, ReceiveOptions) {
+        match parse_env(args, env).unwrap() {
+            Invocation::Receive(g, r) => (g, r),
+            other => panic!("not receive: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let (g, s) = send(&["send", "--text", "hi"]);
+        assert_eq!(g.relay_url, DEFAULT_RELAY_URL);
+        assert_eq!(g.transit_helper, DEFAULT_TRANSIT_HELPER);
+        assert_eq!(g.appid, None);
+        assert_eq!(s.code_length, 2);
+        assert!(s.qr && s.listen && !s.verify && !s.hide_progress);
+        assert_eq!(s.text.as_deref(), Some("hi"));
+        assert_eq!(s.code, None);
+    }
+
+    #[test]
+    fn aliases_reach_the_same_commands() {
+        assert!(matches!(parse(&["tx", "--text", "x"]), Ok(Invocation::Send(..))));
+        for alias in ["receive", "rx", "recv", "recieve"] {
+            assert!(
+                matches!(parse(&[alias, "1-a-b"]), Ok(Invocation::Receive(..))),
+                "{alias}"
+            );
+        }
+    }
+
+    #[test]
+    fn env_precedence_flag_then_env_then_default() {
+        let env = |k: &str| match k {
+            ENV_RELAY_URL => Some("ws://env:1/v1".to_owned()),
+            ENV_TRANSIT_HELPER => Some("tcp:env:2".to_owned()),
+            _ => None,
+        };
+        let (g, _) = receive_env(&["receive", "1-x"], &env);
+        assert_eq!(g.relay_url, "ws://env:1/v1");
+        assert_eq!(g.transit_helper, "tcp:env:2");
+        let (g, _) = receive_env(
+            &[
+                "--relay-url",
+                "ws://flag/v1",
+                "--transit-helper",
+                "tcp:flag:3",
+                "receive",
+                "1-x",
+            ],
+            &env,
+        );
+        assert_eq!(g.relay_url, "ws://flag/v1");
+        assert_eq!(g.transit_helper, "tcp:flag:3");
+        // Global options are also accepted after the subcommand.
+        let (g, _) = receive_env(&["receive", "--relay-url", "ws://late/v1", "1-x"], &env);
+        assert_eq!(g.relay_url, "ws://late/v1");
+    }
+
+    #[test]
+    fn accept_file_env() {
+        let yes = |k: &str| (k == ENV_ACCEPT_FILE).then(|| "1".to_owned());
+        let no = |k: &str| (k == ENV_ACCEPT_FILE).then(|| "no".to_owned());
+        let bad = |k: &str| (k == ENV_ACCEPT_FILE).then(|| "maybe".to_owned());
+        assert!(receive_env(&["rx", "1-x"], &yes).1.accept_file);
+        assert!(!receive_env(&["rx", "1-x"], &no).1.accept_file);
+        assert!(receive_env(&["rx", "--accept-file", "1-x"], &no).1.accept_file);
+        assert!(!receive_env(&["rx", "1-x"], &no_env).1.accept_file);
+        assert!(matches!(
+            parse_env(&["rx", "1-x"], &bad),
+            Err(UsageError::BadBoolEnv { .. })
+        ));
+    }
+
+    #[test]
+    fn qr_flag_env_default() {
+        let off = |k: &str| (k == ENV_QR).then(|| "false".to_owned());
+        let get = |args: &[&str], env: &dyn Fn(&str) -> Option<String>| match parse_env(args, env).unwrap() {
+            Invocation::Send(_, s) => s.qr,
+            _ => unreachable!(),
+        };
+        assert!(get(&["send", "f"], &no_env));
+        assert!(!get(&["send", "f"], &off));
+        assert!(get(&["send", "--qr", "f"], &off));
+        assert!(!get(&["send", "--no-qr", "f"], &no_env));
+        assert!(get(&["send", "--no-qr", "--qr", "f"], &no_env));
+        assert!(!get(&["send", "--qr", "--no-qr", "f"], &no_env));
+    }
+
+    #[test]
+    fn listen_flags() {
+        assert!(!send(&["send", "--no-listen", "f"]).1.listen);
+        assert!(send(&["send", "--no-listen", "--listen", "f"]).1.listen);
+    }
+
+    #[test]
+    fn zero_mode_sets_code() {
+        let (_, s) = send(&["send", "-0", "--text", "x"]);
+        assert_eq!(s.code.as_deref(), Some("0-"));
+        assert!(s.zeromode);
+        assert_eq!(
+            parse(&["send", "-0", "--code", "1-a"]),
+            Err(UsageError::ZeroModeWithCode)
+        );
+        let (_, r) = receive_env(&["receive", "-0"], &no_env);
+        assert_eq!(r.code.as_deref(), Some("0-"));
+    }
+
+    #[test]
+    fn receive_combinations() {
+        assert_eq!(
+            parse(&["receive", "-a", "1-x"]),
+            Err(UsageError::CodeWithAllocate)
+        );
+        assert_eq!(
+            parse(&["receive", "-c", "3"]),
+            Err(UsageError::CodeLengthWithoutAllocate)
+        );
+        let (_, r) = receive_env(&["receive", "-a", "-c", "3"], &no_env);
+        assert_eq!(r.code_length, 3);
+        assert!(r.allocate);
+        let (_, r) = receive_env(&["receive", "-t", "-o", "out", "-v", "--hide-progress"], &no_env);
+        assert!(r.only_text && r.verify && r.hide_progress);
+        assert_eq!(r.output_file, Some(PathBuf::from("out")));
+        assert_eq!(r.code, None);
+    }
+
+    #[test]
+    fn two_codes_are_a_usage_error() {
+        assert!(Cli::try_parse_from(["wormhole", "receive", "1-a", "2-b"]).is_err());
+    }
+
+    #[test]
+    fn text_and_path_conflict() {
+        assert!(Cli::try_parse_from(["wormhole", "send", "--text", "x", "file"]).is_err());
+    }
+
+    #[test]
+    fn code_length_must_be_positive() {
+        assert!(Cli::try_parse_from(["wormhole", "send", "-c", "0", "f"]).is_err());
+        assert_eq!(send(&["send", "-c", "4", "f"]).1.code_length, 4);
+    }
+
+    #[test]
+    fn tor_is_refused_clearly() {
+        assert_eq!(
+            parse(&["send", "--tor", "--text", "x"]),
+            Err(UsageError::TorNotSupported)
+        );
+        assert_eq!(
+            parse(&["receive", "--tor-control-port", "tcp:1:2"]),
+            Err(UsageError::TorNotSupported)
+        );
+        assert_eq!(
+            parse(&["ssh", "invite", "--launch-tor"]),
+            Err(UsageError::TorNotSupported)
+        );
+    }
+
+    #[test]
+    fn debug_state_is_validated() {
+        assert!(parse(&["send", "--debug-state", "B,K", "--text", "x"]).is_ok());
+        assert!(parse(&["send", "--text", "x", "--debug-state"]).is_ok());
+        assert_eq!(
+            parse(&["send", "--debug-state", "B,Q", "--text", "x"]),
+            Err(UsageError::UnknownDebugMachines("Q".into()))
+        );
+    }
+
+    #[test]
+    fn ssh_commands() {
+        match parse(&["ssh", "accept", "-y", "-F", "k.pub", "3-a-b"]).unwrap() {
+            Invocation::Ssh(_, SshOptions::Accept { code, key_file, yes }) => {
+                assert_eq!(code, "3-a-b");
+                assert_eq!(key_file, Some(PathBuf::from("k.pub")));
+                assert!(yes);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["ssh", "invite", "-c", "3", "-u", "bob"]).unwrap() {
+            Invocation::Ssh(_, SshOptions::Invite { code_length, user }) => {
+                assert_eq!(code_length, 3);
+                assert_eq!(user.as_deref(), Some("bob"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn version_output_names_magic_wormhole() {
+        let v = Cli::command().render_version();
+        assert!(v.starts_with("magic-wormhole "), "{v}");
+    }
+}

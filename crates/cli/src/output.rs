@@ -1,0 +1,123 @@
+//! Small user-facing formatting helpers: sizes like Python's `humanize.naturalsize`, the QR code
+//! of the `wormhole-transfer:` URI, progress bars, and yes/no prompts on the terminal.
+//!
+//! Everything here writes to stderr (or returns strings); stdout is reserved for received text.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Format a byte count the way `humanize.naturalsize` does (decimal units, one decimal):
+/// `1 Byte`, `12 Bytes`, `1.5 kB`, `3.0 MB`.
+pub fn naturalsize(bytes: u64) -> String {
+    const UNITS: [&str; 8] = ["kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    if bytes == 1 {
+        return "1 Byte".to_owned();
+    }
+    if bytes < 1000 {
+        return format!("{bytes} Bytes");
+    }
+    #[allow(clippy::cast_precision_loss)]
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = UNITS[0];
+    for next in &UNITS[1..] {
+        if value < 1000.0 {
+            break;
+        }
+        value /= 1000.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
+}
+
+/// Render `text` as a QR code in Unicode half blocks (two modules per character cell), with a
+/// one-module quiet zone like Python's `QRCode(border=1)`. `None` if the text does not fit.
+pub fn qr_string(text: &str) -> Option<String> {
+    let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
+    Some(
+        code.render::<qrcode::render::unicode::Dense1x2>()
+            .quiet_zone(false)
+            .module_dimensions(1, 1)
+            .build()
+            .lines()
+            .map(|l| format!(" {l} "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+}
+
+/// A byte progress bar on stderr with rate and ETA, hidden when asked or when stderr is not a
+/// terminal.
+pub fn progress_bar(total: u64, hide: bool) -> ProgressBar {
+    if hide || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{percent:>3}%|{wide_bar}| {bytes}/{total_bytes} [{elapsed_precise}<{eta_precise}, {binary_bytes_per_sec}]",
+    ) {
+        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+    }
+    bar
+}
+
+/// Print `prompt` on stderr and read one line from stdin (without the line ending). End of
+/// input gives an error, so a script with no stdin cannot loop forever.
+pub fn prompt_line(prompt: &str) -> std::io::Result<String> {
+    let mut err = std::io::stderr().lock();
+    err.write_all(prompt.as_bytes())?;
+    err.flush()?;
+    drop(err);
+    let mut line = String::new();
+    let n = std::io::stdin().lock().read_line(&mut line)?;
+    if n == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "no answer: standard input is closed",
+        ));
+    }
+    while line.ends_with('\n') || line.ends_with('\r') {
+        line.pop();
+    }
+    Ok(line)
+}
+
+/// The receiver's `ok? (Y/n): ` question: yes on an empty line or anything starting with `y`.
+pub fn is_yes_default(answer: &str) -> bool {
+    answer.is_empty() || answer.to_lowercase().starts_with('y')
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn naturalsize_matches_humanize() {
+        assert_eq!(naturalsize(0), "0 Bytes");
+        assert_eq!(naturalsize(1), "1 Byte");
+        assert_eq!(naturalsize(12), "12 Bytes");
+        assert_eq!(naturalsize(999), "999 Bytes");
+        assert_eq!(naturalsize(1000), "1.0 kB");
+        assert_eq!(naturalsize(1500), "1.5 kB");
+        assert_eq!(naturalsize(3_000_000), "3.0 MB");
+        assert_eq!(naturalsize(1 << 30), "1.1 GB");
+        assert_eq!(naturalsize(999_999), "1000.0 kB");
+    }
+
+    #[test]
+    fn qr_renders_blocks() {
+        let qr = qr_string("wormhole-transfer:4-purple-sausages").unwrap();
+        assert!(qr.lines().count() > 10);
+        assert!(qr.contains('█') || qr.contains('▀') || qr.contains('▄'));
+    }
+
+    #[test]
+    fn yes_answers() {
+        assert!(is_yes_default(""));
+        assert!(is_yes_default("y"));
+        assert!(is_yes_default("Yes"));
+        assert!(!is_yes_default("n"));
+        assert!(!is_yes_default("ok"));
+    }
+}
