@@ -4,7 +4,9 @@
 //! their own modules.
 
 mod args;
+mod code_input;
 mod output;
+mod ssh_keys;
 
 use clap::Parser;
 
