@@ -1,1 +1,0 @@
-//! (placeholder: module not written yet)

@@ -1,0 +1,637 @@
+//! Boss: the top of the client machine. It owns every sub-machine, turns API calls, connection
+//! events, server frames and timer expiries into [`Action`]s, and decides the wormhole's mood
+//! and result (PROTOCOL.md §2.2, §2.6 "B", §2.7 reconnection, §8 "as a client").
+//!
+//! Sans-IO: no socket, no clock (callers pass `now`), no task. Randomness (command ids, code
+//! words) comes from the RNG given to [`Boss::new`]; the reconnect jitter is passed in.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use rand::RngCore;
+use serde_json::{Value, json};
+
+use super::code::CodeMachine;
+use super::error::WormholeError;
+use super::events::{Action, Event, Mood, Welcome};
+use super::key::{Key, KeyStep};
+use super::mailbox::{Mailbox, Rx};
+use super::nameplate::Nameplate;
+use super::order::Order;
+use super::receive::{Receive, RxOutcome};
+use super::rendezvous::{
+    Command, ConnState, FrameError, Inbound, MAX_MESSAGE_BYTES, backoff_delay, parse_frame,
+};
+use super::send::Send;
+use super::terminator::Terminator;
+use crate::key::{derive_phase_key, encrypt_data};
+use crate::wordlist::choose_words;
+
+/// Peer app messages may run at most this far ahead of the next expected phase.
+pub const MAX_REORDER_WINDOW: u64 = 1024;
+/// At most this many plaintext bytes are buffered waiting for a missing earlier phase.
+pub const MAX_REORDER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Static configuration of one wormhole.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Application id (namespaces nameplates; SPAKE2 identity).
+    pub appid: String,
+    /// Our side: 10 lowercase hex chars, the same for every reconnection.
+    pub side: String,
+    /// Our `app_versions`, sent to the peer in the `version` message.
+    pub versions: Value,
+    /// `[implementation, version]` for `bind`, if any.
+    pub client_version: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No code yet.
+    Empty,
+    /// Code known, peer not verified.
+    Lonely,
+    /// Peer verified.
+    Happy,
+    /// Closing; waiting for `released`/`closed`.
+    Closing,
+    /// Done.
+    Closed,
+}
+
+/// The client machine. Feed it inputs, then drain [`Boss::poll_action`].
+pub struct Boss {
+    cfg: Config,
+    rng: Box<dyn RngCore + std::marker::Send>,
+    out: VecDeque<Action>,
+    conn: ConnState,
+    ever_connected: bool,
+    attempt: u32,
+    code: CodeMachine,
+    nameplate: Nameplate,
+    mailbox: Mailbox,
+    order: Order,
+    key: Key,
+    receive: Receive,
+    send: Send,
+    term: Terminator,
+    phase: Phase,
+    result: Option<Result<Mood, WormholeError>>,
+    welcome_seen: bool,
+    code_str: Option<String>,
+    verifier: Option<[u8; 32]>,
+    peer_versions: Option<Value>,
+    next_rx: u64,
+    rx_buffer: BTreeMap<u64, Vec<u8>>,
+    rx_buffer_bytes: usize,
+    next_dilate: u64,
+}
+
+impl std::fmt::Debug for Boss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Boss")
+            .field("side", &self.cfg.side)
+            .field("phase", &self.phase)
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Boss {
+    /// A new machine. Call [`Boss::start`] to begin connecting.
+    pub fn new(cfg: Config, rng: Box<dyn RngCore + std::marker::Send>) -> Boss {
+        let side = cfg.side.clone();
+        Boss {
+            cfg,
+            rng,
+            out: VecDeque::new(),
+            conn: ConnState::Idle,
+            ever_connected: false,
+            attempt: 0,
+            code: CodeMachine::new(),
+            nameplate: Nameplate::new(),
+            mailbox: Mailbox::new(&side),
+            order: Order::default(),
+            key: Key::default(),
+            receive: Receive::default(),
+            send: Send::new(&side),
+            term: Terminator::default(),
+            phase: Phase::Empty,
+            result: None,
+            welcome_seen: false,
+            code_str: None,
+            verifier: None,
+            peer_versions: None,
+            next_rx: 0,
+            rx_buffer: BTreeMap::new(),
+            rx_buffer_bytes: 0,
+            next_dilate: 0,
+        }
+    }
+
+    /// The next thing the driver must do, if any.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.out.pop_front()
+    }
+
+    /// Drain all pending actions.
+    pub fn drain_actions(&mut self) -> Vec<Action> {
+        self.out.drain(..).collect()
+    }
+
+    // ----- driver inputs -------------------------------------------------------------------
+
+    /// Begin: asks the driver to connect.
+    pub fn start(&mut self) {
+        if self.conn == ConnState::Idle {
+            self.conn = ConnState::Connecting;
+            self.out.push_back(Action::Connect);
+        }
+    }
+
+    /// The WebSocket opened. Sends `bind`, then whatever is outstanding (§2.7).
+    pub fn connected(&mut self, _now: Instant) {
+        if self.conn != ConnState::Connecting {
+            return;
+        }
+        self.conn = ConnState::Connected;
+        self.ever_connected = true;
+        self.attempt = 0;
+        let mut cmds = vec![Command::Bind {
+            appid: self.cfg.appid.clone(),
+            side: self.cfg.side.clone(),
+            client_version: self.cfg.client_version.clone(),
+        }];
+        self.nameplate.connected(&mut cmds);
+        self.mailbox.connected(&mut cmds);
+        self.code.connected(&mut cmds);
+        self.flush(cmds);
+    }
+
+    /// The connection was lost or a connect attempt failed. `jitter` in `[0,1)` seconds is added
+    /// to the backoff. Before any successful connection this ends the wormhole with
+    /// [`WormholeError::ServerConnection`].
+    pub fn connection_lost(&mut self, now: Instant, jitter: f64, reason: &str) {
+        match self.conn {
+            ConnState::Connecting | ConnState::Connected => {}
+            _ => return,
+        }
+        self.mailbox.lost();
+        if !self.ever_connected {
+            self.result = Some(Err(WormholeError::ServerConnection(reason.to_owned())));
+            self.finish();
+            return;
+        }
+        self.conn = ConnState::Waiting;
+        let delay = backoff_delay(self.attempt, jitter);
+        self.attempt = self.attempt.saturating_add(1);
+        self.out.push_back(Action::SetTimer(now + delay));
+    }
+
+    /// The timer set by [`Action::SetTimer`] expired.
+    pub fn timer_fired(&mut self, _now: Instant) {
+        if self.conn == ConnState::Waiting {
+            self.conn = ConnState::Connecting;
+            self.out.push_back(Action::Connect);
+        }
+    }
+
+    /// A TEXT frame arrived from the server. Malformed frames are ignored (the error says why).
+    pub fn frame_received(&mut self, text: &str, _now: Instant) -> Result<(), FrameError> {
+        if self.conn != ConnState::Connected {
+            return Ok(());
+        }
+        let inbound = parse_frame(text)?;
+        self.inbound(inbound);
+        Ok(())
+    }
+
+    fn inbound(&mut self, inbound: Inbound) {
+        let mut cmds = Vec::new();
+        match inbound {
+            Inbound::Welcome(v) => {
+                if !self.welcome_seen {
+                    self.welcome_seen = true;
+                    let w = Welcome::from_value(v);
+                    match w.error.clone() {
+                        Some(e) => self.fail(Mood::Unwelcome, WormholeError::Welcome(e)),
+                        None => self.deliver(Event::Welcome(w)),
+                    }
+                }
+            }
+            Inbound::Ack | Inbound::Pong | Inbound::Unknown(_) => {}
+            Inbound::Nameplates(ids) => {
+                self.code.rx_nameplates();
+                self.deliver(Event::Nameplates(ids));
+            }
+            Inbound::Allocated(np) => {
+                if let Some(len) = self.code.rx_allocated() {
+                    let words = choose_words(len, &mut *self.rng);
+                    let code = format!("{np}-{words}");
+                    self.got_code(&np, code);
+                }
+            }
+            Inbound::Claimed(mb) => {
+                if self.nameplate.rx_claimed() {
+                    self.deliver(Event::WordlistReady);
+                    self.mailbox.got_mailbox(&mb, true, &mut cmds);
+                }
+            }
+            Inbound::Released => {
+                if self.nameplate.rx_released() && self.term.nameplate_done() {
+                    self.finish();
+                }
+            }
+            Inbound::Closed => {
+                if self.mailbox.rx_closed() && self.term.mailbox_done() {
+                    self.finish();
+                }
+            }
+            Inbound::Error { error, .. } => {
+                if self.phase == Phase::Closing {
+                    // The server refused part of our shutdown; nothing more will come.
+                    self.finish();
+                } else {
+                    self.fail(Mood::Errory, WormholeError::Server(error));
+                }
+            }
+            Inbound::Message { side, phase, body } => self.rx_message(side, phase, body),
+        }
+        self.flush(cmds);
+    }
+
+    // ----- API inputs ----------------------------------------------------------------------
+
+    fn check_open(&self) -> Result<(), WormholeError> {
+        match self.phase {
+            Phase::Closing | Phase::Closed => Err(WormholeError::Closed),
+            _ => Ok(()),
+        }
+    }
+
+    fn connected_now(&self) -> bool {
+        self.conn == ConnState::Connected
+    }
+
+    /// Ask the server for a nameplate and build a code of `length` words on it.
+    pub fn allocate_code(&mut self, length: usize) -> Result<(), WormholeError> {
+        self.check_open()?;
+        let mut cmds = Vec::new();
+        self.code.allocate(length, self.connected_now(), &mut cmds)?;
+        self.flush(cmds);
+        Ok(())
+    }
+
+    /// Use a code typed by the user (`<digits>-<words>`).
+    pub fn set_code(&mut self, code: &str) -> Result<(), WormholeError> {
+        self.check_open()?;
+        let parsed = self.code.set_code(code)?;
+        self.got_code(&parsed.nameplate, parsed.full);
+        Ok(())
+    }
+
+    /// Begin interactive code input (see the `input_*` methods).
+    pub fn input_code(&mut self) -> Result<(), WormholeError> {
+        self.check_open()?;
+        self.code.input()
+    }
+
+    /// Input helper: request the list of nameplates (answered by [`Event::Nameplates`]).
+    pub fn input_refresh_nameplates(&mut self) -> Result<(), WormholeError> {
+        self.check_open()?;
+        let mut cmds = Vec::new();
+        self.code.refresh_nameplates(self.connected_now(), &mut cmds)?;
+        self.flush(cmds);
+        Ok(())
+    }
+
+    /// Input helper: commit the nameplate (claims it; [`Event::WordlistReady`] follows).
+    pub fn input_choose_nameplate(&mut self, nameplate: &str) -> Result<(), WormholeError> {
+        self.check_open()?;
+        self.code.choose_nameplate(nameplate)?;
+        let mut cmds = Vec::new();
+        self.nameplate
+            .set_nameplate(nameplate, self.connected_now(), &mut cmds);
+        self.flush(cmds);
+        Ok(())
+    }
+
+    /// Input helper: may words be completed/chosen now?
+    pub fn input_check_words(&self) -> Result<(), WormholeError> {
+        self.code.check_words_allowed()
+    }
+
+    /// Input helper: commit the words; the code is then known.
+    pub fn input_choose_words(&mut self, words: &str) -> Result<(), WormholeError> {
+        self.check_open()?;
+        let parsed = self.code.choose_words(words)?;
+        self.got_code(&parsed.nameplate, parsed.full);
+        Ok(())
+    }
+
+    /// Send one application message (held until the key is verified).
+    pub fn send_message(&mut self, plaintext: Vec<u8>) -> Result<(), WormholeError> {
+        self.check_open()?;
+        if plaintext.len() > MAX_MESSAGE_BYTES {
+            return Err(WormholeError::MessageTooLarge {
+                size: plaintext.len(),
+                max: MAX_MESSAGE_BYTES,
+            });
+        }
+        let mut cmds = Vec::new();
+        if let Some((phase, body)) = self.send.send(plaintext) {
+            self.mailbox.add(&phase, body, &mut cmds);
+        }
+        self.flush(cmds);
+        Ok(())
+    }
+
+    /// Send a Dilation message as phase `dilate-N`. Refused unless the peer's versions carry
+    /// `can-dilate` (PROTOCOL.md §8); this crate does not implement Dilation itself.
+    pub fn send_dilation_message(&mut self, plaintext: &[u8]) -> Result<(), WormholeError> {
+        self.check_open()?;
+        if !self.peer_can_dilate() {
+            return Err(WormholeError::OldPeerCannotDilate);
+        }
+        let (Some(key), Phase::Happy) = (self.key.key(), self.phase) else {
+            return Err(WormholeError::NoKey);
+        };
+        let phase = format!("dilate-{}", self.next_dilate);
+        self.next_dilate += 1;
+        let body = encrypt_data(&derive_phase_key(&key, &self.cfg.side, &phase), plaintext);
+        let mut cmds = Vec::new();
+        self.mailbox.add(&phase, body, &mut cmds);
+        self.flush(cmds);
+        Ok(())
+    }
+
+    /// Close the wormhole. The result arrives as [`Event::Closed`].
+    pub fn close(&mut self) {
+        match self.phase {
+            Phase::Empty | Phase::Lonely => {
+                self.result = Some(Err(WormholeError::Lonely));
+                self.begin_close(Mood::Lonely);
+            }
+            Phase::Happy => {
+                self.result = Some(Ok(Mood::Happy));
+                self.begin_close(Mood::Happy);
+            }
+            Phase::Closing | Phase::Closed => {}
+        }
+    }
+
+    // ----- getters -------------------------------------------------------------------------
+
+    /// Our side.
+    pub fn side(&self) -> &str {
+        &self.cfg.side
+    }
+
+    /// The application id.
+    pub fn appid(&self) -> &str {
+        &self.cfg.appid
+    }
+
+    /// The code, once known.
+    pub fn code(&self) -> Option<&str> {
+        self.code_str.as_deref()
+    }
+
+    /// The shared key, once computed (unverified until [`Boss::verifier`] is set).
+    pub fn key(&self) -> Option<[u8; 32]> {
+        self.key.key()
+    }
+
+    /// The verifier, once the peer's first message decrypted.
+    pub fn verifier(&self) -> Option<[u8; 32]> {
+        self.verifier
+    }
+
+    /// The peer's whole `version` dict, once received.
+    pub fn peer_versions(&self) -> Option<&Value> {
+        self.peer_versions.as_ref()
+    }
+
+    /// Whether the peer advertised `can-dilate` (a non-empty list).
+    pub fn peer_can_dilate(&self) -> bool {
+        self.peer_versions
+            .as_ref()
+            .and_then(|v| v.get("can-dilate"))
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    }
+
+    /// Whether the wormhole has finished.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Number of outbound messages the server has not echoed yet.
+    pub fn unechoed_outbound(&self) -> usize {
+        self.mailbox.pending_len()
+    }
+
+    // ----- internals -----------------------------------------------------------------------
+
+    fn deliver(&mut self, ev: Event) {
+        self.out.push_back(Action::Deliver(ev));
+    }
+
+    fn flush(&mut self, cmds: Vec<Command>) {
+        if !self.connected_now() {
+            return;
+        }
+        for c in cmds {
+            let id = format!("{:04x}", self.rng.next_u32() & 0xffff);
+            self.out.push_back(Action::SendFrame(c.to_value(&id).to_string()));
+        }
+    }
+
+    fn got_code(&mut self, nameplate: &str, code: String) {
+        self.code_str = Some(code.clone());
+        self.deliver(Event::Code(code.clone()));
+        if self.phase == Phase::Empty {
+            self.phase = Phase::Lonely;
+        }
+        let mut cmds = Vec::new();
+        let connected = self.connected_now();
+        self.nameplate.set_nameplate(nameplate, connected, &mut cmds);
+        let (body, step) = self.key.got_code(&code, &self.cfg.appid);
+        self.mailbox.add("pake", body, &mut cmds);
+        self.flush(cmds);
+        self.key_step(step);
+    }
+
+    fn key_step(&mut self, step: KeyStep) {
+        match step {
+            KeyStep::Waiting => {}
+            KeyStep::Failed => self.fail(Mood::Scary, WormholeError::WrongPassword),
+            KeyStep::Key(k) => {
+                self.deliver(Event::UnverifiedKey(k));
+                let plaintext = json!({"app_versions": self.cfg.versions}).to_string();
+                let body = encrypt_data(
+                    &derive_phase_key(&k, &self.cfg.side, "version"),
+                    plaintext.as_bytes(),
+                );
+                let mut cmds = Vec::new();
+                self.mailbox.add("version", body, &mut cmds);
+                self.flush(cmds);
+                self.receive.got_key(k);
+                for (side, phase, body) in self.order.release() {
+                    self.peer_message(&side, phase, &body);
+                }
+            }
+        }
+    }
+
+    fn rx_message(&mut self, side: String, phase: String, body: Vec<u8>) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return;
+        }
+        let Rx::Theirs { side, phase, body } = self.mailbox.rx_message(side, phase, body) else {
+            return;
+        };
+        let mut cmds = Vec::new();
+        self.nameplate.release(self.connected_now(), &mut cmds);
+        self.flush(cmds);
+        if phase == "pake" {
+            let step = self.key.got_pake(body);
+            self.key_step(step);
+        } else if self.key.key().is_some() {
+            self.peer_message(&side, phase, &body);
+        } else if self.order.hold((side, phase, body)).is_err() {
+            self.fail(
+                Mood::Errory,
+                WormholeError::Protocol("too many messages before pake".into()),
+            );
+        }
+    }
+
+    fn peer_message(&mut self, side: &str, phase: String, body: &[u8]) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return;
+        }
+        match self.receive.got_message(side, phase, body) {
+            RxOutcome::FirstGood {
+                verifier,
+                phase,
+                plaintext,
+            } => {
+                if self.phase == Phase::Lonely {
+                    self.phase = Phase::Happy;
+                }
+                if let Some(k) = self.key.key() {
+                    let mut cmds = Vec::new();
+                    for (p, b) in self.send.got_verified_key(k) {
+                        self.mailbox.add(&p, b, &mut cmds);
+                    }
+                    self.flush(cmds);
+                }
+                self.verifier = Some(verifier);
+                self.deliver(Event::Verifier(verifier));
+                self.app_message(&phase, plaintext);
+            }
+            RxOutcome::Good { phase, plaintext } => self.app_message(&phase, plaintext),
+            RxOutcome::Bad => self.fail(Mood::Scary, WormholeError::WrongPassword),
+            RxOutcome::Ignored => {}
+        }
+    }
+
+    fn app_message(&mut self, phase: &str, plaintext: Vec<u8>) {
+        if phase == "version" {
+            match serde_json::from_slice::<Value>(&plaintext) {
+                Ok(v @ Value::Object(_)) => {
+                    let app = v.get("app_versions").cloned().unwrap_or_else(|| json!({}));
+                    self.peer_versions = Some(v);
+                    self.deliver(Event::Versions(app));
+                }
+                _ => self.fail(
+                    Mood::Errory,
+                    WormholeError::Protocol("version message is not a JSON object".into()),
+                ),
+            }
+            return;
+        }
+        let Some(n) = canonical_number(phase) else {
+            // dilate-N (no Dilation here) and unknown phases are ignored, as Python does.
+            return;
+        };
+        if n < self.next_rx {
+            return;
+        }
+        if n - self.next_rx > MAX_REORDER_WINDOW
+            || self.rx_buffer_bytes.saturating_add(plaintext.len()) > MAX_REORDER_BYTES
+        {
+            self.fail(
+                Mood::Errory,
+                WormholeError::Protocol(format!("peer message {n} is too far out of order")),
+            );
+            return;
+        }
+        self.rx_buffer_bytes += plaintext.len();
+        self.rx_buffer.insert(n, plaintext);
+        while let Some(m) = self.rx_buffer.remove(&self.next_rx) {
+            self.rx_buffer_bytes -= m.len();
+            self.next_rx += 1;
+            self.deliver(Event::Message(m));
+        }
+    }
+
+    fn fail(&mut self, mood: Mood, err: WormholeError) {
+        if matches!(self.phase, Phase::Closing | Phase::Closed) {
+            return;
+        }
+        self.result = Some(Err(err));
+        self.begin_close(mood);
+    }
+
+    fn begin_close(&mut self, mood: Mood) {
+        self.phase = Phase::Closing;
+        let connected = self.connected_now();
+        let mut cmds = Vec::new();
+        let n_done = self.nameplate.close(connected, &mut cmds);
+        let m_done = self.mailbox.close(mood.as_str(), connected, &mut cmds);
+        self.flush(cmds);
+        if self.term.close(n_done, m_done) {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.conn = ConnState::Stopped;
+        self.out.push_back(Action::CancelTimer);
+        self.out.push_back(Action::CloseConnection);
+        let result = self.result.clone().unwrap_or(Err(WormholeError::Lonely));
+        self.deliver(Event::Closed(result));
+    }
+}
+
+/// `"0"`, `"17"` → Some; `"007"`, `"-1"`, `"1e3"`, absurdly long → None.
+fn canonical_number(phase: &str) -> Option<u64> {
+    if phase.is_empty() || !phase.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if phase.len() > 1 && phase.starts_with('0') {
+        return None;
+    }
+    phase.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_numbers() {
+        assert_eq!(canonical_number("0"), Some(0));
+        assert_eq!(canonical_number("17"), Some(17));
+        assert_eq!(canonical_number("007"), None);
+        assert_eq!(canonical_number(""), None);
+        assert_eq!(canonical_number("dilate-0"), None);
+        assert_eq!(canonical_number("99999999999999999999999"), None);
+    }
+}

@@ -1,0 +1,84 @@
+//! Key: joins the code and the peer's `pake` (in either order) into the shared key with SPAKE2
+//! (PROTOCOL.md §2.2 steps 2–3, §2.6 "K"). Starting SPAKE2 yields our `pake` body; finishing it
+//! yields the key. The Boss then sends `version` at once.
+//!
+//! Crypto lives in [`crate::key`]; this file only sequences it.
+
+use crate::key::Pake;
+
+/// What happened when an input reached Key.
+#[derive(Debug)]
+pub(crate) enum KeyStep {
+    /// Nothing yet.
+    Waiting,
+    /// The key was computed.
+    Key([u8; 32]),
+    /// The peer's pake was unusable: the wormhole is scared.
+    Failed,
+}
+
+/// The key machine.
+#[derive(Default)]
+pub(crate) struct Key {
+    pake: Option<Pake>,
+    code_known: bool,
+    peer_pake: Option<Vec<u8>>,
+    key: Option<[u8; 32]>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("code_known", &self.code_known)
+            .field("have_peer_pake", &self.peer_pake.is_some())
+            .field("have_key", &self.key.is_some())
+            .finish()
+    }
+}
+
+impl Key {
+    /// The code is known: start SPAKE2. Returns our `pake` body and the step.
+    pub(crate) fn got_code(&mut self, code: &str, appid: &str) -> (Vec<u8>, KeyStep) {
+        let (pake, body) = Pake::start(code, appid);
+        self.pake = Some(pake);
+        self.code_known = true;
+        let step = match self.peer_pake.take() {
+            Some(peer) => self.finish(&peer),
+            None => KeyStep::Waiting,
+        };
+        (body, step)
+    }
+
+    /// The peer's `pake` body arrived (first copy only; Mailbox drops duplicates).
+    pub(crate) fn got_pake(&mut self, body: Vec<u8>) -> KeyStep {
+        if self.done {
+            return KeyStep::Waiting;
+        }
+        if self.code_known {
+            self.finish(&body)
+        } else {
+            self.peer_pake = Some(body);
+            KeyStep::Waiting
+        }
+    }
+
+    fn finish(&mut self, peer: &[u8]) -> KeyStep {
+        self.done = true;
+        match self.pake.take() {
+            Some(p) => match p.finish(peer) {
+                Ok(k) => {
+                    self.key = Some(k);
+                    KeyStep::Key(k)
+                }
+                Err(_) => KeyStep::Failed,
+            },
+            None => KeyStep::Waiting,
+        }
+    }
+
+    /// The shared (possibly unverified) key.
+    pub(crate) fn key(&self) -> Option<[u8; 32]> {
+        self.key
+    }
+}

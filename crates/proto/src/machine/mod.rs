@@ -1,0 +1,39 @@
+//! The client state machines (PROTOCOL.md §2.6–2.8), sans-IO: events in, actions out.
+//!
+//! # Shape
+//! Python wires twelve automata that call each other. Here the [`Boss`] owns one small struct per
+//! concern and calls them in sequence; each returns the wire commands it wants sent and a value
+//! saying what happened, so there are no callbacks and no re-entrancy:
+//!
+//! - [`rendezvous`]: command frames out, server frames in (bounded parsing), backoff.
+//! - `nameplate`: claim / re-claim / release. `mailbox`: open, resend unechoed adds, dedup, close.
+//! - `order`: the peer's `pake` before anything else. `key`: SPAKE2 from code + pake.
+//! - `receive`: decrypt, confirm the key, get scared. `send`: number and hold app messages.
+//! - `code`: allocate / set / input (+ the allocator, input and lister).
+//! - `terminator`: close completes when nameplate and mailbox are both done.
+//! - [`boss`]: moods, results, app-message reordering, dilate-N rule, reconnection.
+//!
+//! # Driving it
+//! Create a [`Boss`], call [`Boss::start`], then loop: perform every [`Action`] from
+//! [`Boss::poll_action`] (connect, send a frame, set a timer, deliver an [`Event`]) and feed back
+//! what happens (`connected`, `frame_received`, `connection_lost`, `timer_fired`) together with
+//! the current time. The async `wormhole` crate is such a driver; the tests in
+//! `crates/proto/tests/` drive two machines against a simulated mailbox.
+
+pub mod boss;
+mod code;
+pub mod error;
+pub mod events;
+mod key;
+mod mailbox;
+mod nameplate;
+mod order;
+mod receive;
+pub mod rendezvous;
+mod send;
+mod terminator;
+
+pub use boss::{Boss, Config};
+pub use error::WormholeError;
+pub use events::{Action, Event, Mood, Welcome};
+pub use rendezvous::{FrameError, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, backoff_delay};

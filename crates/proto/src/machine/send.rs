@@ -1,0 +1,59 @@
+//! Send: numbers application messages `"0"`, `"1"`, … and holds them until the key is verified,
+//! then encrypts each with the key for (own side, phase) (PROTOCOL.md §2.2 step 6, §2.6 "S").
+//! The `version` message does not pass through here (the Boss sends it as soon as the key
+//! exists), so no numeric phase can precede it.
+
+use crate::key::{derive_phase_key, encrypt_data};
+
+/// The send machine.
+#[derive(Debug)]
+pub(crate) struct Send {
+    side: String,
+    next_phase: u64,
+    queued: Vec<(String, Vec<u8>)>,
+    key: Option<[u8; 32]>,
+}
+
+impl Send {
+    pub(crate) fn new(side: &str) -> Self {
+        Send {
+            side: side.to_owned(),
+            next_phase: 0,
+            queued: Vec::new(),
+            key: None,
+        }
+    }
+
+    fn seal(&self, key: &[u8; 32], phase: &str, plaintext: &[u8]) -> Vec<u8> {
+        encrypt_data(&derive_phase_key(key, &self.side, phase), plaintext)
+    }
+
+    /// Queue or encrypt one application message. Returns (phase, body) to add now, if any.
+    pub(crate) fn send(&mut self, plaintext: Vec<u8>) -> Option<(String, Vec<u8>)> {
+        let phase = self.next_phase.to_string();
+        self.next_phase += 1;
+        match self.key {
+            Some(key) => {
+                let body = self.seal(&key, &phase, &plaintext);
+                Some((phase, body))
+            }
+            None => {
+                self.queued.push((phase, plaintext));
+                None
+            }
+        }
+    }
+
+    /// The key was verified: everything queued, encrypted, in order.
+    pub(crate) fn got_verified_key(&mut self, key: [u8; 32]) -> Vec<(String, Vec<u8>)> {
+        self.key = Some(key);
+        let queued = std::mem::take(&mut self.queued);
+        queued
+            .into_iter()
+            .map(|(phase, pt)| {
+                let body = self.seal(&key, &phase, &pt);
+                (phase, body)
+            })
+            .collect()
+    }
+}
