@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
+
+use crate::server_msg::{ClientCommand, ClientVersion, ServerMessage};
 
 /// Largest server frame we accept (bytes of JSON text). Peer messages are hex in `body`, so this
 /// allows application messages of about 4 MiB; larger frames are refused unparsed.
@@ -54,37 +56,51 @@ pub enum Command {
 }
 
 impl Command {
-    /// The JSON object for this command with the given `id` (Python and Go send a random
-    /// 4-hex-digit id on every command; the server echoes it in its `ack`).
-    pub fn to_value(&self, id: &str) -> Value {
-        let mut v = match self {
+    /// The wire command ([`ClientCommand`]) for this command with the given `id` (Python and Go
+    /// send a random 4-hex-digit id on every command; the server echoes it in its `ack`).
+    pub fn to_wire(&self, id: &str) -> ClientCommand {
+        let id = Some(id.to_owned());
+        match self {
             Command::Bind {
                 appid,
                 side,
                 client_version,
-            } => {
-                let mut m = json!({"type": "bind", "appid": appid, "side": side});
-                if let (Some((imp, ver)), Some(o)) = (client_version, m.as_object_mut()) {
-                    o.insert("client_version".into(), json!([imp, ver]));
-                }
-                m
-            }
-            Command::Allocate => json!({"type": "allocate"}),
-            Command::Claim(n) => json!({"type": "claim", "nameplate": n}),
-            Command::Release(n) => json!({"type": "release", "nameplate": n}),
-            Command::Open(m) => json!({"type": "open", "mailbox": m}),
-            Command::Add { phase, body } => {
-                json!({"type": "add", "phase": phase, "body": hex::encode(body)})
-            }
-            Command::Close { mailbox, mood } => {
-                json!({"type": "close", "mailbox": mailbox, "mood": mood})
-            }
-            Command::List => json!({"type": "list"}),
-        };
-        if let Some(o) = v.as_object_mut() {
-            o.insert("id".into(), Value::String(id.to_owned()));
+            } => ClientCommand::Bind {
+                appid: appid.clone(),
+                side: side.clone(),
+                client_version: client_version.clone().map(|(i, v)| ClientVersion(i, v)),
+                id,
+            },
+            Command::Allocate => ClientCommand::Allocate { id },
+            Command::Claim(n) => ClientCommand::Claim {
+                nameplate: n.clone(),
+                id,
+            },
+            Command::Release(n) => ClientCommand::Release {
+                nameplate: Some(n.clone()),
+                id,
+            },
+            Command::Open(m) => ClientCommand::Open {
+                mailbox: m.clone(),
+                id,
+            },
+            Command::Add { phase, body } => ClientCommand::Add {
+                phase: phase.clone(),
+                body: hex::encode(body),
+                id,
+            },
+            Command::Close { mailbox, mood } => ClientCommand::Close {
+                mailbox: Some(mailbox.clone()),
+                mood: Some(mood.clone()),
+                id,
+            },
+            Command::List => ClientCommand::List { id },
         }
-        v
+    }
+
+    /// The JSON object for this command with the given `id`.
+    pub fn to_value(&self, id: &str) -> Value {
+        serde_json::to_value(self.to_wire(id)).unwrap_or(Value::Null)
     }
 }
 
@@ -147,27 +163,15 @@ pub enum FrameError {
     },
 }
 
-fn str_field(o: &Map<String, Value>, kind: &str, key: &str) -> Result<String, FrameError> {
-    match o.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(FrameError::Malformed {
-            kind: kind.into(),
-            why: format!("missing string {key:?}"),
-        }),
-    }
-}
-
 /// Parse one server frame. Never panics; bounded by [`MAX_FRAME_BYTES`].
 pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(text.len()));
     }
     let v: Value = serde_json::from_str(text).map_err(|e| FrameError::NotJson(e.to_string()))?;
-    let Value::Object(o) = v else {
-        return Err(FrameError::NotJson("not an object".into()));
-    };
-    let kind = match o.get("type") {
+    let kind = match v.get("type") {
         Some(Value::String(s)) => s.clone(),
+        _ if !v.is_object() => return Err(FrameError::NotJson("not an object".into())),
         _ => {
             return Err(FrameError::Malformed {
                 kind: String::new(),
@@ -175,46 +179,33 @@ pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {
             });
         }
     };
-    let k = kind.as_str();
-    Ok(match k {
-        "welcome" => Inbound::Welcome(o.get("welcome").cloned().unwrap_or(Value::Object(Map::new()))),
-        "ack" => Inbound::Ack,
-        "pong" => Inbound::Pong,
-        "nameplates" => {
-            let Some(Value::Array(items)) = o.get("nameplates") else {
-                return Err(FrameError::Malformed {
-                    kind,
-                    why: "no nameplates list".into(),
-                });
-            };
-            let ids = items
-                .iter()
-                .filter_map(|i| i.get("id").and_then(Value::as_str).map(str::to_owned))
-                .collect();
-            Inbound::Nameplates(ids)
+    let msg: ServerMessage = serde_json::from_value(v).map_err(|e| FrameError::Malformed {
+        kind: kind.clone(),
+        why: e.to_string(),
+    })?;
+    Ok(match msg {
+        ServerMessage::Welcome { welcome, .. } => {
+            Inbound::Welcome(serde_json::to_value(welcome).unwrap_or(Value::Null))
         }
-        "allocated" => Inbound::Allocated(str_field(&o, k, "nameplate")?),
-        "claimed" => Inbound::Claimed(str_field(&o, k, "mailbox")?),
-        "released" => Inbound::Released,
-        "closed" => Inbound::Closed,
-        "message" => {
-            let side = str_field(&o, k, "side")?;
-            let phase = str_field(&o, k, "phase")?;
-            let body_hex = str_field(&o, k, "body")?;
-            let body = hex::decode(body_hex).map_err(|e| FrameError::Malformed {
-                kind: kind.clone(),
+        ServerMessage::Ack { .. } => Inbound::Ack,
+        ServerMessage::Pong { .. } => Inbound::Pong,
+        ServerMessage::Nameplates { nameplates, .. } => {
+            Inbound::Nameplates(nameplates.into_iter().map(|n| n.id).collect())
+        }
+        ServerMessage::Allocated { nameplate, .. } => Inbound::Allocated(nameplate),
+        ServerMessage::Claimed { mailbox, .. } => Inbound::Claimed(mailbox),
+        ServerMessage::Released { .. } => Inbound::Released,
+        ServerMessage::Message {
+            side, phase, body, ..
+        } => {
+            let body = hex::decode(body).map_err(|e| FrameError::Malformed {
+                kind,
                 why: format!("body is not hex: {e}"),
             })?;
             Inbound::Message { side, phase, body }
         }
-        "error" => Inbound::Error {
-            error: match o.get("error") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => "unknown server error".into(),
-            },
-            orig: o.get("orig").cloned().unwrap_or(Value::Null),
-        },
+        ServerMessage::Closed { .. } => Inbound::Closed,
+        ServerMessage::Error { error, orig, .. } => Inbound::Error { error, orig },
         _ => Inbound::Unknown(kind),
     })
 }
@@ -250,6 +241,7 @@ pub(crate) enum ConnState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn backoff_grows_and_caps() {
@@ -279,7 +271,7 @@ mod tests {
             Ok(Inbound::Claimed("mf6c".into()))
         );
         assert_eq!(
-            parse_frame(r#"{"type":"nameplates","nameplates":[{"id":"7"},{"id":"12"},{"x":1}]}"#),
+            parse_frame(r#"{"type":"nameplates","nameplates":[{"id":"7"},{"id":"12"}]}"#),
             Ok(Inbound::Nameplates(vec!["7".into(), "12".into()]))
         );
         assert_eq!(
