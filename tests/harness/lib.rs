@@ -1,1 +1,67 @@
-//! Test harness: locating and spawning the real peers and our own binaries.
+//! Shared test harness of the `wormhole-interop` package: everything an interop test needs to locate,
+//! start and drive the real peers (Python, Go, Rust CLIs and the Python servers) and our own binaries.
+//!
+//! It owns process plumbing only: it must not contain protocol logic or assertions about protocol
+//! behaviour (those live in the test files), and it never talks to anything but loopback.
+//!
+//! # Requirements
+//! - The real peers, installed by `scripts/install-peers` (see [`peers`]). Missing peers make the
+//!   harness panic with a message naming that script.
+//! - Our own binaries (`wormhole-server`, `wormhole`) already built in the same target directory and
+//!   profile as the test binary: run `cargo build --workspace` (or `cargo build -p wormhole-server -p
+//!   wormhole-cli`) before `cargo test` (see [`ours`]).
+//! - Tests in which peers may connect directly must run inside `scripts/netns-run` and call
+//!   [`require_netns`] first.
+//!
+//! # Map
+//! - [`peers`]: where the peer binaries live ([`Peers::locate`]).
+//! - [`ours`]: where our own binaries live ([`our_bin`]).
+//! - [`process`]: [`ChildGuard`] (kill + wait on drop), [`PeerCommand`] (run a CLI with a timeout,
+//!   stdin, captured output).
+//! - [`servers`]: start mailbox servers (ours, Python) and the Python transit relay, wait until they
+//!   accept; [`free_port`]; [`lock_port_4001`] for tests that need the fixed Go relay port.
+//! - [`netns`]: the network-namespace guard [`require_netns`].
+//! - [`files`]: sha256 of files and directory trees, deterministic test data.
+//! - [`codes`]: [`unique_code`], distinct wormhole codes per test.
+//! - [`clis`]: [`PeerKind`], [`Endpoints`] and the peers' command lines for send/receive
+//!   (`Peers::send_text`, `Peers::send_path`, `Peers::receive`), quirks applied.
+//!
+//! # Example
+//! ```no_run
+//! use wormhole_interop::*;
+//! require_netns();
+//! let peers = Peers::locate();
+//! let server = start_our_mailbox(&[]);
+//! let code = unique_code();
+//! let sender = PeerCommand::new(&peers.python_wormhole)
+//!     .args(["--relay-url", server.url(), "send", "--code", &code, "--text", "hi"])
+//!     .spawn();
+//! let out = PeerCommand::new(&peers.go_wormhole)
+//!     .args(["--relay-url", server.url(), "receive", &code])
+//!     .run();
+//! out.assert_success();
+//! sender.wait().assert_success();
+//! ```
+
+pub mod clis;
+pub mod codes;
+pub mod files;
+pub mod netns;
+pub mod ours;
+pub mod peers;
+pub mod process;
+pub mod servers;
+
+pub use clis::{Endpoints, PeerKind};
+pub use codes::unique_code;
+pub use files::{
+    TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
+};
+pub use netns::{in_netns, require_netns};
+pub use ours::{our_bin, target_profile_dir, workspace_root};
+pub use peers::Peers;
+pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
+pub use servers::{
+    MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001, start_our_mailbox,
+    start_our_mailbox_on_db, start_python_mailbox, start_python_relay, wait_until_accepting,
+};
