@@ -6,6 +6,7 @@
 mod args;
 mod code_input;
 mod output;
+mod report;
 mod ssh_keys;
 
 use clap::Parser;
