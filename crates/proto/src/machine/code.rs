@@ -132,7 +132,7 @@ impl CodeMachine {
             return Err(WormholeError::MustChooseNameplateFirst);
         };
         let code = Code::parse(&format!("{np}-{words}"))?;
-        self.state = State::Known;
+        self.state = State::Inputting { nameplate: Some(np.clone()), words_chosen: true };
         Ok(code)
     }
 

@@ -1,0 +1,773 @@
+//! Deterministic tests of the client machine with no network: two (or three) `Boss` machines
+//! driven against a tiny in-test mailbox server that follows PROTOCOL.md §1.3 (ack, echo,
+//! replay on open, idempotent claim/open/close, crowded, reclaimed). Time is simulated.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use wormhole_proto::machine::{Action, Boss, Config, Event, Mood, WormholeError};
+use wormhole_proto::server_msg::ClientCommand;
+
+const APPID: &str = "example.com/test-app";
+
+// ----- simulated mailbox server ------------------------------------------------------------
+
+#[derive(Default)]
+struct SNameplate {
+    mailbox: String,
+    claimed: HashSet<String>,
+    released: HashSet<String>,
+}
+
+#[derive(Default)]
+struct SMailbox {
+    sides: HashSet<String>,
+    messages: Vec<(String, String, String)>,
+    moods: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct Server {
+    nameplates: BTreeMap<String, SNameplate>,
+    mailboxes: HashMap<String, SMailbox>,
+    /// client index → (bound side, subscribed mailbox)
+    conns: HashMap<usize, (Option<String>, Option<String>)>,
+    welcome: Value,
+    /// Every command received: (client, command object).
+    log: Vec<(usize, Value)>,
+    /// Moods of mailboxes that were fully closed (kept after deletion).
+    moods: Vec<(String, String)>,
+    counter: u32,
+}
+
+fn frame(v: Value) -> String {
+    v.to_string()
+}
+
+impl Server {
+    fn connect(&mut self, c: usize) -> String {
+        self.conns.insert(c, (None, None));
+        frame(json!({"type": "welcome", "welcome": self.welcome, "server_tx": 1.0}))
+    }
+
+    fn disconnect(&mut self, c: usize) {
+        self.conns.remove(&c);
+    }
+
+    fn claim(&mut self, side: &str, nameplate: &str) -> Result<String, String> {
+        self.counter += 1;
+        let fresh = format!("mb{}", self.counter);
+        let np = self
+            .nameplates
+            .entry(nameplate.to_owned())
+            .or_insert_with(|| SNameplate {
+                mailbox: fresh,
+                ..Default::default()
+            });
+        if np.released.contains(side) {
+            return Err("reclaimed".into());
+        }
+        np.claimed.insert(side.to_owned());
+        let mb = np.mailbox.clone();
+        let m = self.mailboxes.entry(mb.clone()).or_default();
+        m.sides.insert(side.to_owned());
+        if m.sides.len() > 2 {
+            return Err("crowded".into());
+        }
+        Ok(mb)
+    }
+
+    /// Handle one command from client `c`; returns frames for (client, frame).
+    fn handle(&mut self, c: usize, text: &str) -> Vec<(usize, String)> {
+        let v: Value = serde_json::from_str(text).unwrap();
+        self.log.push((c, v.clone()));
+        let cmd: ClientCommand = serde_json::from_value(v.clone()).unwrap();
+        let mut out = vec![(c, frame(json!({"type": "ack", "id": cmd.id(), "server_tx": 1.0})))];
+        let err = |e: &str| frame(json!({"type": "error", "error": e, "orig": v}));
+        let side = self.conns.get(&c).and_then(|x| x.0.clone());
+        match cmd {
+            ClientCommand::Bind { side, .. } => {
+                self.conns.insert(c, (Some(side), None));
+            }
+            ClientCommand::Allocate { .. } => {
+                let side = side.unwrap();
+                let n = (1..)
+                    .map(|i: u32| i.to_string())
+                    .find(|n| !self.nameplates.contains_key(n))
+                    .unwrap();
+                self.claim(&side, &n).unwrap();
+                out.push((c, frame(json!({"type": "allocated", "nameplate": n}))));
+            }
+            ClientCommand::Claim { nameplate, .. } => match self.claim(&side.unwrap(), &nameplate) {
+                Ok(mb) => out.push((c, frame(json!({"type": "claimed", "mailbox": mb})))),
+                Err(e) => out.push((c, err(&e))),
+            },
+            ClientCommand::Release { nameplate, .. } => {
+                let side = side.unwrap();
+                let name = nameplate.unwrap();
+                let mut gone = false;
+                if let Some(np) = self.nameplates.get_mut(&name) {
+                    if np.claimed.remove(&side) {
+                        np.released.insert(side);
+                    }
+                    gone = np.claimed.is_empty();
+                }
+                if gone {
+                    self.nameplates.remove(&name);
+                }
+                out.push((c, frame(json!({"type": "released"}))));
+            }
+            ClientCommand::List { .. } => {
+                let ids: Vec<Value> = self.nameplates.keys().map(|k| json!({"id": k})).collect();
+                out.push((c, frame(json!({"type": "nameplates", "nameplates": ids}))));
+            }
+            ClientCommand::Open { mailbox, .. } => {
+                let side = side.unwrap();
+                let m = self.mailboxes.entry(mailbox.clone()).or_default();
+                m.sides.insert(side);
+                if m.sides.len() > 2 {
+                    out.push((c, err("crowded")));
+                } else {
+                    for (s, p, b) in &m.messages {
+                        out.push((
+                            c,
+                            frame(json!({"type": "message", "side": s, "phase": p, "body": b, "id": null})),
+                        ));
+                    }
+                    if let Some(conn) = self.conns.get_mut(&c) {
+                        conn.1 = Some(mailbox);
+                    }
+                }
+            }
+            ClientCommand::Add { phase, body, id } => {
+                let side = side.unwrap();
+                let mb = self
+                    .conns
+                    .get(&c)
+                    .and_then(|x| x.1.clone())
+                    .expect("add before open");
+                let m = self.mailboxes.get_mut(&mb).unwrap();
+                m.messages.push((side.clone(), phase.clone(), body.clone()));
+                let f =
+                    frame(json!({"type": "message", "side": side, "phase": phase, "body": body, "id": id}));
+                for (other, (_, sub)) in &self.conns {
+                    if sub.as_deref() == Some(mb.as_str()) {
+                        out.push((*other, f.clone()));
+                    }
+                }
+            }
+            ClientCommand::Close { mailbox, mood, .. } => {
+                let side = side.unwrap();
+                let mb = mailbox.unwrap();
+                if let Some(m) = self.mailboxes.get_mut(&mb) {
+                    m.moods.insert(side.clone(), mood.clone().unwrap_or_default());
+                    self.moods.push((side, mood.unwrap_or_default()));
+                    if m.moods.len() >= m.sides.len() {
+                        self.mailboxes.remove(&mb);
+                    }
+                }
+                if let Some(conn) = self.conns.get_mut(&c) {
+                    conn.1 = None;
+                }
+                out.push((c, frame(json!({"type": "closed"}))));
+            }
+            _ => out.push((c, err("unknown type"))),
+        }
+        out
+    }
+
+    /// Phases added by `side`, in order (re-sends included).
+    fn phases_from(&self, side: &str) -> Vec<String> {
+        self.log
+            .iter()
+            .filter(|(_, v)| v["type"] == "add")
+            .filter(|(c, _)| {
+                self.log
+                    .iter()
+                    .any(|(c2, b)| c2 == c && b["type"] == "bind" && b["side"] == side)
+            })
+            .map(|(_, v)| v["phase"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+// ----- simulated world ---------------------------------------------------------------------
+
+struct Client {
+    boss: Boss,
+    connected: bool,
+    inbox: VecDeque<String>,
+    events: Vec<Event>,
+    timer: Option<Instant>,
+    closed: Option<Result<Mood, WormholeError>>,
+}
+
+impl Client {
+    fn messages(&self) -> Vec<Vec<u8>> {
+        self.events
+            .iter()
+            .filter_map(|e| {
+                if let Event::Message(m) = e {
+                    Some(m.clone())
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+    fn code(&self) -> Option<String> {
+        self.events.iter().find_map(|e| {
+            if let Event::Code(c) = e {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
+    }
+    fn verifier(&self) -> Option<[u8; 32]> {
+        self.events.iter().find_map(|e| {
+            if let Event::Verifier(v) = e {
+                Some(*v)
+            } else {
+                None
+            }
+        })
+    }
+    fn versions(&self) -> Option<Value> {
+        self.events.iter().find_map(|e| {
+            if let Event::Versions(v) = e {
+                Some(v.clone())
+            } else {
+                None
+            }
+        })
+    }
+}
+
+#[derive(Default)]
+struct Chaos {
+    duplicate: bool,
+    shuffle: Option<StdRng>,
+    /// Drop client `.1`'s connection right after the `.0`-th delivered frame.
+    lose_at: Option<(usize, usize)>,
+}
+
+struct World {
+    server: Server,
+    clients: Vec<Client>,
+    now: Instant,
+    server_up: bool,
+    chaos: Chaos,
+    delivered: usize,
+}
+
+fn side_for(i: usize) -> String {
+    format!("{:010x}", 0xaaaa_0000_00u64 + i as u64)
+}
+
+impl World {
+    fn new(n: usize) -> World {
+        let mut w = World {
+            server: Server::default(),
+            clients: Vec::new(),
+            now: Instant::now(),
+            server_up: true,
+            chaos: Chaos::default(),
+            delivered: 0,
+        };
+        w.server.welcome = json!({"motd": "hi"});
+        for i in 0..n {
+            let cfg = Config {
+                appid: APPID.into(),
+                side: side_for(i),
+                versions: json!({"client": i}),
+                client_version: Some(("rust-test".into(), "0".into())),
+            };
+            let mut boss = Boss::new(cfg, Box::new(StdRng::seed_from_u64(i as u64 + 100)));
+            boss.start();
+            w.clients.push(Client {
+                boss,
+                connected: false,
+                inbox: VecDeque::new(),
+                events: vec![],
+                timer: None,
+                closed: None,
+            });
+        }
+        w
+    }
+
+    fn drop_conn(&mut self, i: usize) {
+        let c = &mut self.clients[i];
+        if c.connected {
+            c.connected = false;
+            c.inbox.clear();
+            self.server.disconnect(i);
+            c.boss.connection_lost(self.now, 0.5, "simulated loss");
+        }
+    }
+
+    /// Perform every pending action. Returns true if anything happened.
+    fn pump_actions(&mut self) -> bool {
+        let mut any = false;
+        for i in 0..self.clients.len() {
+            while let Some(a) = self.clients[i].boss.poll_action() {
+                any = true;
+                match a {
+                    Action::Connect => {
+                        if self.server_up {
+                            let welcome = self.server.connect(i);
+                            let c = &mut self.clients[i];
+                            c.connected = true;
+                            c.inbox.push_back(welcome);
+                            c.boss.connected(self.now);
+                        } else {
+                            self.clients[i]
+                                .boss
+                                .connection_lost(self.now, 0.25, "connection refused");
+                        }
+                    }
+                    Action::SendFrame(text) => {
+                        if self.clients[i].connected {
+                            for (to, f) in self.server.handle(i, &text) {
+                                let dup = self.chaos.duplicate && f.contains("\"message\"");
+                                let inbox = &mut self.clients[to].inbox;
+                                if dup {
+                                    inbox.push_back(f.clone());
+                                }
+                                inbox.push_back(f);
+                            }
+                        }
+                    }
+                    Action::CloseConnection => {
+                        let c = &mut self.clients[i];
+                        if c.connected {
+                            c.connected = false;
+                            c.inbox.clear();
+                            self.server.disconnect(i);
+                        }
+                    }
+                    Action::SetTimer(t) => self.clients[i].timer = Some(t),
+                    Action::CancelTimer => self.clients[i].timer = None,
+                    Action::Deliver(ev) => {
+                        if let Event::Closed(r) = &ev {
+                            self.clients[i].closed = Some(r.clone());
+                        }
+                        self.clients[i].events.push(ev);
+                    }
+                    _ => panic!("unexpected action"),
+                }
+            }
+        }
+        any
+    }
+
+    /// Deliver one frame to some client. Returns false if every inbox is empty.
+    fn deliver_one(&mut self) -> bool {
+        let n = self.clients.len();
+        for k in 0..n {
+            let i = (self.delivered + k) % n;
+            if self.clients[i].inbox.is_empty() {
+                continue;
+            }
+            let idx = match &mut self.chaos.shuffle {
+                Some(rng) => rng.gen_range(0..self.clients[i].inbox.len()),
+                None => 0,
+            };
+            let f = self.clients[i].inbox.remove(idx).unwrap();
+            let now = self.now;
+            self.clients[i].boss.frame_received(&f, now).unwrap();
+            self.delivered += 1;
+            if let Some((at, who)) = self.chaos.lose_at {
+                if at == self.delivered {
+                    self.drop_conn(who);
+                }
+            }
+            return true;
+        }
+        false
+    }
+
+    /// Run until nothing is left to do (firing timers as simulated time passes).
+    fn run(&mut self) {
+        for _ in 0..100_000 {
+            if self.pump_actions() || self.deliver_one() {
+                continue;
+            }
+            let next = self.clients.iter().filter_map(|c| c.timer).min();
+            match next {
+                Some(t) => {
+                    self.now = self.now.max(t);
+                    for i in 0..self.clients.len() {
+                        if self.clients[i].timer.is_some_and(|x| x <= self.now) {
+                            self.clients[i].timer = None;
+                            let now = self.now;
+                            self.clients[i].boss.timer_fired(now);
+                        }
+                    }
+                }
+                None => return,
+            }
+        }
+        panic!("simulation did not settle");
+    }
+}
+
+/// The full happy exchange between clients 0 (allocates) and 1 (sets the code).
+fn happy_exchange(w: &mut World) {
+    w.clients[0].boss.allocate_code(2).unwrap();
+    w.run();
+    let code = w.clients[0].code().expect("code allocated");
+    w.clients[1].boss.set_code(&code).unwrap();
+    for k in 0..3u8 {
+        w.clients[0].boss.send_message(vec![b'a', k]).unwrap();
+        w.clients[1].boss.send_message(vec![b'b', k]).unwrap();
+    }
+    w.run();
+    w.clients[0].boss.close();
+    w.clients[1].boss.close();
+    w.run();
+}
+
+fn assert_happy(w: &World) {
+    let (a, b) = (&w.clients[0], &w.clients[1]);
+    assert_eq!(a.closed, Some(Ok(Mood::Happy)), "A events: {:?}", a.events);
+    assert_eq!(b.closed, Some(Ok(Mood::Happy)), "B events: {:?}", b.events);
+    assert!(a.verifier().is_some());
+    assert_eq!(a.verifier(), b.verifier());
+    assert_eq!(a.versions(), Some(json!({"client": 1})));
+    assert_eq!(b.versions(), Some(json!({"client": 0})));
+    assert_eq!(
+        a.messages(),
+        vec![b"b\x00".to_vec(), b"b\x01".to_vec(), b"b\x02".to_vec()]
+    );
+    assert_eq!(
+        b.messages(),
+        vec![b"a\x00".to_vec(), b"a\x01".to_vec(), b"a\x02".to_vec()]
+    );
+    for c in [a, b] {
+        assert_eq!(
+            c.events.iter().filter(|e| matches!(e, Event::Closed(_))).count(),
+            1
+        );
+    }
+}
+
+#[test]
+fn happy_path_and_wire_order() {
+    let mut w = World::new(2);
+    happy_exchange(&mut w);
+    assert_happy(&w);
+    // pake first, version right after, numeric phases after that; no dilate-N ever.
+    for i in 0..2 {
+        let phases = w.server.phases_from(&side_for(i));
+        assert_eq!(phases, ["pake", "version", "0", "1", "2"], "client {i}");
+    }
+    // Both released the nameplate before closing, and closed happy.
+    let moods: Vec<_> = w.server.moods.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(moods, ["happy", "happy"]);
+    assert!(w.server.nameplates.is_empty(), "nameplate released by both");
+    assert!(w.server.mailboxes.is_empty(), "mailbox deleted after both closed");
+    // Echoes removed everything from the resend queue before close.
+    assert!(
+        w.clients[0]
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::Welcome(x) if x.motd.as_deref() == Some("hi")))
+    );
+}
+
+#[test]
+fn release_happens_on_first_peer_message() {
+    let mut w = World::new(2);
+    w.clients[0].boss.set_code("5-purple-sausages").unwrap();
+    w.run();
+    // Alone: no release yet.
+    assert!(!w.server.log.iter().any(|(_, v)| v["type"] == "release"));
+    assert_eq!(
+        w.clients[0].boss.unechoed_outbound(),
+        0,
+        "own pake echo dequeued it"
+    );
+    w.clients[1].boss.set_code("5-purple-sausages").unwrap();
+    w.run();
+    let releases = w
+        .server
+        .log
+        .iter()
+        .filter(|(_, v)| v["type"] == "release")
+        .count();
+    assert_eq!(releases, 2);
+    assert!(!w.server.log.iter().any(|(_, v)| v["type"] == "close"));
+    assert_eq!(w.clients[0].boss.unechoed_outbound(), 0);
+    assert_eq!(w.clients[1].boss.unechoed_outbound(), 0);
+}
+
+#[test]
+fn connection_lost_at_every_step_is_resumed() {
+    // Count the frames of an undisturbed run, then lose each client's connection after each.
+    let mut base = World::new(2);
+    happy_exchange(&mut base);
+    let total = base.delivered;
+    assert!(total > 20);
+    for at in 1..=total {
+        for who in 0..2 {
+            let mut w = World::new(2);
+            w.chaos.lose_at = Some((at, who));
+            happy_exchange(&mut w);
+            assert_happy(&w);
+            // Reconnection re-bound with the same side.
+            let binds: Vec<_> = w
+                .server
+                .log
+                .iter()
+                .filter(|(c, v)| *c == who && v["type"] == "bind")
+                .map(|(_, v)| v["side"].clone())
+                .collect();
+            assert!(binds.iter().all(|s| *s == json!(side_for(who))));
+        }
+    }
+}
+
+#[test]
+fn server_down_for_a_while_backs_off_and_resumes() {
+    let mut w = World::new(2);
+    w.clients[0].boss.allocate_code(2).unwrap();
+    w.run();
+    let code = w.clients[0].code().unwrap();
+    w.clients[1].boss.set_code(&code).unwrap();
+    // Take the server down: both lose their connection and retry with growing delays.
+    w.server_up = false;
+    let t0 = w.now;
+    w.drop_conn(0);
+    w.drop_conn(1);
+    let mut fired = vec![];
+    for _ in 0..5 {
+        w.pump_actions();
+        let t = w.clients[0].timer.unwrap();
+        fired.push(t - w.now);
+        w.now = t;
+        w.clients[0].timer = None;
+        w.clients[0].boss.timer_fired(t);
+    }
+    assert_eq!(
+        fired,
+        [1.5, 1.75, 2.5, 3.625, 5.3125].map(Duration::from_secs_f64),
+        "1s×1.5^n plus the injected jitter (0.5 first, then 0.25 per refused connect)"
+    );
+    assert!(w.now > t0);
+    w.server_up = true;
+    w.clients[0].timer = Some(w.now);
+    w.run();
+    w.clients[0].boss.send_message(b"x".to_vec()).unwrap();
+    w.run();
+    assert_eq!(w.clients[1].messages(), vec![b"x".to_vec()]);
+    assert_eq!(w.clients[0].verifier(), w.clients[1].verifier());
+}
+
+#[test]
+fn duplicated_and_reordered_frames() {
+    for seed in 0..40 {
+        let mut w = World::new(2);
+        w.chaos.duplicate = seed % 2 == 0;
+        w.chaos.shuffle = Some(StdRng::seed_from_u64(seed));
+        happy_exchange(&mut w);
+        assert_happy(&w);
+    }
+}
+
+#[test]
+fn reordered_app_messages_are_delivered_in_order() {
+    // The peer's numeric phases arrive 2, 0, 1 (as a reordering server could deliver them).
+    let mut w = World::new(2);
+    w.clients[0].boss.set_code("9-abc").unwrap();
+    w.clients[1].boss.set_code("9-abc").unwrap();
+    w.run();
+    for k in 0..3u8 {
+        w.clients[0].boss.send_message(vec![k]).unwrap();
+    }
+    w.pump_actions();
+    let inbox = &mut w.clients[1].inbox;
+    let msgs: Vec<String> = inbox.drain(..).collect();
+    let phase = |f: &String| {
+        serde_json::from_str::<Value>(f).unwrap()["phase"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let mut numeric: Vec<_> = msgs.iter().filter(|f| phase(f).is_some()).cloned().collect();
+    assert_eq!(numeric.len(), 3);
+    numeric.rotate_left(2);
+    inbox.extend(msgs.iter().filter(|f| phase(f).is_none()).cloned());
+    inbox.extend(numeric.iter().cloned());
+    inbox.extend(numeric.iter().cloned()); // and every one duplicated
+    w.run();
+    assert_eq!(w.clients[1].messages(), vec![vec![0], vec![1], vec![2]]);
+}
+
+#[test]
+fn crowded_third_party() {
+    let mut w = World::new(3);
+    // All three claim before anyone releases: the third claimant is refused.
+    for c in &mut w.clients {
+        c.boss.set_code("3-x-y").unwrap();
+    }
+    w.run();
+    assert_eq!(
+        w.clients[2].closed,
+        Some(Err(WormholeError::Server("crowded".into())))
+    );
+    assert!(w.clients[0].closed.is_none() && w.clients[1].closed.is_none());
+    assert_eq!(w.clients[0].verifier(), w.clients[1].verifier());
+}
+
+#[test]
+fn wrong_code_is_scary() {
+    let mut w = World::new(2);
+    w.clients[0].boss.set_code("4-purple-sausages").unwrap();
+    w.clients[1].boss.set_code("4-purple-sausagez").unwrap();
+    w.clients[0].boss.send_message(b"secret".to_vec()).unwrap();
+    w.run();
+    for c in &w.clients {
+        assert_eq!(c.closed, Some(Err(WormholeError::WrongPassword)));
+        assert!(c.verifier().is_none());
+        assert!(c.messages().is_empty());
+    }
+    let moods: Vec<_> = w.server.moods.iter().map(|(_, m)| m.as_str()).collect();
+    assert_eq!(moods, ["scary", "scary"]);
+    // The app message was never sent (no verified key).
+    assert!(!w.server.phases_from(&side_for(0)).contains(&"0".to_owned()));
+}
+
+#[test]
+fn lonely_close() {
+    let mut w = World::new(1);
+    w.clients[0].boss.allocate_code(2).unwrap();
+    w.run();
+    w.clients[0].boss.send_message(b"queued".to_vec()).unwrap();
+    w.clients[0].boss.close();
+    w.run();
+    assert_eq!(w.clients[0].closed, Some(Err(WormholeError::Lonely)));
+    assert_eq!(w.server.moods, vec![(side_for(0), "lonely".to_owned())]);
+    assert!(w.server.nameplates.is_empty());
+    assert_eq!(w.clients[0].boss.send_message(vec![]), Err(WormholeError::Closed));
+}
+
+#[test]
+fn close_before_anything_is_lonely() {
+    let mut w = World::new(1);
+    w.clients[0].boss.close();
+    w.run();
+    assert_eq!(w.clients[0].closed, Some(Err(WormholeError::Lonely)));
+}
+
+#[test]
+fn welcome_error_is_unwelcome() {
+    let mut w = World::new(1);
+    w.server.welcome = json!({"error": "please upgrade"});
+    w.clients[0].boss.set_code("8-a-b").unwrap();
+    w.run();
+    assert_eq!(
+        w.clients[0].closed,
+        Some(Err(WormholeError::Welcome("please upgrade".into())))
+    );
+    assert!(!w.clients[0].events.iter().any(|e| matches!(e, Event::Welcome(_))));
+}
+
+#[test]
+fn first_connection_failure_is_server_connection_error() {
+    let mut w = World::new(1);
+    w.server_up = false;
+    w.run();
+    assert!(matches!(
+        w.clients[0].closed,
+        Some(Err(WormholeError::ServerConnection(_)))
+    ));
+}
+
+#[test]
+fn api_misuse_errors() {
+    let mut w = World::new(1);
+    let b = &mut w.clients[0].boss;
+    assert!(matches!(b.set_code("a-b"), Err(WormholeError::KeyFormat(_))));
+    assert!(matches!(b.set_code("1 2-b"), Err(WormholeError::KeyFormat(_))));
+    b.set_code("12-ab").unwrap();
+    assert_eq!(b.allocate_code(2), Err(WormholeError::OnlyOneCode));
+    assert_eq!(b.input_code(), Err(WormholeError::OnlyOneCode));
+    assert_eq!(
+        b.send_dilation_message(b"x"),
+        Err(WormholeError::OldPeerCannotDilate)
+    );
+    assert!(b.key().is_none());
+}
+
+#[test]
+fn input_code_flow() {
+    let mut w = World::new(2);
+    w.clients[0].boss.allocate_code(2).unwrap();
+    w.run();
+    let code = w.clients[0].code().unwrap();
+    let (np, words) = code.split_once('-').unwrap();
+    let b = &mut w.clients[1].boss;
+    b.input_code().unwrap();
+    assert_eq!(
+        b.input_choose_words("x"),
+        Err(WormholeError::MustChooseNameplateFirst)
+    );
+    b.input_refresh_nameplates().unwrap();
+    w.run();
+    assert!(
+        w.clients[1]
+            .events
+            .contains(&Event::Nameplates(vec![np.to_owned()]))
+    );
+    let b = &mut w.clients[1].boss;
+    b.input_choose_nameplate(np).unwrap();
+    assert_eq!(
+        b.input_choose_nameplate(np),
+        Err(WormholeError::AlreadyChoseNameplate)
+    );
+    w.run();
+    assert!(w.clients[1].events.contains(&Event::WordlistReady));
+    let b = &mut w.clients[1].boss;
+    b.input_choose_words(words).unwrap();
+    assert_eq!(b.input_choose_words(words), Err(WormholeError::AlreadyChoseWords));
+    w.run();
+    assert_eq!(w.clients[1].code(), Some(code));
+    assert_eq!(w.clients[0].verifier(), w.clients[1].verifier());
+    assert!(w.clients[0].verifier().is_some());
+}
+
+#[test]
+fn garbage_from_the_server_never_panics() {
+    let mut w = World::new(2);
+    w.clients[0].boss.set_code("6-a-b").unwrap();
+    w.clients[1].boss.set_code("6-a-b").unwrap();
+    w.run();
+    let junk = [
+        "",
+        "null",
+        "[]",
+        "{}",
+        "{\"type\":5}",
+        "{\"type\":\"message\"}",
+        "{\"type\":\"message\",\"side\":\"zz\",\"phase\":\"0\",\"body\":\"xyz\"}",
+        "{\"type\":\"claimed\"}",
+        "{\"type\":\"welcome\",\"welcome\":7}",
+        "{\"type\":\"nameplates\",\"nameplates\":\"x\"}",
+        "\u{0}\u{1}",
+    ];
+    let now = w.now;
+    for j in junk {
+        let _ = w.clients[0].boss.frame_received(j, now);
+    }
+    // A peer message with an undecryptable body from an unknown side: scary, not a panic.
+    let bad = json!({"type":"message","side":"ffffffffff","phase":"77","body":"00"}).to_string();
+    w.clients[1].boss.frame_received(&bad, now).unwrap();
+    w.run();
+    assert_eq!(w.clients[1].closed, Some(Err(WormholeError::WrongPassword)));
+    assert!(w.clients[0].closed.is_none());
+}
