@@ -1,20 +1,130 @@
-//! `wormhole-relay`: the magic-wormhole transit relay server (TCP and WebSocket).
+//! `wormhole-relay`: the magic-wormhole transit relay server (TCP and WebSocket), byte-compatible with
+//! magic-wormhole-transit-relay 0.5 (PROTOCOL.md §4.6).
 //!
-//! INTERFACE STUB: `RelayArgs` and `run` are what the `wormhole-server` binary calls.
+//! Owns: the command-line surface (`RelayArgs`, used by `wormhole-server relay` and by the
+//! `wormhole-relay` binary), the error type, and the entry points [`run`] (bind and serve from flags)
+//! and [`serve`] (serve on listeners the caller already bound, for tests and `wormhole-server serve`).
+//! Must not: hold protocol logic itself; that lives in the sans-IO modules `handshake`, `registry` and
+//! `usage`, driven by `server`.
+
+pub mod config;
+pub mod handshake;
+pub mod registry;
+mod server;
+pub mod splice;
+pub mod stream;
+pub mod usage;
+pub mod usage_sink;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use config::{Limits, bind, parse_listen};
+pub use server::serve;
+pub use usage_sink::UsageSink;
 
 /// Command-line options of `wormhole-server relay`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
-    /// TCP address to listen on.
-    #[arg(long, default_value = "[::]:4001")]
+    /// TCP address to listen on: `ADDR:PORT`, `PORT`, or Twisted's `tcp:PORT[:interface=ADDR]`.
+    /// `[::]` also accepts IPv4.
+    #[arg(
+        long,
+        short = 'p',
+        visible_alias = "port",
+        default_value = "[::]:4001",
+        value_name = "ADDR:PORT"
+    )]
     pub listen: String,
+
+    /// Also accept WebSocket clients (BINARY messages; first message = the request) on this address.
+    #[arg(long, short = 'w', value_name = "ADDR:PORT")]
+    pub websocket: Option<String>,
+
+    /// Record one row per finished connection in this SQLite file (created if missing; schema of
+    /// magic-wormhole-transit-relay).
+    #[arg(long, value_name = "PATH")]
+    pub usage_db: Option<PathBuf>,
+
+    /// Round recorded start times down to this many seconds and byte counts up to coarse buckets.
+    #[arg(long, value_name = "SECONDS")]
+    pub blur_usage: Option<u64>,
+
+    /// Write one JSON line per finished connection to this (inherited) file descriptor.
+    #[arg(long, value_name = "FD")]
+    pub log_fd: Option<i32>,
+
+    /// Most concurrent client connections (handshaking, waiting or relaying); more are closed at once.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
+    pub max_connections: usize,
+
+    /// Most concurrent connections from one IP address (0: no per-address limit).
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip, value_name = "N")]
+    pub max_connections_per_ip: usize,
+
+    /// Seconds a new connection has to send its request.
+    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+    pub handshake_timeout: u64,
+
+    /// Seconds a connection may wait for its partner before it is closed (0: wait forever).
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub max_wait: u64,
+
+    /// Close a pair once it has carried this many bytes, both directions together (default: no limit).
+    #[arg(long, value_name = "BYTES")]
+    pub max_bytes: Option<u64>,
+
+    /// Close a pair this many seconds after it was paired (default: no limit).
+    #[arg(long, value_name = "SECONDS")]
+    pub max_time: Option<u64>,
+}
+
+impl RelayArgs {
+    /// The limits these flags ask for.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections.max(1),
+            max_connections_per_ip: self.max_connections_per_ip,
+            handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
+            max_wait: (self.max_wait > 0).then(|| Duration::from_secs(self.max_wait)),
+            max_bytes: self.max_bytes,
+            max_time: self.max_time.map(Duration::from_secs),
+            ..Limits::default()
+        }
+    }
+
+    /// Open the usage backends these flags ask for and build the relay configuration.
+    pub fn config(&self) -> Result<RelayConfig, RelayError> {
+        let db = self
+            .usage_db
+            .as_deref()
+            .map(usage_sink::open_usage_db)
+            .transpose()?;
+        let log = self.log_fd.map(usage_sink::open_log_fd).transpose()?;
+        Ok(RelayConfig {
+            limits: self.limits(),
+            usage: UsageSink::start(db, log)?,
+            blur_usage: self.blur_usage.filter(|&b| b > 0),
+        })
+    }
+}
+
+/// Everything a running relay needs besides its listeners.
+#[derive(Debug, Clone, Default)]
+pub struct RelayConfig {
+    /// Limits of our own.
+    pub limits: Limits,
+    /// Where usage records go.
+    pub usage: UsageSink,
+    /// `--blur-usage` seconds.
+    pub blur_usage: Option<u64>,
 }
 
 /// Errors that stop the relay.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RelayError {
-    /// Could not bind a listener.
+    /// Could not bind a listener: pick a free port, or run with the right to bind it.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         /// The address.
@@ -22,9 +132,52 @@ pub enum RelayError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A listen address could not be understood: give `ADDR:PORT`, `PORT` or `tcp:PORT[:interface=ADDR]`.
+    #[error("bad listen address {addr:?}: expected ADDR:PORT, PORT or tcp:PORT[:interface=ADDR]")]
+    BadAddress {
+        /// What was given.
+        addr: String,
+    },
+    /// A listener stopped working: check the system's socket limits and restart.
+    #[error("listener failed: {0}")]
+    Accept(std::io::Error),
+    /// The usage database could not be opened or created: check the path and its permissions.
+    #[error("cannot use usage database {path:?}: {source}")]
+    UsageDb {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: rusqlite::Error,
+    },
+    /// The usage database has a schema version we do not know: point `--usage-db` at another file.
+    #[error("usage database {path:?} has schema version {version}; only version 1 is supported")]
+    UsageDbVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version found.
+        version: i64,
+    },
+    /// `--log-fd` does not name an open file descriptor: start the relay with that descriptor open.
+    #[error("cannot write usage log to file descriptor {fd}: {source}")]
+    LogFd {
+        /// The descriptor.
+        fd: i32,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The usage writer thread could not start: the system is out of resources.
+    #[error("cannot start the usage writer thread: {0}")]
+    Thread(std::io::Error),
 }
 
-/// Run the relay until the process is stopped.
-pub async fn run(_args: RelayArgs) -> Result<(), RelayError> {
-    unimplemented!("stub")
+/// Bind the listeners named by `args` and run the relay until the process is stopped.
+pub async fn run(args: RelayArgs) -> Result<(), RelayError> {
+    let tcp = bind(parse_listen(&args.listen)?)?;
+    let websocket = args
+        .websocket
+        .as_deref()
+        .map(|a| parse_listen(a).and_then(bind))
+        .transpose()?;
+    let config = args.config()?;
+    serve(config, tcp, websocket).await
 }
