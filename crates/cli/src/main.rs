@@ -6,8 +6,12 @@
 mod args;
 mod code_input;
 mod output;
+mod receive;
 mod report;
+mod send;
+mod session;
 mod ssh_keys;
+mod text;
 
 use clap::Parser;
 
