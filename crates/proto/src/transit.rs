@@ -8,6 +8,7 @@ pub mod handshake;
 pub mod hints;
 pub mod keys;
 pub mod record;
+mod secretbox;
 
 pub use handshake::{Expect, ExpectError, ExpectProgress};
 pub use hints::{Ability, DirectHint, Hint, RelayHint, TransitMsg};
