@@ -10,6 +10,7 @@ mod receive;
 mod report;
 mod send;
 mod session;
+mod ssh;
 mod ssh_keys;
 mod text;
 
