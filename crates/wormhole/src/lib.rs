@@ -1,7 +1,67 @@
 //! `wormhole`: the async (tokio) magic-wormhole client library.
 //!
-//! It drives the sans-IO machines of `wormhole-proto` over a WebSocket to the mailbox server, and
-//! adds transit (direct and relayed TCP) and the file-transfer protocol on top.
+//! It drives the sans-IO client machine of `wormhole-proto` (codes, SPAKE2, encrypted ordered
+//! messages, reconnection) over a WebSocket to a mailbox server, and adds transit (direct and
+//! relayed TCP) and the file-transfer protocol on top ([`transit`], [`transfer`]).
+//!
+//! # Awaiting mode
+//! ```no_run
+//! # async fn demo() -> Result<(), wormhole::WormholeError> {
+//! use wormhole::{Wormhole, WormholeOptions};
+//! let w = Wormhole::create("example.com/chat", "ws://127.0.0.1:4000/v1", WormholeOptions::default());
+//! w.allocate_code(2).await?;
+//! println!("code: {}", w.get_code().await?);          // tell the peer
+//! let verifier = w.get_verifier().await?;              // the peer joined with the same code
+//! println!("verifier {}", hex::encode(verifier));
+//! w.send_message(b"hello".to_vec()).await?;
+//! let reply = w.get_message().await?;
+//! println!("peer said {}", String::from_utf8_lossy(&reply));
+//! let mood = w.close().await?;                         // Ok(Mood::Happy)
+//! # let _ = mood; Ok(()) }
+//! ```
+//! The other side calls `set_code(&code)` (or `input_code()` for interactive entry with
+//! completion) instead of `allocate_code`. See `examples/awaiting.rs`.
+//!
+//! # Delegated mode
+//! ```no_run
+//! # async fn demo() -> Result<(), wormhole::WormholeError> {
+//! use wormhole::{Event, Wormhole, WormholeOptions};
+//! let (w, mut events) = Wormhole::create_delegated(
+//!     "example.com/chat", "ws://127.0.0.1:4000/v1", WormholeOptions::default());
+//! w.set_code("4-purple-sausages").await?;
+//! while let Some(ev) = events.recv().await {
+//!     match ev {
+//!         Event::Verifier(_) => w.send_message(b"hi".to_vec()).await?,
+//!         Event::Message(m) => { println!("{m:?}"); w.close().await.ok(); }
+//!         Event::Closed(result) => { println!("closed: {result:?}"); break; }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//! See `examples/delegated.rs`.
+//!
+//! # Reliability
+//! After the first successful connection, a lost WebSocket is re-opened with backoff
+//! (1 s × 1.5ⁿ, capped at 60 s, plus jitter) and the protocol resumes where it was; the peer
+//! never sees duplicates. A failed *first* connection is [`WormholeError::ServerConnection`].
+//!
+//! # Timing
+//! Pass a [`Timing`] in [`WormholeOptions::timing`] to record every frame; [`Timing::write`]
+//! produces Python's `--dump-timing` JSON.
+
+mod driver;
+mod events;
+mod input;
+mod state;
+mod timing;
+mod wormhole;
 
 pub mod transfer;
 pub mod transit;
+
+pub use events::{Event, Events};
+pub use input::CodeInputHelper;
+pub use timing::{Timing, TimingEvent};
+pub use wormhole::{DEFAULT_APPID, DEFAULT_MAILBOX_URL, Wormhole, WormholeOptions};
+pub use wormhole_proto::machine::{Mood, Welcome, WormholeError};
