@@ -14,5 +14,6 @@ pub use handshake::{Expect, ExpectError, ExpectProgress};
 pub use hints::{Ability, DirectHint, Hint, RelayHint, TransitMsg};
 pub use keys::{DEFAULT_APPID, Role, TransitKeys, TransitPurpose, transit_key_purpose};
 pub use record::{
-    DEFAULT_MAX_RECORD, RECORD_HEADER, RECORD_OVERHEAD, RecordError, RecordOpener, RecordSealer, SEND_CHUNK,
+    DEFAULT_MAX_RECORD, RECORD_HEADER, RECORD_OVERHEAD, RecordError, RecordOpener, RecordSealer,
+    RecordWalker, SEND_CHUNK, WalkError,
 };

@@ -59,6 +59,7 @@ fn nonce_for(counter: u64) -> [u8; 24] {
 }
 
 /// Encrypts outgoing records.
+#[derive(Clone)]
 pub struct RecordSealer {
     key: [u8; 32],
     counter: u64,
@@ -112,6 +113,7 @@ impl RecordSealer {
 }
 
 /// Checks and decrypts incoming records.
+#[derive(Clone)]
 pub struct RecordOpener {
     key: [u8; 32],
     counter: u64,
@@ -187,6 +189,92 @@ impl RecordOpener {
             return Err(RecordError::TooShort { len: record.len() });
         }
         self.open_in_place(&mut record[RECORD_HEADER..])
+    }
+}
+
+/// Follows record boundaries in a received byte stream without decrypting, so a reader knows
+/// where a transfer of a declared plaintext size ends and can refuse a bad length prefix (too large,
+/// too short, or announcing more plaintext than declared) before buffering the record.
+#[derive(Debug, Clone)]
+pub struct RecordWalker {
+    max_body: usize,
+    header: [u8; 4],
+    header_have: usize,
+    body_left: usize,
+    announced: u64,
+    limit: u64,
+}
+
+/// The stream carried more than the declared amount of plaintext.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WalkError {
+    /// A bad record header.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// More plaintext (or bytes after the last record) than the offer declared.
+    #[error("peer sent more data than the {limit} bytes it declared")]
+    TooMuchData {
+        /// The declared size.
+        limit: u64,
+    },
+}
+
+impl RecordWalker {
+    /// Walk records of at most `max_plaintext` bytes each, `limit` plaintext bytes in total.
+    pub fn new(max_plaintext: usize, limit: u64) -> Self {
+        RecordWalker {
+            max_body: max_plaintext.saturating_add(RECORD_OVERHEAD),
+            header: [0; 4],
+            header_have: 0,
+            body_left: 0,
+            announced: 0,
+            limit,
+        }
+    }
+
+    /// True once records carrying exactly `limit` plaintext bytes have fully arrived.
+    pub fn is_done(&self) -> bool {
+        self.announced == self.limit && self.header_have == 0 && self.body_left == 0
+    }
+
+    /// Account for newly received bytes.
+    pub fn feed(&mut self, mut data: &[u8]) -> Result<(), WalkError> {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = self.body_left.min(data.len());
+                self.body_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            if self.is_done() {
+                return Err(WalkError::TooMuchData { limit: self.limit });
+            }
+            let n = (4 - self.header_have).min(data.len());
+            self.header[self.header_have..self.header_have + n].copy_from_slice(&data[..n]);
+            self.header_have += n;
+            data = &data[n..];
+            if self.header_have == 4 {
+                self.header_have = 0;
+                let len = u32::from_be_bytes(self.header) as u64;
+                if len > self.max_body as u64 {
+                    return Err(RecordError::TooLarge {
+                        len,
+                        max: self.max_body as u64,
+                    }
+                    .into());
+                }
+                if len < RECORD_OVERHEAD as u64 {
+                    return Err(RecordError::TooShort { len: len as usize }.into());
+                }
+                self.announced += len - RECORD_OVERHEAD as u64;
+                if self.announced > self.limit {
+                    return Err(WalkError::TooMuchData { limit: self.limit });
+                }
+                self.body_left = len as usize;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -266,6 +354,35 @@ mod tests {
         rec[last] ^= 1;
         let mut o = RecordOpener::new(&key, 1000);
         assert_eq!(o.open_record(&mut rec).unwrap_err(), RecordError::DecryptFailed);
+    }
+
+    #[test]
+    fn walker() {
+        let key = [2u8; 32];
+        let mut s = RecordSealer::new(&key);
+        let mut wire = s.seal(&[1u8; 10]).unwrap();
+        wire.extend(s.seal(&[1u8; 5]).unwrap());
+        let mut w = RecordWalker::new(100, 15);
+        for b in wire.chunks(3) {
+            assert!(!w.is_done());
+            w.feed(b).unwrap();
+        }
+        assert!(w.is_done());
+        assert_eq!(w.feed(&[0]).unwrap_err(), WalkError::TooMuchData { limit: 15 });
+        // announcing more than declared fails at the header
+        let mut w = RecordWalker::new(100, 12);
+        assert_eq!(
+            w.feed(&wire[..54 + 4]).unwrap_err(),
+            WalkError::TooMuchData { limit: 12 }
+        );
+        // a 4 GiB prefix fails at the header
+        let mut w = RecordWalker::new(100, 1 << 40);
+        assert!(matches!(
+            w.feed(&[0xff, 0xff, 0xff, 0xff]),
+            Err(WalkError::Record(RecordError::TooLarge { .. }))
+        ));
+        let w = RecordWalker::new(100, 0);
+        assert!(w.is_done());
     }
 
     #[test]
