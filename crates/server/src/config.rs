@@ -1,0 +1,154 @@
+//! Command-line options of `wormhole-server mailbox` ([`MailboxArgs`]).
+//!
+//! The first group mirrors `twist wormhole-mailbox` of server 0.8.0 (PROTOCOL.md §1.9); the
+//! second group holds our own limits and timers. Only parsing and defaults live here.
+
+use std::path::PathBuf;
+
+use crate::storage::sqlite::SyncMode;
+
+/// Options of the mailbox (rendezvous) server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailboxArgs {
+    /// Address to listen on. The default `[::]:4000` accepts IPv4 and IPv6.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "[::]:4000")]
+    pub listen: String,
+
+    /// Channel (state) database; `:memory:` keeps it in memory (nothing survives a restart).
+    #[arg(long, value_name = "PATH", default_value = "relay.sqlite")]
+    pub channel_db: String,
+
+    /// Record usage statistics in this SQLite database.
+    #[arg(long, value_name = "PATH")]
+    pub usage_db: Option<PathBuf>,
+
+    /// Round the times recorded in the usage database down to multiples of SECS.
+    #[arg(long, value_name = "SECS")]
+    pub blur_usage: Option<u64>,
+
+    /// Message of the day, shown by clients in the welcome.
+    #[arg(long, value_name = "TEXT")]
+    pub motd: Option<String>,
+
+    /// Make every client fail with this message (welcome `error`).
+    #[arg(long, value_name = "TEXT")]
+    pub signal_error: Option<String>,
+
+    /// Client version to recommend (welcome `current_cli_version`).
+    #[arg(long, value_name = "VER")]
+    pub advertise_version: Option<String>,
+
+    /// Answer `list` with an empty list of nameplates.
+    #[arg(long)]
+    pub disallow_list: bool,
+
+    /// Largest accepted WebSocket message (bytes); larger ones close the connection.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub max_message_size: usize,
+
+    /// Most simultaneous client connections; more are refused with HTTP 503.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Most messages one mailbox may hold; further `add`s get an error.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_mailbox_messages: usize,
+
+    /// Seconds between pruning passes (server 0.8.0: 300).
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub prune_interval: f64,
+
+    /// Seconds of inactivity after which a nameplate and mailbox are deleted (0.8.0: 660).
+    #[arg(long, value_name = "SECS", default_value_t = 660.0)]
+    pub channel_expiration: f64,
+
+    /// Seconds between WebSocket pings to each client.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub ping_interval: f64,
+
+    /// Close a connection that sent nothing (not even a pong) for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 600.0)]
+    pub idle_timeout: f64,
+
+    /// SQLite durability: `full` fsyncs every commit (survives power loss); `normal`
+    /// survives a crash of the server process only.
+    #[arg(long, value_enum, default_value = "full")]
+    pub sync: SyncMode,
+}
+
+impl MailboxArgs {
+    /// The defaults, as if no flag was given (handy for tests).
+    pub fn defaults() -> Self {
+        MailboxArgs {
+            listen: "[::]:4000".into(),
+            channel_db: "relay.sqlite".into(),
+            usage_db: None,
+            blur_usage: None,
+            motd: None,
+            signal_error: None,
+            advertise_version: None,
+            disallow_list: false,
+            max_message_size: 1 << 20,
+            max_connections: 100_000,
+            max_mailbox_messages: 256,
+            prune_interval: 300.0,
+            channel_expiration: 660.0,
+            ping_interval: 60.0,
+            idle_timeout: 600.0,
+            sync: SyncMode::Full,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: MailboxArgs,
+    }
+
+    #[test]
+    fn parser_defaults_match_defaults() {
+        let cli = Cli::try_parse_from(["x"]).unwrap();
+        let d = MailboxArgs::defaults();
+        assert_eq!(cli.args.listen, d.listen);
+        assert_eq!(cli.args.channel_db, d.channel_db);
+        assert_eq!(cli.args.max_message_size, d.max_message_size);
+        assert_eq!(cli.args.max_connections, d.max_connections);
+        assert_eq!(cli.args.max_mailbox_messages, d.max_mailbox_messages);
+        assert_eq!(cli.args.prune_interval, d.prune_interval);
+        assert_eq!(cli.args.channel_expiration, d.channel_expiration);
+        assert_eq!(cli.args.sync, d.sync);
+    }
+
+    #[test]
+    fn python_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--listen",
+            "127.0.0.1:0",
+            "--channel-db",
+            ":memory:",
+            "--usage-db",
+            "u.sqlite",
+            "--blur-usage",
+            "3600",
+            "--motd",
+            "hi",
+            "--signal-error",
+            "no",
+            "--advertise-version",
+            "1.0",
+            "--disallow-list",
+        ])
+        .unwrap();
+        assert!(cli.args.disallow_list);
+        assert_eq!(cli.args.blur_usage, Some(3600));
+        assert_eq!(cli.args.motd.as_deref(), Some("hi"));
+    }
+}

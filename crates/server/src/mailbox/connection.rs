@@ -1,0 +1,303 @@
+//! One task per TCP connection: HTTP front, then the WebSocket loop.
+//!
+//! The task parses each inbound frame (TEXT or BINARY) as JSON and forwards it to the engine,
+//! writes the engine's replies as TEXT frames, sends WebSocket pings for keepalive, and closes
+//! the connection with a reason on oversized frames, idle timeout, or when the engine drops
+//! its queue (slow client or shutdown). It holds no protocol state and no big buffers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
+use wormhole_proto::server_msg::YourAddress;
+
+use super::core::Frame;
+use super::engine::EngineInput;
+use super::http::{self, Route};
+
+/// Longest frame text echoed back as `orig` when it is not JSON.
+const MAX_ORIG_ECHO: usize = 1000;
+
+/// Settings and counters shared by all connection tasks.
+#[derive(Debug)]
+pub struct Shared {
+    /// The engine's input queue.
+    pub engine: mpsc::Sender<EngineInput>,
+    /// Next connection id.
+    pub next_id: AtomicU64,
+    /// Open connections (HTTP and WebSocket).
+    pub open: AtomicUsize,
+    /// Most open connections.
+    pub max_connections: usize,
+    /// Largest accepted message.
+    pub max_message_size: usize,
+    /// Capacity of each connection's outgoing queue.
+    pub out_queue: usize,
+    /// Interval between pings.
+    pub ping_interval: Duration,
+    /// Close after this long without any inbound frame.
+    pub idle_timeout: Duration,
+}
+
+/// Decrements the open-connection count when dropped.
+struct OpenGuard(Arc<Shared>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn ws_config(max_message_size: usize) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(512)
+        .write_buffer_size(4096)
+        .max_message_size(Some(max_message_size))
+        .max_frame_size(Some(max_message_size))
+}
+
+/// The address to report in the welcome: `X-Real-IP`/`X-Real-Port` if a front end set them,
+/// else the socket peer with IPv4-mapped IPv6 folded to IPv4.
+pub fn your_address(peer: SocketAddr, real_ip: Option<&str>, real_port: Option<&str>) -> YourAddress {
+    if let Some(host) = real_ip {
+        let port = real_port.and_then(|p| p.parse().ok()).unwrap_or(peer.port());
+        let host = host.chars().take(64).collect::<String>();
+        return if host.contains(':') {
+            YourAddress {
+                port,
+                ipv4: None,
+                ipv6: Some(host),
+            }
+        } else {
+            YourAddress {
+                port,
+                ipv4: Some(host),
+                ipv6: None,
+            }
+        };
+    }
+    let ip = match peer.ip() {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => YourAddress {
+            port: peer.port(),
+            ipv4: Some(v4.to_string()),
+            ipv6: None,
+        },
+        IpAddr::V6(v6) => YourAddress {
+            port: peer.port(),
+            ipv4: None,
+            ipv6: Some(v6.to_string()),
+        },
+    }
+}
+
+/// Parse an inbound data frame.
+fn parse_frame(bytes: &[u8]) -> Frame {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Frame::Json(v),
+        Err(e) => Frame::Invalid {
+            error: e.to_string(),
+            orig: String::from_utf8_lossy(bytes)
+                .chars()
+                .take(MAX_ORIG_ECHO)
+                .collect(),
+        },
+    }
+}
+
+/// Serve one accepted TCP connection to the end.
+pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _guard = OpenGuard(shared.clone());
+    if shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
+        http::respond(
+            &mut stream,
+            "503 Service Unavailable",
+            "too many connections\n",
+            false,
+        )
+        .await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let Ok((head, rest)) = http::read_head(&mut stream).await else {
+        http::respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
+        return;
+    };
+    let Some(req) = http::parse_head(&head) else {
+        http::respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
+        return;
+    };
+    let accept = match http::route(&req) {
+        Route::Root => {
+            http::respond(&mut stream, "200 OK", "Wormhole Relay\n", req.method == "HEAD").await;
+            return;
+        }
+        Route::Refuse(status, body) => {
+            http::respond(&mut stream, status, body, false).await;
+            return;
+        }
+        Route::Upgrade(accept) => accept,
+    };
+    let address = your_address(peer, req.header("x-real-ip"), req.header("x-real-port"));
+    drop(req);
+    drop(head);
+    if http::accept_upgrade(&mut stream, &accept).await.is_err() {
+        return;
+    }
+    let ws = WebSocketStream::from_partially_read(
+        stream,
+        rest,
+        Role::Server,
+        Some(ws_config(shared.max_message_size)),
+    )
+    .await;
+    let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let (out_tx, out_rx) = mpsc::channel(shared.out_queue);
+    if shared
+        .engine
+        .send(EngineInput::Connected {
+            conn,
+            address,
+            out: out_tx,
+        })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    websocket_loop(ws, conn, out_rx, &shared).await;
+    let _ = shared.engine.send(EngineInput::Disconnected { conn }).await;
+}
+
+async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = ws.close(Some(frame)).await;
+}
+
+async fn websocket_loop(
+    mut ws: WebSocketStream<TcpStream>,
+    conn: u64,
+    mut out_rx: mpsc::Receiver<tokio_tungstenite::tungstenite::Utf8Bytes>,
+    shared: &Shared,
+) {
+    let mut last_rx = Instant::now();
+    let mut next_ping = last_rx + shared.ping_interval;
+    loop {
+        tokio::select! {
+            out = out_rx.recv() => {
+                let Some(text) = out else {
+                    close(&mut ws, CloseCode::Policy,
+                        "server closed the connection (client too slow, or shutting down)").await;
+                    return;
+                };
+                if ws.feed(Message::Text(text)).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = out_rx.try_recv() {
+                    if ws.feed(Message::Text(more)).await.is_err() {
+                        return;
+                    }
+                }
+                if ws.flush().await.is_err() {
+                    return;
+                }
+            }
+            inbound = ws.next() => {
+                last_rx = Instant::now();
+                let frame = match inbound {
+                    None => return,
+                    Some(Ok(Message::Text(t))) => parse_frame(t.as_bytes()),
+                    Some(Ok(Message::Binary(b))) => parse_frame(&b),
+                    Some(Ok(Message::Ping(_))) => {
+                        // The pong is queued by tungstenite; push it out now.
+                        if ws.flush().await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Pong(_) | Message::Frame(_))) => continue,
+                    Some(Ok(Message::Close(_))) => continue, // the reply close is automatic
+                    Some(Err(WsError::Capacity(e))) => {
+                        let reason = match e {
+                            CapacityError::MessageTooLong { size, max_size } =>
+                                format!("message too big: {size} bytes, at most {max_size}"),
+                            other => other.to_string(),
+                        };
+                        tracing::debug!("connection {conn}: {reason}");
+                        close(&mut ws, CloseCode::Size, &reason).await;
+                        return;
+                    }
+                    Some(Err(WsError::Protocol(e))) => {
+                        close(&mut ws, CloseCode::Protocol, &e.to_string()).await;
+                        return;
+                    }
+                    Some(Err(WsError::Utf8(_))) => {
+                        close(&mut ws, CloseCode::Invalid, "text frame is not UTF-8").await;
+                        return;
+                    }
+                    Some(Err(_)) => return,
+                };
+                if shared.engine.send(EngineInput::Frame { conn, frame }).await.is_err() {
+                    close(&mut ws, CloseCode::Away, "server shutting down").await;
+                    return;
+                }
+            }
+            () = tokio::time::sleep_until(next_ping) => {
+                if last_rx.elapsed() >= shared.idle_timeout {
+                    close(&mut ws, CloseCode::Away, "idle timeout").await;
+                    return;
+                }
+                next_ping = Instant::now() + shared.ping_interval;
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let a = your_address(
+            "[::ffff:127.0.0.1]:5".parse().unwrap_or_else(|_| unreachable!()),
+            None,
+            None,
+        );
+        assert_eq!(a.ipv4.as_deref(), Some("127.0.0.1"));
+        assert_eq!(a.port, 5);
+        let a = your_address("[::1]:6".parse().unwrap_or_else(|_| unreachable!()), None, None);
+        assert_eq!(a.ipv6.as_deref(), Some("::1"));
+        let a = your_address(
+            "127.0.0.1:7".parse().unwrap_or_else(|_| unreachable!()),
+            Some("2600::1"),
+            Some("99"),
+        );
+        assert_eq!((a.ipv6.as_deref(), a.port), (Some("2600::1"), 99));
+    }
+
+    #[test]
+    fn frames() {
+        assert!(matches!(parse_frame(b"{\"type\":\"ping\"}"), Frame::Json(_)));
+        assert!(matches!(parse_frame(b"nope"), Frame::Invalid { .. }));
+        assert!(matches!(parse_frame(&[0xff; 3]), Frame::Invalid { .. }));
+    }
+}

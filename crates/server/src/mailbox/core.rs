@@ -1,0 +1,606 @@
+//! The sans-IO mailbox server: connections' protocol state and command dispatch.
+//!
+//! [`Core::handle`] takes one [`Input`] (a connection opened, a frame arrived, a connection
+//! closed, a prune tick) and the current time, mutates the in-memory [`State`], and appends the
+//! storage [`Write`]s and the outgoing replies to an [`Effects`]. The engine commits the writes
+//! and only then releases the replies. Error strings follow server 0.8.0 (PROTOCOL.md §1.3).
+//!
+//! This file must not do I/O, read the clock, or block.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use serde_json::{Map, Value};
+use wormhole_proto::server_msg::{NameplateEntry, ServerMessage, Welcome, YourAddress};
+
+use super::fields;
+use super::state::{ChannelError, ConnId, State, StoredMessage, UsageSettings};
+use super::usage::blur;
+use crate::storage::{Snapshot, Write};
+
+/// Settings of the core (from the command line).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// The welcome body, without `your-address` (added per connection).
+    pub welcome: Welcome,
+    /// Answer `list` with the nameplates (false: `--disallow-list`).
+    pub allow_list: bool,
+    /// Usage DB settings.
+    pub usage: UsageSettings,
+    /// Most messages a mailbox may hold.
+    pub max_mailbox_messages: usize,
+    /// Seconds of inactivity after which a channel is pruned.
+    pub channel_expiration: f64,
+}
+
+/// A frame as parsed by the connection task.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    /// A JSON value (not necessarily an object).
+    Json(Value),
+    /// Not JSON at all: the parse error and the (truncated) text.
+    Invalid {
+        /// What was wrong.
+        error: String,
+        /// The frame's text (possibly truncated), echoed as `orig`.
+        orig: String,
+    },
+}
+
+/// One event for the core.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// A WebSocket connection was opened.
+    Connected {
+        /// The connection.
+        conn: ConnId,
+        /// The client's address for `welcome["your-address"]`.
+        address: YourAddress,
+    },
+    /// A data frame arrived.
+    Frame {
+        /// The connection.
+        conn: ConnId,
+        /// Its content.
+        frame: Frame,
+    },
+    /// The connection is gone.
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Time to prune old channels and refresh usage stats.
+    Prune,
+}
+
+/// One reply to one connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// An `ack` echoing this `id` value (kept verbatim, `null` if absent).
+    Ack(Value),
+    /// Any other message.
+    Msg(ServerMessage),
+}
+
+/// A message to send once the batch is committed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Out {
+    /// To one connection.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The reply.
+        reply: Reply,
+    },
+    /// The same message to several connections (a mailbox broadcast).
+    Broadcast {
+        /// The connections.
+        conns: Vec<ConnId>,
+        /// The message.
+        msg: ServerMessage,
+    },
+}
+
+/// What handling inputs produced.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Storage writes, to commit before any of `out` is sent.
+    pub writes: Vec<Write>,
+    /// Replies, in order.
+    pub out: Vec<Out>,
+}
+
+impl Effects {
+    fn send(&mut self, conn: ConnId, msg: ServerMessage) {
+        self.out.push(Out::Send {
+            conn,
+            reply: Reply::Msg(msg),
+        });
+    }
+}
+
+/// Per-connection protocol state (server 0.8.0 `WebSocketServer` attributes).
+#[derive(Debug, Default)]
+struct Conn {
+    app: Option<String>,
+    side: Option<String>,
+    did_allocate: bool,
+    did_claim: bool,
+    did_release: bool,
+    did_close: bool,
+    /// The nameplate of this connection's `claim`.
+    nameplate: Option<String>,
+    /// The mailbox named by the last `open` (even a failed one).
+    mailbox_id: Option<String>,
+    /// The mailbox opened (and subscribed) on this connection.
+    open_mailbox: Option<String>,
+}
+
+/// The mailbox server logic.
+#[derive(Debug)]
+pub struct Core<R> {
+    state: State,
+    conns: HashMap<ConnId, Conn>,
+    config: CoreConfig,
+    rng: R,
+    last_now: f64,
+    rebooted: Option<f64>,
+}
+
+fn error(conn: ConnId, fx: &mut Effects, text: impl Into<String>, orig: Value) {
+    fx.send(
+        conn,
+        ServerMessage::Error {
+            error: text.into(),
+            orig,
+            server_tx: None,
+        },
+    );
+}
+
+impl<R: Rng> Core<R> {
+    /// A core over the committed `snapshot`.
+    pub fn new(snapshot: Snapshot, config: CoreConfig, rng: R) -> Self {
+        Core {
+            state: State::from_snapshot(snapshot, config.usage),
+            conns: HashMap::new(),
+            config,
+            rng,
+            last_now: 0.0,
+            rebooted: None,
+        }
+    }
+
+    /// The channel state (for tests and stats).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Number of open connections.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Handle one input at time `now` (seconds since the epoch).
+    pub fn handle(&mut self, input: Input, now: f64, fx: &mut Effects) {
+        // Keep time monotonic so replay order (by server_rx) equals delivery order.
+        let now = now.max(self.last_now);
+        self.last_now = now;
+        match input {
+            Input::Connected { conn, address } => {
+                self.conns.insert(conn, Conn::default());
+                let mut welcome = self.config.welcome.clone();
+                welcome.your_address = Some(address);
+                fx.send(
+                    conn,
+                    ServerMessage::Welcome {
+                        welcome,
+                        server_tx: None,
+                    },
+                );
+            }
+            Input::Disconnected { conn } => {
+                if let Some(c) = self.conns.remove(&conn)
+                    && let Some(mb) = c.open_mailbox
+                {
+                    self.state.remove_listener(&mb, conn);
+                }
+            }
+            Input::Frame { conn, frame } => {
+                if self.conns.contains_key(&conn) {
+                    self.frame(conn, frame, now, fx);
+                }
+            }
+            Input::Prune => self.prune(now, fx),
+        }
+    }
+
+    fn prune(&mut self, now: f64, fx: &mut Effects) {
+        let rebooted = *self.rebooted.get_or_insert(now);
+        let old = now - self.config.channel_expiration;
+        let dropped = self.state.prune(now, old, &mut fx.writes);
+        self.forget_listeners(&dropped);
+        if self.config.usage.enabled {
+            fx.writes.push(Write::UsageCurrent {
+                rebooted,
+                updated: now,
+                blur_time: self.config.usage.blur,
+                connections_websocket: self.state.listener_count() as u64,
+            });
+        }
+    }
+
+    /// Connections whose mailbox was deleted are no longer subscribed to it.
+    fn forget_listeners(&mut self, dropped: &[ConnId]) {
+        for c in dropped {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.open_mailbox = None;
+            }
+        }
+    }
+
+    fn frame(&mut self, conn: ConnId, frame: Frame, now: f64, fx: &mut Effects) {
+        let value = match frame {
+            Frame::Invalid { error: e, orig } => {
+                error(conn, fx, format!("message is not JSON: {e}"), Value::String(orig));
+                return;
+            }
+            Frame::Json(v) => v,
+        };
+        let Value::Object(msg) = value else {
+            let text = format!("message must be a JSON object, not {}", fields::type_name(&value));
+            error(conn, fx, text, value);
+            return;
+        };
+        let Some(mtype) = msg.get("type") else {
+            error(conn, fx, "missing 'type'", Value::Object(msg));
+            return;
+        };
+        fx.out.push(Out::Send {
+            conn,
+            reply: Reply::Ack(msg.get("id").cloned().unwrap_or(Value::Null)),
+        });
+        let mtype = mtype.as_str().unwrap_or("").to_owned();
+        if let Err(text) = self.command(conn, &mtype, &msg, now, fx) {
+            error(conn, fx, text, Value::Object(msg));
+        }
+    }
+
+    fn command(
+        &mut self,
+        conn: ConnId,
+        mtype: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        match mtype {
+            "ping" => return ping(conn, msg, fx),
+            "bind" => return self.bind(conn, msg, now, fx),
+            _ => {}
+        }
+        let (app, side) = match self.conns.get(&conn) {
+            Some(Conn {
+                app: Some(app),
+                side: Some(side),
+                ..
+            }) => (app.clone(), side.clone()),
+            _ => return Err("must bind first".to_owned()),
+        };
+        match mtype {
+            "list" => {
+                let nameplates = if self.config.allow_list {
+                    self.state.nameplate_names(&app)
+                } else {
+                    Vec::new()
+                };
+                let nameplates = nameplates.into_iter().map(|id| NameplateEntry { id }).collect();
+                fx.send(
+                    conn,
+                    ServerMessage::Nameplates {
+                        nameplates,
+                        server_tx: None,
+                    },
+                );
+                Ok(())
+            }
+            "allocate" => self.allocate(conn, &app, &side, now, fx),
+            "claim" => self.claim(conn, &app, &side, msg, now, fx),
+            "release" => self.release(conn, &app, &side, msg, now, fx),
+            "open" => self.open(conn, &app, &side, msg, now, fx),
+            "add" => self.add(conn, &side, msg, now, fx),
+            "close" => self.close(conn, &app, &side, msg, now, fx),
+            _ => Err("unknown type".to_owned()),
+        }
+    }
+
+    fn conn(&mut self, conn: ConnId) -> Result<&mut Conn, String> {
+        self.conns
+            .get_mut(&conn)
+            .ok_or_else(|| "connection is closed".to_owned())
+    }
+
+    fn bind(
+        &mut self,
+        conn: ConnId,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let c = self.conn(conn)?;
+        if c.app.is_some() || c.side.is_some() {
+            return Err("already bound".to_owned());
+        }
+        let appid = fields::required_str(msg, "appid", "bind requires 'appid'")?;
+        let side = fields::required_str(msg, "side", "bind requires 'side'")?;
+        let (implementation, version) = fields::client_version(msg)?;
+        c.app = Some(appid.to_owned());
+        c.side = Some(side.to_owned());
+        if self.config.usage.enabled {
+            fx.writes.push(Write::UsageClientVersion {
+                app_id: appid.to_owned(),
+                side: side.to_owned(),
+                connect_time: blur(now, self.config.usage.blur),
+                implementation,
+                version,
+            });
+        }
+        Ok(())
+    }
+
+    fn allocate(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        side: &str,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        if self.conn(conn)?.did_allocate {
+            return Err("you already allocated one, don't be greedy".to_owned());
+        }
+        let name = self
+            .state
+            .choose_nameplate(app, &mut self.rng)
+            .ok_or_else(|| "unable to find a free nameplate-id".to_owned())?;
+        self.state
+            .claim_nameplate(app, &name, side, now, &mut self.rng, &mut fx.writes)
+            .map_err(channel_error)?;
+        self.conn(conn)?.did_allocate = true;
+        fx.send(
+            conn,
+            ServerMessage::Allocated {
+                nameplate: name,
+                server_tx: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn claim(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        side: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let Some(v) = msg.get("nameplate") else {
+            return Err("claim requires 'nameplate'".to_owned());
+        };
+        let c = self.conn(conn)?;
+        if c.did_claim {
+            return Err("only one claim per connection".to_owned());
+        }
+        let name = fields::check_nameplate(v)?;
+        c.did_claim = true;
+        c.nameplate = Some(name.to_owned());
+        let mailbox = self
+            .state
+            .claim_nameplate(app, name, side, now, &mut self.rng, &mut fx.writes)
+            .map_err(channel_error)?;
+        fx.send(
+            conn,
+            ServerMessage::Claimed {
+                mailbox,
+                server_tx: None,
+            },
+        );
+        Ok(())
+    }
+
+    fn release(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        side: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let c = self.conn(conn)?;
+        if c.did_release {
+            return Err("only one release per connection".to_owned());
+        }
+        let name = match msg.get("nameplate") {
+            Some(v) => {
+                if let Some(claimed) = &c.nameplate
+                    && v.as_str() != Some(claimed.as_str())
+                {
+                    return Err("release and claim must use same nameplate".to_owned());
+                }
+                fields::as_str("nameplate", v)?.to_owned()
+            }
+            None => match &c.nameplate {
+                Some(n) => n.clone(),
+                None => return Err("release without nameplate must follow claim".to_owned()),
+            },
+        };
+        c.did_release = true;
+        self.state
+            .release_nameplate(app, &name, side, now, &mut fx.writes);
+        fx.send(conn, ServerMessage::Released { server_tx: None });
+        Ok(())
+    }
+
+    fn open(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        side: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let c = self.conn(conn)?;
+        if c.open_mailbox.is_some() {
+            return Err("only one open per connection".to_owned());
+        }
+        let mailbox_id = fields::required_str(msg, "mailbox", "open requires 'mailbox'")?;
+        c.mailbox_id = Some(mailbox_id.to_owned());
+        self.state
+            .open_mailbox(app, mailbox_id, side, now, &mut fx.writes)
+            .map_err(channel_error)?;
+        self.conn(conn)?.open_mailbox = Some(mailbox_id.to_owned());
+        for m in self.state.add_listener(mailbox_id, conn) {
+            fx.out.push(Out::Send {
+                conn,
+                reply: Reply::Msg(message(m)),
+            });
+        }
+        Ok(())
+    }
+
+    fn add(
+        &mut self,
+        conn: ConnId,
+        side: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let Some(mailbox_id) = self.conn(conn)?.open_mailbox.clone() else {
+            return Err("must open mailbox before adding".to_owned());
+        };
+        let phase = fields::required_str(msg, "phase", "missing 'phase'")?;
+        let body = match msg.get("body") {
+            None => return Err("missing 'body'".to_owned()),
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                return Err(format!(
+                    "'body' must be a string, not {}",
+                    fields::type_name(other)
+                ));
+            }
+        };
+        let msg_id = fields::optional_str(msg, "id")?;
+        let count = self.state.message_count(&mailbox_id).unwrap_or(0);
+        if count >= self.config.max_mailbox_messages {
+            return Err(format!(
+                "mailbox is full ({} messages); close it and start again",
+                self.config.max_mailbox_messages
+            ));
+        }
+        let stored = StoredMessage {
+            side: side.to_owned(),
+            phase: phase.to_owned(),
+            body: body.clone(),
+            server_rx: now,
+            msg_id: msg_id.map(str::to_owned),
+        };
+        let out = message(&stored);
+        let listeners = self.state.add_message(&mailbox_id, stored, &mut fx.writes);
+        if !listeners.is_empty() {
+            fx.out.push(Out::Broadcast {
+                conns: listeners,
+                msg: out,
+            });
+        }
+        Ok(())
+    }
+
+    fn close(
+        &mut self,
+        conn: ConnId,
+        app: &str,
+        side: &str,
+        msg: &Map<String, Value>,
+        now: f64,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let c = self.conn(conn)?;
+        if c.did_close {
+            return Err("only one close per connection".to_owned());
+        }
+        let mailbox_id = match msg.get("mailbox") {
+            Some(v) => {
+                if let Some(opened) = &c.mailbox_id
+                    && v.as_str() != Some(opened.as_str())
+                {
+                    return Err("open and close must use same mailbox".to_owned());
+                }
+                fields::as_str("mailbox", v)?.to_owned()
+            }
+            None => match &c.mailbox_id {
+                Some(m) => m.clone(),
+                None => return Err("close without mailbox must follow open".to_owned()),
+            },
+        };
+        let mood = fields::optional_str(msg, "mood")?;
+        let was_open = c.open_mailbox.take();
+        match was_open {
+            Some(open) => self.state.remove_listener(&open, conn),
+            None => self
+                .state
+                .open_mailbox(app, &mailbox_id, side, now, &mut fx.writes)
+                .map_err(channel_error)?,
+        }
+        self.conn(conn)?.did_close = true;
+        let dropped = self
+            .state
+            .close_mailbox(app, &mailbox_id, side, mood, now, &mut fx.writes);
+        self.forget_listeners(&dropped);
+        fx.send(conn, ServerMessage::Closed { server_tx: None });
+        Ok(())
+    }
+}
+
+fn ping(conn: ConnId, msg: &Map<String, Value>, fx: &mut Effects) -> Result<(), String> {
+    match msg.get("ping") {
+        None => Err("ping requires 'ping'".to_owned()),
+        Some(v) => {
+            let Some(pong) = v.as_i64() else {
+                return Err(format!("'ping' must be an integer, not {}", fields::type_name(v)));
+            };
+            fx.send(
+                conn,
+                ServerMessage::Pong {
+                    pong,
+                    server_tx: None,
+                },
+            );
+            Ok(())
+        }
+    }
+}
+
+fn channel_error(e: ChannelError) -> String {
+    match e {
+        ChannelError::Crowded => "crowded",
+        ChannelError::Reclaimed => "reclaimed",
+        ChannelError::ForeignMailbox => "mailbox id is in use by another application",
+    }
+    .to_owned()
+}
+
+fn message(m: &StoredMessage) -> ServerMessage {
+    ServerMessage::Message {
+        side: m.side.clone(),
+        phase: m.phase.clone(),
+        body: m.body.clone(),
+        server_rx: Some(m.server_rx),
+        id: m.msg_id.clone(),
+        server_tx: None,
+    }
+}

@@ -1,0 +1,210 @@
+//! The engine thread: runs the [`Core`] and the [`Storage`] with group commit.
+//!
+//! One dedicated OS thread owns the core and the database. It waits for the first input, then
+//! takes every input already queued (up to [`MAX_BATCH`]), handles them all in order, commits
+//! all their writes in **one** transaction, and only after the commit returns does it hand the
+//! replies to the connection tasks. So no `ack`, reply or delivered `message` is ever visible
+//! to a client before its effects are durable, while one fsync is shared by every client whose
+//! command arrived during the previous commit.
+//!
+//! If a commit fails it is retried once; if it fails again the engine stops (fail-stop: the
+//! in-memory state would be ahead of the disk), every connection is closed, and
+//! [`crate::serve_mailbox`] returns the error. Nothing unacknowledged is lost, because nothing
+//! of the failed batch was sent.
+//!
+//! The engine never blocks on a client: replies go into each connection's bounded queue with
+//! `try_send`; a client whose queue is full is too slow and is disconnected.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand::SeedableRng;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+use wormhole_proto::server_msg::{ServerMessage, YourAddress};
+
+use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
+use super::state::ConnId;
+use crate::storage::{Storage, StorageError};
+
+/// Most inputs handled in one batch (one transaction).
+pub const MAX_BATCH: usize = 4096;
+
+/// Queue of outgoing TEXT frames of one connection.
+pub type OutSender = mpsc::Sender<Utf8Bytes>;
+
+/// What connection tasks (and the prune timer) send to the engine.
+#[derive(Debug)]
+pub enum EngineInput {
+    /// A WebSocket connection opened; replies go to `out`.
+    Connected {
+        /// Connection id (unique for the process lifetime).
+        conn: ConnId,
+        /// Its address for the welcome.
+        address: YourAddress,
+        /// Its outgoing queue.
+        out: OutSender,
+    },
+    /// A data frame.
+    Frame {
+        /// The connection.
+        conn: ConnId,
+        /// The parsed frame.
+        frame: Frame,
+    },
+    /// The connection closed.
+    Disconnected {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Prune tick.
+    Prune,
+}
+
+/// Seconds since the epoch.
+pub fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Serialize a server message with `server_tx` appended.
+pub fn encode(msg: &ServerMessage, server_tx: f64) -> Option<String> {
+    let mut s = serde_json::to_string(msg).ok()?;
+    if !s.ends_with('}') || s.len() < 2 {
+        return None;
+    }
+    s.pop();
+    s.push_str(",\"server_tx\":");
+    s.push_str(&serde_json::to_string(&server_tx).ok()?);
+    s.push('}');
+    Some(s)
+}
+
+fn encode_reply(reply: &Reply, server_tx: f64) -> Option<String> {
+    match reply {
+        Reply::Msg(m) => encode(m, server_tx),
+        Reply::Ack(id) => {
+            let id = serde_json::to_string(id).ok()?;
+            let tx = serde_json::to_string(&server_tx).ok()?;
+            Some(format!(r#"{{"type":"ack","id":{id},"server_tx":{tx}}}"#))
+        }
+    }
+}
+
+/// The engine state owned by its thread.
+pub struct Engine<S> {
+    core: Core<rand::rngs::StdRng>,
+    storage: S,
+    outs: HashMap<ConnId, OutSender>,
+}
+
+impl<S: Storage> Engine<S> {
+    /// Load the committed state from `storage` and build the core.
+    pub fn new(mut storage: S, config: CoreConfig) -> Result<Self, StorageError> {
+        let snapshot = storage.load()?;
+        let core = Core::new(snapshot, config, rand::rngs::StdRng::from_entropy());
+        Ok(Engine {
+            core,
+            storage,
+            outs: HashMap::new(),
+        })
+    }
+
+    /// Run until every sender of `rx` is gone (Ok) or storage fails twice (Err).
+    pub fn run(mut self, mut rx: mpsc::Receiver<EngineInput>) -> Result<(), StorageError> {
+        let mut batch = Vec::with_capacity(64);
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(i) => batch.push(i),
+                    Err(_) => break,
+                }
+            }
+            self.step(&mut batch)?;
+        }
+        Ok(())
+    }
+
+    /// Handle one batch: process, commit, deliver.
+    pub fn step(&mut self, batch: &mut Vec<EngineInput>) -> Result<(), StorageError> {
+        let now = now_secs();
+        let mut fx = Effects::default();
+        for input in batch.drain(..) {
+            let input = match input {
+                EngineInput::Connected { conn, address, out } => {
+                    self.outs.insert(conn, out);
+                    Input::Connected { conn, address }
+                }
+                EngineInput::Frame { conn, frame } => Input::Frame { conn, frame },
+                EngineInput::Disconnected { conn } => {
+                    self.outs.remove(&conn);
+                    Input::Disconnected { conn }
+                }
+                EngineInput::Prune => Input::Prune,
+            };
+            self.core.handle(input, now, &mut fx);
+        }
+        if !fx.writes.is_empty()
+            && let Err(first) = self.storage.commit(&fx.writes)
+        {
+            tracing::error!("storage commit failed, retrying once: {first}");
+            self.storage.commit(&fx.writes)?;
+        }
+        self.deliver(fx.out);
+        Ok(())
+    }
+
+    fn push(&mut self, conn: ConnId, text: Utf8Bytes) {
+        let Some(tx) = self.outs.get(&conn) else {
+            return;
+        };
+        if let Err(e) = tx.try_send(text) {
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                tracing::info!("connection {conn}: outgoing queue full, disconnecting slow client");
+            }
+            // Dropping the sender makes the connection task close the WebSocket.
+            self.outs.remove(&conn);
+        }
+    }
+
+    fn deliver(&mut self, out: Vec<Out>) {
+        let tx = now_secs();
+        for o in out {
+            match o {
+                Out::Send { conn, reply } => {
+                    if let Some(text) = encode_reply(&reply, tx) {
+                        self.push(conn, Utf8Bytes::from(text));
+                    }
+                }
+                Out::Broadcast { conns, msg } => {
+                    if let Some(text) = encode(&msg, tx) {
+                        let text = Utf8Bytes::from(text);
+                        for conn in conns {
+                            self.push(conn, text.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_appends_server_tx() {
+        let s = encode(&ServerMessage::Closed { server_tx: None }, 1.5).unwrap();
+        assert_eq!(s, r#"{"type":"closed","server_tx":1.5}"#);
+        let s = encode_reply(&Reply::Ack(serde_json::json!("ab")), 2.0).unwrap();
+        assert_eq!(s, r#"{"type":"ack","id":"ab","server_tx":2.0}"#);
+        let s = encode_reply(&Reply::Ack(serde_json::Value::Null), 2.0).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert!(v["id"].is_null());
+    }
+}

@@ -1,0 +1,16 @@
+//! The mailbox (rendezvous) server: listener, connection tasks, engine thread, sans-IO core.
+//!
+//! Data flow: [`connection`] tasks parse frames and send [`engine::EngineInput`]s to the one
+//! [`engine`] thread, which runs the [`core`] over the [`state`], commits the writes to the
+//! storage in one transaction per batch, then queues the replies back to the connection tasks.
+//! [`server`] binds the listener, starts the engine and the prune timer, and accepts.
+
+pub mod allocate;
+pub mod connection;
+pub mod core;
+pub mod engine;
+pub mod fields;
+pub mod http;
+pub mod server;
+pub mod state;
+pub mod usage;

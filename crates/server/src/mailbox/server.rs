@@ -1,0 +1,175 @@
+//! Start-up and the accept loop of the mailbox server.
+//!
+//! [`MailboxServer::start`] opens the storage, loads the state and starts the engine thread;
+//! [`MailboxServer::serve`] accepts connections on a bound listener until the engine stops.
+//! [`bind`] creates the listener (dual-stack for `[::]`). Protocol logic lives elsewhere.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use wormhole_proto::server_msg::Welcome;
+
+use super::connection::{self, Shared};
+use super::core::CoreConfig;
+use super::engine::{Engine, EngineInput};
+use super::state::UsageSettings;
+use crate::ServerError;
+use crate::config::MailboxArgs;
+use crate::storage::sqlite::SqliteStorage;
+
+/// Capacity of the engine's input queue.
+const ENGINE_QUEUE: usize = 8192;
+
+/// A started mailbox server (engine running), ready to serve a listener.
+#[derive(Debug)]
+pub struct MailboxServer {
+    shared: Arc<Shared>,
+    prune_interval: Duration,
+    engine_done: oneshot::Receiver<Result<(), ServerError>>,
+}
+
+fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
+    let bad = |what: &str| Err(ServerError::InvalidArgs(what.to_owned()));
+    if !(args.prune_interval.is_finite() && args.prune_interval > 0.0) {
+        return bad("--prune-interval must be a positive number of seconds");
+    }
+    if !(args.channel_expiration.is_finite() && args.channel_expiration >= 0.0) {
+        return bad("--channel-expiration must be zero or more seconds");
+    }
+    if !(args.ping_interval.is_finite() && args.ping_interval > 0.0) {
+        return bad("--ping-interval must be a positive number of seconds");
+    }
+    if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
+        return bad("--idle-timeout must be a positive number of seconds");
+    }
+    if args.max_message_size < 1024 {
+        return bad("--max-message-size must be at least 1024 bytes");
+    }
+    if args.max_mailbox_messages == 0 || args.max_connections == 0 {
+        return bad("--max-mailbox-messages and --max-connections must be at least 1");
+    }
+    Ok(())
+}
+
+impl MailboxServer {
+    /// Open the databases, load the committed state and start the engine thread.
+    pub fn start(args: &MailboxArgs) -> Result<Self, ServerError> {
+        check_args(args)?;
+        let storage = SqliteStorage::open(&args.channel_db, args.usage_db.as_deref(), args.sync)?;
+        let welcome = Welcome {
+            motd: args.motd.clone(),
+            current_cli_version: args.advertise_version.clone(),
+            error: args.signal_error.clone(),
+            ..Welcome::default()
+        };
+        let config = CoreConfig {
+            welcome,
+            allow_list: !args.disallow_list,
+            usage: UsageSettings {
+                enabled: args.usage_db.is_some(),
+                blur: args.blur_usage,
+            },
+            max_mailbox_messages: args.max_mailbox_messages,
+            channel_expiration: args.channel_expiration,
+        };
+        let engine = Engine::new(storage, config)?;
+        let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("mailbox-engine".into())
+            .spawn(move || {
+                let result = engine.run(rx).map_err(ServerError::from);
+                if let Err(e) = &result {
+                    tracing::error!("mailbox engine stopped: {e}");
+                }
+                let _ = done_tx.send(result);
+            })
+            .map_err(ServerError::Thread)?;
+        let shared = Arc::new(Shared {
+            engine: tx,
+            next_id: AtomicU64::new(1),
+            open: AtomicUsize::new(0),
+            max_connections: args.max_connections,
+            max_message_size: args.max_message_size,
+            out_queue: args.max_mailbox_messages.saturating_add(64),
+            ping_interval: Duration::from_secs_f64(args.ping_interval),
+            idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+        });
+        Ok(MailboxServer {
+            shared,
+            prune_interval: Duration::from_secs_f64(args.prune_interval),
+            engine_done: done_rx,
+        })
+    }
+
+    /// Accept and serve connections on `listener` until the engine stops (storage failure).
+    /// Dropping the returned future stops accepting; open connections end with their tasks.
+    pub async fn serve(self, listener: TcpListener) -> Result<(), ServerError> {
+        let MailboxServer {
+            shared,
+            prune_interval,
+            mut engine_done,
+        } = self;
+        let ticker = {
+            let engine = shared.engine.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(prune_interval);
+                loop {
+                    tick.tick().await; // the first tick is immediate: prune at start-up
+                    if engine.send(EngineInput::Prune).await.is_err() {
+                        return;
+                    }
+                }
+            })
+        };
+        let result = loop {
+            tokio::select! {
+                done = &mut engine_done => {
+                    break done.unwrap_or(Err(ServerError::EngineGone));
+                }
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        tokio::spawn(connection::serve(stream, peer, shared.clone()));
+                    }
+                    Err(e) => {
+                        // Typically EMFILE: back off briefly instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        };
+        ticker.abort();
+        result
+    }
+}
+
+/// Bind `addr` (`HOST:PORT`; `[::]:PORT` listens on IPv4 and IPv6).
+pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
+    let err = |source| ServerError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let mut addrs = tokio::net::lookup_host(addr).await.map_err(err)?;
+    let sa: SocketAddr = addrs.next().ok_or_else(|| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "address resolved to nothing",
+        ))
+    })?;
+    let domain = socket2::Domain::for_address(sa);
+    let socket =
+        socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP)).map_err(err)?;
+    if sa.is_ipv6() {
+        socket.set_only_v6(false).map_err(err)?;
+    }
+    socket.set_reuse_address(true).map_err(err)?;
+    socket.set_nonblocking(true).map_err(err)?;
+    socket.bind(&sa.into()).map_err(err)?;
+    socket.listen(4096).map_err(err)?;
+    TcpListener::from_std(socket.into()).map_err(err)
+}

@@ -1,0 +1,562 @@
+//! The channel state (apps, nameplates, mailboxes, sides, messages) held in memory, and its
+//! operations with the semantics of server 0.8.0 (PROTOCOL.md §1.5–§1.7).
+//!
+//! Every mutation appends the matching [`Write`]s to the caller's batch, in an order that keeps
+//! the stored rows consistent (a mailbox before the nameplate that points to it, sides before
+//! their parent is deleted). The in-memory state is therefore always what the storage will hold
+//! once the batch commits. Per-connection state and replies live in [`super::core`]; this file
+//! must not know about connections except as opaque listener ids.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::allocate::Occupancy;
+use super::usage::{mailbox_usage, nameplate_usage};
+use crate::storage::{
+    MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot, Write,
+};
+
+/// Opaque id of a connection (a mailbox listener).
+pub type ConnId = u64;
+
+/// Why a claim or open was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelError {
+    /// More than two sides.
+    Crowded,
+    /// The side released this nameplate before.
+    Reclaimed,
+    /// The mailbox id exists in another app.
+    ForeignMailbox,
+}
+
+#[derive(Debug, Clone)]
+struct NameplateSide {
+    side: String,
+    claimed: bool,
+    added: f64,
+}
+
+#[derive(Debug, Clone)]
+struct Nameplate {
+    id: i64,
+    mailbox_id: String,
+    sides: Vec<NameplateSide>,
+}
+
+/// A stored mailbox message.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// Sender side.
+    pub side: String,
+    /// Phase.
+    pub phase: String,
+    /// Body (hex).
+    pub body: String,
+    /// Arrival time.
+    pub server_rx: f64,
+    /// The `add` command's id.
+    pub msg_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct MailboxSide {
+    side: String,
+    opened: bool,
+    added: f64,
+    mood: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Mailbox {
+    app_id: String,
+    for_nameplate: bool,
+    updated: f64,
+    sides: Vec<MailboxSide>,
+    messages: Vec<StoredMessage>,
+    listeners: Vec<ConnId>,
+    /// Names of the nameplates (in `app_id`) pointing here.
+    nameplates: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct App {
+    nameplates: HashMap<String, Nameplate>,
+    occupancy: Occupancy,
+}
+
+/// Settings the state needs for usage rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageSettings {
+    /// Write usage rows at all.
+    pub enabled: bool,
+    /// `--blur-usage` seconds.
+    pub blur: Option<u64>,
+}
+
+/// All channels of all apps.
+#[derive(Debug, Default)]
+pub struct State {
+    apps: HashMap<String, App>,
+    mailboxes: HashMap<String, Mailbox>,
+    next_nameplate_id: i64,
+    usage: UsageSettings,
+}
+
+/// Create a fresh mailbox id: base32 of 8 random bytes, lowercase, unpadded (13 characters).
+fn new_mailbox_id(rng: &mut impl Rng) -> String {
+    let bytes: [u8; 8] = rng.r#gen();
+    base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &bytes).to_lowercase()
+}
+
+impl State {
+    /// Rebuild the state from committed rows.
+    pub fn from_snapshot(snap: Snapshot, usage: UsageSettings) -> Self {
+        let mut st = State {
+            usage,
+            next_nameplate_id: 1,
+            ..State::default()
+        };
+        for m in snap.mailboxes {
+            st.mailboxes.insert(
+                m.id,
+                Mailbox {
+                    app_id: m.app_id,
+                    for_nameplate: m.for_nameplate,
+                    updated: m.updated,
+                    sides: Vec::new(),
+                    messages: Vec::new(),
+                    listeners: Vec::new(),
+                    nameplates: Vec::new(),
+                },
+            );
+        }
+        let mut by_id: HashMap<i64, (String, String)> = HashMap::new();
+        for n in snap.nameplates {
+            st.next_nameplate_id = st.next_nameplate_id.max(n.id + 1);
+            if let Some(mb) = st.mailboxes.get_mut(&n.mailbox_id) {
+                mb.nameplates.push(n.name.clone());
+            }
+            let app = st.apps.entry(n.app_id.clone()).or_default();
+            app.occupancy.insert(&n.name);
+            by_id.insert(n.id, (n.app_id, n.name.clone()));
+            app.nameplates.insert(
+                n.name,
+                Nameplate {
+                    id: n.id,
+                    mailbox_id: n.mailbox_id,
+                    sides: Vec::new(),
+                },
+            );
+        }
+        for s in snap.nameplate_sides {
+            if let Some((app_id, name)) = by_id.get(&s.nameplate_id)
+                && let Some(np) = st.apps.get_mut(app_id).and_then(|a| a.nameplates.get_mut(name))
+            {
+                np.sides.push(NameplateSide {
+                    side: s.side,
+                    claimed: s.claimed,
+                    added: s.added,
+                });
+            }
+        }
+        for s in snap.mailbox_sides {
+            if let Some(mb) = st.mailboxes.get_mut(&s.mailbox_id) {
+                mb.sides.push(MailboxSide {
+                    side: s.side,
+                    opened: s.opened,
+                    added: s.added,
+                    mood: s.mood,
+                });
+            }
+        }
+        for m in snap.messages {
+            if let Some(mb) = st.mailboxes.get_mut(&m.mailbox_id) {
+                mb.messages.push(StoredMessage {
+                    side: m.side,
+                    phase: m.phase,
+                    body: m.body,
+                    server_rx: m.server_rx,
+                    msg_id: m.msg_id,
+                });
+            }
+        }
+        st
+    }
+
+    /// Sorted nameplate names of an app.
+    pub fn nameplate_names(&self, app_id: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .apps
+            .get(app_id)
+            .map(|a| a.nameplates.keys().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Pick a free nameplate name in an app.
+    pub fn choose_nameplate(&self, app_id: &str, rng: &mut impl Rng) -> Option<String> {
+        match self.apps.get(app_id) {
+            None => Occupancy::default().choose(rng, |_| false),
+            Some(app) => app.occupancy.choose(rng, |n| app.nameplates.contains_key(n)),
+        }
+    }
+
+    /// Ensure a mailbox row exists (server `_add_mailbox`).
+    fn add_mailbox(
+        &mut self,
+        app_id: &str,
+        mailbox_id: &str,
+        for_nameplate: bool,
+        now: f64,
+        w: &mut Vec<Write>,
+    ) -> Result<(), ChannelError> {
+        match self.mailboxes.get(mailbox_id) {
+            Some(mb) if mb.app_id == app_id => Ok(()),
+            Some(_) => Err(ChannelError::ForeignMailbox),
+            None => {
+                self.mailboxes.insert(
+                    mailbox_id.to_owned(),
+                    Mailbox {
+                        app_id: app_id.to_owned(),
+                        for_nameplate,
+                        updated: now,
+                        sides: Vec::new(),
+                        messages: Vec::new(),
+                        listeners: Vec::new(),
+                        nameplates: Vec::new(),
+                    },
+                );
+                w.push(Write::InsertMailbox(MailboxRow {
+                    id: mailbox_id.to_owned(),
+                    app_id: app_id.to_owned(),
+                    updated: now,
+                    for_nameplate,
+                }));
+                Ok(())
+            }
+        }
+    }
+
+    /// Claim `name` for `side` (creating it and its mailbox if new) and open that mailbox.
+    /// Returns the mailbox id.
+    pub fn claim_nameplate(
+        &mut self,
+        app_id: &str,
+        name: &str,
+        side: &str,
+        now: f64,
+        rng: &mut impl Rng,
+        w: &mut Vec<Write>,
+    ) -> Result<String, ChannelError> {
+        let exists = self
+            .apps
+            .get(app_id)
+            .is_some_and(|a| a.nameplates.contains_key(name));
+        if !exists {
+            let mut mailbox_id = new_mailbox_id(rng);
+            while self.mailboxes.contains_key(&mailbox_id) {
+                mailbox_id = new_mailbox_id(rng);
+            }
+            self.add_mailbox(app_id, &mailbox_id, true, now, w)?;
+            let id = self.next_nameplate_id;
+            self.next_nameplate_id += 1;
+            if let Some(mb) = self.mailboxes.get_mut(&mailbox_id) {
+                mb.nameplates.push(name.to_owned());
+            }
+            let app = self.apps.entry(app_id.to_owned()).or_default();
+            app.occupancy.insert(name);
+            app.nameplates.insert(
+                name.to_owned(),
+                Nameplate {
+                    id,
+                    mailbox_id: mailbox_id.clone(),
+                    sides: Vec::new(),
+                },
+            );
+            w.push(Write::InsertNameplate(NameplateRow {
+                id,
+                app_id: app_id.to_owned(),
+                name: name.to_owned(),
+                mailbox_id,
+            }));
+        }
+        let Some(np) = self.apps.get_mut(app_id).and_then(|a| a.nameplates.get_mut(name)) else {
+            return Err(ChannelError::Crowded); // unreachable: inserted above
+        };
+        match np.sides.iter().find(|s| s.side == side) {
+            Some(s) if !s.claimed => return Err(ChannelError::Reclaimed),
+            Some(_) => {}
+            None => {
+                np.sides.push(NameplateSide {
+                    side: side.to_owned(),
+                    claimed: true,
+                    added: now,
+                });
+                w.push(Write::InsertNameplateSide(NameplateSideRow {
+                    nameplate_id: np.id,
+                    side: side.to_owned(),
+                    claimed: true,
+                    added: now,
+                }));
+            }
+        }
+        let mailbox_id = np.mailbox_id.clone();
+        let np_sides = np.sides.len();
+        self.open_mailbox(app_id, &mailbox_id, side, now, w)?;
+        if np_sides > 2 {
+            return Err(ChannelError::Crowded);
+        }
+        Ok(mailbox_id)
+    }
+
+    /// Clear `side`'s claim on `name`; retire the nameplate when no claims remain.
+    /// Unknown nameplates and sides are a silent no-op.
+    pub fn release_nameplate(&mut self, app_id: &str, name: &str, side: &str, now: f64, w: &mut Vec<Write>) {
+        let Some(app) = self.apps.get_mut(app_id) else {
+            return;
+        };
+        let Some(np) = app.nameplates.get_mut(name) else {
+            return;
+        };
+        let Some(s) = np.sides.iter_mut().find(|s| s.side == side) else {
+            return;
+        };
+        s.claimed = false;
+        w.push(Write::ReleaseNameplateSide {
+            nameplate_id: np.id,
+            side: side.to_owned(),
+        });
+        if np.sides.iter().any(|s| s.claimed) {
+            return;
+        }
+        let np_id = np.id;
+        let mailbox_id = np.mailbox_id.clone();
+        let added: Vec<f64> = np.sides.iter().map(|s| s.added).collect();
+        app.nameplates.remove(name);
+        app.occupancy.remove(name);
+        if app.nameplates.is_empty() {
+            self.apps.remove(app_id);
+        }
+        if let Some(mb) = self.mailboxes.get_mut(&mailbox_id) {
+            mb.nameplates.retain(|n| n != name);
+        }
+        w.push(Write::DeleteNameplate { id: np_id });
+        if self.usage.enabled {
+            w.push(Write::UsageNameplate(nameplate_usage(
+                app_id,
+                added,
+                now,
+                false,
+                self.usage.blur,
+            )));
+        }
+    }
+
+    /// Record `side` as having opened the mailbox (creating it if unknown) and touch it.
+    pub fn open_mailbox(
+        &mut self,
+        app_id: &str,
+        mailbox_id: &str,
+        side: &str,
+        now: f64,
+        w: &mut Vec<Write>,
+    ) -> Result<(), ChannelError> {
+        self.add_mailbox(app_id, mailbox_id, false, now, w)?;
+        let Some(mb) = self.mailboxes.get_mut(mailbox_id) else {
+            return Err(ChannelError::ForeignMailbox);
+        };
+        if !mb.sides.iter().any(|s| s.side == side) {
+            mb.sides.push(MailboxSide {
+                side: side.to_owned(),
+                opened: true,
+                added: now,
+                mood: None,
+            });
+            w.push(Write::InsertMailboxSide(MailboxSideRow {
+                mailbox_id: mailbox_id.to_owned(),
+                side: side.to_owned(),
+                opened: true,
+                added: now,
+                mood: None,
+            }));
+        }
+        mb.updated = now;
+        w.push(Write::TouchMailbox {
+            id: mailbox_id.to_owned(),
+            updated: now,
+        });
+        if mb.sides.len() > 2 {
+            return Err(ChannelError::Crowded);
+        }
+        Ok(())
+    }
+
+    /// Subscribe a connection; returns the stored messages to replay.
+    pub fn add_listener(&mut self, mailbox_id: &str, conn: ConnId) -> &[StoredMessage] {
+        match self.mailboxes.get_mut(mailbox_id) {
+            Some(mb) => {
+                if !mb.listeners.contains(&conn) {
+                    mb.listeners.push(conn);
+                }
+                &mb.messages
+            }
+            None => &[],
+        }
+    }
+
+    /// Unsubscribe a connection.
+    pub fn remove_listener(&mut self, mailbox_id: &str, conn: ConnId) {
+        if let Some(mb) = self.mailboxes.get_mut(mailbox_id) {
+            mb.listeners.retain(|c| *c != conn);
+        }
+    }
+
+    /// Number of stored messages, or `None` if the mailbox does not exist.
+    pub fn message_count(&self, mailbox_id: &str) -> Option<usize> {
+        self.mailboxes.get(mailbox_id).map(|m| m.messages.len())
+    }
+
+    /// Store a message and return the listeners to deliver it to.
+    pub fn add_message(&mut self, mailbox_id: &str, msg: StoredMessage, w: &mut Vec<Write>) -> Vec<ConnId> {
+        let Some(mb) = self.mailboxes.get_mut(mailbox_id) else {
+            return Vec::new();
+        };
+        w.push(Write::InsertMessage(MessageRow {
+            app_id: mb.app_id.clone(),
+            mailbox_id: mailbox_id.to_owned(),
+            side: msg.side.clone(),
+            phase: msg.phase.clone(),
+            body: msg.body.clone(),
+            server_rx: msg.server_rx,
+            msg_id: msg.msg_id.clone(),
+        }));
+        mb.updated = msg.server_rx;
+        w.push(Write::TouchMailbox {
+            id: mailbox_id.to_owned(),
+            updated: msg.server_rx,
+        });
+        mb.messages.push(msg);
+        mb.listeners.clone()
+    }
+
+    /// Mark `side` closed with `mood`. If no side remains open, delete the mailbox, its
+    /// messages and the nameplates pointing to it. Returns the listeners that were dropped
+    /// because the mailbox is gone.
+    pub fn close_mailbox(
+        &mut self,
+        app_id: &str,
+        mailbox_id: &str,
+        side: &str,
+        mood: Option<&str>,
+        now: f64,
+        w: &mut Vec<Write>,
+    ) -> Vec<ConnId> {
+        let Some(mb) = self.mailboxes.get_mut(mailbox_id) else {
+            return Vec::new();
+        };
+        if mb.app_id != app_id {
+            return Vec::new();
+        }
+        let Some(s) = mb.sides.iter_mut().find(|s| s.side == side) else {
+            return Vec::new();
+        };
+        s.opened = false;
+        s.mood = mood.map(str::to_owned);
+        w.push(Write::CloseMailboxSide {
+            mailbox_id: mailbox_id.to_owned(),
+            side: side.to_owned(),
+            mood: mood.map(str::to_owned),
+        });
+        if mb.sides.iter().any(|s| s.opened) {
+            return Vec::new();
+        }
+        self.delete_mailbox(mailbox_id, now, false, w)
+    }
+
+    /// Delete a mailbox with its nameplates; writes usage rows. Returns its listeners.
+    fn delete_mailbox(
+        &mut self,
+        mailbox_id: &str,
+        now: f64,
+        pruned: bool,
+        w: &mut Vec<Write>,
+    ) -> Vec<ConnId> {
+        let Some(mb) = self.mailboxes.remove(mailbox_id) else {
+            return Vec::new();
+        };
+        if let Some(app) = self.apps.get_mut(&mb.app_id) {
+            for name in &mb.nameplates {
+                if let Some(np) = app.nameplates.remove(name) {
+                    app.occupancy.remove(name);
+                    w.push(Write::DeleteNameplate { id: np.id });
+                    // Like server 0.8.0, a nameplate retired together with its mailbox gets a
+                    // usage row only when it is pruned.
+                    if pruned && self.usage.enabled {
+                        let added = np.sides.iter().map(|s| s.added).collect();
+                        w.push(Write::UsageNameplate(nameplate_usage(
+                            &mb.app_id,
+                            added,
+                            now,
+                            true,
+                            self.usage.blur,
+                        )));
+                    }
+                }
+            }
+            if app.nameplates.is_empty() {
+                self.apps.remove(&mb.app_id);
+            }
+        }
+        w.push(Write::DeleteMailbox {
+            id: mailbox_id.to_owned(),
+        });
+        if self.usage.enabled {
+            let sides: Vec<(f64, Option<&str>)> =
+                mb.sides.iter().map(|s| (s.added, s.mood.as_deref())).collect();
+            w.push(Write::UsageMailbox {
+                row: mailbox_usage(&mb.app_id, &sides, now, pruned, self.usage.blur),
+                for_nameplate: mb.for_nameplate,
+            });
+        }
+        mb.listeners
+    }
+
+    /// Pruning pass: touch mailboxes that have listeners, then delete every mailbox (and its
+    /// nameplates) not updated since `old`. Returns the listeners of deleted mailboxes.
+    pub fn prune(&mut self, now: f64, old: f64, w: &mut Vec<Write>) -> Vec<ConnId> {
+        for (id, mb) in self.mailboxes.iter_mut() {
+            if !mb.listeners.is_empty() {
+                mb.updated = now;
+                w.push(Write::TouchMailbox {
+                    id: id.clone(),
+                    updated: now,
+                });
+            }
+        }
+        let mut old_ids: Vec<String> = self
+            .mailboxes
+            .iter()
+            .filter(|(_, mb)| mb.updated <= old)
+            .map(|(id, _)| id.clone())
+            .collect();
+        old_ids.sort();
+        let mut dropped = Vec::new();
+        for id in old_ids {
+            dropped.extend(self.delete_mailbox(&id, now, true, w));
+        }
+        dropped
+    }
+
+    /// Number of subscribed connections (usage `current.connections_websocket`).
+    pub fn listener_count(&self) -> usize {
+        self.mailboxes.values().map(|m| m.listeners.len()).sum()
+    }
+
+    /// Number of mailboxes (for tests and stats).
+    pub fn mailbox_count(&self) -> usize {
+        self.mailboxes.len()
+    }
+}
