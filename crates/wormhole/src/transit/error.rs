@@ -1,0 +1,35 @@
+//! The transit error type: what went wrong connecting or moving records, and what to do about it.
+
+use wormhole_proto::transit::{RecordError, WalkError};
+
+/// Errors from transit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransitError {
+    /// A local socket operation failed (binding the listener, reading a file being sent…).
+    #[error("transit I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// No connection could be made. Check that a transit relay is reachable (`--transit-helper`)
+    /// or that the peers can reach each other directly.
+    #[error("could not establish a transit connection ({0})")]
+    NoConnection(String),
+    /// Connecting took longer than the overall limit.
+    #[error("timed out establishing a transit connection after {0} s")]
+    ConnectTimeout(u64),
+    /// The peer stopped sending or receiving for too long during the transfer.
+    #[error("transit connection stalled for {0} s")]
+    Stalled(u64),
+    /// The peer closed the connection before the transfer was complete.
+    #[error("peer closed the transit connection early ({0})")]
+    Closed(String),
+    /// A record was malformed, out of order, too large or failed to decrypt: the peer is broken or
+    /// hostile; the transfer is abandoned.
+    #[error("bad transit record: {0}")]
+    Record(#[from] RecordError),
+    /// The peer sent more data than it declared.
+    #[error("{0}")]
+    Walk(#[from] WalkError),
+    /// An internal worker thread failed.
+    #[error("transit worker failed: {0}")]
+    Worker(String),
+}
