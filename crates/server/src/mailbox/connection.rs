@@ -220,7 +220,10 @@ async fn websocket_loop(
             inbound = ws.next() => {
                 last_rx = Instant::now();
                 let frame = match inbound {
-                    None => return,
+                    None => {
+                        tracing::trace!("connection {conn}: closed by peer");
+                        return;
+                    }
                     Some(Ok(Message::Text(t))) => parse_frame(t.as_bytes()),
                     Some(Ok(Message::Binary(b))) => parse_frame(&b),
                     Some(Ok(Message::Ping(_))) => {
@@ -250,8 +253,12 @@ async fn websocket_loop(
                         close(&mut ws, CloseCode::Invalid, "text frame is not UTF-8").await;
                         return;
                     }
-                    Some(Err(_)) => return,
+                    Some(Err(e)) => {
+                        tracing::trace!("connection {conn}: read error {e}");
+                        return;
+                    }
                 };
+                tracing::trace!("connection {conn}: in {frame:?}");
                 if shared.engine.send(EngineInput::Frame { conn, frame }).await.is_err() {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
