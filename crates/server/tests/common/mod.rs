@@ -201,10 +201,10 @@ impl Client {
 
     /// Assert nothing arrives within `d`.
     pub async fn quiet(&mut self, d: Duration) {
-        if let Ok(Some(Ok(m))) = tokio::time::timeout(d, self.ws.next()).await {
-            if !matches!(m, Message::Ping(_) | Message::Pong(_)) {
-                panic!("unexpected frame {m:?}");
-            }
+        if let Ok(Some(Ok(m))) = tokio::time::timeout(d, self.ws.next()).await
+            && !matches!(m, Message::Ping(_) | Message::Pong(_))
+        {
+            panic!("unexpected frame {m:?}");
         }
     }
 
