@@ -81,10 +81,10 @@ impl<B: InputBackend> CodeInputter<B> {
     pub fn complete(&mut self, text: &str) -> Result<Vec<String>, CodeInputError> {
         self.used_completion = true;
         let split = text.split_once('-');
-        if let Some(committed) = &self.committed {
-            if split.map(|(n, _)| n) != Some(committed.as_str()) {
-                return Err(CodeInputError::AlreadyInputNameplate(committed.clone()));
-            }
+        if let Some(committed) = &self.committed
+            && split.map(|(n, _)| n) != Some(committed.as_str())
+        {
+            return Err(CodeInputError::AlreadyInputNameplate(committed.clone()));
         }
         let mut out = match split {
             None => {

@@ -30,19 +30,18 @@ pub fn naturalsize(bytes: u64) -> String {
     format!("{value:.1} {unit}")
 }
 
-/// Render `text` as a QR code in Unicode half blocks (two modules per character cell), with a
-/// one-module quiet zone like Python's `QRCode(border=1)`. `None` if the text does not fit.
+/// Render `text` as a QR code in Unicode half blocks (two modules per character cell) for a
+/// terminal with a dark background: light modules (and the quiet zone) are drawn, dark modules
+/// are left blank, as `qrencode -t UTF8` does. `None` if the text does not fit.
 pub fn qr_string(text: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;
     Some(
-        code.render::<qrcode::render::unicode::Dense1x2>()
-            .quiet_zone(false)
-            .module_dimensions(1, 1)
-            .build()
-            .lines()
-            .map(|l| format!(" {l} "))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
     )
 }
 

@@ -40,9 +40,9 @@ where
     F: AsyncFnOnce(&mut S) -> Result<bool>,
 {
     if let Some(code) = &opts.code {
-        w.set_code(code)?;
+        w.set_code(code).await?;
     } else if opts.allocate {
-        w.allocate_code(opts.code_length)?;
+        w.allocate_code(opts.code_length).await?;
         let code = w.code().await?;
         eprintln!("Allocated code: {code}");
         eprintln!("On the other computer, please run:");
@@ -248,7 +248,7 @@ mod tests {
         let (mut a, _b) = pair();
         o.allocate = false;
         establish_code(&mut a, &o, async |w: &mut FakeSession| {
-            w.set_code("5-typed-in")?;
+            w.set_code("5-typed-in").await?;
             Ok(true)
         })
         .await

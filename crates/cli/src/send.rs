@@ -55,8 +55,8 @@ pub fn decide_what(opts: &SendOptions) -> Result<What> {
 /// must run. Returns the code.
 pub async fn establish_code<S: Session>(w: &mut S, opts: &SendOptions) -> Result<String> {
     match &opts.code {
-        Some(code) => w.set_code(code)?,
-        None => w.allocate_code(opts.code_length)?,
+        Some(code) => w.set_code(code).await?,
+        None => w.allocate_code(opts.code_length).await?,
     }
     let code = w.code().await?;
     let mut other = String::from("wormhole receive");
@@ -69,10 +69,10 @@ pub async fn establish_code<S: Session>(w: &mut S, opts: &SendOptions) -> Result
         eprintln!("Wormhole code is: {code}");
         other.push(' ');
         other.push_str(&code);
-        if opts.qr {
-            if let Some(qr) = qr_string(&format!("wormhole-transfer:{code}")) {
-                eprintln!("{qr}");
-            }
+        if opts.qr
+            && let Some(qr) = qr_string(&format!("wormhole-transfer:{code}"))
+        {
+            eprintln!("{qr}");
         }
     }
     eprintln!("On the other computer, please run:\n\n{other}\n");

@@ -15,9 +15,9 @@ pub trait Session {
     /// The server's welcome.
     fn welcome(&mut self) -> impl Future<Output = anyhow::Result<Welcome>>;
     /// Ask the server for a nameplate and make a code of `words` words.
-    fn allocate_code(&mut self, words: usize) -> anyhow::Result<()>;
+    fn allocate_code(&mut self, words: usize) -> impl Future<Output = anyhow::Result<()>>;
     /// Use this code.
-    fn set_code(&mut self, code: &str) -> anyhow::Result<()>;
+    fn set_code(&mut self, code: &str) -> impl Future<Output = anyhow::Result<()>>;
     /// The code, once known.
     fn code(&mut self) -> impl Future<Output = anyhow::Result<String>>;
     /// Wait until the shared key is computed (the peer's `pake` arrived).
@@ -49,11 +49,11 @@ pub fn show_welcome(welcome: &Welcome, relay_url: &str, own_version: &str) {
         let lines: Vec<&str> = motd.lines().collect();
         eprintln!("Server (at {relay_url}) says:\n {}", lines.join("\n "));
     }
-    if welcome.version_mismatch(own_version) {
-        if let Some(current) = &welcome.current_cli_version {
-            eprintln!("Warning: errors may occur unless both sides are running the same version");
-            eprintln!("Server claims {current} is current, but ours is {own_version}");
-        }
+    if welcome.version_mismatch(own_version)
+        && let Some(current) = &welcome.current_cli_version
+    {
+        eprintln!("Warning: errors may occur unless both sides are running the same version");
+        eprintln!("Server claims {current} is current, but ours is {own_version}");
     }
 }
 
@@ -95,11 +95,11 @@ pub mod fake {
         async fn welcome(&mut self) -> anyhow::Result<Welcome> {
             Ok(Welcome::from_value(serde_json::json!({})))
         }
-        fn allocate_code(&mut self, words: usize) -> anyhow::Result<()> {
+        async fn allocate_code(&mut self, words: usize) -> anyhow::Result<()> {
             self.code = Some(format!("7-{}", vec!["word"; words].join("-")));
             Ok(())
         }
-        fn set_code(&mut self, code: &str) -> anyhow::Result<()> {
+        async fn set_code(&mut self, code: &str) -> anyhow::Result<()> {
             self.code = Some(code.to_owned());
             Ok(())
         }

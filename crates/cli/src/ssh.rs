@@ -40,7 +40,7 @@ pub async fn invite<S: Session>(w: &mut S, code_length: usize, ssh_dir: &Path) -
             println!("      '{}' doesn't exist either", ssh_dir.display());
         }
     }
-    w.allocate_code(code_length)?;
+    w.allocate_code(code_length).await?;
     let code = w.code().await?;
     println!("Now tell the other user to run:\n\nwormhole ssh accept {code}\n");
     w.verifier().await?;
@@ -72,7 +72,7 @@ pub async fn invite<S: Session>(w: &mut S, code_length: usize, ssh_dir: &Path) -
 
 /// `ssh accept`: send the key under `code` and wait for the acknowledgement.
 pub async fn accept<S: Session>(w: &mut S, code: &str, key: &PublicKey) -> Result<()> {
-    w.set_code(code)?;
+    w.set_code(code).await?;
     w.code().await?;
     w.verifier().await?;
     w.send(AppMsg::Offer(Offer::Message(key.line.clone())).to_bytes())
