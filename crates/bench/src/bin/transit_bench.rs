@@ -1,0 +1,267 @@
+//! `transit-bench`: throughput of our transit library on loopback, in one run:
+//!
+//! 1. `core`: what one core can decrypt + SHA-256 (records of 16 KiB, our record codec), measured
+//!    as bytes per CPU second of this single-threaded loop;
+//! 2. `direct`: `--size` bytes from a Sender to a Receiver (both in this process, each on its own
+//!    tokio worker + blocking crypto thread) over a direct loopback connection: MB/s, CPU seconds
+//!    of the whole process (both sides), CPU s per GiB, and the ratio to the core limit;
+//! 3. `relay`: the same through Python's `twist transitrelay` (and our `wormhole-relay` when it is
+//!    built next to this binary), plus the relay process's CPU seconds.
+//!
+//! Peak RSS (VmHWM) is printed after each phase; it must stay flat whatever `--size` is.
+//! The data comes from a generator and goes to a hashing sink: this measures transit, not disks.
+//! Whole-CLI pairs (ours, Python, Go, Rust) are measured by `scripts/bench-transit --cli`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sha2::Digest;
+use wormhole::transit::{DirectHint, Role, Transit, TransitConfig};
+use wormhole_bench::sys;
+use wormhole_proto::transit::{RecordOpener, RecordSealer, SEND_CHUNK};
+
+/// Transit throughput benchmark (library level).
+#[derive(Debug, Parser)]
+#[command(name = "transit-bench")]
+struct Args {
+    /// Bytes per transfer.
+    #[arg(long, default_value_t = 1 << 30)]
+    size: u64,
+    /// Phases to run (comma separated): core, direct, relay.
+    #[arg(long, default_value = "core,direct,relay")]
+    phases: String,
+    /// Python's `twist` (default: ~/.cache/wormhole-peers/venv/bin/twist).
+    #[arg(long)]
+    twist: Option<PathBuf>,
+}
+
+/// Endless pseudo-random bytes (a repeated 1 MiB block).
+struct Gen {
+    block: Vec<u8>,
+    pos: usize,
+}
+
+impl Gen {
+    fn new() -> Self {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let block = (0..1 << 20)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        Gen { block, pos: 0 }
+    }
+}
+
+impl Read for Gen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.block.len() - self.pos);
+        buf[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.block.len();
+        Ok(n)
+    }
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e6
+}
+
+fn peak_rss_mb() -> f64 {
+    sys::peak_rss_kb(std::process::id()).unwrap_or(0) as f64 / 1024.0
+}
+
+/// Single-threaded decrypt + hash rate, in bytes per CPU second.
+fn core_limit(size: u64) -> f64 {
+    // Seal 16 MiB of records once, then open copies of them repeatedly (fresh opener each pass);
+    // the copy is timed separately and subtracted.
+    let key = [9u8; 32];
+    let mut sealer = RecordSealer::new(&key);
+    let mut pristine = Vec::new();
+    let mut g = Gen::new();
+    let mut chunk = vec![0u8; SEND_CHUNK];
+    for _ in 0..(16 << 20) / SEND_CHUNK {
+        g.read_exact(&mut chunk).unwrap();
+        sealer.seal_into(&chunk, &mut pristine).unwrap();
+    }
+    let passes = (size / (16 << 20)).clamp(4, 64);
+    let mut work = pristine.clone();
+    let rec = pristine.len() / ((16 << 20) / SEND_CHUNK);
+    let c0 = sys::own_cpu_time();
+    for _ in 0..passes {
+        work.copy_from_slice(&pristine);
+    }
+    let copy_cpu = (sys::own_cpu_time() - c0).as_secs_f64();
+    let c0 = sys::own_cpu_time();
+    let mut h = sha2::Sha256::new();
+    for _ in 0..passes {
+        work.copy_from_slice(&pristine);
+        let mut opener = RecordOpener::new(&key, 1 << 20);
+        for r in work.chunks_mut(rec) {
+            let pt = opener.open_record(r).unwrap();
+            h.update(pt);
+        }
+    }
+    std::hint::black_box(h.finalize());
+    let cpu = (sys::own_cpu_time() - c0).as_secs_f64() - copy_cpu;
+    (passes * (16 << 20)) as f64 / cpu.max(1e-9)
+}
+
+struct Run {
+    secs: f64,
+    cpu: f64,
+}
+
+async fn transfer(size: u64, relay: Option<SocketAddr>) -> anyhow::Result<Run> {
+    let mut cfg = TransitConfig::default();
+    if let Some(r) = relay {
+        cfg.listen = false;
+        cfg.relays = vec![DirectHint {
+            hostname: r.ip().to_string(),
+            port: r.port(),
+            priority: 0.0,
+        }];
+    }
+    let s = Transit::new(Role::Sender, cfg.clone())?;
+    let r = Transit::new(Role::Receiver, cfg)?;
+    let (smsg, rmsg) = (s.message(), r.message());
+    let key = b"transit-bench-key".to_vec();
+    let k2 = key.clone();
+    let c0 = sys::own_cpu_time();
+    let t0 = Instant::now();
+    let st = tokio::spawn(async move {
+        let mut c = s.connect(&key, &rmsg).await?;
+        let h = c.send_from(Gen::new(), size, None).await?;
+        let ack = c.receive_record().await?;
+        anyhow::ensure!(ack == h, "hash mismatch");
+        anyhow::Ok(())
+    });
+    let rt = tokio::spawn(async move {
+        let mut c = r.connect(&k2, &smsg).await?;
+        let (h, _) = c.receive_into(std::io::sink(), size, None).await?;
+        c.send_record(&h).await?;
+        anyhow::Ok(())
+    });
+    st.await??;
+    rt.await??;
+    Ok(Run {
+        secs: t0.elapsed().as_secs_f64(),
+        cpu: (sys::own_cpu_time() - c0).as_secs_f64(),
+    })
+}
+
+struct RelayProc(Child);
+
+impl Drop for RelayProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
+    let twist = args.twist.clone().unwrap_or_else(|| {
+        PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
+            .join(".cache/wormhole-peers/venv/bin/twist")
+    });
+    if !twist.exists() {
+        bail!(
+            "{} not found: install the peers with scripts/install-peers",
+            twist.display()
+        );
+    }
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut cmd = Command::new(twist);
+    cmd.args([
+        "transitrelay",
+        "--port",
+        &format!("tcp:{port}:interface=127.0.0.1"),
+    ]);
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("WORMHOLE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut p = RelayProc(cmd.spawn().context("starting twist transitrelay")?);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if p.0.try_wait()?.is_some() || Instant::now() > deadline {
+            bail!("python transit relay did not start on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((p, addr))
+}
+
+fn report(name: &str, size: u64, run: &Run, core: Option<f64>, extra: &str) {
+    let gib = size as f64 / (1u64 << 30) as f64;
+    let rate = mbps(size, run.secs);
+    let vs_core = core
+        .map(|c| format!(", {:.0} % of one-core limit", 100.0 * rate * 1e6 / c))
+        .unwrap_or_default();
+    println!(
+        "{name:<28} {rate:>7.0} MB/s  {:>6.2} s  CPU {:>5.2} s (both sides; {:.2} s/GiB){extra}{vs_core}  peak RSS {:.1} MB",
+        run.secs,
+        run.cpu,
+        run.cpu / gib,
+        peak_rss_mb()
+    );
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let phases: Vec<&str> = args.phases.split(',').map(str::trim).collect();
+    println!(
+        "transit-bench: {} bytes per transfer, loopback, 16 KiB records; reference (TESTING.md): Python 318 MB/s direct with 6.0 CPU s/GiB, 214 MB/s relayed",
+        args.size
+    );
+    let mut core = None;
+    if phases.contains(&"core") {
+        let c = core_limit(args.size);
+        println!(
+            "{:<28} {:>7.0} MB/s per CPU second (decrypt + SHA-256, one thread)",
+            "one-core limit",
+            c / 1e6
+        );
+        core = Some(c);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    if phases.contains(&"direct") {
+        let run = rt.block_on(transfer(args.size, None))?;
+        report("ours direct", args.size, &run, core, "");
+    }
+    if phases.contains(&"relay") {
+        match start_python_relay(&args) {
+            Ok((relay, addr)) => {
+                let pid = relay.0.id();
+                let c0 = sys::proc_cpu_time(pid).unwrap_or_default();
+                let run = rt.block_on(transfer(args.size, Some(addr)))?;
+                let rc = (sys::proc_cpu_time(pid).unwrap_or_default() - c0).as_secs_f64();
+                report(
+                    "ours via python relay",
+                    args.size,
+                    &run,
+                    None,
+                    &format!(", relay CPU {rc:.2} s"),
+                );
+            }
+            Err(e) => println!("ours via python relay: skipped ({e})"),
+        }
+    }
+    Ok(())
+}
