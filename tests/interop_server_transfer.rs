@@ -3,7 +3,8 @@
 //! directory between Python and Go in both directions; content is checked by sha256. The Python transit
 //! relay runs on loopback (on 127.0.0.1:4001 whenever a Go peer takes part: Go always offers
 //! `transit.magic-wormhole.io:4001`, which `scripts/netns-run` maps to 127.0.0.1). One control case
-//! runs the same file transfer through the Python mailbox server.
+//! runs the same file transfer through the Python mailbox server. Two more cases force Python ⇄ wormhole-rs
+//! onto the relay (no direct connections) and check the Python side reports it.
 //!
 //! Runs inside `scripts/netns-run`. Requires the peers (`scripts/install-peers`) and
 //! `cargo build --workspace` first.
@@ -175,4 +176,59 @@ fn control_file_python_to_go_through_python_server() {
     let server = start_python_mailbox(&[]);
     let (_dir, path) = test_file(9);
     transfer(&server, PeerKind::Python, PeerKind::Go, &path);
+}
+
+/// Python ⇄ wormhole-rs with both sides refusing direct connections (`--no-listen` / `--force-relay`),
+/// so the file must cross the loopback transit relay; the Python side must report it (`->relay:tcp:…`).
+fn forced_relay_case(from: PeerKind, to: PeerKind, seed: u64) {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let relay = start_python_relay(free_port());
+    let (_dir, path) = test_file(seed);
+    let peers = Peers::locate();
+    let ep = Endpoints::new(server.url(), Some(relay.addr));
+    let code = unique_code();
+    let out_dir = tempfile::tempdir().unwrap();
+    let force = |kind: PeerKind, cmd: PeerCommand| match kind {
+        PeerKind::Python => cmd.arg("--no-listen"),
+        PeerKind::Rust => cmd.arg("--force-relay"),
+        PeerKind::Go => panic!("wormhole-william cannot be forced onto the relay by a flag"),
+    };
+    let sender = force(from, peers.send_path(from, &ep, &code, &path)).spawn();
+    let receiver = force(to, peers.receive(to, &ep, &code, out_dir.path())).run();
+    let sender = sender.wait();
+    let context = format!(
+        "{sender}\n{receiver}\n--- server log:\n{}\n--- relay log:\n{}",
+        server.logs(),
+        relay.logs()
+    );
+    assert!(
+        sender.success() && receiver.success(),
+        "forced-relay transfer failed:\n{context}"
+    );
+    let python_side = if from == PeerKind::Python {
+        &sender
+    } else {
+        &receiver
+    };
+    assert!(
+        python_side.all_output().contains("->relay:"),
+        "the Python side did not report a relay connection:\n{context}"
+    );
+    let got = out_dir.path().join(path.file_name().unwrap());
+    assert_eq!(
+        sha256_file(&got),
+        sha256_file(&path),
+        "content differs:\n{context}"
+    );
+}
+
+#[test]
+fn file_python_to_rust_forced_relay() {
+    forced_relay_case(PeerKind::Python, PeerKind::Rust, 10);
+}
+
+#[test]
+fn file_rust_to_python_forced_relay() {
+    forced_relay_case(PeerKind::Rust, PeerKind::Python, 11);
 }
