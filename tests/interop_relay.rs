@@ -1,0 +1,287 @@
+//! Issue 5, Show 2: the real CLIs transfer a file through OUR transit relay (`wormhole-relay`, run
+//! in-process here) with direct connections impossible, checked by sha256, and the relay's usage
+//! database holds the `happy` row of that pair.
+//!
+//! - Python 0.24: `--no-listen` on both sides (no direct hints at all), `--transit-helper` = our relay.
+//! - wormhole-rs: `--force-relay` on both sides, `--relay-server tcp://127.0.0.1:PORT`.
+//! - wormhole-william: it always uses `transit.magic-wormhole.io:4001` (→ 127.0.0.1 in
+//!   `scripts/netns-run`), so our relay listens on 127.0.0.1:4001 under the port-4001 lock; and while
+//!   that lock is held the namespace's only non-127 address (198.18.0.1, the one Go would advertise) is
+//!   removed, so Go has no direct hint to offer: only the relay is reachable.
+//!
+//! The mailbox is the Python server (the relay is what is under test). Runs inside `scripts/netns-run`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use wormhole_interop::*;
+
+/// Our relay running on its own thread and runtime, with a usage database. Dropping it stops it.
+struct OurRelay {
+    addr: SocketAddr,
+    db: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl OurRelay {
+    fn start(addr: SocketAddr) -> OurRelay {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("relay-usage.sqlite");
+        let usage = wormhole_relay::usage_sink::open_usage_db(&db).unwrap();
+        let config = wormhole_relay::RelayConfig {
+            usage: wormhole_relay::UsageSink::start(Some(usage), None).unwrap(),
+            ..Default::default()
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = wormhole_relay::bind(addr).unwrap();
+                bound_tx.send(listener.local_addr().unwrap()).unwrap();
+                tokio::select! {
+                    r = wormhole_relay::serve(config, listener, None) => r.unwrap(),
+                    _ = stopped => {}
+                }
+            });
+        });
+        let addr = bound_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("relay did not bind");
+        OurRelay {
+            addr,
+            db,
+            stop: Some(stop),
+            thread: Some(thread),
+            _dir: dir,
+        }
+    }
+
+    /// Usage rows `(result, total_bytes)`.
+    fn rows(&self) -> Vec<(String, i64)> {
+        let conn = rusqlite::Connection::open(&self.db).unwrap();
+        let mut st = conn
+            .prepare("SELECT result, total_bytes FROM usage ORDER BY rowid")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// Wait (bounded) for exactly one `happy` row that carried at least `min_bytes`; every other row
+    /// may only be a spare connection (`lonely`/`redundant`). Returns all rows.
+    fn expect_one_happy_pair(&self, min_bytes: u64, context: &str) -> Vec<(String, i64)> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let rows = self.rows();
+            let happy: Vec<_> = rows.iter().filter(|r| r.0 == "happy").collect();
+            if happy.len() == 1 || Instant::now() > deadline {
+                assert_eq!(
+                    happy.len(),
+                    1,
+                    "one happy pair expected; rows {rows:?}\n{context}"
+                );
+                assert!(
+                    happy[0].1 as u64 >= min_bytes,
+                    "relay carried too little: {rows:?}\n{context}"
+                );
+                for r in &rows {
+                    assert!(
+                        matches!(r.0.as_str(), "happy" | "lonely" | "redundant"),
+                        "unexpected mood in {rows:?}\n{context}"
+                    );
+                }
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for OurRelay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// While alive, the namespace has no 198.18.0.1: wormhole-william (which never advertises 127.x) then
+/// offers no direct hint. Restores the address on drop. Only inside `scripts/netns-run`.
+struct NoDirectAddress {
+    removed: bool,
+}
+
+const TEST_ADDR: &str = "198.18.0.1/32";
+
+impl NoDirectAddress {
+    fn take() -> NoDirectAddress {
+        require_netns();
+        let out = Command::new("ip")
+            .args(["addr", "del", TEST_ADDR, "dev", "lo"])
+            .output()
+            .unwrap();
+        let removed = out.status.success();
+        let listed = Command::new("ip")
+            .args(["-4", "addr", "show", "dev", "lo"])
+            .output()
+            .unwrap();
+        assert!(
+            !String::from_utf8_lossy(&listed.stdout).contains("198.18.0.1"),
+            "cannot remove {TEST_ADDR} from lo: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        NoDirectAddress { removed }
+    }
+}
+
+impl Drop for NoDirectAddress {
+    fn drop(&mut self) {
+        if self.removed {
+            let _ = Command::new("ip")
+                .args(["addr", "add", TEST_ADDR, "dev", "lo"])
+                .status();
+        }
+    }
+}
+
+/// A 3 MiB (+ 5 bytes) deterministic file in a fresh directory, with its sha256.
+fn test_file(seed: u64) -> (tempfile::TempDir, PathBuf, String, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("relay-payload-{seed}.bin"));
+    let size = (3 << 20) + 5;
+    let sha = write_test_file(&path, size, seed);
+    (dir, path, sha, size as u64)
+}
+
+/// Extra flags that take direct connections away from a peer.
+fn relay_only(kind: PeerKind, cmd: PeerCommand) -> PeerCommand {
+    match kind {
+        PeerKind::Python => cmd.arg("--no-listen"),
+        PeerKind::Rust => cmd.arg("--force-relay"),
+        // Go has no such flag; `NoDirectAddress` does it for the whole namespace.
+        PeerKind::Go => cmd,
+    }
+}
+
+struct Outcome {
+    sender: PeerOutput,
+    receiver: PeerOutput,
+    received: PathBuf,
+    _out: tempfile::TempDir,
+}
+
+fn attempt(mailbox: &MailboxServer, relay: &OurRelay, from: PeerKind, to: PeerKind, path: &Path) -> Outcome {
+    let peers = Peers::locate();
+    let ep = Endpoints::new(mailbox.url(), Some(relay.addr));
+    let code = unique_code();
+    let out = tempfile::tempdir().unwrap();
+    let sender = relay_only(from, peers.send_path(from, &ep, &code, path)).spawn();
+    let receiver = relay_only(to, peers.receive(to, &ep, &code, out.path())).run();
+    let sender = sender.wait();
+    let received = out.path().join(path.file_name().unwrap());
+    Outcome {
+        sender,
+        receiver,
+        received,
+        _out: out,
+    }
+}
+
+/// `from` sends a file to `to` through our relay only; checks the content and the relay's usage rows.
+fn relay_transfer(from: PeerKind, to: PeerKind, seed: u64) {
+    require_netns();
+    let with_go = from == PeerKind::Go || to == PeerKind::Go;
+    let _lock = with_go.then(lock_port_4001);
+    let _no_direct = with_go.then(NoDirectAddress::take);
+    let addr: SocketAddr = if with_go { "127.0.0.1:4001" } else { "127.0.0.1:0" }
+        .parse()
+        .unwrap();
+    let mailbox = start_python_mailbox(&[]);
+    let (_dir, path, sha, size) = test_file(seed);
+    // wormhole-william's sender over a relay fails now and then on its own with a Python receiver
+    // (TESTING.md); only that pair and that symptom get another attempt, each with a fresh relay.
+    let attempts = if from == PeerKind::Go && to == PeerKind::Python {
+        3
+    } else {
+        1
+    };
+    for n in 1..=attempts {
+        let relay = OurRelay::start(addr);
+        let o = attempt(&mailbox, &relay, from, to, &path);
+        let context = format!(
+            "{} -> {} through our relay (attempt {n})\n{}\n{}\nrelay rows: {:?}\n--- mailbox log:\n{}",
+            from.name(),
+            to.name(),
+            o.sender,
+            o.receiver,
+            relay.rows(),
+            mailbox.logs()
+        );
+        if n < attempts
+            && !o.sender.success()
+            && o.sender.all_output().contains("use of closed network connection")
+        {
+            eprintln!("known wormhole-william relay flake, retrying:\n{context}");
+            continue;
+        }
+        assert!(
+            o.sender.success() && o.receiver.success(),
+            "transfer failed: {context}"
+        );
+        assert!(o.received.is_file(), "nothing received: {context}");
+        assert_eq!(sha256_file(&o.received), sha, "content differs: {context}");
+        let rows = relay.expect_one_happy_pair(size, &context);
+        eprintln!("{} -> {}: relay rows {rows:?}", from.name(), to.name());
+        return;
+    }
+}
+
+#[test]
+fn python_to_python_no_listen_through_our_relay() {
+    relay_transfer(PeerKind::Python, PeerKind::Python, 51);
+}
+
+#[test]
+fn rust_to_rust_force_relay_through_our_relay() {
+    relay_transfer(PeerKind::Rust, PeerKind::Rust, 52);
+}
+
+#[test]
+fn python_to_rust_through_our_relay() {
+    relay_transfer(PeerKind::Python, PeerKind::Rust, 53);
+}
+
+#[test]
+fn go_to_go_only_relay_reachable() {
+    relay_transfer(PeerKind::Go, PeerKind::Go, 54);
+}
+
+#[test]
+fn go_to_python_only_relay_reachable() {
+    relay_transfer(PeerKind::Go, PeerKind::Python, 55);
+}
+
+#[test]
+fn python_to_go_only_relay_reachable() {
+    relay_transfer(PeerKind::Python, PeerKind::Go, 56);
+}
+
+#[test]
+fn rust_to_go_only_relay_reachable() {
+    relay_transfer(PeerKind::Rust, PeerKind::Go, 57);
+}
