@@ -1,1 +1,25 @@
-//! (placeholder: module not written yet)
+//! The file-transfer protocol v1 (PROTOCOL.md §5): text, file and directory offers over a
+//! [`MessagePipe`] (the wormhole's encrypted messages) with the data over [`crate::transit`].
+//!
+//! - [`send`]: `send_text`, `send_item` (a file, or a directory streamed as a zip).
+//! - [`receive`]: `receive` (the whole receiver loop) and `receive_offer` (after the caller saw
+//!   the offer and chose a destination, for CLIs that drive the message loop themselves).
+//! - [`safety`]: the safe-receive rules (base names, destinations, free space, escaping).
+//! - [`zip_out`] / [`zip_in`]: the streamed STORED zip we send; checked extraction of what we get.
+//!
+//! The flows depend only on [`MessagePipe`], never on the client's internals.
+
+mod error;
+mod pipe;
+pub mod receive;
+pub mod safety;
+pub mod send;
+mod space;
+pub mod zip_in;
+pub mod zip_out;
+
+pub use error::TransferError;
+pub use pipe::{MessagePipe, PipeError};
+pub use receive::{Decision, OfferInfo, ReceiveOptions, Received, inspect_offer, receive, receive_offer};
+pub use safety::{Destination, escape_control, plan_destination, python_repr_text, safe_basename};
+pub use send::{SendItem, SendOptions, SendReport, send_item, send_text};

@@ -1,0 +1,90 @@
+//! The transfer error type.
+
+use std::path::PathBuf;
+
+use wormhole_proto::transfer::TransferMsgError;
+
+use super::PipeError;
+use crate::transit::TransitError;
+
+/// Errors of the file-transfer flows. Each says what the user can do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransferError {
+    /// The mailbox connection failed or closed. Retry with a new code.
+    #[error("wormhole connection failed: {0}")]
+    Pipe(#[from] PipeError),
+    /// The peer sent `{"error": …}`: it gave up (for example it rejected the transfer).
+    #[error("peer reported an error: {0}")]
+    Peer(String),
+    /// The peer sent something this protocol does not allow here. It is broken or hostile.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A peer message could not be parsed.
+    #[error(transparent)]
+    Message(#[from] TransferMsgError),
+    /// Transit failed (no connection, broken records, peer closed early…).
+    #[error(transparent)]
+    Transit(#[from] TransitError),
+    /// The offered name is unusable (empty, `.`/`..`, or control characters only).
+    #[error("refusing offered name {0}: not a usable file name")]
+    BadName(String),
+    /// The destination exists and overwriting was not explicitly allowed (name it with `-o`).
+    #[error("refusing to overwrite existing {}", .0.display())]
+    WouldOverwrite(PathBuf),
+    /// Not enough free space at the destination.
+    #[error("not enough free space at {}: need {need} bytes, {free} available", path.display())]
+    NoSpace {
+        /// Directory checked.
+        path: PathBuf,
+        /// Bytes needed.
+        need: u64,
+        /// Bytes available.
+        free: u64,
+    },
+    /// The received zip is unsafe or inconsistent with the offer; nothing was extracted.
+    #[error("refusing received directory: {0}")]
+    BadZip(String),
+    /// The receiver's hash of the data differs from ours: the data was corrupted or the receiver
+    /// is broken. Send again.
+    #[error("transfer hash mismatch: receiver got sha256 {got}, we sent {sent}")]
+    HashMismatch {
+        /// Receiver's hash.
+        got: String,
+        /// Our hash.
+        sent: String,
+    },
+    /// The receiver did not acknowledge with `ok`.
+    #[error("receiver did not acknowledge the transfer: {0}")]
+    BadAck(String),
+    /// We declined the offer (the caller's decision).
+    #[error("transfer rejected")]
+    Rejected,
+    /// The offer type or directory mode is not supported.
+    #[error("unsupported offer: {0}")]
+    Unsupported(String),
+    /// A file could not be read (sender) or written (receiver).
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Something in the directory to send cannot be sent (unreadable, special file). Use
+    /// `--ignore-unsendable-files` to skip such entries.
+    #[error("cannot send {}: {reason}", path.display())]
+    Unsendable {
+        /// The entry.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl TransferError {
+    pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TransferError {
+        let path = path.into();
+        move |source| TransferError::File { path, source }
+    }
+}

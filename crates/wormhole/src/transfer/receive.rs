@@ -1,0 +1,314 @@
+//! The receiving side of file-transfer v1 (PROTOCOL.md §5.3) with the safe-receive rules:
+//! base names only, no overwriting or following of existing entries unless the caller named the
+//! path, a free-space check, data written to a temporary name and moved into place only when all
+//! of it arrived authenticated, zips checked before extraction.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use wormhole_proto::transfer::{Answer, AppMsg, FinalAck, Offer, ZIP_MODE};
+use wormhole_proto::transit::{Role, TransitMsg, TransitPurpose, transit_key_purpose};
+
+use super::safety::{Destination, plan_destination, temp_sibling};
+use super::{MessagePipe, TransferError, space, zip_in};
+use crate::transit::{Progress, Transit, TransitConfig};
+
+/// Settings for receiving.
+#[derive(Clone)]
+pub struct ReceiveOptions {
+    /// Transit settings.
+    pub transit: TransitConfig,
+    /// Transit key purpose rule.
+    pub purpose: TransitPurpose,
+    /// Progress callback (bytes received, total).
+    pub progress: Option<Progress>,
+    /// `-o/--output-file`.
+    pub output: Option<PathBuf>,
+    /// Directory relative names are resolved against (the current directory).
+    pub cwd: PathBuf,
+}
+
+impl Default for ReceiveOptions {
+    fn default() -> Self {
+        ReceiveOptions {
+            transit: TransitConfig::default(),
+            purpose: TransitPurpose::default(),
+            progress: None,
+            output: None,
+            cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+        }
+    }
+}
+
+/// What is offered, once checked, for the caller's accept decision.
+#[derive(Debug, Clone)]
+pub struct OfferInfo {
+    /// True for a directory.
+    pub is_directory: bool,
+    /// The name as offered (untrusted: print it through [`super::escape_control`]).
+    pub offered_name: String,
+    /// Bytes that will come over transit (`filesize` or `zipsize`).
+    pub transfer_size: u64,
+    /// Uncompressed bytes (= `filesize` for a file).
+    pub numbytes: u64,
+    /// Files in a directory (1 for a file).
+    pub numfiles: u64,
+    /// Where it will go.
+    pub destination: Destination,
+}
+
+/// The caller's answer to an offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Receive it.
+    Accept,
+    /// Send `transfer rejected`.
+    Reject,
+}
+
+/// What was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A text message (print it through [`super::python_repr_text`] or [`super::escape_control`]).
+    Text(String),
+    /// A file, now at `path`.
+    File {
+        /// Final path.
+        path: PathBuf,
+        /// Bytes.
+        bytes: u64,
+        /// SHA-256 of the bytes.
+        sha256: [u8; 32],
+    },
+    /// A directory, now at `path`.
+    Directory {
+        /// Final path.
+        path: PathBuf,
+        /// Regular files extracted.
+        files: u64,
+        /// Bytes extracted.
+        bytes: u64,
+    },
+}
+
+/// Check an offer against the safe-receive rules: destination, free space, supported mode.
+pub fn inspect_offer(offer: &Offer, opts: &ReceiveOptions) -> Result<OfferInfo, TransferError> {
+    let (is_directory, name, size, numbytes, numfiles) = match offer {
+        Offer::File { filename, filesize } => (false, filename, *filesize, *filesize, 1),
+        Offer::Directory(d) => {
+            if d.mode != ZIP_MODE {
+                return Err(TransferError::Unsupported(format!("directory mode {:?}", d.mode)));
+            }
+            (true, &d.dirname, d.zipsize, d.numbytes, d.numfiles)
+        }
+        Offer::Message(_) => return Err(TransferError::Unsupported("text is not a file offer".into())),
+        Offer::Unknown(k) => return Err(TransferError::Unsupported(format!("offer type {k:?}"))),
+    };
+    let destination = plan_destination(name, opts.output.as_deref(), &opts.cwd)?;
+    let dir = destination.path.parent().unwrap_or(Path::new(".")).to_owned();
+    // A directory needs room for the zip and for what it expands to.
+    let need = if is_directory {
+        size.saturating_add(numbytes)
+    } else {
+        size
+    };
+    let free = space::available(&dir).map_err(TransferError::file(&dir))?;
+    if need > free {
+        return Err(TransferError::NoSpace {
+            path: dir,
+            need,
+            free,
+        });
+    }
+    Ok(OfferInfo {
+        is_directory,
+        offered_name: name.clone(),
+        transfer_size: size,
+        numbytes,
+        numfiles,
+        destination,
+    })
+}
+
+async fn reject<P: MessagePipe>(pipe: &P, why: &str) {
+    let _ = pipe.send(AppMsg::Error(why.to_owned()).to_bytes()).await;
+}
+
+/// The whole receiver: wait for the offer, answer text at once, check a file or directory offer,
+/// ask `decide`, and receive it. Refused offers are answered with `{"error": …}`.
+pub async fn receive<P: MessagePipe, F: FnMut(&OfferInfo) -> Decision>(
+    pipe: &P,
+    opts: ReceiveOptions,
+    mut decide: F,
+) -> Result<Received, TransferError> {
+    let mut peer_transit: Option<TransitMsg> = None;
+    loop {
+        match AppMsg::parse(&pipe.recv().await?)? {
+            AppMsg::Error(e) => return Err(TransferError::Peer(e)),
+            AppMsg::Transit(t) => {
+                if peer_transit.is_none() {
+                    peer_transit = Some(t);
+                }
+            }
+            AppMsg::Offer(Offer::Message(text)) => {
+                pipe.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
+                    .await?;
+                return Ok(Received::Text(text));
+            }
+            AppMsg::Offer(offer) => {
+                let info = match inspect_offer(&offer, &opts) {
+                    Ok(i) => i,
+                    Err(e) => {
+                        let why = match &e {
+                            TransferError::Unsupported(m) if m.starts_with("directory mode") => {
+                                "unknown mode"
+                            }
+                            TransferError::Unsupported(_) => "unknown offer type",
+                            _ => "transfer rejected",
+                        };
+                        reject(pipe, why).await;
+                        return Err(e);
+                    }
+                };
+                if decide(&info) == Decision::Reject {
+                    reject(pipe, "transfer rejected").await;
+                    return Err(TransferError::Rejected);
+                }
+                return receive_offer(pipe, peer_transit, &info, opts).await;
+            }
+            AppMsg::Answer(_) => return Err(TransferError::Protocol("the sender sent an answer".into())),
+            AppMsg::Unknown => {}
+        }
+    }
+}
+
+/// Receive an offer the caller has inspected ([`inspect_offer`]) and accepted: send our transit
+/// hints and `file_ack`, receive the data, ack its hash, move it into place.
+pub async fn receive_offer<P: MessagePipe>(
+    pipe: &P,
+    peer_transit: Option<TransitMsg>,
+    info: &OfferInfo,
+    opts: ReceiveOptions,
+) -> Result<Received, TransferError> {
+    let Some(peer) = peer_transit else {
+        reject(pipe, "transfer rejected").await;
+        return Err(TransferError::Protocol(
+            "file offer without a transit message first".into(),
+        ));
+    };
+    let transit = Transit::new(Role::Receiver, opts.transit.clone())?;
+    pipe.send(AppMsg::Transit(transit.message()).to_bytes()).await?;
+    pipe.send(AppMsg::Answer(Answer::FileAck("ok".into())).to_bytes())
+        .await?;
+    let key = pipe.derive_key(&transit_key_purpose(pipe.appid(), &opts.purpose), 32)?;
+    let mut conn = transit.connect(&key, &peer).await?;
+
+    let dest = &info.destination.path;
+    let tmp = temp_sibling(dest, if info.is_directory { "zip" } else { "part" });
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(TransferError::file(&tmp))?;
+    let mut guard = RemoveOnDrop(Some(tmp.clone()));
+    let (sha256, file) = conn
+        .receive_into(file, info.transfer_size, opts.progress.clone())
+        .await?;
+    conn.send_record(&FinalAck::ok(&sha256).to_bytes()).await?;
+    conn.close().await;
+
+    if !info.is_directory {
+        set_mode_from_umask(&file, &tmp)?;
+        drop(file);
+        place_file(&tmp, dest, info.destination.overwrite)?;
+        guard.0 = None;
+        return Ok(Received::File {
+            path: dest.clone(),
+            bytes: info.transfer_size,
+            sha256,
+        });
+    }
+
+    let mut file: File = file;
+    file.seek(SeekFrom::Start(0)).map_err(TransferError::file(&tmp))?;
+    let dir_tmp = temp_sibling(dest, "dir");
+    std::fs::create_dir(&dir_tmp).map_err(TransferError::file(&dir_tmp))?;
+    let mut dir_guard = RemoveDirOnDrop(Some(dir_tmp.clone()));
+    let (files, bytes) = zip_in::extract(
+        std::io::BufReader::new(file),
+        &dir_tmp,
+        info.numfiles,
+        info.numbytes,
+    )?;
+    drop(guard); // the zip is no longer needed
+    match std::fs::symlink_metadata(dest) {
+        Err(_) => {}
+        Ok(m) if !m.is_dir() && info.destination.overwrite => {
+            std::fs::remove_file(dest).map_err(TransferError::file(dest))?;
+        }
+        Ok(_) => return Err(TransferError::WouldOverwrite(dest.clone())),
+    }
+    std::fs::rename(&dir_tmp, dest).map_err(TransferError::file(dest))?;
+    dir_guard.0 = None;
+    Ok(Received::Directory {
+        path: dest.clone(),
+        files,
+        bytes,
+    })
+}
+
+/// The temporary file is created 0600 so partial data stays private; the finished file gets the
+/// usual 0644.
+fn set_mode_from_umask(file: &File, path: &Path) -> Result<(), TransferError> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(TransferError::file(path))
+}
+
+/// Move the finished temporary file to `dest`: replacing what is there only when allowed,
+/// otherwise refusing if anything appeared there meanwhile (hard link = atomic no-clobber).
+fn place_file(tmp: &Path, dest: &Path, overwrite: bool) -> Result<(), TransferError> {
+    if overwrite {
+        return std::fs::rename(tmp, dest).map_err(TransferError::file(dest));
+    }
+    match std::fs::hard_link(tmp, dest) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(TransferError::WouldOverwrite(dest.into()))
+        }
+        Err(_) => {
+            // Filesystems without hard links: check, then rename.
+            if std::fs::symlink_metadata(dest).is_ok() {
+                return Err(TransferError::WouldOverwrite(dest.into()));
+            }
+            std::fs::rename(tmp, dest).map_err(TransferError::file(dest))
+        }
+    }
+}
+
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+struct RemoveDirOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
