@@ -36,8 +36,8 @@ impl Default for Limits {
         Self {
             max_connections: 10_000,
             max_connections_per_ip: 1_000,
-            handshake_timeout: Duration::from_secs(20),
-            max_wait: Some(Duration::from_secs(900)),
+            handshake_timeout: Duration::from_secs(crate::DEFAULT_HANDSHAKE_TIMEOUT_SECS),
+            max_wait: Some(Duration::from_secs(crate::DEFAULT_MAX_WAIT_SECS)),
             max_bytes: None,
             max_time: None,
             close_timeout: Duration::from_secs(5),

@@ -23,6 +23,12 @@ pub use config::{Limits, bind, parse_listen};
 pub use server::serve;
 pub use usage_sink::UsageSink;
 
+/// Default `--handshake-timeout`: seconds a new connection has to send its request.
+pub const DEFAULT_HANDSHAKE_TIMEOUT_SECS: u64 = 20;
+/// Default `--max-wait`: seconds a connection may wait for its partner. Generous, because some clients
+/// (wormhole-william's sender) connect to the relay before the receiving human has accepted the offer.
+pub const DEFAULT_MAX_WAIT_SECS: u64 = 900;
+
 /// Command-line options of `wormhole-server relay`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RelayArgs {
@@ -63,11 +69,11 @@ pub struct RelayArgs {
     pub max_connections_per_ip: usize,
 
     /// Seconds a new connection has to send its request.
-    #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+    #[arg(long, default_value_t = DEFAULT_HANDSHAKE_TIMEOUT_SECS, value_name = "SECONDS")]
     pub handshake_timeout: u64,
 
     /// Seconds a connection may wait for its partner before it is closed (0: wait forever).
-    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    #[arg(long, default_value_t = DEFAULT_MAX_WAIT_SECS, value_name = "SECONDS")]
     pub max_wait: u64,
 
     /// Close a pair once it has carried this many bytes, both directions together (default: no limit).
@@ -106,6 +112,68 @@ impl RelayArgs {
             usage: UsageSink::start(db, log)?,
             blur_usage: self.blur_usage.filter(|&b| b > 0),
         })
+    }
+}
+
+/// The relay's options inside `wormhole-server serve` (mailbox and relay in one process): the same
+/// settings as [`RelayArgs`], named `--relay-*` so they cannot clash with the mailbox's flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeRelayArgs {
+    /// Transit relay TCP address (`ADDR:PORT`, `PORT` or `tcp:PORT[:interface=ADDR]`); `[::]` also
+    /// accepts IPv4.
+    #[arg(long, default_value = "[::]:4001", value_name = "ADDR:PORT")]
+    pub relay_listen: String,
+
+    /// Also accept WebSocket relay clients on this address.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub relay_websocket: Option<String>,
+
+    /// Record one row per finished relay connection in this SQLite file (not the mailbox's usage DB:
+    /// the schemas differ).
+    #[arg(long, value_name = "PATH")]
+    pub relay_usage_db: Option<PathBuf>,
+
+    /// Write one JSON line per finished relay connection to this file descriptor.
+    #[arg(long, value_name = "FD")]
+    pub relay_log_fd: Option<i32>,
+
+    /// Most concurrent relay connections.
+    #[arg(long, default_value_t = Limits::default().max_connections, value_name = "N")]
+    pub relay_max_connections: usize,
+
+    /// Most concurrent relay connections from one IP address (0: no per-address limit).
+    #[arg(long, default_value_t = Limits::default().max_connections_per_ip, value_name = "N")]
+    pub relay_max_connections_per_ip: usize,
+
+    /// Seconds a relay connection may wait for its partner (0: forever).
+    #[arg(long, default_value_t = DEFAULT_MAX_WAIT_SECS, value_name = "SECONDS")]
+    pub relay_max_wait: u64,
+
+    /// Close a relayed pair after this many bytes, both directions together.
+    #[arg(long, value_name = "BYTES")]
+    pub relay_max_bytes: Option<u64>,
+
+    /// Close a relayed pair this many seconds after it was paired.
+    #[arg(long, value_name = "SECONDS")]
+    pub relay_max_time: Option<u64>,
+}
+
+impl ServeRelayArgs {
+    /// The equivalent `wormhole-server relay` options; `blur_usage` is shared with the mailbox.
+    pub fn to_relay_args(&self, blur_usage: Option<u64>) -> RelayArgs {
+        RelayArgs {
+            listen: self.relay_listen.clone(),
+            websocket: self.relay_websocket.clone(),
+            usage_db: self.relay_usage_db.clone(),
+            blur_usage,
+            log_fd: self.relay_log_fd,
+            max_connections: self.relay_max_connections,
+            max_connections_per_ip: self.relay_max_connections_per_ip,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT_SECS,
+            max_wait: self.relay_max_wait,
+            max_bytes: self.relay_max_bytes,
+            max_time: self.relay_max_time,
+        }
     }
 }
 
@@ -180,4 +248,62 @@ pub async fn run(args: RelayArgs) -> Result<(), RelayError> {
         .transpose()?;
     let config = args.config()?;
     serve(config, tcp, websocket).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Relay {
+        #[command(flatten)]
+        relay: RelayArgs,
+    }
+
+    #[derive(Debug, Parser)]
+    struct Serve {
+        #[command(flatten)]
+        relay: ServeRelayArgs,
+    }
+
+    #[test]
+    fn flags_are_consistent() {
+        Relay::command().debug_assert();
+        Serve::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let a = Relay::parse_from(["relay"]).relay;
+        assert_eq!(a.listen, "[::]:4001");
+        let l = a.limits();
+        assert_eq!(l.max_wait, Some(Duration::from_secs(DEFAULT_MAX_WAIT_SECS)));
+        assert_eq!(l.max_bytes, None);
+        assert_eq!(l.max_time, None);
+        let l = Relay::parse_from(["relay", "--max-wait", "0", "--max-bytes", "5"])
+            .relay
+            .limits();
+        assert_eq!((l.max_wait, l.max_bytes), (None, Some(5)));
+    }
+
+    #[test]
+    fn serve_flags_map_to_relay_flags() {
+        let s = Serve::parse_from([
+            "serve",
+            "--relay-listen",
+            "127.0.0.1:5001",
+            "--relay-websocket",
+            "127.0.0.1:5002",
+            "--relay-max-time",
+            "60",
+        ])
+        .relay;
+        let r = s.to_relay_args(Some(3600));
+        assert_eq!(r.listen, "127.0.0.1:5001");
+        assert_eq!(r.websocket.as_deref(), Some("127.0.0.1:5002"));
+        assert_eq!(r.blur_usage, Some(3600));
+        assert_eq!(r.max_time, Some(60));
+        assert_eq!(r.handshake_timeout, DEFAULT_HANDSHAKE_TIMEOUT_SECS);
+    }
 }
