@@ -1,48 +1,333 @@
-//! File and directory transfers for the CLI (PROTOCOL.md §5.2–5.4): offers, transit, progress
-//! and the receiver's destination rules, on top of `wormhole::transfer`.
+//! File and directory transfers for the CLI (PROTOCOL.md §5.2–5.4): the sender's offer lines and
+//! transfer, the receiver's destination messages, the `ok? (Y/n)` question and progress bars, on
+//! top of `wormhole::transfer` (which owns transit, the zip formats and the safe-receive rules).
 //!
-//! WORK IN PROGRESS: waiting for `wormhole::transfer`; until it lands these return an error.
+//! This module only talks to the user and translates options and errors; it must not decide
+//! destinations or touch received data itself.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result};
 use wormhole::Wormhole;
-use wormhole_proto::transfer::Offer;
-use wormhole_proto::transit::TransitMsg;
+use wormhole::transfer::{self, OfferInfo, Received, SendItem, TransferError as LibError, inspect_offer};
+use wormhole::transit::{ConnectionKind, Progress, TransitConfig};
+use wormhole_proto::transfer::{AppMsg, Offer};
+use wormhole_proto::transit::hints::parse_relay_url;
+use wormhole_proto::transit::{TransitMsg, TransitPurpose};
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
+use crate::output::{is_yes_default, naturalsize, progress_bar, prompt_line};
+use crate::report::{TransferError, UnsendableFileError};
+use crate::session::{Session, show_welcome};
+use crate::text::python_repr;
 
-/// A file or directory ready to offer.
-pub struct Prepared;
+/// A file or directory, inspected and ready to offer.
+pub struct Prepared {
+    item: SendItem,
+}
 
-/// Inspect the path to send.
-pub fn prepare_send(path: &Path, _opts: &SendOptions) -> Result<Prepared> {
-    if !path.exists() {
-        bail!(crate::report::TransferError(format!(
+/// Translate a library error into the CLI's error kinds (so `report` prints Python's wording).
+fn cli_error(e: LibError, sending: bool) -> anyhow::Error {
+    match e {
+        LibError::Peer(msg) if sending => {
+            TransferError(format!("remote error, transfer abandoned: {msg}")).into()
+        }
+        LibError::Peer(msg) => TransferError(msg).into(),
+        LibError::Unsendable { path, reason } => {
+            UnsendableFileError(format!("{}: {reason}", path.display())).into()
+        }
+        other => TransferError(other.to_string()).into(),
+    }
+}
+
+/// Inspect the path to send and print what will be offered (before any network traffic).
+pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
+    if std::fs::metadata(path).is_err() {
+        return Err(TransferError(format!(
             "Cannot send: no file/directory named '{}'",
             path.display()
-        )));
+        ))
+        .into());
     }
-    bail!("file transfer is not available yet")
+    if path.is_dir() {
+        eprintln!("Building zipfile..");
+    }
+    let item = SendItem::prepare(path, opts.ignore_unsendable_files).map_err(|e| cli_error(e, true))?;
+    match &item {
+        SendItem::File { name, size, .. } => {
+            eprintln!("Sending {} file named {}", naturalsize(*size), python_repr(name))
+        }
+        SendItem::Directory { name, zipsize, .. } => eprintln!(
+            "Sending directory ({} compressed) named {}",
+            naturalsize(*zipsize),
+            python_repr(name)
+        ),
+    }
+    Ok(Prepared { item })
 }
 
-/// Send the prepared file or directory.
+/// Transit settings from the command line.
+fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig> {
+    let relay = parse_relay_url(&global.transit_helper).with_context(|| {
+        format!(
+            "invalid --transit-helper {:?}: expected tcp:HOST:PORT",
+            global.transit_helper
+        )
+    })?;
+    Ok(TransitConfig {
+        relays: vec![relay],
+        listen,
+        ..TransitConfig::default()
+    })
+}
+
+/// Python-style description of a transit connection (`->tcp:…`, `->relay:tcp:…`).
+fn describe(kind: ConnectionKind, peer: &str) -> String {
+    match kind {
+        ConnectionKind::DirectOutbound => format!("->tcp:{peer}"),
+        ConnectionKind::DirectInbound => format!("<-tcp:{peer}"),
+        ConnectionKind::Relay => format!("->relay:tcp:{peer}"),
+    }
+}
+
+/// A progress callback driving a bar.
+fn progress_for(bar: &indicatif::ProgressBar) -> Progress {
+    let bar = bar.clone();
+    Arc::new(move |done, _total| bar.set_position(done))
+}
+
+/// The sender after the wormhole is open: welcome, code, key, then the transfer.
 pub async fn run_send(
-    _w: &mut Wormhole,
-    _opts: &SendOptions,
-    _global: &GlobalOptions,
-    _p: Prepared,
+    w: &mut Wormhole,
+    opts: &SendOptions,
+    global: &GlobalOptions,
+    prepared: Prepared,
 ) -> Result<()> {
-    bail!("file transfer is not available yet")
+    let welcome = w.welcome().await?;
+    show_welcome(&welcome, &global.relay_url, env!("CARGO_PKG_VERSION"));
+    crate::send::establish_code(w, opts).await?;
+    crate::send::confirm_peer(w, opts.verify).await?;
+    let size = prepared.item.wire_size();
+    let bar = progress_bar(size, opts.hide_progress);
+    let send_opts = transfer::SendOptions {
+        transit: transit_config(global, opts.listen)?,
+        purpose: TransitPurpose::Auto,
+        progress: Some(progress_for(&bar)),
+    };
+    let result = transfer::send_item(&*w, &prepared.item, send_opts).await;
+    bar.finish();
+    let report = result.map_err(|e| cli_error(e, true))?;
+    eprintln!(
+        "Sent {} ({})..",
+        naturalsize(report.bytes),
+        describe(report.connection, &report.peer)
+    );
+    eprintln!("Confirmation received. Transfer complete.");
+    Ok(())
 }
 
-/// Receive an offered file or directory.
+/// Tell the sender why we refuse, and fail with that reason.
+async fn refuse(w: &mut Wormhole, why: &str) -> anyhow::Error {
+    let _ = w.send(AppMsg::Error(why.to_owned()).to_bytes()).await;
+    TransferError(why.to_owned()).into()
+}
+
+/// Print the destination lines and ask for permission; false if the user declined.
+fn announce_and_ask(info: &OfferInfo, opts: &ReceiveOptions) -> Result<bool> {
+    let name = info
+        .destination
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if info.is_directory {
+        eprintln!(
+            "Receiving directory ({}) into: {}/",
+            naturalsize(info.transfer_size),
+            python_repr(&name)
+        );
+        eprintln!(
+            "{} files, {} (uncompressed)",
+            info.numfiles,
+            naturalsize(info.numbytes)
+        );
+    } else {
+        eprintln!(
+            "Receiving file ({}) into: {}",
+            naturalsize(info.transfer_size),
+            python_repr(&name)
+        );
+    }
+    if info.destination.overwrite {
+        let shown = opts
+            .output_file
+            .as_deref()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or(name);
+        eprintln!("Overwriting {}", python_repr(&shown));
+    }
+    if opts.accept_file {
+        return Ok(true);
+    }
+    let answer = prompt_line("ok? (Y/n): ").context("asking for permission")?;
+    if is_yes_default(&answer) {
+        Ok(true)
+    } else {
+        eprintln!("transfer rejected");
+        Ok(false)
+    }
+}
+
+/// The Python CLI's message for an offer refused by the safe-receive rules, and the reason sent
+/// to the sender.
+fn refusal(e: &LibError, offered: &str) -> (String, &'static str) {
+    match e {
+        LibError::WouldOverwrite(p) => {
+            let what = if p.is_dir() {
+                format!("Not deleting existing directory: {}", p.display())
+            } else {
+                format!("Error: refusing to overwrite existing {}", python_repr(offered))
+            };
+            (what, "transfer rejected")
+        }
+        LibError::NoSpace { free, need, .. } => (
+            format!("Error: insufficient free space ({free}B) for file ({need}B)"),
+            "transfer rejected",
+        ),
+        LibError::Unsupported(m) if m.starts_with("directory mode") => (
+            format!("Error: unknown directory-transfer mode ({m})"),
+            "unknown mode",
+        ),
+        LibError::Unsupported(m) => (format!("Error: unsupported offer ({m})"), "unknown offer type"),
+        other => (format!("Error: {other}"), "transfer rejected"),
+    }
+}
+
+/// The receiver after the offer arrived: decide, ask, receive, report.
 pub async fn run_receive(
-    _w: &mut Wormhole,
-    _opts: &ReceiveOptions,
-    _global: &GlobalOptions,
-    _transit: Option<TransitMsg>,
-    _offer: Offer,
+    w: &mut Wormhole,
+    opts: &ReceiveOptions,
+    global: &GlobalOptions,
+    peer_transit: Option<TransitMsg>,
+    offer: Offer,
 ) -> Result<()> {
-    bail!("file transfer is not available yet")
+    let cwd: PathBuf = std::env::current_dir().context("finding the current directory")?;
+    let mut ropts = transfer::ReceiveOptions {
+        transit: transit_config(global, opts.listen)?,
+        purpose: TransitPurpose::Auto,
+        progress: None,
+        output: opts.output_file.clone(),
+        cwd,
+    };
+    let offered = match &offer {
+        Offer::File { filename, .. } => filename.clone(),
+        Offer::Directory(d) => d.dirname.clone(),
+        _ => String::new(),
+    };
+    let info = match inspect_offer(&offer, &ropts) {
+        Ok(info) => info,
+        Err(e) => {
+            let (message, why) = refusal(&e, &offered);
+            eprintln!("{message}");
+            return Err(refuse(w, why).await);
+        }
+    };
+    if !announce_and_ask(&info, opts)? {
+        return Err(refuse(w, "transfer rejected").await);
+    }
+    let bar = progress_bar(info.transfer_size, opts.hide_progress);
+    ropts.progress = Some(progress_for(&bar));
+    let result = transfer::receive_offer(&*w, peer_transit, &info, ropts).await;
+    bar.finish();
+    match result.map_err(|e| cli_error(e, false))? {
+        Received::File { path, .. } => {
+            eprintln!("Received file written to: {}", shown_path(&path));
+        }
+        Received::Directory { path, .. } => {
+            eprintln!("Received files written to: {}", shown_path(&path));
+        }
+        Received::Text(text) => crate::receive::print_text(&text)?,
+    }
+    Ok(())
+}
+
+/// A path for messages, with control characters escaped.
+fn shown_path(p: &Path) -> String {
+    transfer::escape_control(&p.to_string_lossy())
+}
+
+/// Where the library would put an offer (kept for messages in tests).
+#[cfg(test)]
+fn plan(offered: &str, output: Option<&Path>, cwd: &Path) -> Result<transfer::Destination, LibError> {
+    transfer::plan_destination(offered, output, cwd)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn transit_helper_is_parsed() {
+        let g = GlobalOptions {
+            appid: None,
+            relay_url: "ws://x/v1".into(),
+            transit_helper: "tcp:127.0.0.1:4001".into(),
+            dump_timing: None,
+        };
+        let c = transit_config(&g, false).unwrap();
+        assert_eq!(c.relays.len(), 1);
+        assert_eq!(c.relays[0].port, 4001);
+        assert!(!c.listen);
+        let bad = GlobalOptions {
+            transit_helper: "nonsense".into(),
+            ..g
+        };
+        assert!(transit_config(&bad, true).is_err());
+    }
+
+    #[test]
+    fn refusal_messages_follow_python() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("x.txt"), b"mine").unwrap();
+        let e = plan("x.txt", None, d.path()).unwrap_err();
+        let (msg, why) = refusal(&e, "x.txt");
+        assert_eq!(msg, "Error: refusing to overwrite existing 'x.txt'");
+        assert_eq!(why, "transfer rejected");
+    }
+
+    #[test]
+    fn peer_errors_are_worded_per_side() {
+        let s = crate::report::render(&cli_error(LibError::Peer("transfer rejected".into()), true), "u");
+        assert_eq!(
+            s,
+            "TransferError: remote error, transfer abandoned: transfer rejected"
+        );
+        let s = crate::report::render(&cli_error(LibError::Peer("nope".into()), false), "u");
+        assert_eq!(s, "TransferError: nope");
+    }
+
+    #[test]
+    fn missing_path_is_reported_before_networking() {
+        let opts = SendOptions {
+            code: None,
+            zeromode: false,
+            code_length: 2,
+            verify: false,
+            hide_progress: true,
+            listen: true,
+            qr: false,
+            text: None,
+            what: None,
+            ignore_unsendable_files: false,
+        };
+        let e = prepare_send(Path::new("/nonexistent/thing"), &opts)
+            .err()
+            .unwrap();
+        assert_eq!(
+            crate::report::render(&e, "u"),
+            "TransferError: Cannot send: no file/directory named '/nonexistent/thing'"
+        );
+    }
 }
