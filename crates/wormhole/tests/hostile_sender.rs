@@ -147,7 +147,8 @@ async fn escape_sequences_in_names_are_neutralised() {
 
 #[tokio::test]
 async fn zip_with_traversal_symlink_or_setuid_is_refused() {
-    let cases: Vec<(Vec<(&str, u32, &[u8])>, &str)> = vec![
+    type Entries<'a> = Vec<(&'a str, u32, &'a [u8])>;
+    let cases: Vec<(Entries, &str)> = vec![
         (
             vec![("ok.txt", 0o644, b"fine"), ("../../evil", 0o644, b"pwn")],
             "escapes the target",

@@ -20,7 +20,7 @@ pub(crate) fn available(dir: &Path) -> std::io::Result<u64> {
     // SAFETY: statvfs returned 0, so the struct is initialised (it was zeroed before anyway).
     #[allow(unsafe_code)]
     let st = unsafe { st.assume_init() };
-    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 #[cfg(test)]

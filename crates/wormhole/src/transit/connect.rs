@@ -267,11 +267,9 @@ impl Transit {
             tokio::select! {
                 c = rx.recv() => match c {
                     Some(mut c) => {
-                        if role == Role::Sender {
-                            if c.stream.write_all(GO).await.is_err() {
-                                errors.push(format!("{}: closed before go", c.peer));
-                                continue;
-                            }
+                        if role == Role::Sender && c.stream.write_all(GO).await.is_err() {
+                            errors.push(format!("{}: closed before go", c.peer));
+                            continue;
                         }
                         break c;
                     }
