@@ -69,8 +69,25 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, RelayError> {
     s_trim.parse().map_err(|_| bad())
 }
 
-/// Bind a TCP listener; `[::]` also accepts IPv4 (dual-stack) where the system allows it.
+/// Bind a TCP listener; `[::]` also accepts IPv4 (dual-stack) where the system allows it, and falls
+/// back to `0.0.0.0` on systems without IPv6.
 pub fn bind(addr: SocketAddr) -> Result<TcpListener, RelayError> {
+    match bind_exact(addr) {
+        Err(e) if addr.ip() == IpAddr::V6(Ipv6Addr::UNSPECIFIED) => {
+            let v4 = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), addr.port());
+            match bind_exact(v4) {
+                Ok(l) => {
+                    tracing::warn!("cannot bind {addr} ({e}); listening on {v4} (IPv4 only)");
+                    Ok(l)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+fn bind_exact(addr: SocketAddr) -> Result<TcpListener, RelayError> {
     let err = |source| RelayError::Bind {
         addr: addr.to_string(),
         source,

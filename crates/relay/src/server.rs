@@ -136,18 +136,18 @@ impl Shared {
 }
 
 /// Serve relay clients on `tcp` (and WebSocket clients on `websocket`) until the returned future is
-/// dropped; dropping it also ends every connection. Prints `listening on ADDR` (and
-/// `websocket listening on ADDR`) to stderr first.
+/// dropped; dropping it also ends every connection. Prints `transit relay listening on ADDR` (and
+/// `transit relay websocket listening on ADDR`) to stderr first.
 pub async fn serve(
     config: RelayConfig,
     tcp: TcpListener,
     websocket: Option<TcpListener>,
 ) -> Result<(), RelayError> {
     let addr = tcp.local_addr().map_err(RelayError::Accept)?;
-    eprintln!("listening on {addr}");
+    eprintln!("transit relay listening on {addr}");
     if let Some(ws) = &websocket {
         let addr = ws.local_addr().map_err(RelayError::Accept)?;
-        eprintln!("websocket listening on {addr}");
+        eprintln!("transit relay websocket listening on {addr}");
     }
     let sem = Arc::new(Semaphore::new(config.limits.max_connections));
     let shared = Arc::new(Shared {

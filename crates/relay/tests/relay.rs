@@ -239,9 +239,9 @@ async fn same_side_waits_and_spares_become_redundant() {
     let r = relay(&[]).await;
     let tok = token(6);
     let mut a1 = connect(&r, &sided(&tok, SIDE_A)).await;
-    let mut a2 = connect(&r, &sided(&tok, SIDE_A)).await;
     silent(&mut a1, 100).await;
-    silent(&mut a2, 10).await;
+    let mut a2 = connect(&r, &sided(&tok, SIDE_A)).await;
+    silent(&mut a2, 100).await;
     let mut b = connect(&r, &sided(&tok, SIDE_B)).await;
     assert_eq!(read_exact_n(&mut b, 3).await, b"ok\n");
     // The oldest waiter pairs; the spare is closed without a word.
