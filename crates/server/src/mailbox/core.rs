@@ -604,3 +604,156 @@ fn message(m: &StoredMessage) -> ServerMessage {
         server_tx: None,
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    fn core() -> Core<rand::rngs::StdRng> {
+        let config = CoreConfig {
+            welcome: Welcome::default(),
+            allow_list: true,
+            usage: UsageSettings {
+                enabled: true,
+                blur: None,
+            },
+            max_mailbox_messages: 10,
+            channel_expiration: 100.0,
+        };
+        Core::new(Snapshot::default(), config, rand::rngs::StdRng::seed_from_u64(7))
+    }
+
+    fn connect(core: &mut Core<rand::rngs::StdRng>, conn: ConnId, side: &str) {
+        let mut fx = Effects::default();
+        let address = YourAddress {
+            port: 1,
+            ipv4: Some("127.0.0.1".into()),
+            ipv6: None,
+        };
+        core.handle(Input::Connected { conn, address }, 1.0, &mut fx);
+        send(
+            core,
+            conn,
+            json!({"type": "bind", "appid": "a", "side": side}),
+            1.0,
+        );
+    }
+
+    /// Send one command; return the non-ack replies to that connection.
+    fn send(
+        core: &mut Core<rand::rngs::StdRng>,
+        conn: ConnId,
+        v: Value,
+        now: f64,
+    ) -> (Vec<ServerMessage>, Vec<Write>) {
+        let mut fx = Effects::default();
+        core.handle(
+            Input::Frame {
+                conn,
+                frame: Frame::Json(v),
+            },
+            now,
+            &mut fx,
+        );
+        let mut replies = Vec::new();
+        for o in fx.out {
+            match o {
+                Out::Send {
+                    conn: c,
+                    reply: Reply::Msg(m),
+                } if c == conn => replies.push(m),
+                Out::Broadcast { conns, msg } if conns.contains(&conn) => replies.push(msg),
+                _ => {}
+            }
+        }
+        (replies, fx.writes)
+    }
+
+    fn error_text(m: &[ServerMessage]) -> Option<String> {
+        m.iter().find_map(|m| match m {
+            ServerMessage::Error { error, .. } => Some(error.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn allocate_is_not_a_claim_and_replies_wait_for_writes() {
+        let mut c = core();
+        connect(&mut c, 1, "s1");
+        let (r, w) = send(&mut c, 1, json!({"type": "allocate"}), 2.0);
+        let ServerMessage::Allocated { nameplate, .. } = &r[0] else {
+            panic!("{r:?}")
+        };
+        assert!(!w.is_empty(), "allocate writes rows");
+        // Releasing without a nameplate needs a claim on this connection.
+        let (r, _) = send(&mut c, 1, json!({"type": "release"}), 2.0);
+        assert_eq!(
+            error_text(&r).as_deref(),
+            Some("release without nameplate must follow claim")
+        );
+        let (r, w) = send(&mut c, 1, json!({"type": "release", "nameplate": nameplate}), 2.0);
+        assert!(matches!(r[0], ServerMessage::Released { .. }));
+        assert!(w.iter().any(|w| matches!(w, Write::UsageNameplate(_))));
+        assert_eq!(c.state().nameplate_names("a"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn last_close_removes_a_nameplate_still_claimed_by_the_peer() {
+        let mut c = core();
+        connect(&mut c, 1, "s1");
+        connect(&mut c, 2, "s2");
+        let (r, _) = send(&mut c, 1, json!({"type": "claim", "nameplate": "4"}), 2.0);
+        let ServerMessage::Claimed { mailbox, .. } = &r[0] else {
+            panic!()
+        };
+        send(&mut c, 2, json!({"type": "claim", "nameplate": "4"}), 2.0);
+        for conn in [1, 2] {
+            let (r, _) = send(
+                &mut c,
+                conn,
+                json!({"type": "close", "mailbox": mailbox, "mood": "happy"}),
+                3.0,
+            );
+            assert!(matches!(r[0], ServerMessage::Closed { .. }));
+        }
+        assert_eq!(c.state().mailbox_count(), 0);
+        assert!(c.state().nameplate_names("a").is_empty());
+    }
+
+    #[test]
+    fn time_never_goes_backwards_in_messages() {
+        let mut c = core();
+        connect(&mut c, 1, "s1");
+        send(&mut c, 1, json!({"type": "open", "mailbox": "m"}), 5.0);
+        let (r, _) = send(&mut c, 1, json!({"type": "add", "phase": "p", "body": ""}), 4.0);
+        let ServerMessage::Message { server_rx, .. } = &r[0] else {
+            panic!()
+        };
+        assert_eq!(*server_rx, Some(5.0));
+    }
+
+    #[test]
+    fn prune_keeps_subscribed_and_drops_idle() {
+        let mut c = core();
+        connect(&mut c, 1, "s1");
+        connect(&mut c, 2, "s2");
+        send(&mut c, 1, json!({"type": "open", "mailbox": "kept"}), 10.0);
+        send(&mut c, 2, json!({"type": "claim", "nameplate": "3"}), 10.0);
+        let mut fx = Effects::default();
+        c.handle(Input::Disconnected { conn: 2 }, 10.0, &mut fx);
+        c.handle(Input::Prune, 50.0, &mut fx);
+        assert_eq!(c.state().mailbox_count(), 2);
+        c.handle(Input::Prune, 111.0, &mut fx);
+        assert_eq!(c.state().mailbox_count(), 1, "idle channel pruned");
+        assert!(c.state().nameplate_names("a").is_empty());
+        let pruney = fx
+            .writes
+            .iter()
+            .filter(|w| matches!(w, Write::UsageMailbox { row, .. } if row.result == "pruney"))
+            .count();
+        assert_eq!(pruney, 1);
+    }
+}
