@@ -600,3 +600,60 @@ async fn websocket_bad_text_and_impatient() {
     assert_eq!(ws_next(&mut imp).await, None);
     assert_eq!(moods(&rows(&r, 3).await), ["empty", "errory", "impatient"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_half_open_connections_from_one_address_does_not_starve_others() {
+    let r = relay(&["--max-connections-per-ip", "100", "--max-connections", "1000"]).await;
+    let mut flood = Vec::new();
+    for i in 0..400 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        let mut s = sock.connect(r.tcp).await.unwrap();
+        if i % 2 == 0 {
+            let _ = s.write_all(b"please relay 0123").await; // a partial request, never finished
+        }
+        flood.push(s);
+    }
+    // Legitimate clients from another address pair at once.
+    let (mut a, mut b) = pair(&r, &token(30)).await;
+    a.write_all(b"still here").await.unwrap();
+    assert_eq!(read_exact_n(&mut b, 10).await, b"still here");
+    // Only the first 100 of the flood are held; the rest were closed at once.
+    let mut closed = 0;
+    for s in flood.iter_mut().skip(100) {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_from_many_connections_leaves_the_relay_serving() {
+    let r = relay(&[]).await;
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let mut junk = vec![0u8; 2000];
+        for b in junk.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = seed as u8;
+        }
+        let addr = r.tcp;
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let _ = s.write_all(&junk).await;
+            let mut sink = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut sink)).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let (mut a, mut b) = pair(&r, &token(31)).await;
+    b.write_all(b"fine").await.unwrap();
+    assert_eq!(read_exact_n(&mut a, 4).await, b"fine");
+}
