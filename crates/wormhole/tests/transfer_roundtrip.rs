@@ -252,3 +252,45 @@ async fn rejection_and_existing_target_are_answered() {
     assert_eq!(std::fs::read(dst.path().join("f")).unwrap(), b"new");
     assert_eq!(tree(dst.path()), ["f"]);
 }
+
+/// Record sizes other than ours (1 byte, larger than a socket read, Go's 16368) and split writes.
+#[tokio::test]
+async fn receives_any_record_sizes() {
+    require_netns();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let dst = tempfile::tempdir().unwrap();
+    let (peer, b) = MemPipe::pair();
+    let d2 = data.clone();
+    let script = tokio::spawn(async move {
+        peer.send_msg(&AppMsg::Transit(TransitMsg::new(vec![]))).await;
+        peer.send_msg(&AppMsg::Offer(Offer::File {
+            filename: "odd".into(),
+            filesize: 300_000,
+        }))
+        .await;
+        let AppMsg::Transit(their) = peer.recv_msg().await else {
+            panic!()
+        };
+        assert!(matches!(peer.recv_msg().await, AppMsg::Answer(_)));
+        let mut t = RawTransit::dial(&their, &peer.transit_keys(), Role::Sender).await;
+        let mut at = 0;
+        for size in [1usize, 200_000, 16_368, 7, 0, 83_624] {
+            let rec = t.sealer.seal(&d2[at..at + size]).unwrap();
+            // dribble the record out in uneven pieces
+            for piece in rec.chunks(40_000 + size % 3) {
+                t.raw(piece).await;
+                tokio::task::yield_now().await;
+            }
+            at += size;
+        }
+        assert_eq!(at, 300_000);
+        let ack = FinalAck::parse(&t.recv_record().await).unwrap();
+        assert_eq!(ack.ack, "ok");
+    });
+    let got = receive(&*b, opts_in(dst.path()), |_| Decision::Accept)
+        .await
+        .unwrap();
+    script.await.unwrap();
+    assert!(matches!(got, Received::File { bytes: 300_000, .. }));
+    assert_eq!(std::fs::read(dst.path().join("odd")).unwrap(), data);
+}

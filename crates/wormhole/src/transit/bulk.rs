@@ -7,7 +7,7 @@
 //! size up to the connection's cap; a [`RecordWalker`] on the socket side checks each length
 //! prefix before its record is buffered and stops reading exactly at the declared size.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -42,7 +42,7 @@ impl TransitConnection {
         len: u64,
         progress: Option<Progress>,
     ) -> Result<[u8; 32], TransitError> {
-        let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, u64)>(BUFFERS - 1);
+        let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize, u64)>(BUFFERS - 1);
         let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let mut sealer = self.sealer.clone();
         let worker =
@@ -57,23 +57,22 @@ impl TransitConnection {
                         Ok(b) => b,
                         Err(_) if made < BUFFERS => {
                             made += 1;
-                            Vec::with_capacity(BATCH_RECORDS * (rec + SEND_CHUNK))
+                            vec![0u8; BATCH_RECORDS * (rec + SEND_CHUNK)]
                         }
                         Err(_) => match free_rx.recv() {
                             Ok(b) => b,
                             Err(_) => break, // the socket side stopped; it reports why
                         },
                     };
-                    buf.clear();
+                    let mut used = 0;
                     let mut pt = 0u64;
                     for _ in 0..BATCH_RECORDS {
                         if left == 0 {
                             break;
                         }
                         let n = left.min(SEND_CHUNK as u64) as usize;
-                        let at = buf.len();
-                        buf.resize(at + rec + n, 0);
-                        reader.read_exact(&mut buf[at + rec..]).map_err(|e| {
+                        let record = &mut buf[used..used + rec + n];
+                        reader.read_exact(&mut record[rec..]).map_err(|e| {
                             if e.kind() == std::io::ErrorKind::UnexpectedEof {
                                 std::io::Error::other(format!(
                                     "source ended {left} bytes early (file shrank?)"
@@ -82,12 +81,13 @@ impl TransitConnection {
                                 e
                             }
                         })?;
-                        hasher.update(&buf[at + rec..]);
-                        sealer.seal_in_place(&mut buf[at..])?;
+                        hasher.update(&record[rec..]);
+                        sealer.seal_in_place(record)?;
+                        used += rec + n;
                         left -= n as u64;
                         pt += n as u64;
                     }
-                    if full_tx.blocking_send((buf, pt)).is_err() {
+                    if full_tx.blocking_send((buf, used, pt)).is_err() {
                         break;
                     }
                 }
@@ -96,8 +96,8 @@ impl TransitConnection {
         let idle = self.idle_timeout;
         let mut done = 0u64;
         let mut write_err = None;
-        while let Some((buf, n)) = full_rx.recv().await {
-            match tokio::time::timeout(idle, self.stream.write_all(&buf)).await {
+        while let Some((buf, used, n)) = full_rx.recv().await {
+            match tokio::time::timeout(idle, self.stream.write_all(&buf[..used])).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     write_err = Some(TransitError::Closed(e.to_string()));
@@ -142,9 +142,10 @@ impl TransitConnection {
         let opener = self.opener.clone();
         let worker = tokio::task::spawn_blocking(move || {
             let mut opener = opener;
-            let mut out = BufWriter::with_capacity(1 << 20, writer);
+            let mut out = writer;
             let mut hasher = Sha256::new();
             let mut carry: Vec<u8> = Vec::new();
+            let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(128);
             let mut done = 0u64;
             while let Some((mut chunk, n)) = full_rx.blocking_recv() {
                 let data = &mut chunk[..n];
@@ -157,13 +158,20 @@ impl TransitConnection {
                     carry.clear();
                 }
                 if carry.is_empty() {
+                    ranges.clear();
                     while let Some(total) = opener.complete_record(&data[pos..])? {
                         let pt = opener.open_record(&mut data[pos..pos + total])?;
                         hasher.update(pt);
-                        out.write_all(pt)?;
                         done += pt.len() as u64;
+                        if total > RECORD_HEADER + RECORD_OVERHEAD {
+                            ranges.push(pos + RECORD_HEADER + RECORD_OVERHEAD..pos + total);
+                        }
                         pos += total;
                     }
+                    let data = &data[..];
+                    let mut slices: Vec<IoSlice<'_>> =
+                        ranges.iter().map(|r| IoSlice::new(&data[r.clone()])).collect();
+                    write_all_vectored(&mut out, &mut slices)?;
                     carry.extend_from_slice(&data[pos..]);
                 }
                 let _ = free_tx.send(chunk);
@@ -175,7 +183,7 @@ impl TransitConnection {
                 return Err(TransitError::Closed(format!("received {done} of {len} bytes")));
             }
             out.flush()?;
-            let w = out.into_inner().map_err(|e| TransitError::Io(e.into_error()))?;
+            let w = out;
             let hash: [u8; 32] = hasher.finalize().into();
             Ok::<_, TransitError>((hash, w, opener))
         });
@@ -242,6 +250,19 @@ impl TransitConnection {
         self.opener = opener;
         Ok((hash, w))
     }
+}
+
+/// `write_all` for a list of slices: one `writev` per call instead of one `write` per record.
+fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Move bytes from `data[pos..]` into the partial record in `carry`; true once it is complete.
