@@ -71,6 +71,47 @@ fn parse_stat_ticks(text: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// Scheduler totals over every thread of a process, from `/proc/PID/task/*/schedstat`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedStat {
+    /// Time spent running on a CPU.
+    pub run: Duration,
+    /// Time spent runnable but waiting for a CPU (run-queue delay: CPU contention).
+    pub wait: Duration,
+}
+
+impl SchedStat {
+    /// `self - earlier`, saturating.
+    pub fn since(&self, earlier: &SchedStat) -> SchedStat {
+        SchedStat {
+            run: self.run.saturating_sub(earlier.run),
+            wait: self.wait.saturating_sub(earlier.wait),
+        }
+    }
+}
+
+/// Sum of `schedstat` over the threads of `pid` alive now; `None` if the process is unreadable.
+/// (Threads that already exited are not counted, so take deltas over long-lived processes.)
+pub fn proc_sched(pid: u32) -> Option<SchedStat> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = SchedStat::default();
+    for task in tasks.flatten() {
+        let Ok(text) = std::fs::read_to_string(task.path().join("schedstat")) else {
+            continue;
+        };
+        if let Some((run, wait)) = parse_schedstat(&text) {
+            total.run += Duration::from_nanos(run);
+            total.wait += Duration::from_nanos(wait);
+        }
+    }
+    Some(total)
+}
+
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut f = text.split_whitespace();
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
 /// Raise this process's soft `RLIMIT_NOFILE` to `want` (capped at the hard limit, raising the hard limit
 /// too when permitted). Returns the soft limit in force afterwards. Children inherit it.
 pub fn raise_nofile(want: u64) -> std::io::Result<u64> {
@@ -127,6 +168,12 @@ mod tests {
     }
 
     #[test]
+    fn parses_schedstat() {
+        assert_eq!(parse_schedstat("1000 2000 7\n"), Some((1000, 2000)));
+        assert_eq!(parse_schedstat("x"), None);
+    }
+
+    #[test]
     fn own_process_facts() {
         assert!(rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
         assert!(peak_rss_kb(std::process::id()) >= rss_kb(std::process::id()));
@@ -137,6 +184,7 @@ mod tests {
         std::hint::black_box(x);
         assert!(own_cpu_time() > Duration::ZERO);
         assert!(proc_cpu_time(std::process::id()).is_some());
+        assert!(proc_sched(std::process::id()).is_some_and(|s| s.run > Duration::ZERO));
         let n = raise_nofile(1024).unwrap();
         assert!(n >= 1024);
     }

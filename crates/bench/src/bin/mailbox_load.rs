@@ -134,6 +134,8 @@ struct Meter {
     started: Instant,
     own_cpu0: Duration,
     server_cpu0: Option<Duration>,
+    own_sched0: Option<sys::SchedStat>,
+    server_sched0: Option<sys::SchedStat>,
 }
 
 impl Meter {
@@ -143,6 +145,8 @@ impl Meter {
             started: Instant::now(),
             own_cpu0: sys::own_cpu_time(),
             server_cpu0: server_pid.and_then(sys::proc_cpu_time),
+            own_sched0: sys::proc_sched(std::process::id()),
+            server_sched0: server_pid.and_then(sys::proc_sched),
         }
     }
 
@@ -157,6 +161,36 @@ impl Meter {
             100.0 * own.as_secs_f64() / wall.as_secs_f64().max(1e-9)
         );
         result.push(("gen_cpu_s".into(), format!("{:.2}", own.as_secs_f64())));
+        // Run-queue delay: how long threads were ready to run but had no CPU (contention from
+        // other processes on the machine, or too few cores for server + generator).
+        if let (Some(s0), Some(s1)) = (self.own_sched0, sys::proc_sched(std::process::id())) {
+            let d = s1.since(&s0);
+            println!(
+                "  generator threads: {:.2} s on CPU, {:.2} s waiting for a CPU",
+                d.run.as_secs_f64(),
+                d.wait.as_secs_f64()
+            );
+            result.push(("gen_runq_wait_s".into(), format!("{:.2}", d.wait.as_secs_f64())));
+        }
+        if let (Some(pid), Some(s0)) = (self.server_pid, self.server_sched0)
+            && let Some(s1) = sys::proc_sched(pid)
+        {
+            let d = s1.since(&s0);
+            println!(
+                "  server threads: {:.2} s on CPU, {:.2} s waiting for a CPU",
+                d.run.as_secs_f64(),
+                d.wait.as_secs_f64()
+            );
+            result.push((
+                "server_runq_wait_s".into(),
+                format!("{:.2}", d.wait.as_secs_f64()),
+            ));
+        }
+        if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+            let one = load.split_whitespace().next().unwrap_or("?").to_owned();
+            println!("  machine load average (1 min): {one}");
+            result.push(("loadavg".into(), one));
+        }
         result.push(("wall_s".into(), format!("{:.2}", wall.as_secs_f64())));
         if let Some(pid) = self.server_pid {
             if let (Some(c0), Some(c1)) = (self.server_cpu0, sys::proc_cpu_time(pid)) {
