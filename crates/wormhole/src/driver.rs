@@ -2,7 +2,7 @@
 //! [`Boss`](wormhole_proto::machine::Boss) and performs its actions. It holds no protocol logic:
 //! every decision is the machine's.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -15,6 +15,14 @@ use wormhole_proto::machine::{Action, Boss, Event as MEvent, MAX_FRAME_BYTES, Wo
 use crate::events::Event;
 use crate::state::Snapshot;
 use crate::timing::Timing;
+
+/// A connection attempt (TCP + WebSocket handshake) that takes longer fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Keepalive: a WebSocket ping this often (Python's client: 30 s)...
+const PING_INTERVAL: Duration = Duration::from_secs(30);
+/// ...and the connection counts as lost after this long without any frame (Python: 60 s after
+/// an unanswered ping).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Reply = oneshot::Sender<Result<(), WormholeError>>;
@@ -49,10 +57,14 @@ fn ws_config() -> WebSocketConfig {
 }
 
 async fn connect(url: String) -> Result<Ws, String> {
-    let (ws, _resp) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true)
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
-    Ok(ws)
+    let attempt = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
+    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+        Ok(Ok((ws, _resp))) => Ok(ws),
+        Ok(Err(e)) => Err(format!("{url}: {e}")),
+        Err(_) => Err(format!(
+            "{url}: no WebSocket handshake within {CONNECT_TIMEOUT:?}"
+        )),
+    }
 }
 
 /// Run the wormhole until it is closed.
@@ -67,6 +79,9 @@ pub(crate) async fn run(
     let mut connecting: Option<tokio::task::JoinHandle<Result<Ws, String>>> = None;
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut requests_open = true;
+    let mut last_rx = Instant::now();
+    let mut keepalive = tokio::time::interval(PING_INTERVAL);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     boss.start();
     loop {
         // Perform every pending action.
@@ -122,14 +137,26 @@ pub(crate) async fn run(
                 match res {
                     Ok(Ok(sock)) => {
                         ws = Some(sock);
+                        last_rx = Instant::now();
                         boss.connected(Instant::now());
                     }
                     Ok(Err(e)) => boss.connection_lost(Instant::now(), rand::random::<f64>(), &e),
                     Err(e) => boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string()),
                 }
             }
+            _ = keepalive.tick() => {
+                if let Some(sock) = ws.as_mut() {
+                    let idle = last_rx.elapsed() > IDLE_TIMEOUT;
+                    if idle || sock.send(Message::Ping(Default::default())).await.is_err() {
+                        ws = None;
+                        let why = if idle { "no answer from the server" } else { "ping failed" };
+                        boss.connection_lost(Instant::now(), rand::random::<f64>(), why);
+                    }
+                }
+            }
             msg = next_frame(&mut ws) => match msg {
                 Some(Ok(Message::Text(text))) => {
+                    last_rx = Instant::now();
                     if let Some(t) = &out.timing {
                         t.ws_receive(&side, text.as_str());
                     }
@@ -138,7 +165,9 @@ pub(crate) async fn run(
                     }
                 }
                 Some(Ok(Message::Binary(_))) => tracing::warn!("ignoring binary frame from the mailbox server"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {}
+                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                    last_rx = Instant::now();
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
                     let reason = match msg {
                         Some(Err(e)) => e.to_string(),
