@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -23,6 +22,7 @@ use wormhole_proto::server_msg::YourAddress;
 use super::core::Frame;
 use super::engine::EngineInput;
 use super::http::{self, Route};
+use super::outbox::Outbox;
 
 /// Longest frame text echoed back as `orig` when it is not JSON.
 const MAX_ORIG_ECHO: usize = 1000;
@@ -31,7 +31,7 @@ const MAX_ORIG_ECHO: usize = 1000;
 #[derive(Debug)]
 pub struct Shared {
     /// The engine's input queue.
-    pub engine: mpsc::Sender<EngineInput>,
+    pub engine: tokio::sync::mpsc::Sender<EngineInput>,
     /// Next connection id.
     pub next_id: AtomicU64,
     /// Open connections (HTTP and WebSocket).
@@ -118,8 +118,33 @@ fn parse_frame(bytes: &[u8]) -> Frame {
 }
 
 /// Serve one accepted TCP connection to the end.
-pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _guard = OpenGuard(shared.clone());
+    // The HTTP phase is boxed so its buffers and futures are freed once the WebSocket is up,
+    // keeping the long-lived part of this task small.
+    let Some((ws, address)) = Box::pin(handshake(stream, peer, &shared)).await else {
+        return;
+    };
+    let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let outbox = Arc::new(Outbox::new(shared.out_queue));
+    let connected = EngineInput::Connected {
+        conn,
+        address,
+        out: outbox.clone(),
+    };
+    if shared.engine.send(connected).await.is_err() {
+        return;
+    }
+    websocket_loop(ws, conn, &outbox, &shared).await;
+    let _ = shared.engine.send(EngineInput::Disconnected { conn }).await;
+}
+
+/// Read the request; answer plain HTTP requests; upgrade `/v1` to a WebSocket.
+async fn handshake(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+) -> Option<(WebSocketStream<TcpStream>, YourAddress)> {
     if shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
         http::respond(
             &mut stream,
@@ -128,34 +153,30 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
             false,
         )
         .await;
-        return;
+        return None;
     }
     let _ = stream.set_nodelay(true);
     let Ok((head, rest)) = http::read_head(&mut stream).await else {
         http::respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
-        return;
+        return None;
     };
     let Some(req) = http::parse_head(&head) else {
         http::respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
-        return;
+        return None;
     };
     let accept = match http::route(&req) {
         Route::Root => {
             http::respond(&mut stream, "200 OK", "Wormhole Relay\n", req.method == "HEAD").await;
-            return;
+            return None;
         }
         Route::Refuse(status, body) => {
             http::respond(&mut stream, status, body, false).await;
-            return;
+            return None;
         }
         Route::Upgrade(accept) => accept,
     };
     let address = your_address(peer, req.header("x-real-ip"), req.header("x-real-port"));
-    drop(req);
-    drop(head);
-    if http::accept_upgrade(&mut stream, &accept).await.is_err() {
-        return;
-    }
+    http::accept_upgrade(&mut stream, &accept).await.ok()?;
     let ws = WebSocketStream::from_partially_read(
         stream,
         rest,
@@ -163,22 +184,7 @@ pub async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>)
         Some(ws_config(shared.max_message_size)),
     )
     .await;
-    let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let (out_tx, out_rx) = mpsc::channel(shared.out_queue);
-    if shared
-        .engine
-        .send(EngineInput::Connected {
-            conn,
-            address,
-            out: out_tx,
-        })
-        .await
-        .is_err()
-    {
-        return;
-    }
-    websocket_loop(ws, conn, out_rx, &shared).await;
-    let _ = shared.engine.send(EngineInput::Disconnected { conn }).await;
+    Some((ws, address))
 }
 
 async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
@@ -189,27 +195,19 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &st
     let _ = ws.close(Some(frame)).await;
 }
 
-async fn websocket_loop(
-    mut ws: WebSocketStream<TcpStream>,
-    conn: u64,
-    mut out_rx: mpsc::Receiver<tokio_tungstenite::tungstenite::Utf8Bytes>,
-    shared: &Shared,
-) {
+async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &Outbox, shared: &Shared) {
     let mut last_rx = Instant::now();
     let mut next_ping = last_rx + shared.ping_interval;
     loop {
         tokio::select! {
-            out = out_rx.recv() => {
-                let Some(text) = out else {
+            out = outbox.take() => {
+                let Some(frames) = out else {
                     close(&mut ws, CloseCode::Policy,
                         "server closed the connection (client too slow, or shutting down)").await;
                     return;
                 };
-                if ws.feed(Message::Text(text)).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = out_rx.try_recv() {
-                    if ws.feed(Message::Text(more)).await.is_err() {
+                for text in frames {
+                    if ws.feed(Message::Text(text)).await.is_err() {
                         return;
                     }
                 }
@@ -306,5 +304,37 @@ mod tests {
         assert!(matches!(parse_frame(b"{\"type\":\"ping\"}"), Frame::Json(_)));
         assert!(matches!(parse_frame(b"nope"), Frame::Invalid { .. }));
         assert!(matches!(parse_frame(&[0xff; 3]), Frame::Invalid { .. }));
+    }
+}
+
+#[cfg(test)]
+mod size_budget {
+    /// Idle connections must stay within ~4 kB of server memory each; the task future is the
+    /// biggest part, so guard its size (debug builds are larger than release ones).
+    #[tokio::test]
+    #[allow(clippy::unwrap_used)]
+    async fn connection_task_stays_small() {
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let shared = std::sync::Arc::new(super::Shared {
+            engine: tx,
+            next_id: Default::default(),
+            open: Default::default(),
+            max_connections: 1,
+            max_message_size: 1,
+            out_queue: 1,
+            ping_interval: std::time::Duration::from_secs(1),
+            idle_timeout: std::time::Duration::from_secs(1),
+        });
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let s = tokio::net::TcpStream::from_std(s).unwrap();
+        let peer = l.local_addr().unwrap();
+        let fut = super::serve(s, peer, shared);
+        eprintln!("serve future: {} bytes", std::mem::size_of_val(&fut));
+        eprintln!(
+            "ws stream: {} bytes",
+            std::mem::size_of::<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>()
+        );
     }
 }

@@ -12,10 +12,11 @@
 //! [`crate::serve_mailbox`] returns the error. Nothing unacknowledged is lost, because nothing
 //! of the failed batch was sent.
 //!
-//! The engine never blocks on a client: replies go into each connection's bounded queue with
-//! `try_send`; a client whose queue is full is too slow and is disconnected.
+//! The engine never blocks on a client: replies go into each connection's bounded [`Outbox`];
+//! a client whose queue is full is too slow and is disconnected.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::SeedableRng;
@@ -24,6 +25,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wormhole_proto::server_msg::{ServerMessage, YourAddress};
 
 use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
+use super::outbox::{Outbox, PushError};
 use super::state::ConnId;
 use crate::storage::{Storage, StorageError};
 
@@ -31,7 +33,7 @@ use crate::storage::{Storage, StorageError};
 pub const MAX_BATCH: usize = 4096;
 
 /// Queue of outgoing TEXT frames of one connection.
-pub type OutSender = mpsc::Sender<Utf8Bytes>;
+pub type OutSender = Arc<Outbox>;
 
 /// What connection tasks (and the prune timer) send to the engine.
 #[derive(Debug)]
@@ -158,14 +160,14 @@ impl<S: Storage> Engine<S> {
     }
 
     fn push(&mut self, conn: ConnId, text: Utf8Bytes) {
-        let Some(tx) = self.outs.get(&conn) else {
+        let Some(outbox) = self.outs.get(&conn) else {
             return;
         };
-        if let Err(e) = tx.try_send(text) {
-            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+        if let Err(e) = outbox.push(text) {
+            if e == PushError::Full {
                 tracing::info!("connection {conn}: outgoing queue full, disconnecting slow client");
             }
-            // Dropping the sender makes the connection task close the WebSocket.
+            // The outbox is closed: the connection task closes the WebSocket.
             self.outs.remove(&conn);
         }
     }
@@ -188,6 +190,15 @@ impl<S: Storage> Engine<S> {
                     }
                 }
             }
+        }
+    }
+}
+
+impl<S> Drop for Engine<S> {
+    fn drop(&mut self) {
+        // Engine stopping (storage failure or shutdown): close every connection.
+        for outbox in self.outs.values() {
+            outbox.close();
         }
     }
 }

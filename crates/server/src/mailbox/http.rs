@@ -113,7 +113,6 @@ pub fn route(req: &Request) -> Route {
 /// Read a request head; returns it and any bytes read past its end.
 pub async fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
     let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
     let read = async {
         loop {
             if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -124,9 +123,10 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), &'s
             if buf.len() > MAX_HEAD {
                 return Err("request head too large");
             }
-            match stream.read(&mut chunk).await {
+            buf.reserve(1024);
+            match stream.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return Err("connection closed during request"),
-                Ok(n) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                Ok(_) => {}
             }
         }
     };

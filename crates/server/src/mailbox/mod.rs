@@ -11,6 +11,7 @@ pub mod core;
 pub mod engine;
 pub mod fields;
 pub mod http;
+pub mod outbox;
 pub mod server;
 pub mod state;
 pub mod usage;
