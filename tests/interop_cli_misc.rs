@@ -1,0 +1,423 @@
+//! The `wormhole` CLI's other paths, against Python 0.24 on our mailbox server: a code typed on
+//! stdin, `receive --allocate`, `-0`, `--verify` (yes and no), `--text -`, a wrong code, the
+//! `ok? (Y/n)` refusal, `--dump-timing`, and `ssh invite`/`ssh accept` in both directions.
+//!
+//! Runs inside `scripts/netns-run`; needs `cargo build --workspace` first (see the harness docs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use wormhole_interop::*;
+
+fn ours() -> PeerCommand {
+    PeerCommand::new(our_bin("wormhole")).timeout(Duration::from_secs(60))
+}
+
+fn python() -> PeerCommand {
+    PeerCommand::new(Peers::locate().python_wormhole).timeout(Duration::from_secs(60))
+}
+
+/// A child whose stdout and stderr lines arrive on a channel as they are printed.
+struct Live {
+    guard: ChildGuard,
+    lines: mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Live {
+    fn spawn(program: &std::path::Path, args: &[&str], home: Option<&std::path::Path>) -> Live {
+        let mut cmd = clean_command(program);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(h) = home {
+            cmd.env("HOME", h);
+        }
+        // Python block-buffers stdout on a pipe; we need its lines as they are printed.
+        cmd.env("PYTHONUNBUFFERED", "1");
+        let mut guard = ChildGuard::spawn(cmd, "live");
+        let (tx, rx) = mpsc::channel();
+        let child = guard.child_mut();
+        for pipe in [
+            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Live {
+            guard,
+            lines: rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Wait for a line containing `needle`; return it.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.seen),
+            }
+        }
+    }
+
+    /// Wait for exit; true on success. Collects the remaining output into `seen`.
+    fn finish(&mut self) -> bool {
+        let st = self.guard.wait_timeout(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(50));
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push_str(&l);
+            self.seen.push('\n');
+        }
+        st.is_some_and(|s| s.success())
+    }
+}
+
+#[test]
+fn code_typed_on_stdin() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let code = unique_code();
+    let sender = python()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--code",
+            &code,
+            "--text",
+            "typed",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = ours()
+        .args(["--relay-url", server.url(), "receive"])
+        .stdin(format!("{code}\n"))
+        .run();
+    out.assert_success();
+    sender.wait().assert_success();
+    assert_eq!(out.stdout, "typed\n");
+    assert!(out.stderr.contains("use <Tab> to complete"), "{out}");
+}
+
+#[test]
+fn receive_allocates_the_code() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let mut rx = Live::spawn(
+        &our_bin("wormhole"),
+        &["--relay-url", server.url(), "receive", "--allocate", "-c", "3"],
+        None,
+    );
+    let line = rx.wait_for("wormhole send --code");
+    let code = line.split_whitespace().nth(3).unwrap().to_owned();
+    assert_eq!(code.split('-').count(), 4, "three words: {code}");
+    python()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--code",
+            &code,
+            "--text",
+            "allocated",
+        ])
+        .run()
+        .assert_success();
+    assert!(rx.finish(), "{}", rx.seen);
+    assert!(rx.seen.contains("allocated\n"), "{}", rx.seen);
+}
+
+#[test]
+fn zero_mode_both_ways() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let sender = ours()
+        .args(["--relay-url", server.url(), "send", "-0", "--text", "zero"])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = python()
+        .args(["--relay-url", server.url(), "receive", "-0"])
+        .run();
+    out.assert_success();
+    sender.wait().assert_success();
+    assert_eq!(out.stdout, "zero\n");
+}
+
+#[test]
+fn verify_yes_shows_the_same_verifier() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let code = unique_code();
+    let sender = ours()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--verify",
+            "--code",
+            &code,
+            "--text",
+            "v",
+        ])
+        .stdin("yes\n")
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = python()
+        .args(["--relay-url", server.url(), "receive", "--verify", &code])
+        .run();
+    let tx = sender.wait();
+    rx.assert_success();
+    tx.assert_success();
+    let verifier = rx
+        .stderr
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Verifier ")
+                .map(|v| v.trim_end_matches('.').to_owned())
+        })
+        .expect("python printed a verifier");
+    assert_eq!(verifier.len(), 64);
+    assert!(
+        tx.stderr.contains(&format!("Verifier {verifier}. ok? (yes/no)")),
+        "{tx}"
+    );
+}
+
+#[test]
+fn verify_no_abandons_the_transfer() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let code = unique_code();
+    let sender = ours()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--verify",
+            "--code",
+            &code,
+            "--text",
+            "v",
+        ])
+        .stdin("no\n")
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = python()
+        .args(["--relay-url", server.url(), "receive", &code])
+        .run();
+    let tx = sender.wait();
+    assert!(
+        !tx.success() && tx.status.and_then(|s| s.code()) == Some(1),
+        "{tx}"
+    );
+    assert!(!rx.success(), "{rx}");
+    assert!(rx.stderr.contains("sender rejected verification check"), "{rx}");
+    assert!(rx.stdout.is_empty(), "text leaked: {rx}");
+}
+
+#[test]
+fn text_from_stdin() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let code = unique_code();
+    let sender = ours()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--code",
+            &code,
+            "--text",
+            "-",
+        ])
+        .stdin("line one\nline two\n")
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = python()
+        .args(["--relay-url", server.url(), "receive", &code])
+        .run();
+    rx.assert_success();
+    sender.wait().assert_success();
+    assert_eq!(rx.stdout, "line one\\nline two\\n\n");
+}
+
+#[test]
+fn wrong_code_is_reported_clearly() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let code = unique_code();
+    let wrong = format!("{}-wrong-words", code.split('-').next().unwrap());
+    let sender = python()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--code",
+            &code,
+            "--text",
+            "secret",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = ours()
+        .args(["--relay-url", server.url(), "receive", &wrong])
+        .run();
+    let tx = sender.wait();
+    assert_eq!(rx.status.and_then(|s| s.code()), Some(1), "{rx}");
+    assert!(rx.stderr.contains("ERROR: Key confirmation failed."), "{rx}");
+    assert!(rx.stdout.is_empty(), "{rx}");
+    assert!(!tx.success(), "{tx}");
+}
+
+#[test]
+fn answering_no_rejects_the_file() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_test_file(src.path().join("f.bin"), 1000, 3);
+    let code = unique_code();
+    let sender = python()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--hide-progress",
+            "--no-qr",
+            "--code",
+            &code,
+            "f.bin",
+        ])
+        .current_dir(src.path())
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    let rx = ours()
+        .args(["--relay-url", server.url(), "receive", &code])
+        .current_dir(dst.path())
+        .stdin("n\n")
+        .run();
+    let tx = sender.wait();
+    assert_eq!(rx.status.and_then(|s| s.code()), Some(1), "{rx}");
+    assert!(rx.stderr.contains("ok? (Y/n)"), "{rx}");
+    assert!(tx.stderr.contains("transfer rejected"), "{tx}");
+    assert_eq!(std::fs::read_dir(dst.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn dump_timing_writes_json() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let code = unique_code();
+    let timing = dir.path().join("t.json");
+    let sender = python()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--code",
+            &code,
+            "--text",
+            "t",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(300));
+    ours()
+        .arg("--dump-timing")
+        .arg(&timing)
+        .args(["--relay-url", server.url(), "receive", &code])
+        .run()
+        .assert_success();
+    sender.wait().assert_success();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&timing).unwrap()).unwrap();
+    let text = v.to_string();
+    assert!(v.is_array() || v.is_object(), "{text}");
+    assert!(text.contains("ws_send") || text.contains("ws_receive"), "{text}");
+}
+
+const PUBKEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHhL0dmxLAlCnSz5qnJkT1kwCCExampleKey0000 tester@example\n";
+
+#[test]
+fn ssh_invite_ours_accept_python() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let keydir = tempfile::tempdir().unwrap();
+    std::fs::write(keydir.path().join("id_ed25519.pub"), PUBKEY).unwrap();
+    let mut inv = Live::spawn(
+        &our_bin("wormhole"),
+        &["--relay-url", server.url(), "ssh", "invite"],
+        Some(home.path()),
+    );
+    let line = inv.wait_for("wormhole ssh accept");
+    let code = line.split_whitespace().last().unwrap().to_owned();
+    python()
+        .args(["--relay-url", server.url(), "ssh", "accept", "-y", "-F"])
+        .arg(keydir.path()) // Python's -F takes a directory of *.pub files
+        .arg(&code)
+        .run()
+        .assert_success();
+    assert!(inv.finish(), "{}", inv.seen);
+    assert_eq!(
+        std::fs::read_to_string(home.path().join(".ssh/authorized_keys")).unwrap(),
+        PUBKEY
+    );
+    assert!(
+        inv.seen
+            .contains("Appended key type='ssh-ed25519' id='tester@example'"),
+        "{}",
+        inv.seen
+    );
+}
+
+#[test]
+fn ssh_invite_python_accept_ours() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let home = tempfile::tempdir().unwrap();
+    // Python's invite gives up when ~/.ssh cannot be listed.
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    let keyhome = tempfile::tempdir().unwrap();
+    std::fs::create_dir(keyhome.path().join(".ssh")).unwrap();
+    std::fs::write(keyhome.path().join(".ssh/id_ed25519.pub"), PUBKEY).unwrap();
+    let mut inv = Live::spawn(
+        &Peers::locate().python_wormhole,
+        &["--relay-url", server.url(), "ssh", "invite"],
+        Some(home.path()),
+    );
+    let line = inv.wait_for("wormhole ssh accept");
+    let code = line.split_whitespace().last().unwrap().to_owned();
+    let acc = ours()
+        .args(["--relay-url", server.url(), "ssh", "accept", "-y", &code])
+        .env("HOME", keyhome.path())
+        .run();
+    acc.assert_success();
+    assert!(acc.stdout.contains("Key sent."), "{acc}");
+    assert!(inv.finish(), "{}", inv.seen);
+    assert_eq!(
+        std::fs::read_to_string(home.path().join(".ssh/authorized_keys")).unwrap(),
+        PUBKEY
+    );
+}
