@@ -24,6 +24,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// an unanswered ping).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// When every handle was dropped, the background close gets this long before the task ends.
+const ABANDON_AFTER: Duration = Duration::from_secs(30);
+
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Reply = oneshot::Sender<Result<(), WormholeError>>;
 
@@ -80,6 +83,7 @@ pub(crate) async fn run(
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut requests_open = true;
     let mut last_rx = Instant::now();
+    let mut abandon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut keepalive = tokio::time::interval(PING_INTERVAL);
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     boss.start();
@@ -109,7 +113,7 @@ pub(crate) async fn run(
                         h.abort();
                     }
                     if let Some(mut sock) = ws.take() {
-                        let _ = sock.close(None).await;
+                        let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
                     }
                 }
                 Action::SetTimer(at) => {
@@ -130,6 +134,7 @@ pub(crate) async fn run(
                     // Every handle was dropped: close politely.
                     requests_open = false;
                     boss.close();
+                    abandon = Some(Box::pin(tokio::time::sleep(ABANDON_AFTER)));
                 }
             },
             res = join_connect(&mut connecting) => {
@@ -177,6 +182,11 @@ pub(crate) async fn run(
                     boss.connection_lost(Instant::now(), rand::random::<f64>(), &reason);
                 }
             },
+            () = wait_timer(&mut abandon) => {
+                tracing::debug!("no handle left and the close did not finish; giving up");
+                publish(&out, MEvent::Closed(Err(WormholeError::Closed)));
+                break;
+            }
             () = wait_timer(&mut timer) => {
                 timer = None;
                 boss.timer_fired(Instant::now());
