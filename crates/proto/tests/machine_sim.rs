@@ -265,7 +265,7 @@ struct World {
 }
 
 fn side_for(i: usize) -> String {
-    format!("{:010x}", 0xaaaa_0000_00u64 + i as u64)
+    format!("{:010x}", 0xaa_aa00_0000u64 + i as u64)
 }
 
 impl World {
@@ -381,10 +381,10 @@ impl World {
             let now = self.now;
             self.clients[i].boss.frame_received(&f, now).unwrap();
             self.delivered += 1;
-            if let Some((at, who)) = self.chaos.lose_at {
-                if at == self.delivered {
-                    self.drop_conn(who);
-                }
+            if let Some((at, who)) = self.chaos.lose_at
+                && at == self.delivered
+            {
+                self.drop_conn(who);
             }
             return true;
         }
