@@ -188,3 +188,61 @@ async fn vanished_clients_are_cleaned_up() {
     assert_eq!(c.expect("message").await["side"], "v7");
     c.sync(1).await;
 }
+
+#[tokio::test]
+async fn silent_clients_time_out_but_ponging_ones_stay() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut a = args();
+    a.ping_interval = 0.2;
+    a.idle_timeout = 0.7;
+    let srv = InProcess::start(a).await;
+    // A raw TCP client that completes the upgrade and then never answers pings.
+    let mut raw = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    raw.write_all(
+        b"GET /v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    // The tungstenite client answers pings by itself while it reads.
+    let mut alive = Client::bound(&srv.url(), APP, "alive").await;
+    let start = Instant::now();
+    let silent = async {
+        let mut buf = vec![0u8; 4096];
+        let mut seen = Vec::new();
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+                Err(_) => panic!("silent client was not closed"),
+            }
+        }
+        (start.elapsed(), seen)
+    };
+    // Meanwhile the other client keeps reading (and so answering pings) for longer.
+    let ((elapsed, seen), ()) = tokio::join!(silent, alive.quiet(Duration::from_millis(2000)));
+    assert!(
+        elapsed >= Duration::from_millis(500),
+        "closed too early: {elapsed:?}"
+    );
+    // A close frame carrying the reason came before EOF.
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.contains("idle timeout"), "{text}");
+    alive.sync(1).await;
+}
+
+#[tokio::test]
+async fn connection_limit_answers_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut a = args();
+    a.max_connections = 2;
+    let srv = InProcess::start(a).await;
+    let mut c1 = Client::bound(&srv.url(), APP, "1").await;
+    let _c2 = Client::bound(&srv.url(), APP, "2").await;
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    assert!(out.starts_with("HTTP/1.1 503"), "{out}");
+    c1.sync(1).await;
+}
