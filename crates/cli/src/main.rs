@@ -115,7 +115,17 @@ async fn run(invocation: Invocation) -> Result<()> {
             write_timing(timing.as_ref(), global.dump_timing.as_deref());
             r
         }
-        Invocation::Receive(global, opts) => {
+        Invocation::Receive(mut global, mut opts) => {
+            if let Some(arg) = opts.code.take() {
+                let (code, mailbox) = receive::code_from_argument(&arg)?;
+                opts.code = Some(code);
+                // The URI's mailbox replaces only the default, never an explicit choice.
+                if let Some(m) = mailbox
+                    && global.relay_url == args::DEFAULT_RELAY_URL
+                {
+                    global.relay_url = m;
+                }
+            }
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
             let mut w = open(&global, APPID_XFER, timing.clone());
             let flow = async {

@@ -32,6 +32,27 @@ pub enum Incoming {
     },
 }
 
+/// Accept a `wormhole-transfer:` URI where a code is expected (as wormhole-rs prints one): the
+/// code, and the mailbox it names, if any. Plain codes pass through unchanged.
+pub fn code_from_argument(arg: &str) -> Result<(String, Option<String>)> {
+    use wormhole_proto::code::uri::{SCHEME, TransferUri, UriRole};
+    let is_uri = arg
+        .get(..SCHEME.len())
+        .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME));
+    if !is_uri {
+        return Ok((arg.to_owned(), None));
+    }
+    let uri = TransferUri::parse(arg)?;
+    if uri.role == UriRole::Leader {
+        anyhow::bail!(
+            "this wormhole-transfer: URI asks the scanning side to send (role=leader); run \
+             `wormhole send --code {}` instead",
+            uri.code.full
+        );
+    }
+    Ok((uri.code.full, uri.rendezvous))
+}
+
 /// Get the code the way the options say. `interactive` runs the typed-code prompt and returns
 /// whether Tab completion was used.
 pub async fn establish_code<S, F>(w: &mut S, opts: &ReceiveOptions, interactive: F) -> Result<()>
@@ -162,6 +183,27 @@ mod tests {
 
     async fn never(_: &mut FakeSession) -> Result<bool> {
         panic!("no interactive entry expected")
+    }
+
+    #[test]
+    fn codes_and_uris() {
+        assert_eq!(code_from_argument("4-a-b").unwrap(), ("4-a-b".into(), None));
+        assert_eq!(
+            code_from_argument("wormhole-transfer:4-purple-sausages").unwrap(),
+            ("4-purple-sausages".into(), None)
+        );
+        assert_eq!(
+            code_from_argument(
+                "wormhole-transfer:77-deadbolt-upcoming?rendezvous=ws%3A%2F%2F127.0.0.1%3A34609%2Fv1"
+            )
+            .unwrap(),
+            (
+                "77-deadbolt-upcoming".into(),
+                Some("ws://127.0.0.1:34609/v1".into())
+            )
+        );
+        assert!(code_from_argument("wormhole-transfer:4-a?version=0&role=leader").is_err());
+        assert!(code_from_argument("wormhole-transfer:x-a").is_err());
     }
 
     #[tokio::test]

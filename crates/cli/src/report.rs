@@ -80,6 +80,11 @@ pub fn render(err: &anyhow::Error, relay_url: &str) -> String {
         if let Some(e) = cause.downcast_ref::<TransferError>() {
             return format!("TransferError: {e}");
         }
+        if let Some(e @ crate::code_input::CodeInputError::Incomplete) =
+            cause.downcast_ref::<crate::code_input::CodeInputError>()
+        {
+            return format!("{}\n\n{e}", error_block(KEY_FORMAT));
+        }
         if let Some(e) = cause.downcast_ref::<UnsendableFileError>() {
             return format!("{}\n\n{e}", error_block(UNSENDABLE));
         }
@@ -124,6 +129,9 @@ mod tests {
         assert!(s.contains("crowded"), "{s}");
         let s = render(&TransferError("transfer rejected".into()).into(), "u");
         assert_eq!(s, "TransferError: transfer rejected");
+        let s = render(&crate::code_input::CodeInputError::Incomplete.into(), "u");
+        assert!(s.starts_with("ERROR: The key you entered contains spaces"), "{s}");
+        assert!(s.ends_with("\n\nincomplete wormhole code"), "{s}");
         let s = render(&anyhow::anyhow!("boom"), "u");
         assert_eq!(s, "ERROR: boom");
     }
