@@ -421,3 +421,65 @@ fn ssh_invite_python_accept_ours() {
         PUBKEY
     );
 }
+
+/// Drives `wormhole receive` on a pseudo-terminal: types part of the nameplate and of each word,
+/// pressing Tab after each, then Return. Prints everything the terminal showed.
+const PTY_DRIVER: &str = r#"
+import os, pty, select, sys, time
+argv = sys.argv[1:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+out = b""
+def pump(t):
+    global out
+    end = time.time() + t
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.05)
+        if r:
+            try:
+                out += os.read(fd, 4096)
+            except OSError:
+                return
+for keys in (b"NP\t", b"retrie\t", b"guid\t", b"\r"):
+    pump(1.0)
+    os.write(fd, keys.replace(b"NP", os.environ["NP"].encode()))
+pump(8.0)
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("utf-8", "replace"))
+"#;
+
+#[test]
+fn interactive_code_entry_completes_nameplate_and_words() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let nameplate = unique_code().split('-').next().unwrap().to_owned();
+    let code = format!("{nameplate}-retrieval-guidance");
+    let sender = ours()
+        .args([
+            "--relay-url",
+            server.url(),
+            "send",
+            "--no-qr",
+            "--code",
+            &code,
+            "--text",
+            "via a tty",
+        ])
+        .spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    // Type all but the last digit of the nameplate: Tab must complete it from the server's list.
+    let partial = &nameplate[..nameplate.len() - 1];
+    let shown = PeerCommand::new(Peers::locate().python)
+        .args(["-c", PTY_DRIVER])
+        .arg(our_bin("wormhole"))
+        .args(["--relay-url", server.url(), "receive"])
+        .env("NP", partial)
+        .timeout(Duration::from_secs(40))
+        .run();
+    let tx = sender.wait();
+    tx.assert_success();
+    assert!(shown.stdout.contains(&format!("{nameplate}-")), "{shown}");
+    assert!(shown.stdout.contains(&code), "words not completed:\n{shown}");
+    assert!(shown.stdout.contains("via a tty"), "{shown}");
+}
