@@ -27,10 +27,22 @@ use wormhole_proto::server_msg::{ServerMessage, YourAddress};
 use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
 use super::outbox::{Outbox, PushError};
 use super::state::ConnId;
-use crate::storage::{Storage, StorageError};
+use crate::storage::{Storage, StorageError, Write};
 
 /// Most inputs handled in one batch (one transaction).
 pub const MAX_BATCH: usize = 4096;
+/// Most non-urgent writes kept uncommitted.
+const MAX_LAZY: usize = 4096;
+
+/// Whether the replies of a batch containing `w` must wait for a commit.
+///
+/// Only a mailbox's `updated` time and the usage `current` row may lag: they steer pruning and
+/// statistics, not what any client was told. Losing them in a crash only moves a pruning
+/// deadline back to the last committed activity. They are committed with the next batch that
+/// has real changes, before more than [`MAX_LAZY`] pile up, and at every prune tick.
+fn must_sync(w: &Write) -> bool {
+    !matches!(w, Write::TouchMailbox { .. } | Write::UsageCurrent { .. })
+}
 
 /// Queue of outgoing TEXT frames of one connection.
 pub type OutSender = Arc<Outbox>;
@@ -100,6 +112,8 @@ pub struct Engine<S> {
     core: Core<rand::rngs::StdRng>,
     storage: S,
     outs: HashMap<ConnId, OutSender>,
+    /// Committed-later writes (see [`must_sync`]).
+    lazy: Vec<Write>,
 }
 
 impl<S: Storage> Engine<S> {
@@ -111,6 +125,7 @@ impl<S: Storage> Engine<S> {
             core,
             storage,
             outs: HashMap::new(),
+            lazy: Vec::new(),
         })
     }
 
@@ -127,13 +142,14 @@ impl<S: Storage> Engine<S> {
             }
             self.step(&mut batch)?;
         }
-        Ok(())
+        self.flush()
     }
 
     /// Handle one batch: process, commit, deliver.
     pub fn step(&mut self, batch: &mut Vec<EngineInput>) -> Result<(), StorageError> {
         let now = now_secs();
         let mut fx = Effects::default();
+        let mut force = false;
         for input in batch.drain(..) {
             let input = match input {
                 EngineInput::Connected { conn, address, out } => {
@@ -145,17 +161,32 @@ impl<S: Storage> Engine<S> {
                     self.outs.remove(&conn);
                     Input::Disconnected { conn }
                 }
-                EngineInput::Prune => Input::Prune,
+                EngineInput::Prune => {
+                    force = true;
+                    Input::Prune
+                }
             };
             self.core.handle(input, now, &mut fx);
         }
-        if !fx.writes.is_empty()
-            && let Err(first) = self.storage.commit(&fx.writes)
-        {
-            tracing::error!("storage commit failed, retrying once: {first}");
-            self.storage.commit(&fx.writes)?;
+        let urgent = fx.writes.iter().any(must_sync);
+        self.lazy.append(&mut fx.writes);
+        if force || self.lazy.len() >= MAX_LAZY || urgent {
+            self.flush()?;
         }
         self.deliver(fx.out);
+        Ok(())
+    }
+
+    /// Commit every pending write.
+    pub fn flush(&mut self) -> Result<(), StorageError> {
+        if self.lazy.is_empty() {
+            return Ok(());
+        }
+        if let Err(first) = self.storage.commit(&self.lazy) {
+            tracing::error!("storage commit failed, retrying once: {first}");
+            self.storage.commit(&self.lazy)?;
+        }
+        self.lazy.clear();
         Ok(())
     }
 
@@ -207,6 +238,81 @@ impl<S> Drop for Engine<S> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::mailbox::state::UsageSettings;
+    use crate::storage::Snapshot;
+    use std::sync::Mutex;
+
+    /// Records committed batches.
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Vec<Write>>>>);
+
+    impl Storage for Recorder {
+        fn load(&mut self) -> Result<Snapshot, StorageError> {
+            Ok(Snapshot::default())
+        }
+        fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
+            self.0.lock().unwrap().push(batch.to_vec());
+            Ok(())
+        }
+    }
+
+    fn frame(conn: ConnId, v: serde_json::Value) -> EngineInput {
+        EngineInput::Frame {
+            conn,
+            frame: Frame::Json(v),
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_wait_for_commit_but_touches_do_not_force_one() {
+        let rec = Recorder::default();
+        let config = CoreConfig {
+            welcome: Default::default(),
+            allow_list: true,
+            usage: UsageSettings::default(),
+            max_mailbox_messages: 10,
+            channel_expiration: 60.0,
+        };
+        let mut engine = Engine::new(rec.clone(), config).unwrap();
+        let outbox = Arc::new(Outbox::new(100));
+        let address = YourAddress {
+            port: 1,
+            ipv4: None,
+            ipv6: Some("::1".into()),
+        };
+        let mut batch = vec![
+            EngineInput::Connected {
+                conn: 1,
+                address,
+                out: outbox.clone(),
+            },
+            frame(1, serde_json::json!({"type": "bind", "appid": "a", "side": "s"})),
+            frame(1, serde_json::json!({"type": "claim", "nameplate": "5"})),
+        ];
+        engine.step(&mut batch).unwrap();
+        assert_eq!(rec.0.lock().unwrap().len(), 1, "claim committed before replies");
+        let sent = outbox.take().await.unwrap();
+        assert_eq!(sent.len(), 4, "welcome, 2 acks, claimed");
+        // open of the mailbox this side already opened by claiming: only a touch.
+        let mb = match serde_json::from_str::<serde_json::Value>(sent[3].as_str()) {
+            Ok(v) => v["mailbox"].as_str().unwrap().to_owned(),
+            Err(e) => panic!("{e}"),
+        };
+        let mut batch = vec![frame(1, serde_json::json!({"type": "open", "mailbox": mb}))];
+        engine.step(&mut batch).unwrap();
+        assert_eq!(rec.0.lock().unwrap().len(), 1, "a touch alone does not commit");
+        assert_eq!(outbox.take().await.unwrap().len(), 1);
+        // The next real change commits the pending touch with it, in order.
+        let mut batch = vec![frame(
+            1,
+            serde_json::json!({"type": "add", "phase": "p", "body": ""}),
+        )];
+        engine.step(&mut batch).unwrap();
+        let commits = rec.0.lock().unwrap().clone();
+        assert_eq!(commits.len(), 2);
+        assert!(matches!(commits[1][0], Write::TouchMailbox { .. }));
+        assert!(commits[1].iter().any(|w| matches!(w, Write::InsertMessage(_))));
+    }
 
     #[test]
     fn encode_appends_server_tx() {

@@ -10,9 +10,14 @@
 //! still survives a crash of this process (it is in the OS page cache), but the last
 //! transactions may roll back after a power loss or kernel crash.
 //!
+//! WAL checkpoints run on a background connection every 500 ms instead of inside a commit, so
+//! a commit never pays for copying the WAL back into the database file.
+//!
 //! This file only moves rows; it must not decide protocol outcomes.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -82,7 +87,54 @@ CREATE INDEX IF NOT EXISTS usage.`client_versions_appid_time_idx`
 pub struct SqliteStorage {
     conn: Connection,
     has_usage: bool,
+    /// Set to stop the background checkpointer.
+    stop: Arc<AtomicBool>,
 }
+
+impl Drop for SqliteStorage {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Checkpoint the WAL from a second connection every [`CHECKPOINT_EVERY`], so the committing
+/// thread never stalls on a checkpoint (passive checkpoints never block the writer).
+fn spawn_checkpointer(channel_db: &str, usage_db: Option<&Path>, stop: Arc<AtomicBool>) {
+    let channel_db = channel_db.to_owned();
+    let usage_db = usage_db.map(Path::to_path_buf);
+    let run = move || -> rusqlite::Result<()> {
+        let conn = Connection::open(&channel_db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(1))?;
+        if let Some(u) = &usage_db {
+            conn.execute("ATTACH DATABASE ?1 AS usage", [u.to_string_lossy()])?;
+        }
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            let _: (i64, i64, i64) = conn.query_row("PRAGMA main.wal_checkpoint(PASSIVE)", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?;
+            if usage_db.is_some() {
+                let _: (i64, i64, i64) = conn.query_row("PRAGMA usage.wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            }
+        }
+        Ok(())
+    };
+    let spawned = std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            if let Err(e) = run() {
+                tracing::warn!("WAL checkpointer stopped: {e}");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the WAL checkpointer: {e}");
+    }
+}
+
+/// Period of the background WAL checkpoint.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl std::fmt::Debug for SqliteStorage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,7 +195,17 @@ impl SqliteStorage {
         } else {
             false
         };
-        Ok(Self { conn, has_usage })
+        let stop = Arc::new(AtomicBool::new(false));
+        if channel_db != ":memory:" && !channel_db.is_empty() {
+            // Checkpoints move to a background connection (see `spawn_checkpointer`).
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+            spawn_checkpointer(channel_db, usage_db, stop.clone());
+        }
+        Ok(Self {
+            conn,
+            has_usage,
+            stop,
+        })
     }
 
     fn apply(tx: &Connection, w: &Write, has_usage: bool) -> rusqlite::Result<()> {
