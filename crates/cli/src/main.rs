@@ -50,12 +50,25 @@ fn main() {
     let relay_url = match &invocation {
         Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => g.relay_url.clone(),
     };
-    let result = runtime.block_on(run(invocation));
+    // Ctrl-C drops the running flow, so partial downloads are removed by their drop guards.
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = run(invocation) => r.map_err(Some),
+            _ = tokio::signal::ctrl_c() => Err(None),
+        }
+    });
     // Do not wait for stray blocking tasks (e.g. a prompt nobody will answer).
     runtime.shutdown_background();
-    if let Err(e) = result {
-        eprintln!("{}", report::render(&e, &relay_url));
-        std::process::exit(1);
+    match result {
+        Ok(()) => {}
+        Err(Some(e)) => {
+            eprintln!("{}", report::render(&e, &relay_url));
+            std::process::exit(1);
+        }
+        Err(None) => {
+            eprintln!("\nInterrupted.");
+            std::process::exit(130);
+        }
     }
 }
 
