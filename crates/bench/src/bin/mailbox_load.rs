@@ -343,9 +343,11 @@ async fn open_loop(args: &Args, url: &str, pid: Option<u32>, rate: f64) -> Resul
         ("mode".into(), "open".into()),
         ("offered_per_s".into(), format!("{rate}")),
     ];
-    meter.finish(&mut result);
+    // Completed pairs over the whole run (launching and draining), never over the launch window
+    // alone, so a server that falls behind is not credited with the offered rate.
+    let wall = meter.finish(&mut result).max(launch_wall);
     let ok = lat.count();
-    let achieved = ok as f64 / launch_wall.as_secs_f64().max(1e-9);
+    let achieved = ok as f64 / wall.as_secs_f64().max(1e-9);
     println!(
         "  pairs: {ok} ok, {} failed, {dropped} dropped (too many in flight), {unfinished} unfinished; {achieved:.1} pairs/s completed; {late_starts} starts > 10 ms late",
         errors.total()
