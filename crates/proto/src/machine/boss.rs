@@ -5,7 +5,7 @@
 //! Sans-IO: no socket, no clock (callers pass `now`), no task. Randomness (command ids, code
 //! words) comes from the RNG given to [`Boss::new`]; the reconnect jitter is passed in.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use rand::RngCore;
@@ -22,15 +22,11 @@ use super::receive::{Receive, RxOutcome};
 use super::rendezvous::{
     Command, ConnState, FrameError, Inbound, MAX_MESSAGE_BYTES, backoff_delay, parse_frame,
 };
+use super::reorder::{Reorder, canonical_number};
 use super::send::Send;
 use super::terminator::Terminator;
 use crate::key::{derive_phase_key, encrypt_data};
 use crate::wordlist::choose_words;
-
-/// Peer app messages may run at most this far ahead of the next expected phase.
-pub const MAX_REORDER_WINDOW: u64 = 1024;
-/// At most this many plaintext bytes are buffered waiting for a missing earlier phase.
-pub const MAX_REORDER_BYTES: usize = 16 * 1024 * 1024;
 
 /// Static configuration of one wormhole.
 #[derive(Debug, Clone)]
@@ -81,9 +77,7 @@ pub struct Boss {
     code_str: Option<String>,
     verifier: Option<[u8; 32]>,
     peer_versions: Option<Value>,
-    next_rx: u64,
-    rx_buffer: BTreeMap<u64, Vec<u8>>,
-    rx_buffer_bytes: usize,
+    reorder: Reorder,
     next_dilate: u64,
 }
 
@@ -122,9 +116,7 @@ impl Boss {
             code_str: None,
             verifier: None,
             peer_versions: None,
-            next_rx: 0,
-            rx_buffer: BTreeMap::new(),
-            rx_buffer_bytes: 0,
+            reorder: Reorder::default(),
             next_dilate: 0,
         }
     }
@@ -556,24 +548,13 @@ impl Boss {
             // dilate-N (no Dilation here) and unknown phases are ignored, as Python does.
             return;
         };
-        if n < self.next_rx {
-            return;
-        }
-        if n - self.next_rx > MAX_REORDER_WINDOW
-            || self.rx_buffer_bytes.saturating_add(plaintext.len()) > MAX_REORDER_BYTES
-        {
-            self.fail(
-                Mood::Errory,
-                WormholeError::Protocol(format!("peer message {n} is too far out of order")),
-            );
-            return;
-        }
-        self.rx_buffer_bytes += plaintext.len();
-        self.rx_buffer.insert(n, plaintext);
-        while let Some(m) = self.rx_buffer.remove(&self.next_rx) {
-            self.rx_buffer_bytes -= m.len();
-            self.next_rx += 1;
-            self.deliver(Event::Message(m));
+        match self.reorder.push(n, plaintext) {
+            Ok(ready) => {
+                for m in ready {
+                    self.deliver(Event::Message(m));
+                }
+            }
+            Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
         }
     }
 
@@ -607,31 +588,5 @@ impl Boss {
         self.out.push_back(Action::CloseConnection);
         let result = self.result.clone().unwrap_or(Err(WormholeError::Lonely));
         self.deliver(Event::Closed(result));
-    }
-}
-
-/// `"0"`, `"17"` → Some; `"007"`, `"-1"`, `"1e3"`, absurdly long → None.
-fn canonical_number(phase: &str) -> Option<u64> {
-    if phase.is_empty() || !phase.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if phase.len() > 1 && phase.starts_with('0') {
-        return None;
-    }
-    phase.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn canonical_numbers() {
-        assert_eq!(canonical_number("0"), Some(0));
-        assert_eq!(canonical_number("17"), Some(17));
-        assert_eq!(canonical_number("007"), None);
-        assert_eq!(canonical_number(""), None);
-        assert_eq!(canonical_number("dilate-0"), None);
-        assert_eq!(canonical_number("99999999999999999999999"), None);
     }
 }

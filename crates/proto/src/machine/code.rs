@@ -132,7 +132,10 @@ impl CodeMachine {
             return Err(WormholeError::MustChooseNameplateFirst);
         };
         let code = Code::parse(&format!("{np}-{words}"))?;
-        self.state = State::Inputting { nameplate: Some(np.clone()), words_chosen: true };
+        self.state = State::Inputting {
+            nameplate: Some(np.clone()),
+            words_chosen: true,
+        };
         Ok(code)
     }
 

@@ -9,9 +9,10 @@
 //! - `nameplate`: claim / re-claim / release. `mailbox`: open, resend unechoed adds, dedup, close.
 //! - `order`: the peer's `pake` before anything else. `key`: SPAKE2 from code + pake.
 //! - `receive`: decrypt, confirm the key, get scared. `send`: number and hold app messages.
+//! - [`reorder`]: deliver the peer's app messages in strict numeric order (bounded buffer).
 //! - `code`: allocate / set / input (+ the allocator, input and lister).
 //! - `terminator`: close completes when nameplate and mailbox are both done.
-//! - [`boss`]: moods, results, app-message reordering, dilate-N rule, reconnection.
+//! - [`boss`]: moods, results, the dilate-N rule, reconnection.
 //!
 //! # Driving it
 //! Create a [`Boss`], call [`Boss::start`], then loop: perform every [`Action`] from
@@ -30,6 +31,7 @@ mod nameplate;
 mod order;
 mod receive;
 pub mod rendezvous;
+pub mod reorder;
 mod send;
 mod terminator;
 
