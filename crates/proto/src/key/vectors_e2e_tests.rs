@@ -193,3 +193,21 @@ fn e2e_wrong_code_gives_different_keys() {
     );
     let _ = h32(SHARED);
 }
+
+/// Generated with the installed python-spake2 0.9 through `wormhole.util.to_bytes` (NFC): a
+/// decomposed code and appid must give Python's message and key, not the raw bytes' ones.
+#[test]
+fn python_nfc_vector() {
+    let code = "1-cafe\u{301}-\u{e9}";
+    let appid = "appe\u{301}";
+    let (a, _) = Pake::start_with_rng(code, appid, &mut Prg::new(b"1"));
+    let (_, body_b) = Pake::start_with_rng(code, appid, &mut Prg::new(b"2"));
+    assert_eq!(
+        hex::encode(a.message()),
+        "536e3b924678ca87eb1376dd1519fabb778399f171454d29d80b88bbc54dec41c9"
+    );
+    assert_eq!(
+        hex::encode(a.finish(&body_b).unwrap()),
+        "a16ce5e586c9c243105c00bc27f8364cfb90a62915b602f41569598bd1f4cf08"
+    );
+}
