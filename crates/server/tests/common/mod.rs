@@ -62,9 +62,14 @@ pub struct Spawned {
 impl Spawned {
     /// Start the binary with `extra` flags on 127.0.0.1:0 and read the port from stderr.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Start the binary listening on `listen`.
+    pub fn start_on(listen: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_wormhole-server"))
             .arg("mailbox")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
