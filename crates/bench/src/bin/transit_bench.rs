@@ -8,9 +8,16 @@
 //! 3. `relay`: the same through Python's `twist transitrelay` (and our `wormhole-relay` when it is
 //!    built next to this binary), plus the relay process's CPU seconds.
 //!
-//! Peak RSS (VmHWM) is printed after each phase; it must stay flat whatever `--size` is.
-//! The data comes from a generator and goes to a hashing sink: this measures transit, not disks.
-//! Whole-CLI pairs (ours, Python, Go, Rust) are measured by `scripts/bench-transit --cli`.
+//! 4. `cli-direct` / `cli-relay`: whole CLI process pairs sending a `--size` file, for each of
+//!    `--impls` (ours, python, go, rs) against itself, on our mailbox server, relayed through
+//!    Python's transit relay on 127.0.0.1:4001 (Go cannot be pointed elsewhere): wall time, MB/s,
+//!    CPU seconds and peak RSS of each process (polled from /proc), receiver output checked by
+//!    SHA-256. The relay phase forces the relay with `--no-listen` (ours, Python) and
+//!    `--force-relay` (Rust); Go only relays when no direct address exists, so run that phase
+//!    in a namespace without the test address (`scripts/bench-transit` does).
+//!
+//! Peak RSS (VmHWM) is printed after each library phase; it must stay flat whatever `--size` is.
+//! Library phases use generated data and a hashing sink: they measure transit, not disks.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
@@ -39,16 +46,19 @@ struct Args {
     /// Python's `twist` (default: ~/.cache/wormhole-peers/venv/bin/twist).
     #[arg(long)]
     twist: Option<PathBuf>,
+    /// Implementations for the CLI phases (comma separated): ours, python, go, rs.
+    #[arg(long, default_value = "ours,python,go,rs")]
+    impls: String,
 }
 
 /// Endless pseudo-random bytes (a repeated 1 MiB block).
-struct Gen {
+pub(crate) struct Gen {
     block: Vec<u8>,
     pos: usize,
 }
 
 impl Gen {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let block = (0..1 << 20)
             .map(|_| {
@@ -168,6 +178,10 @@ impl Drop for RelayProc {
 }
 
 fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
+    start_python_relay_on(args, TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+fn start_python_relay_on(args: &Args, port: u16) -> anyhow::Result<(RelayProc, SocketAddr)> {
     let twist = args.twist.clone().unwrap_or_else(|| {
         PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into()))
             .join(".cache/wormhole-peers/venv/bin/twist")
@@ -178,7 +192,6 @@ fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
             twist.display()
         );
     }
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut cmd = Command::new(twist);
     cmd.args([
@@ -204,6 +217,13 @@ fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
     }
     Ok((p, addr))
 }
+
+fn peer_dir() -> PathBuf {
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/wormhole-peers")
+}
+
+#[path = "transit_bench/cli.rs"]
+mod cli_phases;
 
 fn report(name: &str, size: u64, run: &Run, core: Option<f64>, extra: &str) {
     let gib = size as f64 / (1u64 << 30) as f64;
@@ -244,6 +264,10 @@ fn main() -> anyhow::Result<()> {
     if phases.contains(&"direct") {
         let run = rt.block_on(transfer(args.size, None))?;
         report("ours direct", args.size, &run, core, "");
+    }
+    let cli: Vec<&str> = phases.iter().copied().filter(|p| p.starts_with("cli-")).collect();
+    if !cli.is_empty() {
+        cli_phases::run(&args, &cli)?;
     }
     if phases.contains(&"relay") {
         match start_python_relay(&args) {
