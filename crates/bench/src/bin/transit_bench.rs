@@ -178,7 +178,9 @@ impl Drop for RelayProc {
 }
 
 fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
-    start_python_relay_on(args, TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    // Find a free port, and release it before the relay binds it.
+    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+    start_python_relay_on(args, port)
 }
 
 fn start_python_relay_on(args: &Args, port: u16) -> anyhow::Result<(RelayProc, SocketAddr)> {
