@@ -720,6 +720,11 @@ fn api_misuse_errors() {
         Err(WormholeError::OldPeerCannotDilate)
     );
     assert!(b.key().is_none());
+    let max = wormhole_proto::machine::MAX_MESSAGE_BYTES;
+    assert_eq!(
+        b.send_message(vec![0; max + 1]),
+        Err(WormholeError::MessageTooLarge { size: max + 1, max })
+    );
 }
 
 #[test]

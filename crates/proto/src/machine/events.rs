@@ -119,3 +119,26 @@ pub enum Action {
     /// Tell the application.
     Deliver(Event),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn welcome_keys_and_version_rule() {
+        let w = Welcome::from_value(json!({"motd": "m", "current_cli_version": "0.24.0", "x": 1}));
+        assert_eq!(w.motd.as_deref(), Some("m"));
+        assert_eq!(w.error, None);
+        assert!(!w.version_mismatch("0.24.0"));
+        assert!(w.version_mismatch("0.23.0"));
+        assert!(!w.version_mismatch("0.23.0+dev"), "development builds never warn");
+        let e = Welcome::from_value(json!({"error": {"odd": true}}));
+        assert_eq!(
+            e.error.as_deref(),
+            Some(r#"{"odd":true}"#),
+            "non-string errors still abort"
+        );
+        assert_eq!(Mood::Unwelcome.to_string(), "unwelcome");
+    }
+}
