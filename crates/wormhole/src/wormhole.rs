@@ -104,7 +104,10 @@ impl Wormhole {
             versions: options.versions,
             client_version: options.client_version,
         };
-        let boss = Boss::new(cfg, Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()));
+        let boss = Boss::new(
+            cfg,
+            Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+        );
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(Snapshot::default());
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
