@@ -794,3 +794,48 @@ fn garbage_from_the_server_never_panics() {
     assert_eq!(w.clients[1].closed, Some(Err(WormholeError::WrongPassword)));
     assert!(w.clients[0].closed.is_none());
 }
+
+/// A hand-made peer (raw frames) that advertises `can-dilate`: only then may `dilate-N` go out;
+/// its own `dilate-N` and unknown phases are ignored without harm.
+#[test]
+fn dilate_only_to_peers_that_can_dilate() {
+    use wormhole_proto::key::{Pake, derive_phase_key, encrypt_data};
+
+    let mut w = World::new(1);
+    let code = "7-dil-ate";
+    w.clients[0].boss.set_code(code).unwrap();
+    w.run();
+    let a_side = side_for(0);
+    let a_pake = w
+        .server
+        .log
+        .iter()
+        .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
+        .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let (pake, body) = Pake::start(code, APPID);
+    let key = pake.finish(&a_pake).unwrap();
+    let peer = "fff0000000";
+    let msg = |phase: &str, body: &[u8]| {
+        frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
+    };
+    let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+    let inbox = &mut w.clients[0].inbox;
+    inbox.push_back(msg("pake", &body));
+    inbox.push_back(msg(
+        "version",
+        &seal("version", br#"{"app_versions": {}, "can-dilate": ["ged"]}"#),
+    ));
+    inbox.push_back(msg("dilate-0", &seal("dilate-0", b"{}")));
+    inbox.push_back(msg("unknown-phase", &seal("unknown-phase", b"?")));
+    inbox.push_back(msg("0", &seal("0", b"app")));
+    w.run();
+    let a = &mut w.clients[0];
+    assert!(a.verifier().is_some());
+    assert!(a.boss.peer_can_dilate());
+    assert_eq!(a.messages(), vec![b"app".to_vec()]);
+    assert!(a.closed.is_none());
+    a.boss.send_dilation_message(b"{\"type\":\"please\"}").unwrap();
+    w.run();
+    assert_eq!(w.server.phases_from(&a_side), ["pake", "version", "dilate-0"]);
+}
