@@ -74,6 +74,10 @@ pub struct MailboxArgs {
     /// survives a crash of the server process only.
     #[arg(long, value_enum, default_value = "full")]
     pub sync: SyncMode,
+
+    /// Network I/O threads (0: one per CPU). The protocol engine always has its own thread.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub io_threads: usize,
 }
 
 impl MailboxArgs {
@@ -96,6 +100,7 @@ impl MailboxArgs {
             ping_interval: 60.0,
             idle_timeout: 600.0,
             sync: SyncMode::Full,
+            io_threads: 0,
         }
     }
 }

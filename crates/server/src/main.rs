@@ -1,4 +1,5 @@
-//! The `wormhole-server` binary: `mailbox` (rendezvous server) and `relay` (transit relay).
+//! The `wormhole-server` binary: `mailbox` (rendezvous server), `relay` (transit relay), and `serve`
+//! (both in one process).
 //!
 //! Only argument parsing, logging set-up and the runtime live here; the servers are the
 //! `wormhole_server` and `wormhole_relay` libraries.
@@ -19,6 +20,17 @@ enum Command {
     Mailbox(wormhole_server::MailboxArgs),
     /// Run the transit relay.
     Relay(wormhole_relay::RelayArgs),
+    /// Run the mailbox server and the transit relay in one process (what a self-hoster runs).
+    Serve(ServeArgs),
+}
+
+/// `wormhole-server serve`: every mailbox flag, plus the relay's flags prefixed `--relay-`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    mailbox: wormhole_server::MailboxArgs,
+    #[command(flatten)]
+    relay: wormhole_relay::ServeRelayArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +47,18 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Mailbox(args) => wormhole_server::run_mailbox(args).await?,
             Command::Relay(args) => wormhole_relay::run(args).await?,
+            Command::Serve(args) => {
+                let relay = args.relay.to_relay_args(args.mailbox.blur_usage);
+                // Both run until a fatal error; the first error stops the process.
+                tokio::try_join!(
+                    async {
+                        wormhole_server::run_mailbox(args.mailbox)
+                            .await
+                            .map_err(anyhow::Error::from)
+                    },
+                    async { wormhole_relay::run(relay).await.map_err(anyhow::Error::from) },
+                )?;
+            }
         }
         Ok(())
     })
