@@ -34,6 +34,17 @@ pub struct MailboxServer {
 
 fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
     let bad = |what: &str| Err(ServerError::InvalidArgs(what.to_owned()));
+    // Longest accepted time setting (about 115 days): keeps timer arithmetic far from overflow.
+    const MAX_SECS: f64 = 1e7;
+    let times = [
+        args.prune_interval,
+        args.channel_expiration,
+        args.ping_interval,
+        args.idle_timeout,
+    ];
+    if times.iter().any(|t| *t > MAX_SECS) {
+        return bad("time settings must be at most 10000000 seconds");
+    }
     if !(args.prune_interval.is_finite() && args.prune_interval > 0.0) {
         return bad("--prune-interval must be a positive number of seconds");
     }
@@ -172,4 +183,32 @@ pub async fn bind(addr: &str) -> Result<TcpListener, ServerError> {
     socket.bind(&sa.into()).map_err(err)?;
     socket.listen(4096).map_err(err)?;
     TcpListener::from_std(socket.into()).map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_flags_are_refused() {
+        let mut a = MailboxArgs::defaults();
+        a.channel_db = ":memory:".into();
+        assert!(check_args(&a).is_ok());
+        for (field, value) in [(0, -1.0), (0, f64::NAN), (1, -0.5), (2, 0.0), (3, 1e300)] {
+            let mut b = a.clone();
+            match field {
+                0 => b.prune_interval = value,
+                1 => b.channel_expiration = value,
+                2 => b.ping_interval = value,
+                _ => b.idle_timeout = value,
+            }
+            assert!(
+                matches!(check_args(&b), Err(ServerError::InvalidArgs(_))),
+                "{field} {value}"
+            );
+        }
+        let mut b = a.clone();
+        b.max_mailbox_messages = 0;
+        assert!(check_args(&b).is_err());
+    }
 }
