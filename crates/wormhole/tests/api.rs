@@ -294,3 +294,48 @@ async fn crowded() {
         "{closed:?}"
     );
 }
+
+#[test]
+fn handle_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Wormhole>();
+    check::<wormhole::CodeInputHelper>();
+    check::<wormhole::Events>();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_task_sends_while_another_receives() {
+    use std::sync::Arc;
+    let url = server(|_| {}).await;
+    let a = Arc::new(Wormhole::create(APPID, &url, opts(json!({}))));
+    let b = Arc::new(Wormhole::create(APPID, &url, opts(json!({}))));
+    a.set_code("31-two-tasks").await.unwrap();
+    b.set_code("31-two-tasks").await.unwrap();
+    const N: usize = 50;
+    let reader = {
+        let b = b.clone();
+        tokio::spawn(async move {
+            let mut got = Vec::new();
+            for _ in 0..N {
+                got.push(b.get_message().await.unwrap());
+            }
+            got
+        })
+    };
+    let writer = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            for i in 0..N {
+                a.send_message(i.to_string().into_bytes()).await.unwrap();
+            }
+        })
+    };
+    writer.await.unwrap();
+    let got = timeout(T, reader).await.unwrap().unwrap();
+    let want: Vec<Vec<u8>> = (0..N).map(|i| i.to_string().into_bytes()).collect();
+    assert_eq!(got, want, "every message once, whole, in order");
+    assert_eq!(
+        tokio::join!(a.close(), b.close()),
+        (Ok(Mood::Happy), Ok(Mood::Happy))
+    );
+}
