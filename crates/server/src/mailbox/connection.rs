@@ -24,6 +24,9 @@ use super::engine::EngineInput;
 use super::http::{self, Route};
 use super::outbox::Outbox;
 
+/// A client that accepts none of our data for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Longest frame text echoed back as `orig` when it is not JSON.
 const MAX_ORIG_ECHO: usize = 1000;
 
@@ -192,7 +195,8 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &st
         code,
         reason: reason.into(),
     };
-    let _ = ws.close(Some(frame)).await;
+    // A peer that does not read cannot make us wait for long.
+    let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(frame))).await;
 }
 
 async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &Outbox, shared: &Shared) {
@@ -206,13 +210,19 @@ async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &
                         "server closed the connection (client too slow, or shutting down)").await;
                     return;
                 };
-                for text in frames {
-                    if ws.feed(Message::Text(text)).await.is_err() {
+                let write = async {
+                    for text in frames {
+                        ws.feed(Message::Text(text)).await?;
+                    }
+                    ws.flush().await
+                };
+                match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return,
+                    Err(_) => {
+                        tracing::debug!("connection {conn}: not reading, dropped");
                         return;
                     }
-                }
-                if ws.flush().await.is_err() {
-                    return;
                 }
             }
             inbound = ws.next() => {
@@ -268,7 +278,8 @@ async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &
                     return;
                 }
                 next_ping = Instant::now() + shared.ping_interval;
-                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                let ping = ws.send(Message::Ping(Default::default()));
+                if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ping).await, Ok(Ok(()))) {
                     return;
                 }
             }
