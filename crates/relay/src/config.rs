@@ -27,6 +27,8 @@ pub struct Limits {
     pub max_bytes: Option<u64>,
     /// Time a pair may stay connected after it was paired.
     pub max_time: Option<Duration>,
+    /// Bytes of copy buffer per direction of a relaying pair (allocated when data first flows).
+    pub buffer_size: usize,
     /// Time given to a polite close (flush, FIN, WebSocket close) before the socket is just dropped.
     pub close_timeout: Duration,
 }
@@ -40,6 +42,7 @@ impl Default for Limits {
             max_wait: Some(Duration::from_secs(crate::DEFAULT_MAX_WAIT_SECS)),
             max_bytes: None,
             max_time: None,
+            buffer_size: crate::splice::DEFAULT_BUFFER_SIZE,
             close_timeout: Duration::from_secs(5),
         }
     }

@@ -83,6 +83,11 @@ pub struct RelayArgs {
     /// Close a pair this many seconds after it was paired (default: no limit).
     #[arg(long, value_name = "SECONDS")]
     pub max_time: Option<u64>,
+
+    /// Copy buffer per direction of a relaying pair, in bytes (4 KiB to 16 MiB). Idle pairs hold none.
+    #[arg(long, default_value_t = splice::DEFAULT_BUFFER_SIZE, value_name = "BYTES",
+          value_parser = clap::value_parser!(usize))]
+    pub buffer_size: usize,
 }
 
 impl RelayArgs {
@@ -95,6 +100,9 @@ impl RelayArgs {
             max_wait: (self.max_wait > 0).then(|| Duration::from_secs(self.max_wait)),
             max_bytes: self.max_bytes,
             max_time: self.max_time.map(Duration::from_secs),
+            buffer_size: self
+                .buffer_size
+                .clamp(splice::MIN_BUFFER_SIZE, splice::MAX_BUFFER_SIZE),
             ..Limits::default()
         }
     }
@@ -173,6 +181,7 @@ impl ServeRelayArgs {
             max_wait: self.relay_max_wait,
             max_bytes: self.relay_max_bytes,
             max_time: self.relay_max_time,
+            buffer_size: splice::DEFAULT_BUFFER_SIZE,
         }
     }
 }

@@ -458,6 +458,7 @@ async fn relay_pair(shared: &Shared, mut a: RelayStream, a_started: f64, a_early
                 &mut a,
                 &mut b_stream,
                 shared.limits.max_bytes,
+                shared.limits.buffer_size,
                 &shared.live_bytes,
                 &mut body,
             );

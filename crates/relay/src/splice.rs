@@ -15,8 +15,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::stream::RelayStream;
 
-/// Bytes of buffer per direction of a pair (the whole per-pair buffer is twice this).
-pub const BUFFER_SIZE: usize = 64 * 1024;
+/// Default bytes of buffer per direction of a pair (the whole per-pair buffer is twice this). Larger
+/// buffers mean fewer system calls per GiB; on loopback 256 KiB used about a third less CPU than 64 KiB.
+pub const DEFAULT_BUFFER_SIZE: usize = 256 * 1024;
+/// Smallest buffer accepted.
+pub const MIN_BUFFER_SIZE: usize = 4 * 1024;
+/// Largest buffer accepted.
+pub const MAX_BUFFER_SIZE: usize = 16 * 1024 * 1024;
 
 /// Why a splice ended.
 #[derive(Debug)]
@@ -32,8 +37,9 @@ pub enum End {
 }
 
 /// One direction of the copy.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Direction {
+    size: usize,
     buf: Option<Box<[u8]>>,
     pos: usize,
     len: usize,
@@ -47,6 +53,17 @@ enum Step {
 }
 
 impl Direction {
+    fn new(size: usize) -> Self {
+        Self {
+            size: size.clamp(MIN_BUFFER_SIZE, MAX_BUFFER_SIZE),
+            buf: None,
+            pos: 0,
+            len: 0,
+            bytes: 0,
+            need_flush: false,
+        }
+    }
+
     fn poll_copy(
         &mut self,
         cx: &mut Context<'_>,
@@ -73,7 +90,7 @@ impl Direction {
                 if from.poll_read_ready(cx)?.is_pending() {
                     return self.flush_then_pending(cx, to);
                 }
-                self.buf = Some(vec![0u8; BUFFER_SIZE].into_boxed_slice());
+                self.buf = Some(vec![0u8; self.size].into_boxed_slice());
             }
             let Some(buf) = self.buf.as_deref_mut() else {
                 return Poll::Ready(Ok(Step::Eof));
@@ -119,17 +136,18 @@ pub struct Carried {
 }
 
 /// Relay between `a` and `b` until either side ends, fails, or the pair carried more than `cap` bytes
-/// (both directions together). `live` is advanced by every chunk (the `incomplete_bytes` statistic);
+/// (both directions together), through one `buffer_size` buffer per direction (allocated on first use). `live` is advanced by every chunk (the `incomplete_bytes` statistic);
 /// the per-direction totals are written to `carried` as they grow, so they survive cancellation.
 pub async fn splice(
     a: &mut RelayStream,
     b: &mut RelayStream,
     cap: Option<u64>,
+    buffer_size: usize,
     live: &AtomicU64,
     carried: &mut Carried,
 ) -> End {
-    let mut ab = Direction::default();
-    let mut ba = Direction::default();
+    let mut ab = Direction::new(buffer_size);
+    let mut ba = Direction::new(buffer_size);
     let total = AtomicU64::new(0);
     poll_fn(|cx| {
         let r = ab.poll_copy(cx, a, b, &total, cap);

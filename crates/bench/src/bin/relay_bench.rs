@@ -44,6 +44,9 @@ struct Args {
     /// Skip the Python relay.
     #[arg(long)]
     no_python: bool,
+    /// Extra argument for our relay (repeatable), e.g. `--relay-arg=--buffer-size=65536`.
+    #[arg(long = "relay-arg", allow_hyphen_values = true)]
+    relay_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -103,6 +106,7 @@ fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
             let mut c = Command::new(bin);
             c.args(["--listen", &addr.to_string(), "--max-connections", "100000"]);
             c.args(["--max-connections-per-ip", "0"]);
+            c.args(&args.relay_args);
             c
         }
         Which::Python => {
