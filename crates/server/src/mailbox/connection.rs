@@ -201,7 +201,9 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &st
 
 async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &Outbox, shared: &Shared) {
     let mut last_rx = Instant::now();
-    let mut next_ping = last_rx + shared.ping_interval;
+    // One timer for the connection's lifetime, re-armed after each ping.
+    let ping_timer = tokio::time::sleep_until(last_rx + shared.ping_interval);
+    tokio::pin!(ping_timer);
     loop {
         tokio::select! {
             out = outbox.take() => {
@@ -272,12 +274,12 @@ async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &
                     return;
                 }
             }
-            () = tokio::time::sleep_until(next_ping) => {
+            () = &mut ping_timer => {
                 if last_rx.elapsed() >= shared.idle_timeout {
                     close(&mut ws, CloseCode::Away, "idle timeout").await;
                     return;
                 }
-                next_ping = Instant::now() + shared.ping_interval;
+                ping_timer.as_mut().reset(Instant::now() + shared.ping_interval);
                 let ping = ws.send(Message::Ping(Default::default()));
                 if !matches!(tokio::time::timeout(WRITE_TIMEOUT, ping).await, Ok(Ok(()))) {
                     return;
