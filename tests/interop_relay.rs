@@ -9,7 +9,9 @@
 //!   that lock is held the namespace's only non-127 address (198.18.0.1, the one Go would advertise) is
 //!   removed, so Go has no direct hint to offer: only the relay is reachable.
 //!
-//! The mailbox is the Python server (the relay is what is under test). Runs inside `scripts/netns-run`.
+//! The mailbox is the Python server (the relay is what is under test), except in
+//! `python_through_wormhole_server_serve`, which runs our `wormhole-server serve` (mailbox + relay in one
+//! process; needs `cargo build --workspace` first). Runs inside `scripts/netns-run`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -285,4 +287,91 @@ fn python_to_go_only_relay_reachable() {
 #[test]
 fn rust_to_go_only_relay_reachable() {
     relay_transfer(PeerKind::Rust, PeerKind::Go, 57);
+}
+
+/// `wormhole-server serve` (our mailbox and our relay in one process) on free ports: two Python
+/// clients with `--no-listen` transfer a file through it; the relay's usage database has the pair.
+#[test]
+fn python_through_wormhole_server_serve() {
+    use std::io::{BufRead, BufReader};
+    require_netns();
+    let dir = tempfile::tempdir().unwrap();
+    let relay_db = dir.path().join("relay-usage.sqlite");
+    let mut cmd = clean_command(our_bin("wormhole-server"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--relay-listen",
+        "127.0.0.1:0",
+        "--channel-db",
+    ])
+    .arg(dir.path().join("channel.sqlite"))
+    .arg("--relay-usage-db")
+    .arg(&relay_db)
+    .current_dir(dir.path())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped());
+    let mut server = ChildGuard::spawn(cmd, "wormhole-server serve");
+    let stderr = server.child_mut().stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let (mut mailbox, mut relay) = (None::<SocketAddr>, None::<SocketAddr>);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mailbox.is_none() || relay.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .expect("serve did not announce both listeners");
+        let addr = |p: &str| line.split(p).nth(1).and_then(|a| a.trim().parse().ok());
+        if line.contains("transit relay listening on") {
+            relay = addr("transit relay listening on");
+        } else if line.contains("listening on") {
+            mailbox = addr("listening on");
+        }
+    }
+    let (mailbox, relay) = (mailbox.unwrap(), relay.unwrap());
+    let peers = Peers::locate();
+    let ep = Endpoints::new(&format!("ws://{mailbox}/v1"), Some(relay));
+    let (_src, path, sha, size) = test_file(58);
+    let code = unique_code();
+    let out = tempfile::tempdir().unwrap();
+    let sender = relay_only(
+        PeerKind::Python,
+        peers.send_path(PeerKind::Python, &ep, &code, &path),
+    )
+    .spawn();
+    let receiver = relay_only(
+        PeerKind::Python,
+        peers.receive(PeerKind::Python, &ep, &code, out.path()),
+    )
+    .run();
+    let sender = sender.wait();
+    assert!(
+        sender.success() && receiver.success(),
+        "transfer failed:\n{sender}\n{receiver}"
+    );
+    assert_eq!(sha256_file(out.path().join(path.file_name().unwrap())), sha);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let conn = rusqlite::Connection::open(&relay_db).unwrap();
+        let happy: Vec<i64> = conn
+            .prepare("SELECT total_bytes FROM usage WHERE result = 'happy'")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        if let [bytes] = happy[..] {
+            assert!(bytes as u64 >= size, "relay carried {bytes} of {size}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no happy relay row: {happy:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
