@@ -82,6 +82,7 @@ pub(crate) async fn run(
     let mut connecting: Option<tokio::task::JoinHandle<Result<Ws, String>>> = None;
     let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut requests_open = true;
+    let mut unflushed = false;
     let mut last_rx = Instant::now();
     let mut abandon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     let mut keepalive = tokio::time::interval(PING_INTERVAL);
@@ -102,7 +103,9 @@ pub(crate) async fn run(
                     if let Some(t) = &out.timing {
                         t.ws_send(&side, &text);
                     }
-                    if let Err(e) = sock.send(Message::text(text)).await {
+                    // Queue now, flush once after this batch: pipelined commands share a write.
+                    unflushed = true;
+                    if let Err(e) = sock.feed(Message::text(text)).await {
                         tracing::debug!("websocket send failed: {e}");
                         ws = None;
                         boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string());
@@ -123,6 +126,15 @@ pub(crate) async fn run(
                 Action::Deliver(ev) => publish(&out, ev),
                 other => tracing::debug!("ignoring unknown action {other:?}"),
             }
+        }
+        if std::mem::take(&mut unflushed)
+            && let Some(sock) = ws.as_mut()
+            && let Err(e) = sock.flush().await
+        {
+            tracing::debug!("websocket flush failed: {e}");
+            ws = None;
+            boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string());
+            continue;
         }
         if boss.is_closed() {
             break;
