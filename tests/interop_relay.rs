@@ -9,6 +9,9 @@
 //!   that lock is held the namespace's only non-127 address (198.18.0.1, the one Go would advertise) is
 //!   removed, so Go has no direct hint to offer: only the relay is reachable.
 //!
+//! `same_bytes_as_the_python_relay` replays scripted TCP clients (pairing, legacy, same side, bad lines,
+//! CRLF, 1024/1025-byte lines, pipelined data) against both relays and compares every byte and close.
+//!
 //! The mailbox is the Python server (the relay is what is under test), except in
 //! `python_through_wormhole_server_serve`, which runs our `wormhole-server serve` (mailbox + relay in one
 //! process; needs `cargo build --workspace` first). Runs inside `scripts/netns-run`.
@@ -374,4 +377,134 @@ fn python_through_wormhole_server_serve() {
         assert!(Instant::now() < deadline, "no happy relay row: {happy:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// What one client saw: every byte until the relay closed (`closed`) or went quiet for a while.
+#[derive(Debug, PartialEq, Eq)]
+struct Seen {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+fn observe(s: &mut std::net::TcpStream, quiet: Duration) -> Seen {
+    use std::io::Read;
+    s.set_read_timeout(Some(quiet)).unwrap();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Seen { bytes, closed: true },
+            Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Seen { bytes, closed: false };
+            }
+            Err(_) => return Seen { bytes, closed: true },
+        }
+    }
+}
+
+/// Run the TCP scenarios against a relay at `addr`; returns one transcript per scenario.
+fn tcp_transcripts(addr: SocketAddr) -> Vec<(&'static str, Vec<Seen>)> {
+    use std::io::Write;
+    let quiet = Duration::from_millis(400);
+    let connect = |hello: &[u8]| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.write_all(hello).unwrap();
+        s
+    };
+    let tok = |n: u8| format!("{n:02x}{}", "e".repeat(62));
+    let sided = |n: u8, side: &str| format!("please relay {} for side {side}\n", tok(n)).into_bytes();
+    let mut out = Vec::new();
+
+    let mut a = connect(&sided(1, "0000000000000001"));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut b = connect(&sided(1, "0000000000000002"));
+    let (sa, sb) = (observe(&mut a, quiet), observe(&mut b, quiet));
+    a.write_all(b"payload").unwrap();
+    let relayed = observe(&mut b, quiet);
+    drop(a);
+    out.push((
+        "sided pair, data, close",
+        vec![sa, sb, relayed, observe(&mut b, quiet)],
+    ));
+
+    let mut a = connect(format!("please relay {}\n", tok(2)).as_bytes());
+    std::thread::sleep(Duration::from_millis(200));
+    let mut b = connect(format!("please relay {}\n", tok(2)).as_bytes());
+    out.push((
+        "legacy pair",
+        vec![observe(&mut a, quiet), observe(&mut b, quiet)],
+    ));
+
+    let mut a = connect(&sided(3, "0000000000000001"));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut b = connect(&sided(3, "0000000000000001"));
+    out.push((
+        "same side does not pair",
+        vec![observe(&mut a, quiet), observe(&mut b, quiet)],
+    ));
+
+    for (name, hello) in [
+        ("garbage line", b"hello relay\n".to_vec()),
+        (
+            "crlf",
+            format!("please relay {} for side 0000000000000001\r\n", tok(4)).into_bytes(),
+        ),
+        (
+            "short token",
+            b"please relay abc for side 0000000000000001\n".to_vec(),
+        ),
+        ("1024-byte line", [vec![b'x'; 1024], b"\n".to_vec()].concat()),
+        ("1025 bytes, no newline", vec![b'x'; 1025]),
+        (
+            "pipelined data",
+            [sided(5, "0000000000000001"), b"early".to_vec()].concat(),
+        ),
+    ] {
+        let mut s = connect(&hello);
+        out.push((name, vec![observe(&mut s, quiet)]));
+    }
+    out
+}
+
+/// Byte-compatibility: the same scripted TCP clients see exactly the same bytes and closes from our
+/// relay as from magic-wormhole-transit-relay 0.5.
+#[test]
+fn same_bytes_as_the_python_relay() {
+    require_netns();
+    let python = start_python_relay(free_port());
+    let ours = OurRelay::start("127.0.0.1:0".parse().unwrap());
+    let theirs = tcp_transcripts(python.addr);
+    let mine = tcp_transcripts(ours.addr);
+    for ((name, t), (_, m)) in theirs.iter().zip(&mine) {
+        assert_eq!(m, t, "scenario {name:?}: ours (left) differs from Python (right)");
+    }
+    assert_eq!(theirs.len(), mine.len());
+    // And the transcripts say what PROTOCOL.md §4.6 says (so this cannot pass on two silent relays).
+    let seen = |bytes: &[u8], closed| Seen {
+        bytes: bytes.to_vec(),
+        closed,
+    };
+    assert_eq!(
+        mine[0].1,
+        [
+            seen(b"ok\n", false),
+            seen(b"ok\n", false),
+            seen(b"payload", false),
+            seen(b"", true)
+        ]
+    );
+    let by_name = |n: &str| &mine.iter().find(|(name, _)| *name == n).unwrap().1;
+    assert_eq!(by_name("crlf"), &[seen(b"bad handshake\n", true)]);
+    assert_eq!(by_name("1025 bytes, no newline"), &[seen(b"", true)]);
+    assert_eq!(by_name("pipelined data"), &[seen(b"impatient\n", true)]);
+    assert_eq!(
+        by_name("same side does not pair"),
+        &[seen(b"", false), seen(b"", false)]
+    );
 }
