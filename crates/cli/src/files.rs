@@ -17,7 +17,7 @@ use wormhole_proto::transit::hints::parse_relay_url;
 use wormhole_proto::transit::{TransitMsg, TransitPurpose};
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
-use crate::output::{is_yes_default, naturalsize, progress_bar, prompt_line};
+use crate::output::{finish_bar, is_yes_default, naturalsize, progress_bar, prompt_line};
 use crate::report::{TransferError, UnsendableFileError};
 use crate::session::{Session, show_welcome};
 use crate::text::python_repr;
@@ -84,6 +84,15 @@ fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig>
 
 /// Python-style description of a transit connection (`->tcp:…`, `->relay:tcp:…`).
 fn describe(kind: ConnectionKind, peer: &str) -> String {
+    // Show IPv4-mapped IPv6 addresses (`[::ffff:1.2.3.4]:5`) in their IPv4 form.
+    let plain;
+    let peer = match peer.strip_prefix("[::ffff:").and_then(|r| r.split_once("]:")) {
+        Some((ip, port)) if ip.parse::<std::net::Ipv4Addr>().is_ok() => {
+            plain = format!("{ip}:{port}");
+            plain.as_str()
+        }
+        _ => peer,
+    };
     match kind {
         ConnectionKind::DirectOutbound => format!("->tcp:{peer}"),
         ConnectionKind::DirectInbound => format!("<-tcp:{peer}"),
@@ -116,7 +125,7 @@ pub async fn run_send(
         progress: Some(progress_for(&bar)),
     };
     let result = transfer::send_item(&*w, &prepared.item, send_opts).await;
-    bar.finish();
+    finish_bar(&bar);
     let report = result.map_err(|e| cli_error(e, true))?;
     eprintln!(
         "Sent {} ({})..",
@@ -239,7 +248,7 @@ pub async fn run_receive(
     let bar = progress_bar(info.transfer_size, opts.hide_progress);
     ropts.progress = Some(progress_for(&bar));
     let result = transfer::receive_offer(&*w, peer_transit, &info, ropts).await;
-    bar.finish();
+    finish_bar(&bar);
     match result.map_err(|e| cli_error(e, false))? {
         Received::File { path, .. } => {
             eprintln!("Received file written to: {}", shown_path(&path));
@@ -267,6 +276,22 @@ fn plan(offered: &str, output: Option<&Path>, cwd: &Path) -> Result<transfer::De
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn connection_descriptions() {
+        assert_eq!(
+            describe(ConnectionKind::DirectInbound, "[::ffff:198.18.0.1]:37342"),
+            "<-tcp:198.18.0.1:37342"
+        );
+        assert_eq!(
+            describe(ConnectionKind::Relay, "127.0.0.1:4001"),
+            "->relay:tcp:127.0.0.1:4001"
+        );
+        assert_eq!(
+            describe(ConnectionKind::DirectOutbound, "[2001:db8::1]:9"),
+            "->tcp:[2001:db8::1]:9"
+        );
+    }
 
     #[test]
     fn transit_helper_is_parsed() {

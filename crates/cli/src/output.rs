@@ -53,11 +53,19 @@ pub fn progress_bar(total: u64, hide: bool) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
-        "{percent:>3}%|{wide_bar}| {bytes}/{total_bytes} [{elapsed_precise}<{eta_precise}, {binary_bytes_per_sec}]",
+        "{percent:>3}%|{wide_bar}| {decimal_bytes}/{decimal_total_bytes} [{elapsed_precise}<{eta_precise}, {decimal_bytes_per_sec}]",
     ) {
         bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
     }
     bar
+}
+
+/// Finish a bar from [`progress_bar`], leaving it on its own line.
+pub fn finish_bar(bar: &ProgressBar) {
+    if !bar.is_hidden() {
+        bar.finish();
+        eprintln!();
+    }
 }
 
 /// Print `prompt` on stderr and read one line from stdin (without the line ending). End of
