@@ -10,7 +10,9 @@
 //!   removed, so Go has no direct hint to offer: only the relay is reachable.
 //!
 //! `same_bytes_as_the_python_relay` replays scripted TCP clients (pairing, legacy, same side, bad lines,
-//! CRLF, 1024/1025-byte lines, pipelined data) against both relays and compares every byte and close.
+//! CRLF, 1024/1025-byte lines, pipelined data) against both relays and compares every byte and close;
+//! `same_websocket_behaviour_as_the_python_relay` does the same over WebSocket (paired with TCP, bad
+//! request, impatient).
 //!
 //! The mailbox is the Python server (the relay is what is under test), except in
 //! `python_through_wormhole_server_serve`, which runs our `wormhole-server serve` (mailbox + relay in one
@@ -507,4 +509,169 @@ fn same_bytes_as_the_python_relay() {
         by_name("same side does not pair"),
         &[seen(b"", false), seen(b"", false)]
     );
+}
+
+/// WebSocket transcript: binary payloads concatenated (boundaries carry no meaning), whether any
+/// TEXT arrived, and whether the relay closed within the quiet period.
+#[derive(Debug, PartialEq, Eq)]
+struct WsSeen {
+    bytes: Vec<u8>,
+    text: bool,
+    closed: bool,
+}
+
+type WsClient = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws_observe(ws: &mut WsClient, quiet: Duration) -> WsSeen {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut seen = WsSeen {
+        bytes: Vec::new(),
+        text: false,
+        closed: false,
+    };
+    loop {
+        match tokio::time::timeout(quiet, ws.next()).await {
+            Err(_) => return seen,
+            Ok(Some(Ok(Message::Binary(b)))) => seen.bytes.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Text(_)))) => seen.text = true,
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                seen.closed = true;
+                return seen;
+            }
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+async fn ws_transcripts(tcp: SocketAddr, ws: SocketAddr) -> Vec<(&'static str, Vec<WsSeen>, Vec<Seen>)> {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let quiet = Duration::from_millis(400);
+    let url = format!("ws://{ws}/");
+    let tok = |n: u8| format!("{n:02x}{}", "d".repeat(62));
+    let bin = |b: &[u8]| Message::Binary(b.to_vec().into());
+    let mut out = Vec::new();
+
+    let (mut a, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    a.send(bin(format!(
+        "please relay {} for side 0000000000000001\n",
+        tok(1)
+    )
+    .as_bytes()))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut b = std::net::TcpStream::connect(tcp).unwrap();
+    std::io::Write::write_all(
+        &mut b,
+        format!("please relay {} for side 0000000000000002\n", tok(1)).as_bytes(),
+    )
+    .unwrap();
+    let ok_a = ws_observe(&mut a, quiet).await;
+    let ok_b = tokio::task::block_in_place(|| observe(&mut b, quiet));
+    std::io::Write::write_all(&mut b, b"from tcp").unwrap();
+    let data_a = ws_observe(&mut a, quiet).await;
+    a.send(bin(b"from websocket")).await.unwrap();
+    let data_b = tokio::task::block_in_place(|| observe(&mut b, quiet));
+    a.close(None).await.unwrap();
+    let closed_b = tokio::task::block_in_place(|| observe(&mut b, quiet));
+    out.push((
+        "websocket + tcp pair",
+        vec![ok_a, data_a],
+        vec![ok_b, data_b, closed_b],
+    ));
+
+    let (mut bad, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    bad.send(bin(b"please relay nonsense")).await.unwrap();
+    out.push((
+        "websocket bad handshake",
+        vec![ws_observe(&mut bad, quiet).await],
+        vec![],
+    ));
+
+    let (mut imp, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    imp.send(bin(
+        format!("please relay {} for side 0000000000000001", tok(2)).as_bytes()
+    ))
+    .await
+    .unwrap();
+    imp.send(bin(b"too early")).await.unwrap();
+    out.push((
+        "websocket impatient",
+        vec![ws_observe(&mut imp, quiet).await],
+        vec![],
+    ));
+    out
+}
+
+/// Byte-compatibility over WebSocket: a WebSocket client paired with a TCP client, a bad request and an
+/// impatient client see the same bytes (as BINARY messages) and closes from ours as from Python's.
+#[test]
+fn same_websocket_behaviour_as_the_python_relay() {
+    require_netns();
+    let peers = Peers::locate();
+    let (tcp_port, ws_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = clean_command(&peers.twist);
+    cmd.args([
+        "transitrelay",
+        "--port",
+        &format!("tcp:{tcp_port}:interface=127.0.0.1"),
+    ])
+    .args(["--websocket", &format!("tcp:{ws_port}:interface=127.0.0.1")])
+    .current_dir(dir.path())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
+    let _python = ChildGuard::spawn(cmd, "twist transitrelay --websocket");
+    let py_tcp: SocketAddr = ([127, 0, 0, 1], tcp_port).into();
+    let py_ws: SocketAddr = ([127, 0, 0, 1], ws_port).into();
+    assert!(
+        wait_until_accepting(py_tcp, Duration::from_secs(30))
+            && wait_until_accepting(py_ws, Duration::from_secs(30))
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (tcp_l, ws_l) = rt.block_on(async {
+        let bind = || wormhole_relay::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        (bind(), bind())
+    });
+    let (o_tcp, o_ws) = (tcp_l.local_addr().unwrap(), ws_l.local_addr().unwrap());
+    let server = rt.spawn(wormhole_relay::serve(
+        wormhole_relay::RelayConfig::default(),
+        tcp_l,
+        Some(ws_l),
+    ));
+
+    let theirs = rt.block_on(ws_transcripts(py_tcp, py_ws));
+    let mine = rt.block_on(ws_transcripts(o_tcp, o_ws));
+    server.abort();
+    for ((name, tw, tt), (_, mw, mt)) in theirs.iter().zip(&mine) {
+        assert_eq!(
+            (mw, mt),
+            (tw, tt),
+            "scenario {name:?}: ours (left) differs from Python (right)"
+        );
+    }
+    let seen = |bytes: &[u8], closed| WsSeen {
+        bytes: bytes.to_vec(),
+        text: false,
+        closed,
+    };
+    assert_eq!(mine[0].1, [seen(b"ok\n", false), seen(b"from tcp", false)]);
+    assert_eq!(
+        mine[0].2[1],
+        Seen {
+            bytes: b"from websocket".to_vec(),
+            closed: false
+        }
+    );
+    assert!(mine[0].2[2].closed, "websocket close closes the tcp side");
+    assert_eq!(mine[1].1, [seen(b"bad handshake\n", true)]);
+    assert_eq!(mine[2].1, [seen(b"impatient\n", true)]);
 }
