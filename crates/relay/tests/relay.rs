@@ -657,3 +657,24 @@ async fn garbage_from_many_connections_leaves_the_relay_serving() {
     b.write_all(b"fine").await.unwrap();
     assert_eq!(read_exact_n(&mut a, 4).await, b"fine");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_pings_while_waiting_are_not_impatience() {
+    let r = relay(&[]).await;
+    let tok = token(32);
+    let mut w = ws_connect(&r).await;
+    w.send(Message::Binary(sided(&tok, SIDE_A).into())).await.unwrap();
+    w.send(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    // The pong comes back (answered by the WebSocket layer), and the connection keeps waiting.
+    let pong = tokio::time::timeout(Duration::from_secs(5), w.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(pong, Message::Pong(_)), "{pong:?}");
+    let mut t = connect(&r, &sided(&tok, SIDE_B)).await;
+    assert_eq!(read_exact_n(&mut t, 3).await, b"ok\n");
+    assert_eq!(ws_next(&mut w).await.unwrap(), b"ok\n");
+}
