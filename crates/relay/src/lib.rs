@@ -47,6 +47,11 @@ pub struct RelayArgs {
     #[arg(long, short = 'w', value_name = "ADDR:PORT")]
     pub websocket: Option<String>,
 
+    /// Accepted for compatibility with `twist transitrelay -u/--websocket-url` and ignored: our WebSocket
+    /// listener accepts any URL path.
+    #[arg(long, short = 'u', value_name = "URL", hide = true)]
+    pub websocket_url: Option<String>,
+
     /// Record one row per finished connection in this SQLite file (created if missing; schema of
     /// magic-wormhole-transit-relay).
     #[arg(long, value_name = "PATH")]
@@ -172,6 +177,7 @@ impl ServeRelayArgs {
         RelayArgs {
             listen: self.relay_listen.clone(),
             websocket: self.relay_websocket.clone(),
+            websocket_url: None,
             usage_db: self.relay_usage_db.clone(),
             blur_usage,
             log_fd: self.relay_log_fd,
