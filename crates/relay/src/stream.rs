@@ -1,7 +1,7 @@
 //! One relay client connection as a plain byte stream, whether it came in over TCP or WebSocket.
 //!
 //! Owns: the WebSocket adapter (BINARY messages in and out; message boundaries carry no meaning after
-//! the request; a TEXT frame is an error), read-readiness without a buffer (so idle pairs allocate
+//! the request; a TEXT frame is an error; outgoing payloads staged in one reused buffer), read-readiness without a buffer (so idle pairs allocate
 //! nothing), and socket options (TCP keepalive, no Nagle).
 //! Must not: know about tokens, pairing or usage.
 
@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,6 +20,10 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 /// Largest WebSocket message or frame accepted from a client; bounds per-connection memory.
 pub const WS_MAX_MESSAGE: usize = 1 << 20;
+
+/// Largest WebSocket message we send: a longer write is sent in pieces (a partial write), which keeps
+/// the WebSocket layer's output buffer well under its limit.
+pub const WS_MAX_OUT_MESSAGE: usize = 64 * 1024;
 
 /// WebSocket settings for relay clients: small eager buffers, bounded messages.
 pub fn ws_config() -> WebSocketConfig {
@@ -52,6 +56,9 @@ pub struct WsBytes {
     inner: WebSocketStream<TcpStream>,
     /// Unread rest of the last binary message.
     pending: Bytes,
+    /// Staging for outgoing payloads: the WebSocket layer copies each message into its own buffer and
+    /// drops it, so this allocation is reclaimed by the next `reserve` instead of a new one per chunk.
+    out: BytesMut,
     eof: bool,
 }
 
@@ -71,6 +78,7 @@ impl WsBytes {
         Self {
             inner,
             pending: Bytes::new(),
+            out: BytesMut::new(),
             eof: false,
         }
     }
@@ -128,8 +136,12 @@ impl AsyncWrite for WsBytes {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         ready!(Pin::new(&mut this.inner).poll_ready(cx)).map_err(ws_error)?;
+        let buf = buf.get(..buf.len().min(WS_MAX_OUT_MESSAGE)).unwrap_or(buf);
+        this.out.reserve(buf.len());
+        this.out.extend_from_slice(buf);
+        let payload = this.out.split().freeze();
         Pin::new(&mut this.inner)
-            .start_send(Message::Binary(Bytes::copy_from_slice(buf)))
+            .start_send(Message::Binary(payload))
             .map_err(ws_error)?;
         Poll::Ready(Ok(buf.len()))
     }

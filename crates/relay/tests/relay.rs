@@ -678,3 +678,39 @@ async fn websocket_pings_while_waiting_are_not_impatience() {
     assert_eq!(read_exact_n(&mut t, 3).await, b"ok\n");
     assert_eq!(ws_next(&mut w).await.unwrap(), b"ok\n");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn megabytes_from_tcp_to_websocket_and_back() {
+    let r = relay(&[]).await;
+    let tok = token(33);
+    let mut w = ws_connect(&r).await;
+    w.send(Message::Binary(sided(&tok, SIDE_A).into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = connect(&r, &sided(&tok, SIDE_B)).await;
+    let (mut tr, mut tw) = t.into_split();
+    let mut ok = [0u8; 3];
+    tr.read_exact(&mut ok).await.unwrap();
+    assert_eq!(ws_next(&mut w).await.unwrap(), b"ok\n");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let d = data.clone();
+    let writer = tokio::spawn(async move {
+        tw.write_all(&d).await.unwrap();
+        tw
+    });
+    let mut got = Vec::new();
+    while got.len() < data.len() {
+        got.extend(ws_next(&mut w).await.expect("websocket side closed early"));
+    }
+    assert!(got == data, "tcp -> websocket stream intact");
+    let _tw = writer.await.unwrap();
+    // and back: large websocket messages arrive intact on the tcp side
+    for chunk in data.chunks(700_000) {
+        w.send(Message::Binary(chunk.to_vec().into())).await.unwrap();
+    }
+    let mut back = vec![0u8; data.len()];
+    tokio::time::timeout(Duration::from_secs(10), tr.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(back == data, "websocket -> tcp stream intact");
+}
