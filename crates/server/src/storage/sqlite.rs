@@ -1,7 +1,7 @@
 //! SQLite implementation of [`Storage`] (rusqlite, WAL journal).
 //!
-//! The channel DB uses the table layout of the Python server 0.8.0 (`version` = 1), plus a few
-//! extra indexes, so the files stay readable by the same tools. The optional usage DB (`version`
+//! The channel DB uses the tables and columns of the Python server 0.8.0 (`version` = 1), so the
+//! files stay readable by the same tools; only the indexes differ (see [`CHANNEL_SCHEMA`]). The optional usage DB (`version`
 //! = 2) is ATTACHed to the same connection as schema `usage`, so one `COMMIT` covers both.
 //!
 //! Durability: the journal is WAL and `synchronous` is FULL by default, so a `COMMIT` that
@@ -36,21 +36,21 @@ pub enum SyncMode {
     Normal,
 }
 
+/// The server 0.8.0 channel tables. Indexes: only those our writes use (every read of the
+/// state happens once, at start-up). 0.8.0's lookup indexes (`nameplates_idx`, ...) serve its
+/// per-command queries, which we do not make; each would cost extra page writes per commit.
+/// `nameplates.id` is assigned by the server, so it needs no AUTOINCREMENT bookkeeping.
 const CHANNEL_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS `version` (`version` INTEGER);
 CREATE TABLE IF NOT EXISTS `nameplates` (
-  `id` INTEGER PRIMARY KEY AUTOINCREMENT, `app_id` VARCHAR, `name` VARCHAR,
+  `id` INTEGER PRIMARY KEY, `app_id` VARCHAR, `name` VARCHAR,
   `mailbox_id` VARCHAR REFERENCES `mailboxes`(`id`), `request_id` VARCHAR);
-CREATE INDEX IF NOT EXISTS `nameplates_idx` ON `nameplates` (`app_id`, `name`);
-CREATE INDEX IF NOT EXISTS `nameplates_mailbox_idx` ON `nameplates` (`app_id`, `mailbox_id`);
-CREATE INDEX IF NOT EXISTS `nameplates_request_idx` ON `nameplates` (`app_id`, `request_id`);
 CREATE TABLE IF NOT EXISTS `nameplate_sides` (
   `nameplates_id` REFERENCES `nameplates`(`id`), `claimed` BOOLEAN, `side` VARCHAR,
   `added` INTEGER);
 CREATE INDEX IF NOT EXISTS `nameplate_sides_np_idx` ON `nameplate_sides` (`nameplates_id`);
 CREATE TABLE IF NOT EXISTS `mailboxes` (
   `app_id` VARCHAR, `id` VARCHAR PRIMARY KEY, `updated` INTEGER, `for_nameplate` BOOLEAN);
-CREATE INDEX IF NOT EXISTS `mailboxes_idx` ON `mailboxes` (`app_id`, `id`);
 CREATE TABLE IF NOT EXISTS `mailbox_sides` (
   `mailbox_id` REFERENCES `mailboxes`(`id`), `opened` BOOLEAN, `side` VARCHAR,
   `added` INTEGER, `mood` VARCHAR);
@@ -58,7 +58,6 @@ CREATE INDEX IF NOT EXISTS `mailbox_sides_mb_idx` ON `mailbox_sides` (`mailbox_i
 CREATE TABLE IF NOT EXISTS `messages` (
   `app_id` VARCHAR, `mailbox_id` VARCHAR, `side` VARCHAR, `phase` VARCHAR, `body` VARCHAR,
   `server_rx` INTEGER, `msg_id` VARCHAR);
-CREATE INDEX IF NOT EXISTS `messages_idx` ON `messages` (`app_id`, `mailbox_id`);
 CREATE INDEX IF NOT EXISTS `messages_mb_idx` ON `messages` (`mailbox_id`);
 ";
 
