@@ -483,3 +483,55 @@ fn interactive_code_entry_completes_nameplate_and_words() {
     assert!(shown.stdout.contains(&code), "words not completed:\n{shown}");
     assert!(shown.stdout.contains("via a tty"), "{shown}");
 }
+
+#[test]
+fn custom_appid_file_transfer_with_python() {
+    // Python derives the transit key from the default AppID even with --appid; so must we.
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let appid = "example.com/custom-app";
+    for ours_sends in [true, false] {
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        let sha = write_test_file(src.path().join("f.bin"), 200_000, 11);
+        let code = unique_code();
+        let (snd, rcv) = if ours_sends {
+            (ours(), python())
+        } else {
+            (python(), ours())
+        };
+        let sender = snd
+            .args([
+                "--appid",
+                appid,
+                "--relay-url",
+                server.url(),
+                "send",
+                "--hide-progress",
+                "--no-qr",
+                "--code",
+                &code,
+                "f.bin",
+            ])
+            .current_dir(src.path())
+            .spawn();
+        std::thread::sleep(Duration::from_millis(300));
+        let rx = rcv
+            .args([
+                "--appid",
+                appid,
+                "--relay-url",
+                server.url(),
+                "receive",
+                "--accept-file",
+                "--hide-progress",
+                &code,
+            ])
+            .current_dir(dst.path())
+            .run();
+        let tx = sender.wait();
+        rx.assert_success();
+        tx.assert_success();
+        assert_eq!(sha256_file(dst.path().join("f.bin")), sha);
+    }
+}

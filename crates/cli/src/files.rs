@@ -67,6 +67,11 @@ pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
     Ok(Prepared { item })
 }
 
+/// The transit-key purpose. The Python CLI always derives it from the default AppID, even with
+/// `--appid` (its bug #339, kept for compatibility); `--appid` is a Python-CLI flag, so we do the
+/// same. With the default AppID this equals what Go and Rust derive.
+const TRANSIT_PURPOSE: TransitPurpose = TransitPurpose::PythonFixed;
+
 /// Transit settings from the command line.
 fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig> {
     let relay = parse_relay_url(&global.transit_helper).with_context(|| {
@@ -121,7 +126,7 @@ pub async fn run_send(
     let bar = progress_bar(size, opts.hide_progress);
     let send_opts = transfer::SendOptions {
         transit: transit_config(global, opts.listen)?,
-        purpose: TransitPurpose::Auto,
+        purpose: TRANSIT_PURPOSE,
         progress: Some(progress_for(&bar)),
     };
     let result = transfer::send_item(&*w, &prepared.item, send_opts).await;
@@ -224,7 +229,7 @@ pub async fn run_receive(
     let cwd: PathBuf = std::env::current_dir().context("finding the current directory")?;
     let mut ropts = transfer::ReceiveOptions {
         transit: transit_config(global, opts.listen)?,
-        purpose: TransitPurpose::Auto,
+        purpose: TRANSIT_PURPOSE,
         progress: None,
         output: opts.output_file.clone(),
         cwd,
