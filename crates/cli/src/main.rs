@@ -106,10 +106,20 @@ fn write_timing(timing: Option<&Timing>, path: Option<&Path>) {
     }
 }
 
+/// Reject a malformed code at once, like Python's `set_code`, whether or not a server is reachable.
+fn check_code(code: &str) -> Result<()> {
+    wormhole_proto::code::Code::parse(code).map_err(wormhole_proto::machine::WormholeError::KeyFormat)?;
+    Ok(())
+}
+
 async fn run(invocation: Invocation) -> Result<()> {
     match invocation {
         Invocation::Send(global, opts) => {
-            // Decide what to send (and fail on a missing file) before touching the network.
+            // Check the code and decide what to send (and fail on a missing file) before
+            // touching the network.
+            if let Some(code) = &opts.code {
+                check_code(code)?;
+            }
             let what = send::decide_what(&opts)?;
             let prepared = match &what {
                 send::What::Text(_) => None,
@@ -131,6 +141,7 @@ async fn run(invocation: Invocation) -> Result<()> {
         Invocation::Receive(mut global, mut opts) => {
             if let Some(arg) = opts.code.take() {
                 let (code, mailbox) = receive::code_from_argument(&arg)?;
+                check_code(&code)?;
                 opts.code = Some(code);
                 // The URI's mailbox replaces only the default, never an explicit choice.
                 if let Some(m) = mailbox
@@ -163,6 +174,7 @@ async fn run(invocation: Invocation) -> Result<()> {
             with_close(&mut w, flow).await
         }
         Invocation::Ssh(global, SshOptions::Accept { code, key_file, yes }) => {
+            check_code(&code)?;
             let home = std::env::var_os("HOME").context("HOME is not set")?;
             let key = ssh_keys::find_public_key(key_file.as_deref(), Path::new(&home), &mut |names| {
                 let list: Vec<String> = names
