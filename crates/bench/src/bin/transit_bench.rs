@@ -269,7 +269,7 @@ fn main() -> anyhow::Result<()> {
     }
     let cli: Vec<&str> = phases.iter().copied().filter(|p| p.starts_with("cli-")).collect();
     if !cli.is_empty() {
-        cli_phases::run(&args, &cli)?;
+        cli_phases::run(&args, &cli, core)?;
     }
     if phases.contains(&"relay") {
         match start_python_relay(&args) {

@@ -212,33 +212,7 @@ impl Transit {
             });
         }
 
-        // Relays: ours ∪ the peer's, deduplicated, grouped by priority (high first).
-        let mut seen = HashSet::new();
-        let mut relays: Vec<DirectHint> = Vec::new();
-        for r in cfg
-            .relays
-            .iter()
-            .cloned()
-            .chain(peer.relay_hints().flat_map(|r| r.tcp.iter().cloned()))
-        {
-            if seen.insert((r.hostname.clone(), r.port)) {
-                relays.push(r);
-            }
-        }
-        relays.sort_by(|a, b| b.priority.total_cmp(&a.priority));
-        let base = if direct.is_empty() {
-            Duration::ZERO
-        } else {
-            cfg.relay_delay
-        };
-        let mut group = 0u32;
-        let mut last_prio: Option<f64> = None;
-        for r in relays {
-            if last_prio.is_some_and(|p| p != r.priority) {
-                group += 1;
-            }
-            last_prio = Some(r.priority);
-            let delay = base + cfg.relay_delay * group;
+        for (r, delay) in relay_schedule(&cfg.relays, peer, !direct.is_empty(), cfg.relay_delay) {
             let (tx, keys) = (tx.clone(), keys.clone());
             let request = keys.relay_request(&self.side);
             let t = cfg.handshake_timeout;
@@ -308,6 +282,42 @@ impl Transit {
             peer,
         ))
     }
+}
+
+/// When to dial each relay endpoint: ours ∪ the peer's, deduplicated, grouped by priority (high
+/// first); the first group after `delay` when the peer gave usable direct hints (else at once),
+/// each further group `delay` later.
+fn relay_schedule(
+    ours: &[DirectHint],
+    peer: &TransitMsg,
+    have_direct: bool,
+    delay: Duration,
+) -> Vec<(DirectHint, Duration)> {
+    let mut seen = HashSet::new();
+    let mut relays: Vec<DirectHint> = Vec::new();
+    for r in ours
+        .iter()
+        .cloned()
+        .chain(peer.relay_hints().flat_map(|r| r.tcp.iter().cloned()))
+    {
+        if seen.insert((r.hostname.clone(), r.port)) {
+            relays.push(r);
+        }
+    }
+    relays.sort_by(|a, b| b.priority.total_cmp(&a.priority));
+    let base = if have_direct { delay } else { Duration::ZERO };
+    let mut group = 0u32;
+    let mut last: Option<f64> = None;
+    relays
+        .into_iter()
+        .map(|r| {
+            if last.is_some_and(|p| p != r.priority) {
+                group += 1;
+            }
+            last = Some(r.priority);
+            (r, base + delay * group)
+        })
+        .collect()
 }
 
 fn no_connection(errors: &[String]) -> TransitError {
@@ -389,4 +399,43 @@ async fn negotiate(
         expect(&mut stream, &mut pending, Expect::new("go", GO)).await?;
     }
     Ok(Negotiated { stream, pending })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(host: &str, port: u16, priority: f64) -> DirectHint {
+        DirectHint {
+            hostname: host.into(),
+            port,
+            priority,
+        }
+    }
+
+    #[test]
+    fn relay_groups_and_delays() {
+        let d = Duration::from_secs(2);
+        let peer = TransitMsg::new(vec![
+            Hint::Relay(RelayHint {
+                tcp: vec![h("go-relay", 4001, 2.0), h("mine", 1, 0.0)],
+                tor: vec![],
+                name: None,
+            }),
+            Hint::Relay(RelayHint {
+                tcp: vec![h("low", 9, -1.0)],
+                tor: vec![],
+                name: Some("x".into()),
+            }),
+        ]);
+        let s = relay_schedule(&[h("mine", 1, 0.0)], &peer, true, d);
+        let got: Vec<(&str, u64)> = s
+            .iter()
+            .map(|(r, t)| (r.hostname.as_str(), t.as_secs()))
+            .collect();
+        assert_eq!(got, [("go-relay", 2), ("mine", 4), ("low", 6)]);
+        let s = relay_schedule(&[h("mine", 1, 0.0)], &TransitMsg::default(), false, d);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].1, Duration::ZERO, "no direct hints: relay at once");
+    }
 }

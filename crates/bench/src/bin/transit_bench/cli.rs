@@ -47,7 +47,9 @@ impl Impl {
 
     fn program(self) -> PathBuf {
         match self {
-            Impl::Ours => std::env::current_exe().unwrap_or_default().with_file_name("wormhole"),
+            Impl::Ours => std::env::current_exe()
+                .unwrap_or_default()
+                .with_file_name("wormhole"),
             Impl::Python => peer_dir().join("venv/bin/wormhole"),
             Impl::Go => PathBuf::from("/usr/bin/wormhole-william"),
             Impl::Rs => peer_dir().join("rs/bin/wormhole-rs"),
@@ -60,7 +62,16 @@ impl Impl {
         let mut c = clean(&self.program());
         match self {
             Impl::Ours | Impl::Python => {
-                c.args(["--relay-url", url, "--transit-helper", &helper, "send", "--code", code, "--hide-progress"]);
+                c.args([
+                    "--relay-url",
+                    url,
+                    "--transit-helper",
+                    &helper,
+                    "send",
+                    "--code",
+                    code,
+                    "--hide-progress",
+                ]);
                 c.arg("--no-qr");
                 if relay {
                     c.arg("--no-listen");
@@ -72,7 +83,16 @@ impl Impl {
             }
             Impl::Rs => {
                 let r = format!("tcp://127.0.0.1:{RELAY_PORT}");
-                c.args(["send", "--rendezvous-server", url, "--relay-server", &r, "--code", code, "--no-qr"]);
+                c.args([
+                    "send",
+                    "--rendezvous-server",
+                    url,
+                    "--relay-server",
+                    &r,
+                    "--code",
+                    code,
+                    "--no-qr",
+                ]);
                 if relay {
                     c.arg("--force-relay");
                 }
@@ -88,7 +108,14 @@ impl Impl {
         c.current_dir(out_dir);
         match self {
             Impl::Ours | Impl::Python => {
-                c.args(["--relay-url", url, "--transit-helper", &helper, "receive", "--accept-file"]);
+                c.args([
+                    "--relay-url",
+                    url,
+                    "--transit-helper",
+                    &helper,
+                    "receive",
+                    "--accept-file",
+                ]);
                 c.args(["--hide-progress", "-o", name]);
                 if relay {
                     c.arg("--no-listen");
@@ -100,7 +127,14 @@ impl Impl {
             }
             Impl::Rs => {
                 let r = format!("tcp://127.0.0.1:{RELAY_PORT}");
-                c.args(["receive", "--noconfirm", "--rendezvous-server", url, "--relay-server", &r]);
+                c.args([
+                    "receive",
+                    "--noconfirm",
+                    "--rendezvous-server",
+                    url,
+                    "--relay-server",
+                    &r,
+                ]);
                 c.args(["--out-dir", &out_dir.to_string_lossy()]);
                 if relay {
                     c.arg("--force-relay");
@@ -119,7 +153,9 @@ fn clean(program: &Path) -> Command {
             c.env_remove(k);
         }
     }
-    c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
     c
 }
 
@@ -156,7 +192,12 @@ fn spawn(mut c: Command, stdin: &[u8]) -> anyhow::Result<Watched> {
     if let Some(mut i) = child.stdin.take() {
         let _ = i.write_all(stdin);
     }
-    Ok(Watched { child, cpu: Duration::ZERO, rss_kb: 0, stderr: String::new() })
+    Ok(Watched {
+        child,
+        cpu: Duration::ZERO,
+        rss_kb: 0,
+        stderr: String::new(),
+    })
 }
 
 struct PairResult {
@@ -191,7 +232,11 @@ fn run_pair(send: Command, recv: Command, stdin: &[u8], limit: Duration) -> anyh
     }
     let ok = |w: &mut Watched| w.child.wait().map(|st| st.success()).unwrap_or(false);
     if !ok(&mut s) || !ok(&mut r) {
-        bail!("pair failed:\n--- sender\n{}\n--- receiver\n{}", tail(&s.stderr), tail(&r.stderr));
+        bail!(
+            "pair failed:\n--- sender\n{}\n--- receiver\n{}",
+            tail(&s.stderr),
+            tail(&r.stderr)
+        );
     }
     let mb = |kb: u64| kb as f64 / 1024.0;
     Ok(PairResult {
@@ -214,11 +259,18 @@ fn file_sha256(p: &Path) -> anyhow::Result<[u8; 32]> {
 }
 
 /// Run the CLI phases (`cli-direct`, `cli-relay`).
-pub fn run(args: &Args, phases: &[&str]) -> anyhow::Result<()> {
-    let impls: Vec<Impl> = args.impls.split(',').map(|s| Impl::parse(s.trim())).collect::<anyhow::Result<_>>()?;
+pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()> {
+    let impls: Vec<Impl> = args
+        .impls
+        .split(',')
+        .map(|s| Impl::parse(s.trim()))
+        .collect::<anyhow::Result<_>>()?;
     let server_bin = std::env::current_exe()?.with_file_name("wormhole-server");
-    let server = ServerProc::start(&ServerSpec::Ours { bin: server_bin, args: vec![] })
-        .map_err(|e| anyhow::anyhow!("our mailbox server: {e}"))?;
+    let server = ServerProc::start(&ServerSpec::Ours {
+        bin: server_bin,
+        args: vec![],
+    })
+    .map_err(|e| anyhow::anyhow!("our mailbox server: {e}"))?;
     let url = server.url();
     let _relay = start_python_relay_on(args, RELAY_PORT).context("python transit relay on 127.0.0.1:4001")?;
     let work = tempfile_dir()?;
@@ -244,7 +296,9 @@ pub fn run(args: &Args, phases: &[&str]) -> anyhow::Result<()> {
                 continue;
             }
             if relay && imp == Impl::Go && has_direct_addr {
-                println!("{label:<28} skipped (Go relays only without a direct address: WORMHOLE_NETNS_NO_TEST_ADDR=1)");
+                println!(
+                    "{label:<28} skipped (Go relays only without a direct address: WORMHOLE_NETNS_NO_TEST_ADDR=1)"
+                );
                 continue;
             }
             n += 1;
@@ -257,10 +311,26 @@ pub fn run(args: &Args, phases: &[&str]) -> anyhow::Result<()> {
             match run_pair(send, recv, stdin, Duration::from_secs(600)) {
                 Ok(r) => {
                     let got = file_sha256(&out.join("payload.bin")).unwrap_or([0; 32]);
-                    let check = if got == want { "sha256 ok" } else { "SHA256 MISMATCH" };
+                    let check = if got == want {
+                        "sha256 ok"
+                    } else {
+                        "SHA256 MISMATCH"
+                    };
                     let gib = args.size as f64 / (1u64 << 30) as f64;
+                    // Receiver efficiency: bytes per receiver CPU second against the one-core
+                    // decrypt+hash limit (what the receiver could do with a core of its own).
+                    let eff = core
+                        .map(|c| {
+                            let per_cpu = args.size as f64 / r.recv.0.max(1e-9);
+                            format!(
+                                "  recv {:.0} MB per CPU s = {:.0} % of one-core limit",
+                                per_cpu / 1e6,
+                                100.0 * per_cpu / c
+                            )
+                        })
+                        .unwrap_or_default();
                     println!(
-                        "{label:<28} {:>7.0} MB/s  {:>6.2} s  CPU send {:.2} s + recv {:.2} s ({:.2} s/GiB)  peak RSS send {:.1} MB, recv {:.1} MB  {check}",
+                        "{label:<28} {:>7.0} MB/s  {:>6.2} s  CPU send {:.2} s + recv {:.2} s ({:.2} s/GiB)  peak RSS send {:.1} MB, recv {:.1} MB  {check}{eff}",
                         args.size as f64 / r.wall / 1e6,
                         r.wall,
                         r.send.0,
