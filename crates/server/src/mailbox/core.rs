@@ -423,20 +423,13 @@ impl<R: Rng> Core<R> {
         if c.did_release {
             return Err("only one release per connection".to_owned());
         }
-        let name = match msg.get("nameplate") {
-            Some(v) => {
-                if let Some(claimed) = &c.nameplate
-                    && v.as_str() != Some(claimed.as_str())
-                {
-                    return Err("release and claim must use same nameplate".to_owned());
-                }
-                fields::as_str("nameplate", v)?.to_owned()
-            }
-            None => match &c.nameplate {
-                Some(n) => n.clone(),
-                None => return Err("release without nameplate must follow claim".to_owned()),
-            },
-        };
+        let name = fields::given_or_remembered(
+            msg,
+            "nameplate",
+            c.nameplate.as_deref(),
+            "release and claim must use same nameplate",
+            "release without nameplate must follow claim",
+        )?;
         c.did_release = true;
         self.state
             .release_nameplate(app, &name, side, now, &mut fx.writes);
@@ -533,20 +526,13 @@ impl<R: Rng> Core<R> {
         if c.did_close {
             return Err("only one close per connection".to_owned());
         }
-        let mailbox_id = match msg.get("mailbox") {
-            Some(v) => {
-                if let Some(opened) = &c.mailbox_id
-                    && v.as_str() != Some(opened.as_str())
-                {
-                    return Err("open and close must use same mailbox".to_owned());
-                }
-                fields::as_str("mailbox", v)?.to_owned()
-            }
-            None => match &c.mailbox_id {
-                Some(m) => m.clone(),
-                None => return Err("close without mailbox must follow open".to_owned()),
-            },
-        };
+        let mailbox_id = fields::given_or_remembered(
+            msg,
+            "mailbox",
+            c.mailbox_id.as_deref(),
+            "open and close must use same mailbox",
+            "close without mailbox must follow open",
+        )?;
         let mood = fields::optional_str(msg, "mood")?;
         let was_open = c.open_mailbox.take();
         match was_open {

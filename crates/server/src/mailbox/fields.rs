@@ -27,6 +27,25 @@ pub fn optional_str<'a>(msg: &'a Map<String, Value>, key: &str) -> Result<Option
     }
 }
 
+/// A field the client may leave out when this connection named it in an earlier command
+/// (`release` after `claim`, `close` after `open`). Given, it must equal the `remembered`
+/// value if there is one (error `mismatch`) and be a bounded string; absent, the remembered
+/// value is used, and without one the error is `missing`.
+pub fn given_or_remembered(
+    msg: &Map<String, Value>,
+    key: &str,
+    remembered: Option<&str>,
+    mismatch: &str,
+    missing: &str,
+) -> Result<String, String> {
+    match (msg.get(key), remembered) {
+        (Some(v), Some(earlier)) if v.as_str() != Some(earlier) => Err(mismatch.to_owned()),
+        (Some(v), _) => Ok(as_str(key, v)?.to_owned()),
+        (None, Some(earlier)) => Ok(earlier.to_owned()),
+        (None, None) => Err(missing.to_owned()),
+    }
+}
+
 /// A string value of bounded length.
 pub fn as_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
     match v {
@@ -113,6 +132,23 @@ mod tests {
         assert_eq!(optional_str(&m, "q"), Ok(None));
         let long = obj(json!({"a": "x".repeat(MAX_NAME_LEN + 1)}));
         assert!(required_str(&long, "a", "").unwrap_err().contains("too long"));
+    }
+
+    #[test]
+    fn given_or_remembered_field() {
+        let given = obj(json!({"k": "1", "n": 3}));
+        let none = obj(json!({}));
+        let f = |m, key, earlier| given_or_remembered(m, key, earlier, "mismatch", "missing");
+        assert_eq!(f(&given, "k", None), Ok("1".into()));
+        assert_eq!(f(&given, "k", Some("1")), Ok("1".into()));
+        assert_eq!(f(&given, "k", Some("2")), Err("mismatch".into()));
+        assert_eq!(f(&given, "n", Some("3")), Err("mismatch".into()));
+        assert_eq!(
+            f(&given, "n", None),
+            Err("'n' must be a string, not a number".into())
+        );
+        assert_eq!(f(&none, "k", Some("2")), Ok("2".into()));
+        assert_eq!(f(&none, "k", None), Err("missing".into()));
     }
 
     #[test]
