@@ -7,62 +7,18 @@
 //! Needs `cargo build --workspace` first (for `wormhole-server`) and the Python peers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdout};
+use serde_json::json;
 use wormhole::{Mood, Wormhole, WormholeError, WormholeOptions};
-use wormhole_interop::{
-    MailboxServer, Peers, clean_command, start_our_mailbox, start_python_mailbox, unique_code, workspace_root,
-};
+use wormhole_interop::{MailboxServer, PyClient, start_our_mailbox, start_python_mailbox, unique_code};
 
 const APPID: &str = "lothar.com/wormhole/interop-client-test";
 const T: Duration = Duration::from_secs(60);
 
-/// The Python side: a child process plus its JSON-lines stdout.
-struct PyPeer {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl PyPeer {
-    fn spawn(url: &str, code: Option<&str>) -> PyPeer {
-        let peers = Peers::locate();
-        let script = workspace_root().join("tests/drivers/py_client.py");
-        let mut cmd = clean_command(&peers.python);
-        cmd.arg(script)
-            .args(["--url", url, "--appid", APPID, "--versions", r#"{"py": true}"#]);
-        match code {
-            Some(c) => cmd.args(["--code", c]),
-            None => cmd.arg("--allocate"),
-        };
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        PyPeer { child, lines }
-    }
-
-    /// The next JSON line (panics on EOF or timeout).
-    async fn next(&mut self) -> Value {
-        let line = tokio::time::timeout(T, self.lines.next_line())
-            .await
-            .expect("python driver timed out")
-            .unwrap()
-            .expect("python driver ended early");
-        serde_json::from_str(&line).unwrap()
-    }
-
-    async fn finish(mut self) {
-        let status = tokio::time::timeout(T, self.child.wait()).await.unwrap().unwrap();
-        assert!(status.success(), "python driver exited with {status}");
-    }
+/// The Python side, with the versions `exchange` expects of it.
+fn py_peer(url: &str, code: Option<&str>) -> PyClient {
+    PyClient::spawn(url, APPID, code, r#"{"py": true}"#)
 }
 
 fn ours(url: &str) -> Wormhole {
@@ -80,14 +36,14 @@ async fn exchange(server: &MailboxServer, python_allocates: bool) {
     let url = server.url();
     let w = ours(url);
     let mut py = if python_allocates {
-        let mut py = PyPeer::spawn(url, None);
+        let mut py = py_peer(url, None);
         let code = py.next().await["code"].as_str().unwrap().to_owned();
         w.set_code(&code).await.unwrap();
         py
     } else {
         w.allocate_code(2).await.unwrap();
         let code = w.get_code().await.unwrap();
-        let mut py = PyPeer::spawn(url, Some(&code));
+        let mut py = py_peer(url, Some(&code));
         assert_eq!(py.next().await["code"], json!(code));
         py
     };
@@ -112,7 +68,7 @@ async fn wrong_code(server: &MailboxServer) {
     let code = unique_code();
     let w = ours(server.url());
     w.set_code(&code).await.unwrap();
-    let mut py = PyPeer::spawn(server.url(), Some(&format!("{code}x")));
+    let mut py = py_peer(server.url(), Some(&format!("{code}x")));
     assert!(py.next().await.get("code").is_some());
     let v = tokio::time::timeout(T, w.get_verifier()).await.unwrap();
     assert_eq!(v, Err(WormholeError::WrongPassword));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use wormhole::{Mood, Timing, Wormhole, WormholeOptions};
-use wormhole_interop::{ChildGuard, clean_command, free_port, our_bin, wait_until_accepting};
+use wormhole_interop::{ChildGuard, PyClient, clean_command, free_port, our_bin, wait_until_accepting};
 
 const APPID: &str = "example.com/interop-reconnect";
 const T: Duration = Duration::from_secs(60);
@@ -125,8 +125,6 @@ async fn server_restart_mid_handshake() {
 /// Python allocates, the server dies, we set the code while it is down, the server comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_with_python_peer() {
-    use tokio::io::AsyncBufReadExt;
-
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("channel.sqlite");
     let port = free_port();
@@ -136,36 +134,8 @@ async fn server_restart_with_python_peer() {
     let w = client(&url, "ours", &ta);
     w.get_welcome().await.unwrap();
 
-    let peers = wormhole_interop::Peers::locate();
-    let script = wormhole_interop::workspace_root().join("tests/drivers/py_client.py");
-    let mut cmd = clean_command(&peers.python);
-    cmd.arg(script)
-        .args([
-            "--url",
-            &url,
-            "--appid",
-            APPID,
-            "--allocate",
-            "--versions",
-            r#"{"who": "py"}"#,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = tokio::process::Command::from(cmd)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut next = async move || -> serde_json::Value {
-        let line = tokio::time::timeout(T, lines.next_line())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        serde_json::from_str(&line).unwrap()
-    };
-    let code = next().await["code"].as_str().unwrap().to_owned();
+    let mut py = PyClient::spawn(&url, APPID, None, r#"{"who": "py"}"#);
+    let code = py.next().await["code"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
     server.kill();
     w.set_code(&code).await.unwrap();
@@ -181,12 +151,11 @@ async fn server_restart_with_python_peer() {
         let m = tokio::time::timeout(T, w.get_message()).await.unwrap().unwrap();
         assert_eq!(m, format!("py{i}").into_bytes());
     }
-    assert_eq!(next().await, json!({"verifier": hex::encode(verifier)}));
-    assert_eq!(next().await, json!({"versions": {"who": "ours"}}));
-    assert_eq!(next().await, json!({"received": ["rs0", "rs1", "rs2"]}));
+    assert_eq!(py.next().await, json!({"verifier": hex::encode(verifier)}));
+    assert_eq!(py.next().await, json!({"versions": {"who": "ours"}}));
+    assert_eq!(py.next().await, json!({"received": ["rs0", "rs1", "rs2"]}));
     assert_eq!(tokio::time::timeout(T, w.close()).await.unwrap(), Ok(Mood::Happy));
-    assert_eq!(next().await, json!({"closed": "happy"}));
-    let status = tokio::time::timeout(T, child.wait()).await.unwrap().unwrap();
-    assert!(status.success());
+    assert_eq!(py.next().await, json!({"closed": "happy"}));
+    py.finish().await;
     assert!(bound_sides(&ta).len() >= 2, "we reconnected");
 }

@@ -25,6 +25,7 @@
 //! - [`codes`]: [`unique_code`], distinct wormhole codes per test.
 //! - [`clis`]: [`PeerKind`], [`Endpoints`] and the peers' command lines for send/receive
 //!   (`Peers::send_text`, `Peers::send_path`, `Peers::receive`), quirks applied.
+//! - [`py_client`]: [`PyClient`], the Python library as a peer (`tests/drivers/py_client.py`).
 //!
 //! # Example
 //! ```no_run
@@ -50,6 +51,7 @@ pub mod netns;
 pub mod ours;
 pub mod peers;
 pub mod process;
+pub mod py_client;
 pub mod servers;
 
 pub use clis::{Endpoints, PeerKind};
@@ -61,6 +63,7 @@ pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
+pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
 pub use servers::{
     MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001, start_our_mailbox,
     start_our_mailbox_on_db, start_python_mailbox, start_python_relay, wait_until_accepting,
