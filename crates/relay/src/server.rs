@@ -287,25 +287,14 @@ async fn ws_connection(shared: Arc<Shared>, stream: TcpStream, slot: Slot) {
     after_hello(shared, RelayStream::Ws(ws), hello, started, slot).await;
 }
 
-async fn after_hello(shared: Arc<Shared>, mut stream: RelayStream, hello: Hello, started: f64, slot: Slot) {
+async fn after_hello(shared: Arc<Shared>, stream: RelayStream, hello: Hello, started: f64, slot: Slot) {
     let me = Half {
         started,
         bytes_sent: 0,
     };
     match hello {
-        Hello::Gone => {
-            splice::close(stream, shared.limits.close_timeout).await;
-            shared.record(me, None, Mood::Empty);
-        }
-        Hello::Bad => {
-            let _ = tokio::time::timeout(
-                shared.limits.close_timeout,
-                splice::write_reply(&mut stream, BAD_HANDSHAKE),
-            )
-            .await;
-            splice::close(stream, shared.limits.close_timeout).await;
-            shared.record(me, None, Mood::Errory);
-        }
+        Hello::Gone => end_alone(&shared, stream, None, me, Mood::Empty).await,
+        Hello::Bad => end_alone(&shared, stream, Some(BAD_HANDSHAKE), me, Mood::Errory).await,
         Hello::Request(req, leftover) => {
             let arrival = Arrival {
                 stream,
@@ -316,6 +305,26 @@ async fn after_hello(shared: Arc<Shared>, mut stream: RelayStream, hello: Hello,
             register(shared, req, arrival).await;
         }
     }
+}
+
+/// End a connection that is not (or no longer) paired: send `last_words` if given, close (each
+/// step bounded by `close_timeout`), and record its usage row with `mood`.
+async fn end_alone(
+    shared: &Shared,
+    mut stream: RelayStream,
+    last_words: Option<&[u8]>,
+    me: Half,
+    mood: Mood,
+) {
+    if let Some(bytes) = last_words {
+        let _ = tokio::time::timeout(
+            shared.limits.close_timeout,
+            splice::write_reply(&mut stream, bytes),
+        )
+        .await;
+    }
+    splice::close(stream, shared.limits.close_timeout).await;
+    shared.record(me, None, mood);
 }
 
 /// Register a connection that sent a valid request: pair it with a waiter, or wait.
@@ -334,8 +343,7 @@ async fn register(shared: Arc<Shared>, req: Request, arrival: Arrival) {
                     started: a.started,
                     bytes_sent: 0,
                 };
-                splice::close(a.stream, shared.limits.close_timeout).await;
-                shared.record(me, None, Mood::Lonely);
+                end_alone(&shared, a.stream, None, me, Mood::Lonely).await;
             }
         }
         Registered::Waiting => wait_for_partner(shared, req, id, rx, arrival).await,
@@ -396,16 +404,9 @@ async fn wait_for_partner(
             let still_waiting = lock(&shared.registry).unregister(&req.token, id).is_some();
             if still_waiting {
                 if let Waited::Data = other {
-                    let _ = tokio::time::timeout(
-                        shared.limits.close_timeout,
-                        splice::write_reply(&mut stream, IMPATIENT),
-                    )
-                    .await;
-                    splice::close(stream, shared.limits.close_timeout).await;
-                    shared.record(me, None, Mood::Impatient);
+                    end_alone(&shared, stream, Some(IMPATIENT), me, Mood::Impatient).await;
                 } else {
-                    splice::close(stream, shared.limits.close_timeout).await;
-                    shared.record(me, None, Mood::Lonely);
+                    end_alone(&shared, stream, None, me, Mood::Lonely).await;
                 }
                 return;
             }
@@ -415,14 +416,8 @@ async fn wait_for_partner(
     };
     match handoff {
         Ok(Handoff::Partner(b)) => relay_pair(&shared, stream, started, early, *b).await,
-        Ok(Handoff::Redundant) => {
-            splice::close(stream, shared.limits.close_timeout).await;
-            shared.record(me, None, Mood::Redundant);
-        }
-        Err(_) => {
-            splice::close(stream, shared.limits.close_timeout).await;
-            shared.record(me, None, Mood::Lonely);
-        }
+        Ok(Handoff::Redundant) => end_alone(&shared, stream, None, me, Mood::Redundant).await,
+        Err(_) => end_alone(&shared, stream, None, me, Mood::Lonely).await,
     }
     drop(slot);
 }
