@@ -372,8 +372,8 @@ async fn expect(stream: &mut TcpStream, pending: &mut Vec<u8>, mut e: Expect) ->
     }
 }
 
-/// Negotiate one connection: relay request and `ok` (relays only), both handshakes, and for the
-/// Receiver the `go`.
+/// Negotiate one connection: relay request and `ok` (relays only), both handshakes (the Sender's
+/// first), and for the Receiver the `go`.
 async fn negotiate(
     mut stream: TcpStream,
     role: Role,
@@ -385,18 +385,28 @@ async fn negotiate(
         stream.write_all(req).await.map_err(|e| e.to_string())?;
         expect(&mut stream, &mut pending, Expect::new("relay ok", RELAY_OK)).await?;
     }
-    stream
-        .write_all(keys.our_handshake(role))
-        .await
-        .map_err(|e| e.to_string())?;
-    expect(
-        &mut stream,
-        &mut pending,
-        Expect::new("peer handshake", keys.peer_handshake(role)),
-    )
-    .await?;
-    if role == Role::Receiver {
-        expect(&mut stream, &mut pending, Expect::new("go", GO)).await?;
+    let peer_hs = || Expect::new("peer handshake", keys.peer_handshake(role));
+    match role {
+        // The Sender writes its handshake at once (receivers such as Go's wait for it first).
+        Role::Sender => {
+            stream
+                .write_all(keys.our_handshake(role))
+                .await
+                .map_err(|e| e.to_string())?;
+            expect(&mut stream, &mut pending, peer_hs()).await?;
+        }
+        // The Receiver answers only after the Sender's handshake arrived, as Go's receiver does.
+        // Senders never wait for the receiver, so this cannot deadlock; and it keeps our reply
+        // from being already buffered when wormhole-william's sender reads it, which otherwise
+        // triggers a race in that sender that closes its own relay connection.
+        Role::Receiver => {
+            expect(&mut stream, &mut pending, peer_hs()).await?;
+            stream
+                .write_all(keys.our_handshake(role))
+                .await
+                .map_err(|e| e.to_string())?;
+            expect(&mut stream, &mut pending, Expect::new("go", GO)).await?;
+        }
     }
     Ok(Negotiated { stream, pending })
 }
