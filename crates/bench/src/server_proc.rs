@@ -7,12 +7,14 @@
 //! the tail kept for error messages.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::child::{clean_command, free_port};
 
 /// How long a server may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +62,7 @@ impl ServerProc {
         let db = dir.join("channel.sqlite");
         let (mut cmd, fixed_port) = match spec {
             ServerSpec::Ours { bin, args } => {
-                let mut cmd = Command::new(bin);
+                let mut cmd = clean_command(bin);
                 cmd.arg("mailbox")
                     .args(["--listen", "127.0.0.1:0", "--channel-db"])
                     .arg(&db)
@@ -68,8 +70,8 @@ impl ServerProc {
                 (cmd, None)
             }
             ServerSpec::Python { twist, args } => {
-                let port = free_port()?;
-                let mut cmd = Command::new(twist);
+                let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+                let mut cmd = clean_command(twist);
                 cmd.arg("wormhole-mailbox")
                     .arg("--port")
                     .arg(format!("tcp:{port}:interface=127.0.0.1"))
@@ -79,11 +81,6 @@ impl ServerProc {
                 (cmd, Some(port))
             }
         };
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("WORMHOLE_") {
-                cmd.env_remove(&key);
-            }
-        }
         cmd.current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -170,13 +167,6 @@ impl Drop for ServerProc {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
 }
 
 fn drain<R: Read + Send + 'static>(pipe: R, log: Arc<Mutex<String>>, tx: mpsc::Sender<SocketAddr>) {

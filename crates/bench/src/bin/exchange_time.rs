@@ -13,14 +13,15 @@
 //! instead; `--mailbox-url` uses a running server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use wormhole::{Wormhole, WormholeOptions};
+use wormhole_bench::child::{ChildGuard, clean_command, free_port};
 
 const APPID: &str = "example.com/exchange-time-bench";
 
@@ -44,20 +45,6 @@ struct Args {
     no_python: bool,
 }
 
-/// Kills and reaps the server we started, by its PID, on drop.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 fn wait_accepting(port: u16) -> anyhow::Result<()> {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -68,16 +55,6 @@ fn wait_accepting(port: u16) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(25));
     }
     bail!("mailbox server on port {port} did not come up")
-}
-
-fn clean(program: impl Into<PathBuf>) -> Command {
-    let mut cmd = Command::new(program.into());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WORMHOLE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
 }
 
 fn venv_bin(args: &Args) -> PathBuf {
@@ -93,7 +70,7 @@ fn start_server(args: &Args) -> anyhow::Result<(String, Option<ChildGuard>)> {
     }
     let port = free_port()?;
     let mut cmd = if args.python_server {
-        let mut c = clean(venv_bin(args).join("twist"));
+        let mut c = clean_command(venv_bin(args).join("twist"));
         c.args([
             "wormhole-mailbox",
             "--port",
@@ -105,7 +82,7 @@ fn start_server(args: &Args) -> anyhow::Result<(String, Option<ChildGuard>)> {
     } else {
         let exe = std::env::current_exe()?;
         let dir = exe.parent().context("binary has no directory")?;
-        let mut c = clean(dir.join("wormhole-server"));
+        let mut c = clean_command(dir.join("wormhole-server"));
         c.args([
             "mailbox",
             "--listen",
@@ -121,7 +98,7 @@ fn start_server(args: &Args) -> anyhow::Result<(String, Option<ChildGuard>)> {
     let child = cmd
         .spawn()
         .context("starting the mailbox server (build wormhole-server first)")?;
-    let guard = ChildGuard(child);
+    let guard = ChildGuard::new(child);
     wait_accepting(port)?;
     Ok((format!("ws://127.0.0.1:{port}/v1"), Some(guard)))
 }
@@ -160,7 +137,7 @@ fn median(v: &mut [f64]) -> f64 {
 
 fn python_times(args: &Args, url: &str, count: usize) -> anyhow::Result<Vec<f64>> {
     let driver = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/drivers/py_exchange_bench.py");
-    let out = clean(venv_bin(args).join("python"))
+    let out = clean_command(venv_bin(args).join("python"))
         .arg(driver)
         .args(["--url", url, "--appid", APPID, "--count", &count.to_string()])
         .stdin(Stdio::null())

@@ -10,13 +10,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use wormhole_bench::child::{ChildGuard, clean_command, free_port};
 use wormhole_bench::sys;
 
 /// Transit relay benchmark: ours vs Python's.
@@ -73,19 +74,8 @@ impl Which {
 
 /// A relay process, killed and reaped on drop.
 struct RelayProc {
-    child: Child,
+    child: ChildGuard,
     addr: SocketAddr,
-}
-
-impl Drop for RelayProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
@@ -103,7 +93,7 @@ fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
                     bin.display()
                 );
             }
-            let mut c = Command::new(bin);
+            let mut c = clean_command(bin);
             c.args(["--listen", &addr.to_string(), "--max-connections", "100000"]);
             c.args(["--max-connections-per-ip", "0"]);
             c.args(&args.relay_args);
@@ -120,7 +110,7 @@ fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
                     twist.display()
                 );
             }
-            let mut c = Command::new(twist);
+            let mut c = clean_command(twist);
             c.args([
                 "transitrelay",
                 "--port",
@@ -129,25 +119,23 @@ fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
             c
         }
     };
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WORMHOLE_") {
-            cmd.env_remove(k);
-        }
-    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {}", which.name()))?;
-    let mut relay = RelayProc { child, addr };
+    let mut relay = RelayProc {
+        child: ChildGuard::new(child),
+        addr,
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             // That probe connection shows up as one `empty` connection; harmless.
             return Ok(relay);
         }
-        if let Some(status) = relay.child.try_wait()? {
+        if let Some(status) = relay.child.child_mut().try_wait()? {
             bail!("{} exited early: {status}", which.name());
         }
         if Instant::now() > deadline {
