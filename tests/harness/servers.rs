@@ -122,23 +122,12 @@ pub fn start_our_mailbox_on_db(channel_db: &Path, extra_args: &[&str]) -> Mailbo
         .arg("127.0.0.1:0")
         .arg("--channel-db")
         .arg(channel_db)
-        .args(extra_args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .args(extra_args);
     if let Some(dir) = channel_db.parent() {
         cmd.current_dir(dir);
     }
-    let mut guard = ChildGuard::spawn(cmd, "wormhole-server mailbox");
-    let log = Arc::new(Mutex::new(String::new()));
     let (tx, rx) = channel();
-    let child = guard.child_mut();
-    if let Some(out) = child.stdout.take() {
-        drain_lines(out, log.clone(), Some(tx.clone()));
-    }
-    if let Some(err) = child.stderr.take() {
-        drain_lines(err, log.clone(), Some(tx));
-    }
+    let (mut guard, log) = spawn_logged(cmd, "wormhole-server mailbox", Some(tx));
     let addr = wait_for_listen_line(&mut guard, &rx, &log);
     if !wait_until_accepting(addr, SERVER_START_TIMEOUT) {
         panic!(
@@ -302,22 +291,11 @@ pub fn start_python_relay(port: u16) -> TransitRelay {
 }
 
 fn start_twist(
-    mut cmd: std::process::Command,
+    cmd: std::process::Command,
     port: u16,
     name: &str,
 ) -> (ChildGuard, Arc<Mutex<String>>, SocketAddr) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut guard = ChildGuard::spawn(cmd, name);
-    let log = Arc::new(Mutex::new(String::new()));
-    let child = guard.child_mut();
-    if let Some(out) = child.stdout.take() {
-        drain_lines(out, log.clone(), None);
-    }
-    if let Some(err) = child.stderr.take() {
-        drain_lines(err, log.clone(), None);
-    }
+    let (mut guard, log) = spawn_logged(cmd, name, None);
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + SERVER_START_TIMEOUT;
     loop {
@@ -339,6 +317,28 @@ fn start_twist(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Spawn `cmd` (stdin empty) with stdout and stderr drained into one bounded log; lines announcing
+/// `listening on ADDR` are reported on `announce`, if given.
+fn spawn_logged(
+    mut cmd: std::process::Command,
+    name: &str,
+    announce: Option<Sender<SocketAddr>>,
+) -> (ChildGuard, Arc<Mutex<String>>) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut guard = ChildGuard::spawn(cmd, name);
+    let log = Arc::new(Mutex::new(String::new()));
+    let child = guard.child_mut();
+    if let Some(out) = child.stdout.take() {
+        drain_lines(out, log.clone(), announce.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        drain_lines(err, log.clone(), announce);
+    }
+    (guard, log)
 }
 
 fn drain_lines<R: Read + Send + 'static>(
