@@ -294,29 +294,33 @@ impl ServerMessage {
 mod tests {
     use super::*;
 
-    /// Parse, re-serialize, re-parse: the value must survive and match `expected`.
-    fn roundtrip_client(bytes: &str, expected: &ClientCommand) {
-        let parsed: ClientCommand = serde_json::from_str(bytes).unwrap();
+    /// Parse, re-serialize, re-parse: the value must survive and match `expected`. Returns the
+    /// original and the re-serialized JSON values.
+    fn roundtrip<T>(bytes: &str, expected: &T) -> (Value, Value)
+    where
+        T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let parsed: T = serde_json::from_str(bytes).unwrap();
         assert_eq!(&parsed, expected);
         let out = serde_json::to_string(&parsed).unwrap();
-        let again: ClientCommand = serde_json::from_str(&out).unwrap();
+        let again: T = serde_json::from_str(&out).unwrap();
         assert_eq!(&again, expected);
+        (
+            serde_json::from_str(bytes).unwrap(),
+            serde_json::from_str(&out).unwrap(),
+        )
+    }
+
+    fn roundtrip_client(bytes: &str, expected: &ClientCommand) {
+        let (a, b) = roundtrip(bytes, expected);
         // Same JSON value as the original, apart from keys we drop.
-        let a: Value = serde_json::from_str(bytes).unwrap();
-        let b: Value = serde_json::from_str(&out).unwrap();
         for (k, v) in b.as_object().unwrap() {
             assert_eq!(a.get(k), Some(v), "key {k}");
         }
     }
 
     fn roundtrip_server(bytes: &str, expected: &ServerMessage) {
-        let parsed: ServerMessage = serde_json::from_str(bytes).unwrap();
-        assert_eq!(&parsed, expected);
-        let out = serde_json::to_string(&parsed).unwrap();
-        let again: ServerMessage = serde_json::from_str(&out).unwrap();
-        assert_eq!(&again, expected);
-        let a: Value = serde_json::from_str(bytes).unwrap();
-        let b: Value = serde_json::from_str(&out).unwrap();
+        let (a, b) = roundtrip(bytes, expected);
         assert_eq!(a, b, "server message must re-serialize to the same JSON value");
     }
 
