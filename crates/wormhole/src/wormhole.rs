@@ -110,20 +110,18 @@ impl Wormhole {
         );
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(Snapshot::default());
+        // Delegated: everything, messages included, goes to the event stream; otherwise messages
+        // go to `get_message` and there is no event stream.
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
-        let (messages, events) = if delegated {
-            let (ev_tx, ev_rx) = mpsc::unbounded_channel();
-            (None, Some((ev_tx, Events { rx: ev_rx })))
+        let (ev_tx, events) = if delegated {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(Events { rx }))
         } else {
-            (Some(msg_tx), None)
-        };
-        let (ev_tx, events) = match events {
-            Some((tx, rx)) => (Some(tx), Some(rx)),
-            None => (None, None),
+            (None, None)
         };
         let outputs = Outputs {
             state: state_tx,
-            messages,
+            messages: (!delegated).then_some(msg_tx),
             events: ev_tx,
             timing: options.timing,
         };
@@ -133,7 +131,7 @@ impl Wormhole {
             appid: appid.to_owned(),
             requests: req_tx,
             state: state_rx,
-            messages: Mutex::new(if delegated { None } else { Some(msg_rx) }),
+            messages: Mutex::new((!delegated).then_some(msg_rx)),
             input_flags: Arc::new(std::sync::Mutex::new((false, false))),
         };
         (w, events)
