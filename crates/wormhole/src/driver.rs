@@ -108,7 +108,7 @@ pub(crate) async fn run(
                     if let Err(e) = sock.feed(Message::text(text)).await {
                         tracing::debug!("websocket send failed: {e}");
                         ws = None;
-                        boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string());
+                        connection_lost(&mut boss, &e.to_string());
                     }
                 }
                 Action::CloseConnection => {
@@ -133,7 +133,7 @@ pub(crate) async fn run(
         {
             tracing::debug!("websocket flush failed: {e}");
             ws = None;
-            boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string());
+            connection_lost(&mut boss, &e.to_string());
             continue;
         }
         if boss.is_closed() {
@@ -157,8 +157,8 @@ pub(crate) async fn run(
                         last_rx = Instant::now();
                         boss.connected(Instant::now());
                     }
-                    Ok(Err(e)) => boss.connection_lost(Instant::now(), rand::random::<f64>(), &e),
-                    Err(e) => boss.connection_lost(Instant::now(), rand::random::<f64>(), &e.to_string()),
+                    Ok(Err(e)) => connection_lost(&mut boss, &e),
+                    Err(e) => connection_lost(&mut boss, &e.to_string()),
                 }
             }
             _ = keepalive.tick() => {
@@ -167,7 +167,7 @@ pub(crate) async fn run(
                     if idle || sock.send(Message::Ping(Default::default())).await.is_err() {
                         ws = None;
                         let why = if idle { "no answer from the server" } else { "ping failed" };
-                        boss.connection_lost(Instant::now(), rand::random::<f64>(), why);
+                        connection_lost(&mut boss, why);
                     }
                 }
             }
@@ -191,7 +191,7 @@ pub(crate) async fn run(
                         _ => "connection closed by the server".to_owned(),
                     };
                     ws = None;
-                    boss.connection_lost(Instant::now(), rand::random::<f64>(), &reason);
+                    connection_lost(&mut boss, &reason);
                 }
             },
             () = wait_timer(&mut abandon) => {
@@ -208,6 +208,11 @@ pub(crate) async fn run(
     if let Some(h) = connecting.take() {
         h.abort();
     }
+}
+
+/// Tell the machine the connection is gone, with the time and the reconnect jitter it needs.
+fn connection_lost(boss: &mut Boss, why: &str) {
+    boss.connection_lost(Instant::now(), rand::random::<f64>(), why);
 }
 
 async fn join_connect(
