@@ -329,7 +329,7 @@ async fn apps_are_isolated_and_list_can_be_disallowed() {
     let mb_a = a.claim("3").await;
     let mb_b = b.claim("3").await;
     assert_ne!(mb_a, mb_b, "same nameplate in two apps are two channels");
-    a.claim_more_and_list(&["3"]).await;
+    assert_listed(&mut a, &["3"]).await;
     // A mailbox id of another app cannot be opened.
     let mut c = Client::bound(&srv.url(), "app-two", "c").await;
     c.cmd(json!({"type": "open", "mailbox": mb_a}), "o").await;
@@ -341,20 +341,13 @@ async fn apps_are_isolated_and_list_can_be_disallowed() {
     let srv = InProcess::start(args).await;
     let mut a = Client::bound(&srv.url(), APP, "a").await;
     a.claim("8").await;
-    a.claim_more_and_list(&[]).await;
+    assert_listed(&mut a, &[]).await;
 }
 
-trait ListExt {
-    async fn claim_more_and_list(&mut self, expected: &[&str]);
-}
-
-impl ListExt for Client {
-    async fn claim_more_and_list(&mut self, expected: &[&str]) {
-        self.cmd(json!({"type": "list"}), "l").await;
-        let got = self.expect("nameplates").await;
-        let want: Vec<_> = expected.iter().map(|n| json!({"id": n})).collect();
-        assert_eq!(got["nameplates"], json!(want));
-    }
+/// `list` answers exactly these nameplates, in this order.
+async fn assert_listed(c: &mut Client, expected: &[&str]) {
+    let want: Vec<_> = expected.iter().map(|n| json!({"id": n})).collect();
+    assert_eq!(c.list().await, json!(want));
 }
 
 #[tokio::test]
@@ -365,5 +358,5 @@ async fn list_is_sorted_as_strings() {
         c.claim(n).await;
     }
     let mut c = Client::bound(&srv.url(), APP, "lister").await;
-    c.claim_more_and_list(&["10", "100", "2", "9"]).await;
+    assert_listed(&mut c, &["10", "100", "2", "9"]).await;
 }

@@ -38,11 +38,6 @@ async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-async fn list(c: &mut Client) -> serde_json::Value {
-    c.cmd(json!({"type": "list"}), "l").await;
-    c.expect("nameplates").await["nameplates"].clone()
-}
-
 #[tokio::test]
 async fn idle_channels_are_pruned_live_ones_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -71,13 +66,10 @@ async fn idle_channels_are_pruned_live_ones_kept() {
     live.open(&live_mb).await;
 
     let mut obs = Client::bound(&srv.url(), APP, "observer").await;
-    assert_eq!(
-        list(&mut obs).await,
-        json!([{"id": "4"}, {"id": "6"}, {"id": "9"}])
-    );
+    assert_eq!(obs.list().await, json!([{"id": "4"}, {"id": "6"}, {"id": "9"}]));
     let start = Instant::now();
     loop {
-        let l = list(&mut obs).await;
+        let l = obs.list().await;
         if l == json!([{"id": "6"}]) {
             break;
         }

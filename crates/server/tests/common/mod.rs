@@ -223,6 +223,12 @@ impl Client {
         v["mailbox"].as_str().unwrap().to_owned()
     }
 
+    /// `list`: the `nameplates` value of the answer.
+    pub async fn list(&mut self) -> Value {
+        self.cmd(json!({"type": "list"}), "l").await;
+        self.expect("nameplates").await["nameplates"].clone()
+    }
+
     /// Open a mailbox (no reply expected beyond the ack).
     pub async fn open(&mut self, mailbox: &str) {
         self.cmd(json!({"type": "open", "mailbox": mailbox}), "o000")
