@@ -457,10 +457,7 @@ impl<R: Rng> Core<R> {
             .map_err(channel_error)?;
         self.conn(conn)?.open_mailbox = Some(mailbox_id.to_owned());
         for m in self.state.add_listener(mailbox_id, conn) {
-            fx.out.push(Out::Send {
-                conn,
-                reply: Reply::Msg(message(m)),
-            });
+            fx.send(conn, message(m));
         }
         Ok(())
     }
