@@ -176,11 +176,6 @@ impl<R: Rng> Core<R> {
         &self.state
     }
 
-    /// Number of open connections.
-    pub fn connection_count(&self) -> usize {
-        self.conns.len()
-    }
-
     /// Handle one input at time `now` (seconds since the epoch).
     pub fn handle(&mut self, input: Input, now: f64, fx: &mut Effects) {
         // Keep time monotonic so replay order (by server_rx) equals delivery order.
