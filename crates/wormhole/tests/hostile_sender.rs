@@ -1,7 +1,7 @@
 //! A hostile sender against our receiver (and a hostile receiver against our sender): a scripted
 //! peer speaks the wormhole messages in memory and the transit protocol by hand over loopback,
-//! and lies. Every case must end in a clear error (or, for path tricks, a file reduced to its base
-//! name inside the target), with nothing written outside the target directory and no temporary
+//! and lies. Every case must end in a clear error (path tricks and escapes in names included), with
+//! nothing written outside the target directory and no temporary
 //! files left behind. Run inside scripts/netns-run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -23,7 +23,8 @@ struct Outcome {
     peer_error: Option<String>,
     /// Everything under the base directory (the target is `target/`).
     tree: Vec<String>,
-    base: tempfile::TempDir,
+    /// Keeps the base directory alive until the assertions are done.
+    _base: tempfile::TempDir,
 }
 
 async fn hostile<F, Fut>(offer: Offer, script: F) -> Outcome
@@ -72,7 +73,7 @@ where
         result,
         peer_error,
         tree,
-        base,
+        _base: base,
     }
 }
 
@@ -108,16 +109,13 @@ fn err_text(o: &Outcome) -> String {
 }
 
 #[tokio::test]
-async fn dotdot_and_absolute_names_land_inside_target_by_base_name() {
+async fn dotdot_and_absolute_names_are_refused() {
     for name in ["../x", "/etc/x", "..\\..\\x", "a/b/../../../x"] {
-        let o = hostile(file_offer(name, 5), |t| send_all(t, b"hello".to_vec())).await;
-        assert!(
-            matches!(&o.result, Ok(Received::File { path, .. }) if path.ends_with("target/x")),
-            "{name}: {:?}",
-            o.result
-        );
-        assert_eq!(o.tree, ["target", "target/x"], "{name}");
-        assert_eq!(std::fs::read(o.base.path().join("target/x")).unwrap(), b"hello");
+        let o = hostile(file_offer(name, 5), |_| async {}).await;
+        let e = err_text(&o);
+        assert!(e.contains("not a usable file name"), "{name}: {e}");
+        assert_eq!(o.peer_error.as_deref(), Some("transfer rejected"), "{name}");
+        assert_eq!(o.tree, ["target"], "{name}: nothing written");
     }
 }
 
@@ -136,12 +134,19 @@ async fn unusable_names_are_refused() {
 }
 
 #[tokio::test]
-async fn escape_sequences_in_names_are_neutralised() {
+async fn names_with_escape_sequences_are_refused_and_shown_escaped() {
     let evil = "\x1b]0;pwned\x07evil\x1b[31m\u{202e}gpj.exe";
-    let o = hostile(file_offer(evil, 3), |t| send_all(t, b"abc".to_vec())).await;
-    assert_eq!(o.tree, ["target", "target/_]0;pwned_evil_[31m_gpj.exe"]);
+    let o = hostile(file_offer(evil, 3), |_| async {}).await;
+    let e = err_text(&o);
+    assert!(e.contains("not a usable file name"), "{e}");
+    assert!(!e.chars().any(|c| c.is_control()), "error text is escaped: {e:?}");
+    assert!(
+        e.contains("\\x1b]0;pwned\\x07evil\\x1b[31m\\u{202e}gpj.exe"),
+        "{e}"
+    );
+    assert_eq!(o.peer_error.as_deref(), Some("transfer rejected"));
+    assert_eq!(o.tree, ["target"]);
     let shown = escape_control(evil);
-    assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
     assert_eq!(shown, "\\x1b]0;pwned\\x07evil\\x1b[31m\\u{202e}gpj.exe");
 }
 

@@ -26,8 +26,9 @@ pub enum TransferError {
     /// Transit failed (no connection, broken records, peer closed early…).
     #[error(transparent)]
     Transit(#[from] TransitError),
-    /// The offered name is unusable (empty, `.`/`..`, or control characters only).
-    #[error("refusing offered name {0}: not a usable file name")]
+    /// The offered name is not a plain file name (a path such as `../x`, control characters, empty,
+    /// `.`/`..`, too long): a broken or hostile sender. Nothing was written.
+    #[error("refusing offered name '{0}': not a usable file name (a path, control characters, or empty)")]
     BadName(String),
     /// The destination exists and overwriting was not explicitly allowed (name it with `-o`).
     #[error("refusing to overwrite existing {}", .0.display())]

@@ -18,19 +18,21 @@ fn is_control(c: char) -> bool {
     c.is_control() || is_bidi_or_invisible(c)
 }
 
-/// The base name of an offered file or directory name, safe to create in a directory: the last
-/// `/`- or `\`-separated component, with control and bidi-override characters replaced by `_`.
-/// Empty names, `.` and `..` are refused.
+/// Check an offered file or directory name: it must already be a plain base name, safe to create
+/// in a directory. A name holding a path (`/` or `\\`, as in `../x` or `/etc/x`), control or
+/// bidi-override characters, nothing, `.`, `..`, or more than 255 bytes is refused. Honest senders
+/// (Python, Go, Rust) only ever offer base names, so a refusal means a broken or hostile peer.
 pub fn safe_basename(offered: &str) -> Result<String, TransferError> {
-    let last = offered.rsplit(['/', '\\']).next().unwrap_or("");
-    let clean: String = last
-        .chars()
-        .map(|c| if is_control(c) { '_' } else { c })
-        .collect();
-    if clean.is_empty() || clean == "." || clean == ".." || clean.len() > 255 {
+    let plain = !offered.is_empty()
+        && offered != "."
+        && offered != ".."
+        && offered.len() <= 255
+        && !offered.contains(['/', '\\'])
+        && !offered.chars().any(is_control);
+    if !plain {
         return Err(TransferError::BadName(escape_control(offered)));
     }
-    Ok(clean)
+    Ok(offered.to_owned())
 }
 
 /// Escape control characters (C0, DEL, C1), bidi overrides and invisible format characters as
@@ -101,9 +103,10 @@ pub struct Destination {
     pub overwrite: bool,
 }
 
-/// Decide where an offer goes (PROTOCOL.md §5.3, with 0.24.0's `basename` fix):
-/// - no `output`: `cwd/basename(offered)`; an existing entry there is refused;
-/// - `output` is an existing directory: `output/basename(offered)`, same refusal unless it is a
+/// Decide where an offer goes (PROTOCOL.md §5.3). The offered name must pass [`safe_basename`]
+/// (a path or control characters are refused, even with `output`); then:
+/// - no `output`: `cwd/name`; an existing entry there is refused;
+/// - `output` is an existing directory: `output/name`, same refusal unless it is a
 ///   plain file the user will confirm overwriting;
 /// - otherwise `output` itself (the caller named it: overwriting it is allowed, never following it
 ///   if it is a symlink since the new data is renamed over the link).
@@ -158,15 +161,27 @@ mod tests {
 
     #[test]
     fn basenames() {
-        assert_eq!(safe_basename("../x").unwrap(), "x");
-        assert_eq!(safe_basename("/etc/x").unwrap(), "x");
-        assert_eq!(safe_basename("a\\..\\b.txt").unwrap(), "b.txt");
-        assert_eq!(safe_basename("evil\x1b[31m.txt").unwrap(), "evil_[31m.txt");
-        assert_eq!(safe_basename("rtl\u{202e}txt.exe").unwrap(), "rtl_txt.exe");
-        for bad in ["", "..", ".", "x/", "a/..", "/"] {
+        assert_eq!(safe_basename("x").unwrap(), "x");
+        assert_eq!(safe_basename("my file (1).tar.gz").unwrap(), "my file (1).tar.gz");
+        assert_eq!(safe_basename("é.txt").unwrap(), "é.txt");
+        for bad in [
+            "",
+            "..",
+            ".",
+            "x/",
+            "a/..",
+            "/",
+            "../x",
+            "/etc/x",
+            "a\\..\\b.txt",
+            "evil\x1b[31m.txt",
+            "rtl\u{202e}txt.exe",
+            "new\nline",
+        ] {
             assert!(safe_basename(bad).is_err(), "{bad:?}");
         }
-        assert!(safe_basename(&"a".repeat(300)).is_err());
+        assert!(safe_basename(&"a".repeat(255)).is_ok());
+        assert!(safe_basename(&"a".repeat(256)).is_err());
     }
 
     #[test]
@@ -196,7 +211,11 @@ mod tests {
     fn destinations() {
         let d = tempfile::tempdir().unwrap();
         let cwd = d.path();
-        let p = plan_destination("../../x.txt", None, cwd).unwrap();
+        assert!(matches!(
+            plan_destination("../../x.txt", None, cwd),
+            Err(TransferError::BadName(_))
+        ));
+        let p = plan_destination("x.txt", None, cwd).unwrap();
         assert_eq!(
             p,
             Destination {
@@ -220,8 +239,9 @@ mod tests {
         );
         // -o an existing directory: inside it, by base name
         std::fs::create_dir(cwd.join("out")).unwrap();
-        let p = plan_destination("/etc/passwd", Some(Path::new("out")), cwd).unwrap();
+        let p = plan_destination("passwd", Some(Path::new("out")), cwd).unwrap();
         assert_eq!(p.path, cwd.join("out/passwd"));
+        assert!(plan_destination("/etc/passwd", Some(Path::new("out")), cwd).is_err());
         // an existing directory as the final target is never replaced
         std::fs::create_dir(cwd.join("out/dir")).unwrap();
         assert!(plan_destination("dir", Some(Path::new("out")), cwd).is_err());
