@@ -2,13 +2,34 @@
 //! `safe_basename`, `plan_destination` (against a fixed, empty directory), `escape_control` and
 //! `python_repr_text`. A name that passes must be a single, non-empty path component without
 //! control characters, and the planned destination must be directly inside the directory.
+//! Input that parses as a decrypted transfer message with a file or directory offer also goes
+//! through `inspect_offer` (destination, free space, mode) with the temp dir as the working
+//! directory; an accepted offer must land directly inside it.
 #![no_main]
 use std::path::{Component, Path};
 
 use libfuzzer_sys::fuzz_target;
-use wormhole::transfer::{escape_control, plan_destination, python_repr_text, safe_basename};
+use wormhole::transfer::{
+    ReceiveOptions, escape_control, inspect_offer, plan_destination, python_repr_text, safe_basename,
+};
+use wormhole_proto::transfer::{AppMsg, Offer};
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(AppMsg::Offer(offer)) = AppMsg::parse(data) {
+        let cwd = std::env::temp_dir();
+        let opts = ReceiveOptions {
+            cwd: cwd.clone(),
+            ..ReceiveOptions::default()
+        };
+        if let Ok(info) = inspect_offer(&offer, &opts) {
+            assert_eq!(info.destination.path.parent(), Some(cwd.as_path()));
+            assert!(
+                !info.destination.overwrite,
+                "overwrite without an explicit output"
+            );
+            assert_eq!(info.is_directory, matches!(offer, Offer::Directory(_)));
+        }
+    }
     let Ok(s) = std::str::from_utf8(data) else { return };
     if let Ok(name) = safe_basename(s) {
         assert!(!name.is_empty() && name.len() <= 255 && name != "." && name != "..");
