@@ -117,7 +117,7 @@ pub fn extract<R: Read + Seek>(
                 },
             })?;
         let room = max_bytes - bytes;
-        let mut limited = (&mut entry).take(room + 1);
+        let mut limited = (&mut entry).take(room.saturating_add(1));
         let n = std::io::copy(&mut limited, &mut out).map_err(|e| bad(format!("{}: {e}", rel.display())))?;
         if n > room {
             return Err(bad(format!("more than the {max_bytes} bytes the offer declared")));
@@ -180,6 +180,15 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o640);
         }
+    }
+
+    #[test]
+    fn no_byte_limit_does_not_overflow() {
+        // Found by the zip_extract fuzz target: max_bytes = u64::MAX made `room + 1` overflow.
+        let z = make(&[("a", 0o644, b"hello")], zip::CompressionMethod::Stored);
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(extract(Cursor::new(z), d.path(), 1, u64::MAX).unwrap(), (1, 5));
+        assert_eq!(std::fs::read(d.path().join("a")).unwrap(), b"hello");
     }
 
     /// A zip with arbitrary names and mode bits, built with our own stream writer.
