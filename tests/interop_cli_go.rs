@@ -14,8 +14,8 @@
 mod common;
 
 use common::{
-    Case, Cli, Payload, Server, check_received, rerun_without_test_addr, run_case, start_server, transfer,
-    without_test_addr,
+    Case, Cli, Outcome, Payload, Server, check_received, is_go_spake2_key_bug, rerun_without_test_addr,
+    run_case, start_server, try_run_case, without_test_addr,
 };
 
 /// The public transit relay our CLI uses by default (127.0.0.1 inside `scripts/netns-run`).
@@ -29,7 +29,36 @@ fn direct(sender: Cli, receiver: Cli, payload: Payload, server: Server) {
     require_netns();
     let _lock = lock_port_4001();
     let relay = start_python_relay(4001);
-    transfer(sender, receiver, payload, server, Some(&relay), false);
+    let mailbox = start_server(server);
+    let case = Case {
+        sender,
+        receiver,
+        payload,
+        mailbox: mailbox.url().to_owned(),
+        relay_hint: Some(relay.python_hint()),
+        force_relay: false,
+    };
+    let out = run_with_go_key_bug_retry(&case);
+    check_received(&case, &out);
+}
+
+/// Run a case at most twice. The second attempt happens only when the first failed with exactly
+/// the signature of wormhole-william's own SPAKE2 key-derivation bug (gospake2 drops a zero top
+/// byte of the shared point K, `ed25519group` `AffinePoint.Compress` / `spake2.go`
+/// `transcriptSymmetric`; see `is_go_spake2_key_bug` for the evidence): 1 exchange in 256
+/// (0.39 %) with any non-Go peer, ~0.7 % observed in CI with ours or Python, never Go-Go, never
+/// ours-Python. Any other failure, or a second failure of any kind, fails the test.
+fn run_with_go_key_bug_retry(case: &Case) -> Outcome {
+    match try_run_case(case) {
+        Ok(out) => out,
+        Err(f) if is_go_spake2_key_bug(case, &f) => {
+            eprintln!(
+                "case {case:?}: wormhole-william's SPAKE2 key bug (1/256 of exchanges); one retry:\n{f}"
+            );
+            run_case(case)
+        }
+        Err(f) => panic!("case {case:?} failed:\n{f}"),
+    }
 }
 
 fn via_relay(test_name: &str, sender: Cli, receiver: Cli, server: Server) {
@@ -47,15 +76,20 @@ fn via_relay(test_name: &str, sender: Cli, receiver: Cli, server: Server) {
         payload: Payload::File,
         mailbox: mailbox.url().to_owned(),
         // Our default transit helper, which is also the relay wormhole-william always uses: the
-        // same hint on both sides, as in real use. Known peer bug: Go's sender over a relay fails
-        // now and then on its own (`Send error: … use of closed network connection`, TESTING.md);
-        // there is deliberately no retry, so such a run fails visibly.
+        // same hint on both sides, as in real use. No retry for Go's relay failure (`Send error:
+        // … use of closed network connection`): it is a race in wormhole-william's sender
+        // (v1.0.6 `wormhole/file_transport.go` 481-506 + 548-549: the watchdog goroutine of
+        // `waitForRelayPeer` can run only after `close(cancelCh)` and then closes the winning
+        // relay connection) that a receiver triggers by having its handshake already buffered
+        // when Go reads it. Our receiver avoids that since 406c85f (it answers only after the
+        // sender's handshake): measured 2/60 -> 0/60 runs of these two cases. A failure here
+        // means our side regressed.
         relay_hint: Some(DEFAULT_TRANSIT_HELPER.to_owned()),
         // `--no-listen` on our side: with no other address our transit would advertise
         // 127.0.0.1 (as Python does), which a Go receiver could dial directly.
         force_relay: true,
     };
-    let out = run_case(&case);
+    let out = run_with_go_key_bug_retry(&case);
     check_received(&case, &out);
     // Our sender names the connection it used. (Our receiver cannot yet: the transfer library's
     // `Received` does not report the connection kind; without the test address no direct path
@@ -122,3 +156,81 @@ macro_rules! matrix {
 
 matrix!(python_server, Server::Python);
 matrix!(our_server, Server::Ours);
+
+/// The retry trigger matches wormhole-william's key-bug failure (output as captured from the real
+/// binary) and nothing near it.
+#[test]
+fn go_key_bug_signature_is_exact() {
+    use common::Failed;
+    use std::os::unix::process::ExitStatusExt;
+    fn out(code: i32, stdout: &str, stderr: &str) -> PeerOutput {
+        PeerOutput {
+            name: "x".into(),
+            command: "x".into(),
+            status: Some(std::process::ExitStatus::from_raw(code << 8)),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            timed_out: false,
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+    let case = |sender, receiver| Case {
+        sender,
+        receiver,
+        payload: Payload::File,
+        mailbox: String::new(),
+        relay_hint: None,
+        force_relay: false,
+    };
+    let ours = "ERROR: Key confirmation failed. Either you or your correspondent\ntyped the code wrong\n";
+    let go_send =
+        "Wormhole code is: 12-guitarist-revenge\n2026/11/23 02:52:23 Send error: decrypt message failed\n";
+    let go_recv = "2026/11/23 02:52:23 decrypt message failed\n";
+    let failed = |s: PeerOutput, r: PeerOutput| Failed {
+        sender: s,
+        receiver: r,
+    };
+    let go_ours = case(Cli::Go, Cli::Ours);
+    let ours_go = case(Cli::Ours, Cli::Go);
+    assert!(is_go_spake2_key_bug(
+        &go_ours,
+        &failed(out(1, "", go_send), out(1, "", ours))
+    ));
+    assert!(is_go_spake2_key_bug(
+        &ours_go,
+        &failed(out(1, "", ours), out(1, "", go_recv))
+    ));
+    // Our side did not report a key-confirmation failure: not the bug.
+    assert!(!is_go_spake2_key_bug(
+        &go_ours,
+        &failed(out(1, "", go_send), out(1, "", "ERROR: transit\n"))
+    ));
+    // A transit-stage decrypt failure on Go's receiver.
+    let transit = "2026/11/23 02:52:23 Receive file error: decrypt message failed\n";
+    assert!(!is_go_spake2_key_bug(
+        &ours_go,
+        &failed(out(1, "", ours), out(1, "", transit))
+    ));
+    // Go's relay race, or the string without Go's log prefix.
+    let closed = "2026/11/23 02:52:23 Send error: write tcp: use of closed network connection\n";
+    assert!(!is_go_spake2_key_bug(
+        &go_ours,
+        &failed(out(1, "", closed), out(1, "", ours))
+    ));
+    assert!(!is_go_spake2_key_bug(
+        &go_ours,
+        &failed(
+            out(1, "", "Send error: decrypt message failed\n"),
+            out(1, "", ours)
+        )
+    ));
+    // Go on both sides, or a side that succeeded.
+    assert!(!is_go_spake2_key_bug(
+        &case(Cli::Go, Cli::Go),
+        &failed(out(1, "", go_send), out(1, "", go_recv))
+    ));
+    assert!(!is_go_spake2_key_bug(
+        &go_ours,
+        &failed(out(1, "", go_send), out(0, "", ours))
+    ));
+}
