@@ -58,9 +58,14 @@ mod tests {
 
     #[test]
     fn free_port_is_bindable() {
-        let port = free_port().unwrap();
-        assert_ne!(port, 0);
-        assert!(TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok());
+        // Tests run in parallel and another may take the port between the probe and our bind, so
+        // require one of a few probes to be bindable, not every one.
+        let bound = (0..5).any(|_| {
+            let port = free_port().unwrap();
+            assert_ne!(port, 0);
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
+        assert!(bound, "no probed port was bindable");
     }
 
     #[test]

@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn own_process_facts() {
         assert!(rss_kb(std::process::id()).is_some_and(|kb| kb > 0));
-        assert!(peak_rss_kb(std::process::id()) >= rss_kb(std::process::id()));
+        // RSS first: the peak read afterwards can only be as large or larger (other test threads
+        // may allocate in between, so the opposite order would race).
+        let rss = rss_kb(std::process::id());
+        assert!(peak_rss_kb(std::process::id()) >= rss);
         let mut x = 0u64;
         for i in 0..5_000_000u64 {
             x = x.wrapping_add(i * i);
