@@ -4,48 +4,12 @@
 //!
 //! Pure string functions, no I/O.
 
-/// True for characters Python's `str.isprintable()` rejects, as far as we can tell without the
-/// Unicode database: controls (Cc), the common format characters (Cf), line/paragraph separators,
-/// non-ASCII spaces (Zs), private use, and noncharacters.
-fn is_unprintable(c: char) -> bool {
-    let u = c as u32;
-    matches!(u,
-        0x00..=0x1f | 0x7f..=0xa0 | 0xad
-        | 0x0600..=0x0605 | 0x061c | 0x06dd | 0x070f | 0x180e
-        | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x2066..=0x206f
-        | 0x3000 | 0xd800..=0xf8ff | 0xfdd0..=0xfdef | 0xfeff | 0xfff9..=0xfffb
-        | 0x110bd | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a | 0xe0001 | 0xe0020..=0xe007f
-        | 0xf0000..=0x10ffff)
-        || (u & 0xfffe) == 0xfffe
-}
-
-/// `repr(text)[1:-1]` as Python 3 prints a `str`: backslash doubled, `\n` `\r` `\t` named,
-/// other unprintable characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`, and `'` escaped only when
-/// the text contains both quote kinds (Python then picks `'` as the delimiter).
+/// `repr(text)[1:-1]` as Python 3 prints a `str` (the library's
+/// [`wormhole::transfer::python_repr_text`]): backslash doubled, `\n` `\r` `\t` named, other
+/// unprintable characters as `\xNN`, `\uNNNN` or `\UNNNNNNNN`, and `'` escaped only when the text
+/// contains both quote kinds.
 pub fn python_repr_inner(text: &str) -> String {
-    let escape_single = text.contains('\'') && text.contains('"');
-    let mut out = String::with_capacity(text.len() + 2);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\'' if escape_single => out.push_str("\\'"),
-            c if is_unprintable(c) => {
-                let u = c as u32;
-                if u <= 0xff {
-                    out.push_str(&format!("\\x{u:02x}"));
-                } else if u <= 0xffff {
-                    out.push_str(&format!("\\u{u:04x}"));
-                } else {
-                    out.push_str(&format!("\\U{u:08x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    wormhole::transfer::python_repr_text(text)
 }
 
 /// `repr(name)` of a file name, with its quotes, for messages like

@@ -54,19 +54,26 @@ pub fn escape_control(s: &str) -> String {
     out
 }
 
+/// True for characters Python's `str.isprintable()` rejects, as far as we can tell without the
+/// Unicode database: controls (Cc), the common format characters (Cf), line/paragraph separators,
+/// non-ASCII spaces (Zs), surrogates, private use, and noncharacters.
 fn py_unprintable(c: char) -> bool {
     let u = c as u32;
-    c.is_control()
-        || is_bidi_or_invisible(c)
-        || matches!(u, 0xa0 | 0x1680 | 0x2000..=0x200a | 0x202f | 0x205f | 0x3000 | 0xe000..=0xf8ff)
-        || (0xf0000..=0x10ffff).contains(&u)
+    matches!(u,
+        0x00..=0x1f | 0x7f..=0xa0 | 0xad
+        | 0x0600..=0x0605 | 0x061c | 0x06dd | 0x070f | 0x180e
+        | 0x1680 | 0x2000..=0x200f | 0x2028..=0x202f | 0x205f..=0x2064 | 0x2066..=0x206f
+        | 0x3000 | 0xd800..=0xf8ff | 0xfdd0..=0xfdef | 0xfeff | 0xfff9..=0xfffb
+        | 0x110bd | 0x1bca0..=0x1bca3 | 0x1d173..=0x1d17a | 0xe0001 | 0xe0020..=0xe007f
+        | 0xf0000..=0x10ffff)
+        || (u & 0xfffe) == 0xfffe
 }
 
 /// Text exactly as Python prints `repr(text)[1:-1]` (what Python's receiver shows for a received
 /// message): backslashes doubled, `\n` `\r` `\t`, other unprintable characters as `\xNN`,
 /// `\uNNNN` or `\UNNNNNNNN`, printable non-ASCII kept, and `'` escaped only when the text holds
 /// both quote kinds. Unprintable non-ASCII follows Python's rule for controls, format and
-/// separator characters and private use (unassigned code points are not tracked).
+/// separator characters, private use and noncharacters (other unassigned code points are not tracked).
 pub fn python_repr_text(text: &str) -> String {
     let escape_single = text.contains('\'') && text.contains('"');
     let mut out = String::with_capacity(text.len());
