@@ -16,6 +16,23 @@ fn ours() -> PeerCommand {
     PeerCommand::new(our_bin("wormhole")).timeout(Duration::from_secs(60))
 }
 
+/// Our `send --verify --text v` on `code`, answering the verifier prompt with `answer`.
+fn verifying_sender(url: &str, code: &str, answer: &str) -> RunningPeer {
+    ours()
+        .args([
+            "--relay-url",
+            url,
+            "send",
+            "--verify",
+            "--code",
+            code,
+            "--text",
+            "v",
+        ])
+        .stdin(format!("{answer}\n"))
+        .spawn()
+}
+
 fn python() -> PeerCommand {
     PeerCommand::new(Peers::locate().python_wormhole).timeout(Duration::from_secs(60))
 }
@@ -169,19 +186,7 @@ fn verify_yes_shows_the_same_verifier() {
     require_netns();
     let server = start_our_mailbox(&[]);
     let code = unique_code();
-    let sender = ours()
-        .args([
-            "--relay-url",
-            server.url(),
-            "send",
-            "--verify",
-            "--code",
-            &code,
-            "--text",
-            "v",
-        ])
-        .stdin("yes\n")
-        .spawn();
+    let sender = verifying_sender(server.url(), &code, "yes");
     std::thread::sleep(Duration::from_millis(300));
     let rx = python()
         .args(["--relay-url", server.url(), "receive", "--verify", &code])
@@ -209,19 +214,7 @@ fn verify_no_abandons_the_transfer() {
     require_netns();
     let server = start_our_mailbox(&[]);
     let code = unique_code();
-    let sender = ours()
-        .args([
-            "--relay-url",
-            server.url(),
-            "send",
-            "--verify",
-            "--code",
-            &code,
-            "--text",
-            "v",
-        ])
-        .stdin("no\n")
-        .spawn();
+    let sender = verifying_sender(server.url(), &code, "no");
     std::thread::sleep(Duration::from_millis(300));
     let rx = python()
         .args(["--relay-url", server.url(), "receive", &code])
