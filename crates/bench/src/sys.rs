@@ -25,6 +25,12 @@ pub fn peak_rss_kb(pid: u32) -> Option<u64> {
     proc_status_kb(pid, "VmHWM")
 }
 
+/// Reset this process's peak RSS (`VmHWM`) to its current RSS, so the next phase of a benchmark
+/// reports its own peak (Linux ≥ 4.0: `5` written to `/proc/self/clear_refs`).
+pub fn reset_own_peak_rss() -> std::io::Result<()> {
+    std::fs::write("/proc/self/clear_refs", "5")
+}
+
 /// Current resident set size (`VmRSS`) of `pid`, in kB.
 pub fn rss_kb(pid: u32) -> Option<u64> {
     proc_status_kb(pid, "VmRSS")

@@ -8,6 +8,8 @@ pub mod handshake;
 pub mod hints;
 pub mod keys;
 pub mod record;
+#[cfg(target_arch = "x86_64")]
+mod salsa_avx512;
 mod secretbox;
 
 pub use handshake::{Expect, ExpectError, ExpectProgress};

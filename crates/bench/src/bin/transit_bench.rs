@@ -1,7 +1,8 @@
 //! `transit-bench`: throughput of our transit library on loopback, in one run:
 //!
 //! 1. `core`: what one core can decrypt + SHA-256 (records of 16 KiB, our record codec), measured
-//!    as bytes per CPU second of this single-threaded loop;
+//!    as bytes per CPU second of this single-threaded loop, with the other parts of a transfer
+//!    (encryption, loopback TCP, file writes and reads) and the two-core ceilings they imply;
 //! 2. `direct`: `--size` bytes from a Sender to a Receiver (both in this process, each on its own
 //!    tokio worker + blocking crypto thread) over a direct loopback connection: MB/s, CPU seconds
 //!    of the whole process (both sides), CPU s per GiB, and the ratio to the core limit;
@@ -28,10 +29,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use sha2::Digest;
 use wormhole::transit::{DirectHint, Role, Transit, TransitConfig};
 use wormhole_bench::sys;
-use wormhole_proto::transit::{RecordOpener, RecordSealer, SEND_CHUNK};
 
 /// Transit throughput benchmark (library level).
 #[derive(Debug, Parser)]
@@ -87,42 +86,6 @@ fn mbps(bytes: u64, secs: f64) -> f64 {
 
 fn peak_rss_mb() -> f64 {
     sys::peak_rss_kb(std::process::id()).unwrap_or(0) as f64 / 1024.0
-}
-
-/// Single-threaded decrypt + hash rate, in bytes per CPU second.
-fn core_limit(size: u64) -> f64 {
-    // Seal 16 MiB of records once, then open copies of them repeatedly (fresh opener each pass);
-    // the copy is timed separately and subtracted.
-    let key = [9u8; 32];
-    let mut sealer = RecordSealer::new(&key);
-    let mut pristine = Vec::new();
-    let mut g = Gen::new();
-    let mut chunk = vec![0u8; SEND_CHUNK];
-    for _ in 0..(16 << 20) / SEND_CHUNK {
-        g.read_exact(&mut chunk).unwrap();
-        sealer.seal_into(&chunk, &mut pristine).unwrap();
-    }
-    let passes = (size / (16 << 20)).clamp(4, 64);
-    let mut work = pristine.clone();
-    let rec = pristine.len() / ((16 << 20) / SEND_CHUNK);
-    let c0 = sys::own_cpu_time();
-    for _ in 0..passes {
-        work.copy_from_slice(&pristine);
-    }
-    let copy_cpu = (sys::own_cpu_time() - c0).as_secs_f64();
-    let c0 = sys::own_cpu_time();
-    let mut h = sha2::Sha256::new();
-    for _ in 0..passes {
-        work.copy_from_slice(&pristine);
-        let mut opener = RecordOpener::new(&key, 1 << 20);
-        for r in work.chunks_mut(rec) {
-            let pt = opener.open_record(r).unwrap();
-            h.update(pt);
-        }
-    }
-    std::hint::black_box(h.finalize());
-    let cpu = (sys::own_cpu_time() - c0).as_secs_f64() - copy_cpu;
-    (passes * (16 << 20)) as f64 / cpu.max(1e-9)
 }
 
 struct Run {
@@ -224,6 +187,9 @@ fn peer_dir() -> PathBuf {
     PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache/wormhole-peers")
 }
 
+#[path = "transit_bench/core.rs"]
+mod core_costs;
+
 #[path = "transit_bench/cli.rs"]
 mod cli_phases;
 
@@ -251,19 +217,17 @@ fn main() -> anyhow::Result<()> {
     );
     let mut core = None;
     if phases.contains(&"core") {
-        let c = core_limit(args.size);
-        println!(
-            "{:<28} {:>7.0} MB/s per CPU second (decrypt + SHA-256, one thread)",
-            "one-core limit",
-            c / 1e6
-        );
-        core = Some(c);
+        let costs = core_costs::measure(args.size, &std::env::temp_dir())?;
+        core_costs::print(&costs);
+        core = Some(costs.limit());
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     if phases.contains(&"direct") {
+        // The core phase's buffers are not part of a transfer.
+        let _ = sys::reset_own_peak_rss();
         let run = rt.block_on(transfer(args.size, None))?;
         report("ours direct", args.size, &run, core, "");
     }
@@ -272,6 +236,7 @@ fn main() -> anyhow::Result<()> {
         cli_phases::run(&args, &cli, core)?;
     }
     if phases.contains(&"relay") {
+        let _ = sys::reset_own_peak_rss();
         match start_python_relay(&args) {
             Ok((relay, addr)) => {
                 let pid = relay.0.id();

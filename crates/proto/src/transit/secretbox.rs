@@ -270,27 +270,57 @@ fn xor_into(data: &mut [u8], ks: &[u8]) {
     }
 }
 
-/// XOR the secretbox keystream into `buf` and return the Poly1305 one-time key.
-fn apply_keystream(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8]) -> [u8; 32] {
+impl Salsa {
+    /// XOR the keystream from the current block on into `data`, advancing the block counter by
+    /// the blocks started.
+    fn xor(&mut self, mut data: &mut [u8]) {
+        #[cfg(target_arch = "x86_64")]
+        if data.len() >= super::salsa_avx512::CHUNK
+            && std::is_x86_feature_detected!("avx512f")
+            && !force_portable()
+        {
+            // SAFETY: `xor_chunks` only needs AVX-512F, which the CPU was just checked to have.
+            #[allow(unsafe_code)]
+            let done = unsafe { super::salsa_avx512::xor_chunks(&self.state, self.block, data) };
+            self.block = self.block.wrapping_add((done / 64) as u64);
+            data = &mut data[done..];
+        }
+        let mut ks = [0u8; 64 * LANES];
+        while !data.is_empty() {
+            self.next4(&mut ks);
+            let n = data.len().min(ks.len());
+            let (now, later) = data.split_at_mut(n);
+            xor_into(now, &ks);
+            data = later;
+        }
+    }
+}
+
+/// Start the secretbox stream for (`key`, `nonce`): the Salsa20 generator and its first eight
+/// blocks, whose first 32 bytes are the Poly1305 key.
+fn start(key: &[u8; 32], nonce: &[u8; 24]) -> (Salsa, [u8; 64 * LANES]) {
     let mut n16 = [0u8; 16];
     n16.copy_from_slice(&nonce[..16]);
     let subkey = hsalsa20(key, &n16);
     let mut salsa = Salsa::new(&subkey, &nonce[16..]);
-    let mut ks = [0u8; 64 * LANES];
-    salsa.next4(&mut ks);
-    let mut poly_key = [0u8; 32];
-    poly_key.copy_from_slice(&ks[..32]);
-    let first = buf.len().min(ks.len() - 32);
-    let (head, mut rest) = buf.split_at_mut(first);
-    xor_into(head, &ks[32..]);
-    while !rest.is_empty() {
-        salsa.next4(&mut ks);
-        let n = rest.len().min(ks.len());
-        let (now, later) = rest.split_at_mut(n);
-        xor_into(now, &ks);
-        rest = later;
-    }
-    poly_key
+    let mut first = [0u8; 64 * LANES];
+    salsa.next4(&mut first);
+    (salsa, first)
+}
+
+/// XOR the whole keystream into `buf`: the rest of the first batch after the Poly1305 key, then
+/// the generator from where it stands.
+fn apply_keystream(salsa: &mut Salsa, first: &[u8; 64 * LANES], buf: &mut [u8]) {
+    let n = buf.len().min(first.len() - 32);
+    let (head, rest) = buf.split_at_mut(n);
+    xor_into(head, &first[32..]);
+    salsa.xor(rest);
+}
+
+fn poly_key(first: &[u8; 64 * LANES]) -> [u8; 32] {
+    let mut pk = [0u8; 32];
+    pk.copy_from_slice(&first[..32]);
+    pk
 }
 
 fn mac(poly_key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
@@ -306,27 +336,21 @@ fn mac(poly_key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
 
 /// Encrypt `buf` in place; returns the 16-byte tag.
 pub fn seal(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8]) -> [u8; 16] {
-    let pk = apply_keystream(key, nonce, buf);
-    mac(&pk, buf)
+    let (mut salsa, first) = start(key, nonce);
+    apply_keystream(&mut salsa, &first, buf);
+    mac(&poly_key(&first), buf)
 }
 
 /// Check `tag` and decrypt `buf` in place. On a bad tag `buf` is left as it was and `false` is
 /// returned.
 pub fn open(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8], tag: &[u8; 16]) -> bool {
-    let mut n16 = [0u8; 16];
-    n16.copy_from_slice(&nonce[..16]);
-    let subkey = hsalsa20(key, &n16);
-    let mut salsa = Salsa::new(&subkey, &nonce[16..]);
-    let mut ks = [0u8; 64 * LANES];
-    salsa.next4(&mut ks);
-    let mut pk = [0u8; 32];
-    pk.copy_from_slice(&ks[..32]);
-    let expect = mac(&pk, buf);
+    let (mut salsa, first) = start(key, nonce);
+    let expect = mac(&poly_key(&first), buf);
     let diff = expect.iter().zip(tag).fold(0u8, |a, (x, y)| a | (x ^ y));
     if diff != 0 {
         return false;
     }
-    apply_keystream(key, nonce, buf);
+    apply_keystream(&mut salsa, &first, buf);
     true
 }
 
@@ -350,7 +374,8 @@ mod tests {
         let nonce: [u8; 24] = core::array::from_fn(|i| (i * 13 + 1) as u8);
         let reference = XSalsa20Poly1305::new(&key.into());
         for len in [
-            0usize, 1, 31, 32, 33, 63, 64, 65, 223, 224, 225, 255, 256, 257, 480, 1000, 16384, 70000,
+            0usize, 1, 31, 32, 33, 63, 64, 65, 223, 224, 225, 255, 256, 257, 480, 481, 511, 512, 513, 1000,
+            1503, 1504, 1505, 2047, 2048, 2049, 2528, 16384, 70000,
         ] {
             let pt: Vec<u8> = (0..len).map(|i| (i * 31 + len) as u8).collect();
             let mut ours = pt.clone();
@@ -366,6 +391,24 @@ mod tests {
             let mut bad = tag;
             bad[0] ^= 1;
             assert!(!open(&key, &nonce, &mut theirs, &bad));
+        }
+    }
+
+    /// The wide path's block counter carries into the high word exactly like the portable one.
+    #[test]
+    fn counter_carry_matches_portable() {
+        let subkey: [u8; 32] = core::array::from_fn(|i| (i * 5 + 1) as u8);
+        for start in [0u64, 5, 0xFFFF_FFF8, 0xFFFF_FFFF, u64::MAX - 3] {
+            let run = |portable: bool| {
+                PORTABLE.with(|p| p.set(portable));
+                let mut s = Salsa::new(&subkey, &[7u8; 8]);
+                s.block = start;
+                let mut buf = vec![0u8; 3000];
+                s.xor(&mut buf);
+                PORTABLE.with(|p| p.set(false));
+                (buf, s.block)
+            };
+            assert_eq!(run(false), run(true), "start {start:#x}");
         }
     }
 
