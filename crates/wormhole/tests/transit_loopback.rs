@@ -1,6 +1,6 @@
 //! Transit over real loopback sockets: direct (both roles dial and listen), Go-style fixed roles,
-//! relay only (an in-test relay speaking the relay protocol), wrong keys, and bulk data with
-//! hashes. Must run inside `scripts/netns-run` (it listens on and dials every local address).
+//! relay only (an in-test relay speaking the relay protocol), wrong keys (the typed key-mismatch
+//! error, fast, and only with proof), and bulk data with hashes. Must run inside `scripts/netns-run` (it listens on and dials every local address).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Cursor;
@@ -206,21 +206,95 @@ async fn relay_after_delay_when_direct_hints_fail() {
     relay.abort();
 }
 
+/// Both results must be the typed key-mismatch error, well before any timeout.
+fn assert_key_mismatch(
+    s: &Result<wormhole::transit::TransitConnection, TransitError>,
+    r: &Result<wormhole::transit::TransitConnection, TransitError>,
+) {
+    for (side, res) in [("sender", s), ("receiver", r)] {
+        match res {
+            Err(e @ TransitError::KeyMismatch(_)) => {
+                let text = e.to_string();
+                assert!(text.contains("did not match"), "{side}: {text}");
+                assert!(text.contains("different transit key"), "{side}: {text}");
+            }
+            other => panic!("{side}: expected KeyMismatch, got {other:?}"),
+        }
+    }
+}
+
 #[tokio::test]
-async fn wrong_key_never_connects() {
+async fn wrong_key_fails_fast_both_dial_and_listen() {
     require_netns();
-    let short = |listen| TransitConfig {
-        listen,
-        connect_timeout: Duration::from_secs(3),
+    // Default timeouts (60 s per handshake, 120 s overall): only the proof of a wrong key ends it.
+    let t0 = Instant::now();
+    let (s, r) = pair(
+        TransitConfig::default(),
+        TransitConfig::default(),
+        b"right",
+        b"wrong",
+        true,
+    )
+    .await;
+    assert_key_mismatch(&s, &r);
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+}
+
+#[tokio::test]
+async fn wrong_key_fails_fast_with_fixed_roles() {
+    require_netns();
+    // Go-style: the sender only listens, the receiver only dials. The sender learns of the wrong
+    // key only from the handshake the receiver still writes after seeing the sender's.
+    let rcfg = TransitConfig {
+        listen: false,
         ..Default::default()
     };
-    let (s, r) = pair(short(true), short(false), b"right", b"wrong", false).await;
-    assert!(matches!(s, Err(TransitError::ConnectTimeout(3))), "{s:?}");
-    let e = r.unwrap_err();
+    let t0 = Instant::now();
+    let (s, r) = pair(TransitConfig::default(), rcfg, b"right", b"wrong", false).await;
+    assert_key_mismatch(&s, &r);
+    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
+}
+
+#[tokio::test]
+async fn wrong_key_with_a_relay_waits_only_the_grace_period() {
+    require_netns();
+    let (port, relay) = mini_relay().await;
+    // The relay never pairs different keys, so that attempt would wait for its 60 s handshake
+    // timeout; after the direct proof of a wrong key it gets only the grace period.
+    let cfg = TransitConfig {
+        relays: vec![relay_hint(port)],
+        relay_delay: Duration::from_millis(200),
+        key_mismatch_grace: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let t0 = Instant::now();
+    let (s, r) = pair(cfg.clone(), cfg, b"right", b"wrong", true).await;
+    assert_key_mismatch(&s, &r);
+    let took = t0.elapsed();
     assert!(
-        matches!(e, TransitError::NoConnection(ref m) if m.contains("handshake")),
-        "{e}"
+        took >= Duration::from_millis(1400),
+        "the grace period was not given: {took:?}"
     );
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    relay.abort();
+}
+
+#[tokio::test]
+async fn wrong_key_without_proof_keeps_waiting() {
+    require_netns();
+    // Relay only: different keys are never paired, no handshake is ever seen, so nothing proves
+    // a wrong key and the configured timeout applies.
+    let (port, relay) = mini_relay().await;
+    let cfg = TransitConfig {
+        listen: false,
+        relays: vec![relay_hint(port)],
+        connect_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let (s, r) = pair(cfg.clone(), cfg, b"right", b"wrong", true).await;
+    assert!(matches!(s, Err(TransitError::ConnectTimeout(2))), "{s:?}");
+    assert!(matches!(r, Err(TransitError::ConnectTimeout(2))), "{r:?}");
+    relay.abort();
 }
 
 #[tokio::test]

@@ -3,6 +3,13 @@
 //! each connection negotiated independently; the Sender takes the first to finish and writes
 //! `go\n` (`nevermind\n` to the others), the Receiver takes the one that gets `go\n`.
 //!
+//! Fails fast when the keys differ: a peer handshake that differs only in its key-derived part
+//! proves the peer derived another transit key, and once every dial has failed and such proof
+//! exists (or a short grace period after it has passed), nothing left can succeed, so
+//! [`TransitError::KeyMismatch`] is returned instead of waiting on the listener until the
+//! overall timeout. The Receiver still writes its handshake after seeing a mismatched one, so
+//! the Sender sees the mismatch too.
+//!
 //! Works with wormhole-william's fixed roles (its sender only listens and uses a relay; its
 //! receiver only dials and sends no hints) and with wormhole-rs (no `nevermind`).
 
@@ -17,7 +24,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use wormhole_proto::transit::handshake::{GO, NEVERMIND, RELAY_OK};
 use wormhole_proto::transit::{
-    DEFAULT_MAX_RECORD, DirectHint, Expect, ExpectProgress, Hint, RelayHint, Role, TransitKeys, TransitMsg,
+    DEFAULT_MAX_RECORD, DirectHint, Expect, ExpectError, ExpectProgress, Hint, RelayHint, Role, TransitKeys,
+    TransitMsg,
 };
 
 use super::TransitError;
@@ -45,6 +53,10 @@ pub struct TransitConfig {
     pub max_direct_dials: usize,
     /// Replace the advertised direct hints (tests); `None` = every local address.
     pub advertise: Option<Vec<String>>,
+    /// Once a handshake proved that the peer derived another transit key, how long the attempts
+    /// still running (relays waiting to be paired, slow dials) may go on before
+    /// [`TransitError::KeyMismatch`] is returned (10 s). Without such proof nothing changes.
+    pub key_mismatch_grace: Duration,
 }
 
 impl Default for TransitConfig {
@@ -59,6 +71,7 @@ impl Default for TransitConfig {
             max_record: DEFAULT_MAX_RECORD,
             max_direct_dials: 50,
             advertise: None,
+            key_mismatch_grace: Duration::from_secs(10),
         }
     }
 }
@@ -157,13 +170,16 @@ impl Transit {
     ) -> Result<TransitConnection, TransitError> {
         let role = self.role;
         let cfg = self.config.clone();
-        let (tx, mut rx) = mpsc::channel::<Candidate>(16);
-        let mut tasks: JoinSet<Result<(), String>> = JoinSet::new();
+        let (tx, mut rx) = mpsc::channel::<Report>(16);
+        // Our dials (direct hints and relays): each ends with its failure, or Ok once its
+        // negotiated connection is on the channel.
+        let mut outbound: JoinSet<Result<(), Failure>> = JoinSet::new();
+        let mut listening: Option<AbortOnDrop> = None;
 
         if let Some(listener) = self.listener {
             let (tx, keys) = (tx.clone(), keys.clone());
             let t = cfg.handshake_timeout;
-            tasks.spawn(async move {
+            listening = Some(AbortOnDrop(tokio::spawn(async move {
                 let mut inbound = JoinSet::new();
                 loop {
                     tokio::select! {
@@ -173,15 +189,20 @@ impl Transit {
                             let (tx, keys) = (tx.clone(), keys.clone());
                             inbound.spawn(async move {
                                 let fut = negotiate(stream, role, &keys, None);
-                                if let Ok(Ok(pending)) = tokio::time::timeout(t, fut).await {
-                                    let _ = tx.send(pending.into_candidate(ConnectionKind::DirectInbound, addr.to_string())).await;
-                                }
+                                let report = match tokio::time::timeout(t, fut).await {
+                                    Ok(Ok(n)) => Report::Connected(n.into_candidate(ConnectionKind::DirectInbound, addr.to_string())),
+                                    // Only a wrong key is worth reporting: anything else that
+                                    // dials our port (scanners, stale peers) is noise.
+                                    Ok(Err(Failure::KeyMismatch(m))) => Report::Mismatch(format!("from {addr}: {m}")),
+                                    _ => return,
+                                };
+                                let _ = tx.send(report).await;
                             });
                         }
                         Some(_) = inbound.join_next(), if !inbound.is_empty() => {}
                     }
                 }
-            });
+            })));
         }
 
         let direct: Vec<&DirectHint> = if cfg.dial_direct {
@@ -192,21 +213,23 @@ impl Transit {
         for h in &direct {
             let (tx, keys) = (tx.clone(), keys.clone());
             let (host, port, t) = (h.hostname.clone(), h.port, cfg.handshake_timeout);
-            tasks.spawn(async move {
+            outbound.spawn(async move {
                 let addr = format!("{host}:{port}");
                 let fut = async {
                     let stream = TcpStream::connect((host.as_str(), port))
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| Failure::Other(e.to_string()))?;
                     let _ = stream.set_nodelay(true);
                     negotiate(stream, role, &keys, None).await
                 };
                 let done = tokio::time::timeout(t, fut)
                     .await
-                    .map_err(|_| format!("{addr}: timed out"))?;
-                let n = done.map_err(|e| format!("{addr}: {e}"))?;
+                    .map_err(|_| Failure::Other(format!("{addr}: timed out")))?;
+                let n = done.map_err(|f| f.context(&addr))?;
                 let _ = tx
-                    .send(n.into_candidate(ConnectionKind::DirectOutbound, addr))
+                    .send(Report::Connected(
+                        n.into_candidate(ConnectionKind::DirectOutbound, addr),
+                    ))
                     .await;
                 Ok(())
             });
@@ -216,56 +239,91 @@ impl Transit {
             let (tx, keys) = (tx.clone(), keys.clone());
             let request = keys.relay_request(&self.side);
             let t = cfg.handshake_timeout;
-            tasks.spawn(async move {
+            outbound.spawn(async move {
                 tokio::time::sleep(delay).await;
                 let addr = format!("{}:{}", r.hostname, r.port);
                 let fut = async {
                     let stream = TcpStream::connect((r.hostname.as_str(), r.port))
                         .await
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| Failure::Other(e.to_string()))?;
                     let _ = stream.set_nodelay(true);
                     negotiate(stream, role, &keys, Some(&request)).await
                 };
                 let done = tokio::time::timeout(t, fut)
                     .await
-                    .map_err(|_| format!("relay {addr}: timed out"))?;
-                let n = done.map_err(|e| format!("relay {addr}: {e}"))?;
-                let _ = tx.send(n.into_candidate(ConnectionKind::Relay, addr)).await;
+                    .map_err(|_| Failure::Other(format!("relay {addr}: timed out")))?;
+                let n = done.map_err(|f| f.context(&format!("relay {addr}")))?;
+                let _ = tx
+                    .send(Report::Connected(n.into_candidate(ConnectionKind::Relay, addr)))
+                    .await;
                 Ok(())
             });
         }
         drop(tx);
 
-        let mut errors = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        let mut mismatches: Vec<String> = Vec::new();
+        // Set by the first proof of a different key: the remaining candidates get this long.
+        let mut give_up_at: Option<tokio::time::Instant> = None;
         let winner = loop {
-            tokio::select! {
-                c = rx.recv() => match c {
-                    Some(mut c) => {
-                        if role == Role::Sender && c.stream.write_all(GO).await.is_err() {
-                            errors.push(format!("{}: closed before go", c.peer));
-                            continue;
+            let report = if !mismatches.is_empty() && outbound.is_empty() {
+                // Every dial has failed and a handshake proved the keys differ, so no inbound
+                // connection can succeed either; only one that already finished still wins.
+                match rx.try_recv() {
+                    Ok(r) => r,
+                    Err(_) => return Err(key_mismatch(&mismatches)),
+                }
+            } else {
+                tokio::select! {
+                    r = rx.recv() => match r {
+                        Some(r) => r,
+                        None => {
+                            while let Some(j) = outbound.join_next().await {
+                                note(j, &mut errors, &mut mismatches);
+                            }
+                            if mismatches.is_empty() {
+                                return Err(no_connection(&errors));
+                            }
+                            return Err(key_mismatch(&mismatches));
                         }
-                        break c;
-                    }
-                    None => {
-                        while let Some(j) = tasks.join_next().await {
-                            if let Ok(Err(e)) = j { errors.push(e); }
+                    },
+                    Some(j) = outbound.join_next(), if !outbound.is_empty() => {
+                        note(j, &mut errors, &mut mismatches);
+                        if !mismatches.is_empty() && give_up_at.is_none() {
+                            give_up_at = Some(tokio::time::Instant::now() + cfg.key_mismatch_grace);
                         }
-                        return Err(no_connection(&errors));
+                        continue;
                     }
-                },
-                Some(j) = tasks.join_next(), if !tasks.is_empty() => {
-                    if let Ok(Err(e)) = j { errors.push(e); }
+                    () = sleep_until_opt(give_up_at) => return Err(key_mismatch(&mismatches)),
+                }
+            };
+            match report {
+                Report::Connected(mut c) => {
+                    if role == Role::Sender && c.stream.write_all(GO).await.is_err() {
+                        errors.push(format!("{}: closed before go", c.peer));
+                        continue;
+                    }
+                    break c;
+                }
+                Report::Mismatch(m) => {
+                    push_bounded(&mut mismatches, m);
+                    if give_up_at.is_none() {
+                        give_up_at = Some(tokio::time::Instant::now() + cfg.key_mismatch_grace);
+                    }
                 }
             }
         };
         if role == Role::Sender {
             // Tell connections that already finished their handshake that they lost.
-            while let Ok(mut c) = rx.try_recv() {
-                let _ = tokio::time::timeout(Duration::from_millis(200), c.stream.write_all(NEVERMIND)).await;
+            while let Ok(r) = rx.try_recv() {
+                if let Report::Connected(mut c) = r {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(200), c.stream.write_all(NEVERMIND)).await;
+                }
             }
         }
-        tasks.abort_all();
+        outbound.abort_all();
+        drop(listening);
         let Candidate {
             stream,
             pending,
@@ -282,6 +340,72 @@ impl Transit {
             peer,
         ))
     }
+}
+
+/// What a connection attempt tells the racing loop.
+enum Report {
+    /// A connection finished its handshake (and, for the Receiver, got `go`).
+    Connected(Candidate),
+    /// An inbound connection sent a handshake made with another transit key.
+    Mismatch(String),
+}
+
+/// Why one connection attempt failed.
+#[derive(Debug)]
+enum Failure {
+    /// The peer's handshake matched ours up to the key-derived part and differed there: it was
+    /// made with another transit key.
+    KeyMismatch(String),
+    /// Anything else (refused, closed, timed out, not a transit peer).
+    Other(String),
+}
+
+impl Failure {
+    fn context(self, what: &str) -> Failure {
+        match self {
+            Failure::KeyMismatch(m) => Failure::KeyMismatch(format!("{what}: {m}")),
+            Failure::Other(m) => Failure::Other(format!("{what}: {m}")),
+        }
+    }
+}
+
+/// Stops the listener task when the race ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Keep at most a few failure details (a peer may advertise many hints).
+fn push_bounded(v: &mut Vec<String>, m: String) {
+    if v.len() < 8 {
+        v.push(m);
+    }
+}
+
+fn note(
+    j: Result<Result<(), Failure>, tokio::task::JoinError>,
+    errors: &mut Vec<String>,
+    mismatches: &mut Vec<String>,
+) {
+    match j {
+        Ok(Err(Failure::KeyMismatch(m))) => push_bounded(mismatches, m),
+        Ok(Err(Failure::Other(e))) => push_bounded(errors, e),
+        Ok(Ok(())) | Err(_) => {}
+    }
+}
+
+async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn key_mismatch(details: &[String]) -> TransitError {
+    TransitError::KeyMismatch(details.join("; "))
 }
 
 /// When to dial each relay endpoint: ours ∪ the peer's, deduplicated, grouped by priority (high
@@ -345,12 +469,20 @@ impl Negotiated {
     }
 }
 
+/// Why [`expect`] stopped.
+enum ExpectFail {
+    /// A byte differed from the expected string.
+    Mismatch(ExpectError),
+    /// The connection failed or closed first.
+    Io(String),
+}
+
 /// Read until `expect` is satisfied, starting with bytes already in `pending`; leaves any extra
 /// bytes in `pending`.
-async fn expect(stream: &mut TcpStream, pending: &mut Vec<u8>, mut e: Expect) -> Result<(), String> {
+async fn expect(stream: &mut TcpStream, pending: &mut Vec<u8>, mut e: Expect) -> Result<(), ExpectFail> {
     loop {
         if !pending.is_empty() {
-            match e.feed(pending).map_err(|err| err.to_string())? {
+            match e.feed(pending).map_err(ExpectFail::Mismatch)? {
                 ExpectProgress::Done { consumed } => {
                     pending.drain(..consumed);
                     return Ok(());
@@ -364,11 +496,49 @@ async fn expect(stream: &mut TcpStream, pending: &mut Vec<u8>, mut e: Expect) ->
         let n = stream
             .read(&mut buf[..want])
             .await
-            .map_err(|err| err.to_string())?;
+            .map_err(|err| ExpectFail::Io(err.to_string()))?;
         if n == 0 {
-            return Err("connection closed during handshake".into());
+            return Err(ExpectFail::Io("connection closed during handshake".into()));
         }
         pending.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Length of the key-derived hex in a handshake (`transit sender <64 hex> ready\n\n`).
+const HANDSHAKE_KEY_HEX: usize = 64;
+/// What follows the key-derived hex in a handshake.
+const HANDSHAKE_TAIL: &[u8] = b" ready\n\n";
+
+/// Classify a failed `expect` of the peer's handshake `expected`: a first wrong byte inside the
+/// key-derived hex (everything before it matched) means the peer derived another transit key.
+fn classify_handshake(f: ExpectFail, expected: &[u8]) -> Failure {
+    match f {
+        ExpectFail::Mismatch(e) => {
+            let key_start = expected
+                .len()
+                .saturating_sub(HANDSHAKE_KEY_HEX + HANDSHAKE_TAIL.len());
+            if key_start > 0 && (key_start..key_start + HANDSHAKE_KEY_HEX).contains(&e.offset) {
+                Failure::KeyMismatch(format!(
+                    "peer handshake made with a different transit key (differs at byte {})",
+                    e.offset
+                ))
+            } else {
+                Failure::Other(format!(
+                    "{}: unexpected byte at offset {} (not a transit peer of this role)",
+                    e.what, e.offset
+                ))
+            }
+        }
+        ExpectFail::Io(m) => Failure::Other(m),
+    }
+}
+
+fn plain(f: ExpectFail) -> Failure {
+    match f {
+        ExpectFail::Mismatch(e) => {
+            Failure::Other(format!("{}: unexpected byte at offset {}", e.what, e.offset))
+        }
+        ExpectFail::Io(m) => Failure::Other(m),
     }
 }
 
@@ -379,33 +549,47 @@ async fn negotiate(
     role: Role,
     keys: &TransitKeys,
     relay_request: Option<&[u8]>,
-) -> Result<Negotiated, String> {
+) -> Result<Negotiated, Failure> {
+    let io = |e: std::io::Error| Failure::Other(e.to_string());
     let mut pending = Vec::new();
     if let Some(req) = relay_request {
-        stream.write_all(req).await.map_err(|e| e.to_string())?;
-        expect(&mut stream, &mut pending, Expect::new("relay ok", RELAY_OK)).await?;
+        stream.write_all(req).await.map_err(io)?;
+        expect(&mut stream, &mut pending, Expect::new("relay ok", RELAY_OK))
+            .await
+            .map_err(plain)?;
     }
-    let peer_hs = || Expect::new("peer handshake", keys.peer_handshake(role));
+    let theirs = keys.peer_handshake(role);
+    let peer_hs = || Expect::new("peer handshake", theirs);
     match role {
         // The Sender writes its handshake at once (receivers such as Go's wait for it first).
         Role::Sender => {
-            stream
-                .write_all(keys.our_handshake(role))
+            stream.write_all(keys.our_handshake(role)).await.map_err(io)?;
+            expect(&mut stream, &mut pending, peer_hs())
                 .await
-                .map_err(|e| e.to_string())?;
-            expect(&mut stream, &mut pending, peer_hs()).await?;
+                .map_err(|f| classify_handshake(f, theirs))?;
         }
         // The Receiver answers only after the Sender's handshake arrived, as Go's receiver does.
         // Senders never wait for the receiver, so this cannot deadlock; and it keeps our reply
         // from being already buffered when wormhole-william's sender reads it, which otherwise
         // triggers a race in that sender that closes its own relay connection.
         Role::Receiver => {
-            expect(&mut stream, &mut pending, peer_hs()).await?;
-            stream
-                .write_all(keys.our_handshake(role))
+            if let Err(f) = expect(&mut stream, &mut pending, peer_hs()).await {
+                let f = classify_handshake(f, theirs);
+                if matches!(f, Failure::KeyMismatch(_)) {
+                    // Still show ours (as Python's receiver always does), so the Sender sees the
+                    // mismatch too and can stop waiting instead of timing out.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(1),
+                        stream.write_all(keys.our_handshake(role)),
+                    )
+                    .await;
+                }
+                return Err(f);
+            }
+            stream.write_all(keys.our_handshake(role)).await.map_err(io)?;
+            expect(&mut stream, &mut pending, Expect::new("go", GO))
                 .await
-                .map_err(|e| e.to_string())?;
-            expect(&mut stream, &mut pending, Expect::new("go", GO)).await?;
+                .map_err(plain)?;
         }
     }
     Ok(Negotiated { stream, pending })
@@ -421,6 +605,34 @@ mod tests {
             port,
             priority,
         }
+    }
+
+    #[test]
+    fn only_a_difference_in_the_key_part_proves_another_key() {
+        let ours = TransitKeys::new(b"one");
+        let theirs = TransitKeys::new(b"two");
+        let expected = ours.peer_handshake(Role::Receiver);
+        let feed = |got: &[u8]| {
+            let mut e = Expect::new("peer handshake", expected);
+            match e.feed(got) {
+                Err(err) => classify_handshake(ExpectFail::Mismatch(err), expected),
+                Ok(p) => panic!("no mismatch: {p:?}"),
+            }
+        };
+        assert!(matches!(
+            feed(theirs.our_handshake(Role::Sender)),
+            Failure::KeyMismatch(_)
+        ));
+        // Another role's handshake, or something that is not transit at all, proves nothing.
+        assert!(matches!(
+            feed(theirs.our_handshake(Role::Receiver)),
+            Failure::Other(_)
+        ));
+        assert!(matches!(feed(b"GET / HTTP/1.1\r\n"), Failure::Other(_)));
+        assert!(matches!(
+            classify_handshake(ExpectFail::Io("closed".into()), expected),
+            Failure::Other(_)
+        ));
     }
 
     #[test]

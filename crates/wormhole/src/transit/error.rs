@@ -13,6 +13,15 @@ pub enum TransitError {
     /// or that the peers can reach each other directly.
     #[error("could not establish a transit connection ({0})")]
     NoConnection(String),
+    /// The peer's transit handshake did not match ours: the two sides derived different transit
+    /// keys, so no connection (direct or relayed) can ever succeed. One side uses another AppID
+    /// for the transit key (a wrong `--appid`, or a client that derives it differently) or is an
+    /// incompatible client. Use the same AppID on both sides, or another client.
+    #[error(
+        "the peer's transit handshake did not match ours: the two sides derived different transit \
+         keys (a different AppID, or an incompatible client) ({0})"
+    )]
+    KeyMismatch(String),
     /// Connecting took longer than the overall limit.
     #[error("timed out establishing a transit connection after {0} s")]
     ConnectTimeout(u64),
