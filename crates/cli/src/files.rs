@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use wormhole::Wormhole;
-use wormhole::transfer::{self, OfferInfo, Received, SendItem, TransferError as LibError, inspect_offer};
-use wormhole::transit::{ConnectionKind, Progress, TransitConfig};
+use wormhole::transfer::{
+    self, EventHandler, OfferInfo, Received, SendItem, TransferError as LibError, TransferEvent,
+    inspect_offer,
+};
+use wormhole::transit::{Progress, TransitConfig};
 use wormhole_proto::transfer::{AppMsg, Offer};
 use wormhole_proto::transit::hints::parse_relay_url;
 use wormhole_proto::transit::{TransitMsg, TransitPurpose};
@@ -28,8 +31,11 @@ pub struct Prepared {
 }
 
 /// Translate a library error into the CLI's error kinds (so `report` prints Python's wording).
+/// A failure of the wormhole itself keeps its type, so a wrong code, a crowded or unreachable
+/// server or a peer that went away get the same messages as before the transfer started.
 fn cli_error(e: LibError, sending: bool) -> anyhow::Error {
     match e {
+        LibError::Wormhole(w) => w.into(),
         LibError::Peer(msg) if sending => {
             TransferError(format!("remote error, transfer abandoned: {msg}")).into()
         }
@@ -87,22 +93,23 @@ fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig>
     })
 }
 
-/// Python-style description of a transit connection (`->tcp:…`, `->relay:tcp:…`).
-fn describe(kind: ConnectionKind, peer: &str) -> String {
-    // Show IPv4-mapped IPv6 addresses (`[::ffff:1.2.3.4]:5`) in their IPv4 form.
-    let plain;
-    let peer = match peer.strip_prefix("[::ffff:").and_then(|r| r.split_once("]:")) {
-        Some((ip, port)) if ip.parse::<std::net::Ipv4Addr>().is_ok() => {
-            plain = format!("{ip}:{port}");
-            plain.as_str()
+/// Print the Python CLI's lines as the transfer goes: `Sending (->tcp:HOST:PORT)..` (or
+/// `Receiving (…)..`) once transit is connected, before any data (shown even with
+/// `--hide-progress`, like Python), and for the sender `File sent.. waiting for confirmation`
+/// when the data is out. Lines are printed around the progress bar, never through it.
+fn transfer_lines(bar: &indicatif::ProgressBar, verb: &'static str) -> EventHandler {
+    let bar = bar.clone();
+    Arc::new(move |event| match event {
+        TransferEvent::Connected(info) => {
+            let line = format!("{verb} ({})..", info.describe());
+            bar.suspend(|| eprintln!("{line}"));
         }
-        _ => peer,
-    };
-    match kind {
-        ConnectionKind::DirectOutbound => format!("->tcp:{peer}"),
-        ConnectionKind::DirectInbound => format!("<-tcp:{peer}"),
-        ConnectionKind::Relay => format!("->relay:tcp:{peer}"),
-    }
+        TransferEvent::DataSent => {
+            finish_bar(&bar);
+            eprintln!("File sent.. waiting for confirmation");
+        }
+        _ => {}
+    })
 }
 
 /// A progress callback driving a bar.
@@ -128,15 +135,11 @@ pub async fn run_send(
         transit: transit_config(global, opts.listen)?,
         purpose: TRANSIT_PURPOSE,
         progress: Some(progress_for(&bar)),
+        events: Some(transfer_lines(&bar, "Sending")),
     };
     let result = transfer::send_item(&*w, &prepared.item, send_opts).await;
     finish_bar(&bar);
-    let report = result.map_err(|e| cli_error(e, true))?;
-    eprintln!(
-        "Sent {} ({})..",
-        naturalsize(report.bytes),
-        describe(report.connection, &report.peer)
-    );
+    result.map_err(|e| cli_error(e, true))?;
     eprintln!("Confirmation received. Transfer complete.");
     Ok(())
 }
@@ -231,6 +234,7 @@ pub async fn run_receive(
         transit: transit_config(global, opts.listen)?,
         purpose: TRANSIT_PURPOSE,
         progress: None,
+        events: None,
         output: opts.output_file.clone(),
         cwd,
     };
@@ -252,6 +256,7 @@ pub async fn run_receive(
     }
     let bar = progress_bar(info.transfer_size, opts.hide_progress);
     ropts.progress = Some(progress_for(&bar));
+    ropts.events = Some(transfer_lines(&bar, "Receiving"));
     let result = transfer::receive_offer(&*w, peer_transit, &info, ropts).await;
     finish_bar(&bar);
     match result.map_err(|e| cli_error(e, false))? {
@@ -281,22 +286,6 @@ fn plan(offered: &str, output: Option<&Path>, cwd: &Path) -> Result<transfer::De
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-
-    #[test]
-    fn connection_descriptions() {
-        assert_eq!(
-            describe(ConnectionKind::DirectInbound, "[::ffff:198.18.0.1]:37342"),
-            "<-tcp:198.18.0.1:37342"
-        );
-        assert_eq!(
-            describe(ConnectionKind::Relay, "127.0.0.1:4001"),
-            "->relay:tcp:127.0.0.1:4001"
-        );
-        assert_eq!(
-            describe(ConnectionKind::DirectOutbound, "[2001:db8::1]:9"),
-            "->tcp:[2001:db8::1]:9"
-        );
-    }
 
     #[test]
     fn transit_helper_is_parsed() {
@@ -336,6 +325,34 @@ mod tests {
         );
         let s = crate::report::render(&cli_error(LibError::Peer("nope".into()), false), "u");
         assert_eq!(s, "TransferError: nope");
+    }
+
+    #[test]
+    fn wormhole_failures_during_a_transfer_keep_their_messages() {
+        use wormhole::WormholeError;
+        let from_pipe = LibError::from(transfer::PipeError::from(WormholeError::WrongPassword));
+        let s = crate::report::render(&cli_error(from_pipe, true), "u");
+        assert!(s.starts_with("ERROR: Key confirmation failed."), "{s}");
+        let e = cli_error(LibError::Wormhole(WormholeError::Server("crowded".into())), false);
+        let s = crate::report::render(&e, "u");
+        assert!(
+            s.starts_with("ERROR: The mailbox server says this code is already"),
+            "{s}"
+        );
+        let s = crate::report::render(&cli_error(LibError::Wormhole(WormholeError::Lonely), true), "u");
+        assert!(
+            s.starts_with("ERROR: The wormhole closed before the other side"),
+            "{s}"
+        );
+        let e = cli_error(
+            LibError::Wormhole(WormholeError::ServerConnection("refused".into())),
+            false,
+        );
+        let s = crate::report::render(&e, "ws://h/v1");
+        assert!(s.contains("(relay URL was ws://h/v1)\nrefused"), "{s}");
+        // Other pipes' failures stay transfer errors.
+        let s = crate::report::render(&cli_error(LibError::Pipe("gone".into()), true), "u");
+        assert_eq!(s, "TransferError: message pipe failed: gone");
     }
 
     #[test]

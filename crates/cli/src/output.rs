@@ -60,9 +60,9 @@ pub fn progress_bar(total: u64, hide: bool) -> ProgressBar {
     bar
 }
 
-/// Finish a bar from [`progress_bar`], leaving it on its own line.
+/// Finish a bar from [`progress_bar`], leaving it on its own line (once: later calls do nothing).
 pub fn finish_bar(bar: &ProgressBar) {
-    if !bar.is_hidden() {
+    if !bar.is_hidden() && !bar.is_finished() {
         bar.finish();
         eprintln!();
     }

@@ -4,12 +4,15 @@
 //! - [`send`]: `send_text`, `send_item` (a file, or a directory streamed as a zip).
 //! - [`receive`]: `receive` (the whole receiver loop) and `receive_offer` (after the caller saw
 //!   the offer and chose a destination, for CLIs that drive the message loop themselves).
+//! - [`events`]: what the flows report as they run (connected, data sent) and the Python CLI's
+//!   description of the connection.
 //! - [`safety`]: the safe-receive rules (base names, destinations, free space, escaping).
 //! - [`zip_out`] / [`zip_in`]: the streamed STORED zip we send; checked extraction of what we get.
 //!
 //! The flows depend only on [`MessagePipe`], never on the client's internals.
 
 mod error;
+pub mod events;
 mod pipe;
 pub mod receive;
 pub mod safety;
@@ -19,6 +22,7 @@ pub mod zip_in;
 pub mod zip_out;
 
 pub use error::TransferError;
+pub use events::{ConnectionInfo, EventHandler, TransferEvent};
 pub use pipe::{MessagePipe, PipeError};
 pub use receive::{Decision, OfferInfo, ReceiveOptions, Received, inspect_offer, receive, receive_offer};
 pub use safety::{Destination, escape_control, plan_destination, python_repr_text, safe_basename};

@@ -1,7 +1,9 @@
-//! The transfer error type.
+//! The transfer error type. Failures of the wormhole itself stay typed ([`WormholeError`]) so
+//! callers can tell a wrong code from a lost server or a peer that went away.
 
 use std::path::PathBuf;
 
+use wormhole_proto::machine::WormholeError;
 use wormhole_proto::transfer::TransferMsgError;
 
 use super::PipeError;
@@ -11,9 +13,15 @@ use crate::transit::TransitError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferError {
-    /// The mailbox connection failed or closed. Retry with a new code.
-    #[error("wormhole connection failed: {0}")]
-    Pipe(#[from] PipeError),
+    /// The wormhole failed during the transfer; the typed error says how and what to do:
+    /// [`WormholeError::WrongPassword`] (a mistyped code: start again with a new code),
+    /// [`WormholeError::Lonely`] / [`WormholeError::Closed`] (the wormhole closed),
+    /// [`WormholeError::Server`] (e.g. `crowded`), [`WormholeError::ServerConnection`]…
+    #[error(transparent)]
+    Wormhole(WormholeError),
+    /// A message pipe other than [`crate::Wormhole`] failed or closed. Retry with a new code.
+    #[error("message pipe failed: {0}")]
+    Pipe(String),
     /// The peer sent `{"error": …}`: it gave up (for example it rejected the transfer).
     #[error("peer reported an error: {0}")]
     Peer(String),
@@ -83,9 +91,43 @@ pub enum TransferError {
     },
 }
 
+impl From<PipeError> for TransferError {
+    fn from(e: PipeError) -> Self {
+        match e {
+            PipeError::Wormhole(w) => TransferError::Wormhole(w),
+            PipeError::Other(m) => TransferError::Pipe(m),
+        }
+    }
+}
+
 impl TransferError {
+    /// The wormhole's own error, when the wormhole is what failed.
+    pub fn wormhole_error(&self) -> Option<&WormholeError> {
+        match self {
+            TransferError::Wormhole(w) => Some(w),
+            _ => None,
+        }
+    }
+
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TransferError {
         let path = path.into();
         move |source| TransferError::File { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wormhole_errors_stay_typed() {
+        let e = TransferError::from(PipeError::from(WormholeError::WrongPassword));
+        assert!(matches!(e, TransferError::Wormhole(WormholeError::WrongPassword)));
+        assert_eq!(e.wormhole_error(), Some(&WormholeError::WrongPassword));
+        assert_eq!(e.to_string(), WormholeError::WrongPassword.to_string());
+        let e = TransferError::from(PipeError::Other("gone".into()));
+        assert!(matches!(e, TransferError::Pipe(ref m) if m == "gone"));
+        assert_eq!(e.wormhole_error(), None);
+        assert_eq!(e.to_string(), "message pipe failed: gone");
     }
 }

@@ -3,12 +3,22 @@
 
 use std::future::Future;
 
+use wormhole_proto::machine::WormholeError;
+
 use crate::Wormhole;
 
-/// An error from the message pipe (the mailbox connection), as text.
+/// Why the message pipe failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PipeError(pub String);
+#[non_exhaustive]
+pub enum PipeError {
+    /// The wormhole failed; the typed error says how (a wrong code, the peer or the server gone,
+    /// the mailbox connection lost, the key not known yet). See [`WormholeError`] for what to do.
+    #[error(transparent)]
+    Wormhole(#[from] WormholeError),
+    /// Another implementation of [`MessagePipe`] failed; the text says why.
+    #[error("{0}")]
+    Other(String),
+}
 
 /// What the transfer flows need from a wormhole.
 pub trait MessagePipe: Send + Sync {
@@ -24,15 +34,15 @@ pub trait MessagePipe: Send + Sync {
 
 impl MessagePipe for Wormhole {
     async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
-        self.send_message(msg).await.map_err(|e| PipeError(e.to_string()))
+        Ok(self.send_message(msg).await?)
     }
 
     async fn recv(&self) -> Result<Vec<u8>, PipeError> {
-        self.get_message().await.map_err(|e| PipeError(e.to_string()))
+        Ok(self.get_message().await?)
     }
 
     fn derive_key(&self, purpose: &str, len: usize) -> Result<Vec<u8>, PipeError> {
-        Wormhole::derive_key(self, purpose, len).map_err(|e| PipeError(e.to_string()))
+        Ok(Wormhole::derive_key(self, purpose, len)?)
     }
 
     fn appid(&self) -> &str {

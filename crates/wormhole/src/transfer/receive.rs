@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use wormhole_proto::transfer::{Answer, AppMsg, FinalAck, Offer, ZIP_MODE};
 use wormhole_proto::transit::{Role, TransitMsg, TransitPurpose, transit_key_purpose};
 
+use super::events::{ConnectionInfo, EventHandler, TransferEvent, emit};
 use super::safety::{Destination, plan_destination, temp_sibling};
 use super::{MessagePipe, TransferError, space, zip_in};
 use crate::transit::{Progress, Transit, TransitConfig};
@@ -24,6 +25,8 @@ pub struct ReceiveOptions {
     pub purpose: TransitPurpose,
     /// Progress callback (bytes received, total).
     pub progress: Option<Progress>,
+    /// Told when transit is connected, before the data flows.
+    pub events: Option<EventHandler>,
     /// `-o/--output-file`.
     pub output: Option<PathBuf>,
     /// Directory relative names are resolved against (the current directory).
@@ -36,6 +39,7 @@ impl Default for ReceiveOptions {
             transit: TransitConfig::default(),
             purpose: TransitPurpose::default(),
             progress: None,
+            events: None,
             output: None,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
         }
@@ -204,6 +208,10 @@ pub async fn receive_offer<P: MessagePipe>(
         .await?;
     let key = pipe.derive_key(&transit_key_purpose(pipe.appid(), &opts.purpose), 32)?;
     let mut conn = transit.connect(&key, &peer).await?;
+    emit(
+        opts.events.as_ref(),
+        TransferEvent::Connected(ConnectionInfo::of(&conn)),
+    );
 
     let dest = &info.destination.path;
     let tmp = temp_sibling(dest, if info.is_directory { "zip" } else { "part" });

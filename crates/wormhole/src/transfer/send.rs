@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use wormhole_proto::transfer::{Answer, AppMsg, DirectoryOffer, FinalAck, Offer, ZIP_MODE};
 use wormhole_proto::transit::{Role, TransitMsg, TransitPurpose, transit_key_purpose};
 
+use super::events::{ConnectionInfo, EventHandler, TransferEvent, emit};
 use super::zip_out::{ZipPlan, ZipStream};
 use super::{MessagePipe, TransferError};
 use crate::transit::{ConnectionKind, Progress, Transit, TransitConfig};
@@ -21,6 +22,9 @@ pub struct SendOptions {
     pub purpose: TransitPurpose,
     /// Progress callback (bytes sent, total).
     pub progress: Option<Progress>,
+    /// Told when transit is connected (before the data) and when the data is sent (before the
+    /// receiver's confirmation).
+    pub events: Option<EventHandler>,
 }
 
 /// A file or directory ready to offer.
@@ -190,8 +194,13 @@ pub async fn send_item<P: MessagePipe>(
     }
     let reader = item.reader()?;
     let mut conn = transit.connect(&key, &peer).await?;
+    emit(
+        opts.events.as_ref(),
+        TransferEvent::Connected(ConnectionInfo::of(&conn)),
+    );
     let size = item.wire_size();
     let sha256 = conn.send_from(reader, size, opts.progress.clone()).await?;
+    emit(opts.events.as_ref(), TransferEvent::DataSent);
     let ack = conn.receive_record().await?;
     let ack = FinalAck::parse(&ack)?;
     if ack.ack != "ok" {

@@ -68,7 +68,7 @@ impl MemPipe {
 
 impl MessagePipe for MemPipe {
     async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
-        self.tx.send(msg).map_err(|_| PipeError("closed".into()))
+        self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
     }
     async fn recv(&self) -> Result<Vec<u8>, PipeError> {
         self.rx
@@ -76,7 +76,7 @@ impl MessagePipe for MemPipe {
             .await
             .recv()
             .await
-            .ok_or_else(|| PipeError("closed".into()))
+            .ok_or_else(|| PipeError::Other("closed".into()))
     }
     fn derive_key(&self, purpose: &str, len: usize) -> Result<Vec<u8>, PipeError> {
         Ok(wormhole_proto::key::derive_key(
