@@ -1,0 +1,203 @@
+//! The `wormhole` CLI's connection line: once transit is connected and before any data, the
+//! sender prints `Sending (DESC)..` and the receiver `Receiving (DESC)..` on stderr, as the Python
+//! CLI does (even with `--hide-progress`), where DESC is `->tcp:HOST:PORT` (we dialled the peer),
+//! `<-HOST:PORT` (the peer dialled us) or `->relay:tcp:HOST:PORT`. Checked ours ⇄ ours (direct
+//! and `--no-listen` through a relay) and against Python 0.24, whose lines must have the same form.
+//!
+//! Runs inside `scripts/netns-run`; needs `cargo build --workspace` first (see the harness docs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use wormhole_interop::*;
+
+const FILE: &str = "payload.bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Ours,
+    Python,
+}
+
+struct Setup {
+    server: MailboxServer,
+    relay: TransitRelay,
+    src: tempfile::TempDir,
+    dst: tempfile::TempDir,
+    sha: String,
+}
+
+fn setup(size: usize, seed: u64) -> Setup {
+    require_netns();
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let sha = write_test_file(src.path().join(FILE), size, seed);
+    Setup {
+        server: start_our_mailbox(&[]),
+        relay: start_python_relay(free_port()),
+        src,
+        dst,
+        sha,
+    }
+}
+
+fn bin(side: Side) -> std::path::PathBuf {
+    match side {
+        Side::Ours => our_bin("wormhole"),
+        Side::Python => Peers::locate().python_wormhole,
+    }
+}
+
+/// Send `FILE` from `from` to `to`; `no_listen` forces the relay. Returns (sender, receiver).
+fn transfer(s: &Setup, from: Side, to: Side, no_listen: bool) -> (PeerOutput, PeerOutput) {
+    let code = unique_code();
+    let global = Peers::python_global_args(s.server.url(), Some(&s.relay.python_hint()));
+    let mut send = PeerCommand::new(bin(from))
+        .name(&format!("{from:?} sender"))
+        .args(&global)
+        .args(["send", "--code", &code, "--hide-progress", "--no-qr"])
+        .current_dir(s.src.path())
+        .timeout(Duration::from_secs(60));
+    let mut receive = PeerCommand::new(bin(to))
+        .name(&format!("{to:?} receiver"))
+        .args(&global)
+        .args(["receive", "--accept-file", "--hide-progress"])
+        .current_dir(s.dst.path())
+        .timeout(Duration::from_secs(60));
+    if no_listen {
+        send = send.arg("--no-listen");
+        receive = receive.arg("--no-listen");
+    }
+    let sender = send.arg(FILE).spawn();
+    let receiver = receive.arg(&code).run();
+    let sender = sender.wait();
+    let context = format!("{sender}\n{receiver}\n--- relay log:\n{}", s.relay.logs());
+    assert!(
+        sender.success() && receiver.success(),
+        "transfer failed:\n{context}"
+    );
+    assert_eq!(
+        sha256_file(s.dst.path().join(FILE)),
+        s.sha,
+        "content differs:\n{context}"
+    );
+    (sender, receiver)
+}
+
+/// The DESC of the one `VERB (DESC)..` line in `stderr`.
+fn description(stderr: &str, verb: &str) -> String {
+    let prefix = format!("{verb} (");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.ends_with(").."))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one `{verb} (…)..` line in:\n{stderr}");
+    lines[0][prefix.len()..lines[0].len() - 3].to_owned()
+}
+
+/// `HOST:PORT` with HOST an IP address (IPv6 unbracketed, as Python prints it).
+fn host_port(s: &str) -> Option<(IpAddr, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    Some((host.parse().ok()?, port.parse().ok()?))
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Desc {
+    Dialled(IpAddr, u16),
+    Accepted(IpAddr, u16),
+    Relay(IpAddr, u16),
+}
+
+fn parse_desc(d: &str) -> Desc {
+    let parsed = if let Some(rest) = d.strip_prefix("->relay:tcp:") {
+        host_port(rest).map(|(h, p)| Desc::Relay(h, p))
+    } else if let Some(rest) = d.strip_prefix("->tcp:") {
+        host_port(rest).map(|(h, p)| Desc::Dialled(h, p))
+    } else if let Some(rest) = d.strip_prefix("<-") {
+        host_port(rest).map(|(h, p)| Desc::Accepted(h, p))
+    } else {
+        None
+    };
+    parsed.unwrap_or_else(|| panic!("not a Python-style connection description: {d:?}"))
+}
+
+/// `first` is printed before `then` in `stderr`.
+fn assert_before(stderr: &str, first: &str, then: &str) {
+    let a = stderr
+        .find(first)
+        .unwrap_or_else(|| panic!("no {first:?} in:\n{stderr}"));
+    let b = stderr
+        .find(then)
+        .unwrap_or_else(|| panic!("no {then:?} in:\n{stderr}"));
+    assert!(a < b, "{first:?} must come before {then:?}:\n{stderr}");
+}
+
+/// One side dialled, the other accepted: the forms must be complementary.
+fn assert_direct_pair(sending: &Desc, receiving: &Desc) {
+    match (sending, receiving) {
+        (Desc::Dialled(..), Desc::Accepted(..)) | (Desc::Accepted(..), Desc::Dialled(..)) => {}
+        other => panic!("not one direct connection seen from both ends: {other:?}"),
+    }
+}
+
+#[test]
+fn ours_to_ours_direct() {
+    let s = setup(300_000, 41);
+    let (sender, receiver) = transfer(&s, Side::Ours, Side::Ours, false);
+    let sd = description(&sender.stderr, "Sending");
+    let rd = description(&receiver.stderr, "Receiving");
+    assert_direct_pair(&parse_desc(&sd), &parse_desc(&rd));
+    // Python's order: the connection line, the data, then the ack.
+    assert_before(
+        &sender.stderr,
+        "Sending (",
+        "File sent.. waiting for confirmation",
+    );
+    assert_before(
+        &sender.stderr,
+        "File sent.. waiting for confirmation",
+        "Confirmation received. Transfer complete.",
+    );
+    assert_before(&receiver.stderr, "Receiving (", "Received file written to");
+}
+
+#[test]
+fn ours_to_ours_no_listen_goes_through_the_relay() {
+    let s = setup(200_000, 42);
+    let (sender, receiver) = transfer(&s, Side::Ours, Side::Ours, true);
+    let want = format!("->relay:tcp:127.0.0.1:{}", s.relay.port());
+    assert_eq!(description(&sender.stderr, "Sending"), want, "{sender}");
+    assert_eq!(description(&receiver.stderr, "Receiving"), want, "{receiver}");
+    assert!(
+        sender.stderr.contains(&format!("Sending ({want})..\n")),
+        "{sender}"
+    );
+}
+
+#[test]
+fn ours_and_python_print_the_same_relay_line() {
+    let s = setup(100_000, 43);
+    let want = format!("->relay:tcp:127.0.0.1:{}", s.relay.port());
+    let (sender, receiver) = transfer(&s, Side::Ours, Side::Python, true);
+    assert_eq!(
+        description(&receiver.stderr, "Receiving"),
+        want,
+        "Python: {receiver}"
+    );
+    assert_eq!(description(&sender.stderr, "Sending"), want, "ours: {sender}");
+}
+
+#[test]
+fn ours_and_python_direct_lines_are_complementary() {
+    let s = setup(100_000, 44);
+    let (sender, receiver) = transfer(&s, Side::Python, Side::Ours, false);
+    let python = parse_desc(&description(&sender.stderr, "Sending"));
+    let ours = parse_desc(&description(&receiver.stderr, "Receiving"));
+    assert_direct_pair(&python, &ours);
+    std::fs::remove_file(s.dst.path().join(FILE)).unwrap();
+    let (sender, receiver) = transfer(&s, Side::Ours, Side::Python, false);
+    let ours = parse_desc(&description(&sender.stderr, "Sending"));
+    let python = parse_desc(&description(&receiver.stderr, "Receiving"));
+    assert_direct_pair(&ours, &python);
+}
