@@ -4,13 +4,20 @@
 //! `<-HOST:PORT` (the peer dialled us) or `->relay:tcp:HOST:PORT`. Checked ours ⇄ ours (direct
 //! and `--no-listen` through a relay) and against Python 0.24, whose lines must have the same form.
 //!
+//! Also: a peer whose transit key differs (here our library sending with another key purpose)
+//! makes our receiver fail within seconds with a clear error instead of waiting for a timeout.
+//!
 //! Runs inside `scripts/netns-run`; needs `cargo build --workspace` first (see the harness docs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use wormhole::transfer::{SendItem, SendOptions, TransferError, send_item};
+use wormhole::transit::{TransitConfig, TransitError};
+use wormhole::{DEFAULT_APPID, Wormhole, WormholeOptions};
 use wormhole_interop::*;
+use wormhole_proto::transit::TransitPurpose;
 
 const FILE: &str = "payload.bin";
 
@@ -200,4 +207,59 @@ fn ours_and_python_direct_lines_are_complementary() {
     let ours = parse_desc(&description(&sender.stderr, "Sending"));
     let python = parse_desc(&description(&receiver.stderr, "Receiving"));
     assert_direct_pair(&ours, &python);
+}
+
+#[test]
+fn a_peer_with_another_transit_key_fails_fast_with_a_clear_error() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let path = src.path().join(FILE);
+    write_test_file(&path, 50_000, 45);
+    // Nothing listens there: the relay attempt is refused at once, so only the direct
+    // connections (which prove the wrong key) are left.
+    let no_relay = format!("tcp:127.0.0.1:{}", free_port());
+    let code = unique_code();
+    let receiver = PeerCommand::new(our_bin("wormhole"))
+        .name("ours receiver")
+        .args(["--relay-url", server.url(), "--transit-helper", &no_relay])
+        .args(["receive", "--accept-file", "--hide-progress", &code])
+        .current_dir(dst.path())
+        .timeout(Duration::from_secs(60))
+        .spawn();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sent = rt.block_on(async {
+        let w = Wormhole::create(DEFAULT_APPID, server.url(), WormholeOptions::default());
+        w.set_code(&code).await.unwrap();
+        w.get_verifier().await.unwrap();
+        let item = SendItem::prepare(&path, false).unwrap();
+        let opts = SendOptions {
+            // Not the key the CLI derives: every handshake will differ in its key part.
+            purpose: TransitPurpose::Custom("someone-else/transit-key".into()),
+            transit: TransitConfig::default(),
+            ..SendOptions::default()
+        };
+        let r = tokio::time::timeout(Duration::from_secs(30), send_item(&w, &item, opts)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), w.close()).await;
+        r
+    });
+    let out = receiver.wait();
+    println!("receiver after {:?}:\n{}", out.elapsed, out.stderr);
+    assert!(!out.timed_out && !out.success(), "the receiver must fail:\n{out}");
+    assert!(
+        out.stderr.contains("transit handshake did not match"),
+        "no clear error:\n{out}"
+    );
+    assert!(out.stderr.contains("different transit keys"), "{out}");
+    assert!(
+        out.elapsed < Duration::from_secs(15),
+        "took {:?} (the handshake timeout is 60 s):\n{out}",
+        out.elapsed
+    );
+    assert!(!dst.path().join(FILE).exists(), "nothing may be written");
+    match sent {
+        Ok(Err(TransferError::Transit(TransitError::KeyMismatch(_)))) => {}
+        other => panic!("the library sender must fail with KeyMismatch, got {other:?}\n{out}"),
+    }
 }

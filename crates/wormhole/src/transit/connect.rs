@@ -193,7 +193,7 @@ impl Transit {
                                     Ok(Ok(n)) => Report::Connected(n.into_candidate(ConnectionKind::DirectInbound, addr.to_string())),
                                     // Only a wrong key is worth reporting: anything else that
                                     // dials our port (scanners, stale peers) is noise.
-                                    Ok(Err(Failure::KeyMismatch(m))) => Report::Mismatch(format!("from {addr}: {m}")),
+                                    Ok(Err(Failure::KeyMismatch(_))) => Report::Mismatch(format!("from {}:{}", addr.ip().to_canonical(), addr.port())),
                                     _ => return,
                                 };
                                 let _ = tx.send(report).await;
@@ -225,7 +225,7 @@ impl Transit {
                 let done = tokio::time::timeout(t, fut)
                     .await
                     .map_err(|_| Failure::Other(format!("{addr}: timed out")))?;
-                let n = done.map_err(|f| f.context(&addr))?;
+                let n = done.map_err(|f| f.context(&format!("to {addr}")))?;
                 let _ = tx
                     .send(Report::Connected(
                         n.into_candidate(ConnectionKind::DirectOutbound, addr),
@@ -252,7 +252,7 @@ impl Transit {
                 let done = tokio::time::timeout(t, fut)
                     .await
                     .map_err(|_| Failure::Other(format!("relay {addr}: timed out")))?;
-                let n = done.map_err(|f| f.context(&format!("relay {addr}")))?;
+                let n = done.map_err(|f| f.context(&format!("via relay {addr}")))?;
                 let _ = tx
                     .send(Report::Connected(n.into_candidate(ConnectionKind::Relay, addr)))
                     .await;
@@ -354,16 +354,17 @@ enum Report {
 #[derive(Debug)]
 enum Failure {
     /// The peer's handshake matched ours up to the key-derived part and differed there: it was
-    /// made with another transit key.
+    /// made with another transit key. Says on which connection (`to …`, `from …`).
     KeyMismatch(String),
     /// Anything else (refused, closed, timed out, not a transit peer).
     Other(String),
 }
 
 impl Failure {
+    /// Name the connection (`to HOST:PORT`, `via relay HOST:PORT`).
     fn context(self, what: &str) -> Failure {
         match self {
-            Failure::KeyMismatch(m) => Failure::KeyMismatch(format!("{what}: {m}")),
+            Failure::KeyMismatch(_) => Failure::KeyMismatch(what.to_owned()),
             Failure::Other(m) => Failure::Other(format!("{what}: {m}")),
         }
     }
@@ -405,7 +406,7 @@ async fn sleep_until_opt(at: Option<tokio::time::Instant>) {
 }
 
 fn key_mismatch(details: &[String]) -> TransitError {
-    TransitError::KeyMismatch(details.join("; "))
+    TransitError::KeyMismatch(details.join(", "))
 }
 
 /// When to dial each relay endpoint: ours ∪ the peer's, deduplicated, grouped by priority (high
@@ -518,10 +519,7 @@ fn classify_handshake(f: ExpectFail, expected: &[u8]) -> Failure {
                 .len()
                 .saturating_sub(HANDSHAKE_KEY_HEX + HANDSHAKE_TAIL.len());
             if key_start > 0 && (key_start..key_start + HANDSHAKE_KEY_HEX).contains(&e.offset) {
-                Failure::KeyMismatch(format!(
-                    "peer handshake made with a different transit key (differs at byte {})",
-                    e.offset
-                ))
+                Failure::KeyMismatch(String::new())
             } else {
                 Failure::Other(format!(
                     "{}: unexpected byte at offset {} (not a transit peer of this role)",

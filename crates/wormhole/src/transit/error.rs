@@ -19,9 +19,12 @@ pub enum TransitError {
     /// incompatible client. Use the same AppID on both sides, or another client.
     #[error(
         "the peer's transit handshake did not match ours: the two sides derived different transit \
-         keys (a different AppID, or an incompatible client) ({0})"
+         keys (a different AppID, or an incompatible client); seen on the connections {0}"
     )]
-    KeyMismatch(String),
+    KeyMismatch(
+        /// The connections whose handshake proved it (`to HOST:PORT`, `from HOST:PORT`).
+        String,
+    ),
     /// Connecting took longer than the overall limit.
     #[error("timed out establishing a transit connection after {0} s")]
     ConnectTimeout(u64),
