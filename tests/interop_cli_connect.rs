@@ -2,7 +2,7 @@
 //! sender prints `Sending (DESC)..` and the receiver `Receiving (DESC)..` on stderr, as the Python
 //! CLI does (even with `--hide-progress`), where DESC is `->tcp:HOST:PORT` (we dialled the peer),
 //! `<-HOST:PORT` (the peer dialled us) or `->relay:tcp:HOST:PORT`. Checked ours ⇄ ours (direct
-//! and `--no-listen` through a relay) and against Python 0.24, whose lines must have the same form.
+//! and `--no-listen` through a relay, a file and a directory) and against Python 0.24, whose lines must have the same form.
 //!
 //! Also: a peer whose transit key differs (here our library sending with another key purpose)
 //! makes our receiver fail within seconds with a clear error instead of waiting for a timeout.
@@ -58,6 +58,11 @@ fn bin(side: Side) -> std::path::PathBuf {
 
 /// Send `FILE` from `from` to `to`; `no_listen` forces the relay. Returns (sender, receiver).
 fn transfer(s: &Setup, from: Side, to: Side, no_listen: bool) -> (PeerOutput, PeerOutput) {
+    transfer_what(s, from, to, no_listen, FILE)
+}
+
+/// Send `what` (a name in `src`) and check it arrived whole in `dst`.
+fn transfer_what(s: &Setup, from: Side, to: Side, no_listen: bool, what: &str) -> (PeerOutput, PeerOutput) {
     let code = unique_code();
     let global = Peers::python_global_args(s.server.url(), Some(&s.relay.python_hint()));
     let mut send = PeerCommand::new(bin(from))
@@ -76,7 +81,7 @@ fn transfer(s: &Setup, from: Side, to: Side, no_listen: bool) -> (PeerOutput, Pe
         send = send.arg("--no-listen");
         receive = receive.arg("--no-listen");
     }
-    let sender = send.arg(FILE).spawn();
+    let sender = send.arg(what).spawn();
     let receiver = receive.arg(&code).run();
     let sender = sender.wait();
     let context = format!("{sender}\n{receiver}\n--- relay log:\n{}", s.relay.logs());
@@ -84,11 +89,15 @@ fn transfer(s: &Setup, from: Side, to: Side, no_listen: bool) -> (PeerOutput, Pe
         sender.success() && receiver.success(),
         "transfer failed:\n{context}"
     );
-    assert_eq!(
-        sha256_file(s.dst.path().join(FILE)),
-        s.sha,
-        "content differs:\n{context}"
-    );
+    let (got, want) = if what == FILE {
+        (sha256_file(s.dst.path().join(FILE)), s.sha.clone())
+    } else {
+        (
+            sha256_dir(s.dst.path().join(what)),
+            sha256_dir(s.src.path().join(what)),
+        )
+    };
+    assert_eq!(got, want, "content differs:\n{context}");
     (sender, receiver)
 }
 
@@ -167,6 +176,28 @@ fn ours_to_ours_direct() {
         "Confirmation received. Transfer complete.",
     );
     assert_before(&receiver.stderr, "Receiving (", "Received file written to");
+}
+
+#[test]
+fn ours_to_ours_directory() {
+    let s = setup(1, 46);
+    make_test_tree(s.src.path().join("tree"));
+    let (sender, receiver) = transfer_what(&s, Side::Ours, Side::Ours, false, "tree");
+    let sd = description(&sender.stderr, "Sending");
+    let rd = description(&receiver.stderr, "Receiving");
+    assert_direct_pair(&parse_desc(&sd), &parse_desc(&rd));
+    assert_before(
+        &sender.stderr,
+        "Sending (",
+        "File sent.. waiting for confirmation",
+    );
+    // Python's receiver order for a directory.
+    assert_before(&receiver.stderr, "Receiving (", "Unpacking zipfile..");
+    assert_before(
+        &receiver.stderr,
+        "Unpacking zipfile..",
+        "Received files written to",
+    );
 }
 
 #[test]

@@ -95,8 +95,9 @@ fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig>
 
 /// Print the Python CLI's lines as the transfer goes: `Sending (->tcp:HOST:PORT)..` (or
 /// `Receiving (…)..`) once transit is connected, before any data (shown even with
-/// `--hide-progress`, like Python), and for the sender `File sent.. waiting for confirmation`
-/// when the data is out. Lines are printed around the progress bar, never through it.
+/// `--hide-progress`, like Python); `File sent.. waiting for confirmation` when the sender's data
+/// is out; `Unpacking zipfile..` before a received directory is extracted. Lines are printed
+/// around the progress bar, never through it.
 fn transfer_lines(bar: &indicatif::ProgressBar, verb: &'static str) -> EventHandler {
     let bar = bar.clone();
     Arc::new(move |event| match event {
@@ -107,6 +108,10 @@ fn transfer_lines(bar: &indicatif::ProgressBar, verb: &'static str) -> EventHand
         TransferEvent::DataSent => {
             finish_bar(&bar);
             eprintln!("File sent.. waiting for confirmation");
+        }
+        TransferEvent::Unpacking => {
+            finish_bar(&bar);
+            eprintln!("Unpacking zipfile..");
         }
         _ => {}
     })

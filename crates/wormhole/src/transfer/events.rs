@@ -1,8 +1,8 @@
 //! What the transfer flows tell their caller while they run: the transit connection once it is
-//! established (before any data flows) and, for the sender, the end of the data (before the
-//! receiver's confirmation), so a CLI can print its lines at the right moments. Also the Python
-//! CLI's description of a transit connection (`->tcp:HOST:PORT`, `<-HOST:PORT`,
-//! `->relay:tcp:HOST:PORT`).
+//! established (before any data flows), for the sender the end of the data (before the
+//! receiver's confirmation), for a directory's receiver the start of the extraction, so a CLI
+//! can print its lines at the right moments. Also the Python CLI's description of a transit
+//! connection (`->tcp:HOST:PORT`, `<-HOST:PORT`, `->relay:tcp:HOST:PORT`).
 //!
 //! Only reporting lives here: nothing is printed, and a handler cannot change the flow.
 
@@ -54,6 +54,9 @@ pub enum TransferEvent {
     Connected(ConnectionInfo),
     /// Sender only: every byte is written; now waiting for the receiver's confirmation.
     DataSent,
+    /// Receiver of a directory only: the whole zip arrived and was confirmed; now it is checked
+    /// and extracted.
+    Unpacking,
 }
 
 /// A handler for [`TransferEvent`]s, called on the transfer's task; it should return quickly.

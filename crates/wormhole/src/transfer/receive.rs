@@ -25,7 +25,8 @@ pub struct ReceiveOptions {
     pub purpose: TransitPurpose,
     /// Progress callback (bytes received, total).
     pub progress: Option<Progress>,
-    /// Told when transit is connected, before the data flows.
+    /// Told when transit is connected (before the data flows) and, for a directory, when the
+    /// received zip is being checked and extracted.
     pub events: Option<EventHandler>,
     /// `-o/--output-file`.
     pub output: Option<PathBuf>,
@@ -241,6 +242,7 @@ pub async fn receive_offer<P: MessagePipe>(
         });
     }
 
+    emit(opts.events.as_ref(), TransferEvent::Unpacking);
     let mut file: File = file;
     file.seek(SeekFrom::Start(0)).map_err(TransferError::file(&tmp))?;
     let dir_tmp = temp_sibling(dest, "dir");
