@@ -49,3 +49,72 @@ impl MessagePipe for Wormhole {
         Wormhole::appid(self)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use tokio::time::timeout;
+    use wormhole_server::{MailboxArgs, MailboxServer, bind};
+
+    use super::*;
+    use crate::WormholeOptions;
+    use crate::transfer::{Decision, ReceiveOptions, TransferError, receive, send_text};
+
+    const T: Duration = Duration::from_secs(20);
+
+    async fn server() -> String {
+        let mut args = MailboxArgs::defaults();
+        args.listen = "127.0.0.1:0".into();
+        args.channel_db = ":memory:".into();
+        let srv = MailboxServer::start(&args).unwrap();
+        let listener = bind(&args.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(srv.serve(listener));
+        format!("ws://{addr}/v1")
+    }
+
+    fn open(url: &str) -> Wormhole {
+        Wormhole::create("example.com/pipe-errors", url, WormholeOptions::default())
+    }
+
+    #[tokio::test]
+    async fn a_wrong_code_reaches_the_transfer_caller_typed() {
+        let url = server().await;
+        let (a, b) = (open(&url), open(&url));
+        a.set_code("5-purple-sausages").await.unwrap();
+        b.set_code("5-purple-pancakes").await.unwrap();
+        let (sent, got) = tokio::join!(
+            timeout(T, send_text(&a, "hi")),
+            timeout(T, receive(&b, ReceiveOptions::default(), |_| Decision::Reject)),
+        );
+        let sent = sent.unwrap().unwrap_err();
+        let got = got.unwrap().unwrap_err();
+        for e in [&sent, &got] {
+            assert!(
+                matches!(e, TransferError::Wormhole(WormholeError::WrongPassword)),
+                "{e:?}"
+            );
+            assert_eq!(e.wormhole_error(), Some(&WormholeError::WrongPassword));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_closed_wormhole_and_a_missing_key_stay_typed() {
+        let url = server().await;
+        let a = open(&url);
+        assert_eq!(
+            MessagePipe::derive_key(&a, "p", 32),
+            Err(PipeError::Wormhole(WormholeError::NoKey))
+        );
+        a.allocate_code(2).await.unwrap();
+        let _ = timeout(T, a.close()).await.unwrap();
+        let e = timeout(T, send_text(&a, "late")).await.unwrap().unwrap_err();
+        assert!(
+            matches!(e, TransferError::Wormhole(WormholeError::Closed)),
+            "{e:?}"
+        );
+    }
+}
