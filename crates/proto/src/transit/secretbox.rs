@@ -270,20 +270,60 @@ fn xor_into(data: &mut [u8], ks: &[u8]) {
     }
 }
 
+/// Bytes of keystream made at the start of a record: the Poly1305 key, then data.
+const FIRST: usize = 1024;
+
 impl Salsa {
+    /// Whether the sixteen-block AVX-512 core may be used.
+    fn wide(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        return std::is_x86_feature_detected!("avx512f") && !force_portable();
+        #[cfg(not(target_arch = "x86_64"))]
+        false
+    }
+
+    /// The keystream of the next block alone (scalar: for the last bytes of a record).
+    fn next1(&mut self) -> [u8; 64] {
+        let mut x = self.state;
+        x[8] = self.block as u32;
+        x[9] = (self.block >> 32) as u32;
+        let init = x;
+        for _ in 0..10 {
+            qr1(&mut x, 0, 4, 8, 12);
+            qr1(&mut x, 5, 9, 13, 1);
+            qr1(&mut x, 10, 14, 2, 6);
+            qr1(&mut x, 15, 3, 7, 11);
+            qr1(&mut x, 0, 1, 2, 3);
+            qr1(&mut x, 5, 6, 7, 4);
+            qr1(&mut x, 10, 11, 8, 9);
+            qr1(&mut x, 15, 12, 13, 14);
+        }
+        let mut out = [0u8; 64];
+        for i in 0..16 {
+            out[4 * i..4 * i + 4].copy_from_slice(&x[i].wrapping_add(init[i]).to_le_bytes());
+        }
+        self.block = self.block.wrapping_add(1);
+        out
+    }
+
     /// XOR the keystream from the current block on into `data`, advancing the block counter by
     /// the blocks started.
     fn xor(&mut self, mut data: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        if data.len() >= super::salsa_avx512::CHUNK
-            && std::is_x86_feature_detected!("avx512f")
-            && !force_portable()
-        {
-            // SAFETY: `xor_chunks` only needs AVX-512F, which the CPU was just checked to have.
+        if data.len() >= super::salsa_avx512::CHUNK && self.wide() {
+            // SAFETY: `xor_chunks` only needs AVX-512F, which `wide` checked the CPU has.
             #[allow(unsafe_code)]
             let done = unsafe { super::salsa_avx512::xor_chunks(&self.state, self.block, data) };
             self.block = self.block.wrapping_add((done / 64) as u64);
             data = &mut data[done..];
+        }
+        // A short tail one block at a time; anything longer eight blocks at a time.
+        if data.len() <= 128 {
+            for part in data.chunks_mut(64) {
+                let ks = self.next1();
+                xor_into(part, &ks);
+            }
+            return;
         }
         let mut ks = [0u8; 64 * LANES];
         while !data.is_empty() {
@@ -296,31 +336,47 @@ impl Salsa {
     }
 }
 
-/// Start the secretbox stream for (`key`, `nonce`): the Salsa20 generator and its first eight
-/// blocks, whose first 32 bytes are the Poly1305 key.
-fn start(key: &[u8; 32], nonce: &[u8; 24]) -> (Salsa, [u8; 64 * LANES]) {
+/// The start of a record's secretbox stream: the Salsa20 generator and the keystream of its first
+/// blocks (sixteen with AVX-512, else eight), whose first 32 bytes are the Poly1305 key.
+struct Start {
+    salsa: Salsa,
+    first: [u8; FIRST],
+    len: usize,
+}
+
+fn start(key: &[u8; 32], nonce: &[u8; 24]) -> Start {
     let mut n16 = [0u8; 16];
     n16.copy_from_slice(&nonce[..16]);
     let subkey = hsalsa20(key, &n16);
     let mut salsa = Salsa::new(&subkey, &nonce[16..]);
-    let mut first = [0u8; 64 * LANES];
-    salsa.next4(&mut first);
-    (salsa, first)
+    let mut first = [0u8; FIRST];
+    let len = if salsa.wide() {
+        salsa.xor(&mut first); // keystream XOR zeros: the keystream itself
+        FIRST
+    } else {
+        let mut ks = [0u8; 64 * LANES];
+        salsa.next4(&mut ks);
+        first[..ks.len()].copy_from_slice(&ks);
+        ks.len()
+    };
+    Start { salsa, first, len }
 }
 
-/// XOR the whole keystream into `buf`: the rest of the first batch after the Poly1305 key, then
-/// the generator from where it stands.
-fn apply_keystream(salsa: &mut Salsa, first: &[u8; 64 * LANES], buf: &mut [u8]) {
-    let n = buf.len().min(first.len() - 32);
-    let (head, rest) = buf.split_at_mut(n);
-    xor_into(head, &first[32..]);
-    salsa.xor(rest);
-}
+impl Start {
+    fn poly_key(&self) -> [u8; 32] {
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(&self.first[..32]);
+        pk
+    }
 
-fn poly_key(first: &[u8; 64 * LANES]) -> [u8; 32] {
-    let mut pk = [0u8; 32];
-    pk.copy_from_slice(&first[..32]);
-    pk
+    /// XOR the whole keystream into `buf`: the rest of the first blocks after the Poly1305 key,
+    /// then the generator from where it stands.
+    fn apply(mut self, buf: &mut [u8]) {
+        let n = buf.len().min(self.len - 32);
+        let (head, rest) = buf.split_at_mut(n);
+        xor_into(head, &self.first[32..]);
+        self.salsa.xor(rest);
+    }
 }
 
 fn mac(poly_key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
@@ -336,21 +392,22 @@ fn mac(poly_key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
 
 /// Encrypt `buf` in place; returns the 16-byte tag.
 pub fn seal(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8]) -> [u8; 16] {
-    let (mut salsa, first) = start(key, nonce);
-    apply_keystream(&mut salsa, &first, buf);
-    mac(&poly_key(&first), buf)
+    let st = start(key, nonce);
+    let pk = st.poly_key();
+    st.apply(buf);
+    mac(&pk, buf)
 }
 
 /// Check `tag` and decrypt `buf` in place. On a bad tag `buf` is left as it was and `false` is
 /// returned.
 pub fn open(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8], tag: &[u8; 16]) -> bool {
-    let (mut salsa, first) = start(key, nonce);
-    let expect = mac(&poly_key(&first), buf);
+    let st = start(key, nonce);
+    let expect = mac(&st.poly_key(), buf);
     let diff = expect.iter().zip(tag).fold(0u8, |a, (x, y)| a | (x ^ y));
     if diff != 0 {
         return false;
     }
-    apply_keystream(&mut salsa, &first, buf);
+    st.apply(buf);
     true
 }
 
@@ -398,17 +455,20 @@ mod tests {
     #[test]
     fn counter_carry_matches_portable() {
         let subkey: [u8; 32] = core::array::from_fn(|i| (i * 5 + 1) as u8);
-        for start in [0u64, 5, 0xFFFF_FFF8, 0xFFFF_FFFF, u64::MAX - 3] {
+        for (start, len) in [0u64, 5, 0xFFFF_FFF8, 0xFFFF_FFFF, u64::MAX - 3]
+            .into_iter()
+            .flat_map(|s| [(s, 3000), (s, 1024 + 100), (s, 2048 + 128), (s, 64)])
+        {
             let run = |portable: bool| {
                 PORTABLE.with(|p| p.set(portable));
                 let mut s = Salsa::new(&subkey, &[7u8; 8]);
                 s.block = start;
-                let mut buf = vec![0u8; 3000];
+                let mut buf = vec![0u8; len];
                 s.xor(&mut buf);
                 PORTABLE.with(|p| p.set(false));
-                (buf, s.block)
+                buf
             };
-            assert_eq!(run(false), run(true), "start {start:#x}");
+            assert_eq!(run(false), run(true), "start {start:#x}, {len} bytes");
         }
     }
 

@@ -1,14 +1,21 @@
-//! Bulk data over an established transit connection, pipelined: a blocking worker thread does the
-//! file I/O, SHA-256 and record encryption/decryption while the async side moves large buffers
-//! through the socket. Buffers are recycled (no per-record allocation), so memory stays flat
-//! (a few MiB) whatever the size of the transfer.
+//! Bulk data over an established transit connection, pipelined over three stages so both cores of
+//! a small machine stay busy whichever side is the bottleneck:
 //!
-//! Sending uses 16 KiB plaintext records (what every peer sends). Receiving accepts any record
-//! size up to the connection's cap; a [`RecordWalker`] on the socket side checks each length
-//! prefix before its record is buffered and stops reading exactly at the declared size.
+//! - sending: a reader thread reads the source straight into record slots and hashes it, a sealer
+//!   thread encrypts the records in place, the async side writes whole buffers to the socket;
+//! - receiving: the async side reads the socket into large buffers (checking every length prefix
+//!   with a [`RecordWalker`] before it is buffered, and never reading past the declared end), an
+//!   opener thread decrypts records where they landed, a writer thread hashes the plaintext and
+//!   writes it out with one `writev` per buffer.
+//!
+//! Buffers are recycled (no per-record allocation), so memory stays flat (a few MiB) whatever the
+//! size of the transfer. Sending uses 16 KiB plaintext records (what every peer sends); receiving
+//! accepts any record size up to the connection's cap.
 
 use std::io::{IoSlice, Read, Write};
+use std::ops::Range;
 use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -24,13 +31,82 @@ pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Records per send buffer (~1 MiB).
 const BATCH_RECORDS: usize = 64;
-/// Buffers in flight per direction.
-const BUFFERS: usize = 4;
-/// Socket read size on receive.
+/// Buffers in flight per direction (one per stage, plus one queued between each).
+const BUFFERS: usize = 6;
+/// Socket read buffer size on receive.
 const READ_BUF: usize = 1 << 20;
+/// After a read, keep filling the same buffer with what is already waiting up to this much, so the
+/// threads behind get large batches instead of one per TCP segment burst.
+const READ_FILL: usize = READ_BUF / 2;
+/// Header + nonce + tag in front of each record's plaintext.
+const REC: usize = RECORD_HEADER + RECORD_OVERHEAD;
 
 fn worker_err(e: tokio::task::JoinError) -> TransitError {
     TransitError::Worker(e.to_string())
+}
+
+/// A send buffer: `used` bytes of records carrying `plain` plaintext bytes.
+struct Filled {
+    buf: Vec<u8>,
+    used: usize,
+    plain: u64,
+}
+
+/// Seal the records the reader laid out in `buf[..used]`: full [`SEND_CHUNK`] records, the last
+/// one possibly shorter.
+fn seal_buffer(sealer: &mut RecordSealer, f: &mut Filled) -> Result<(), TransitError> {
+    let mut off = 0;
+    let mut left = f.plain;
+    while left > 0 {
+        let n = left.min(SEND_CHUNK as u64) as usize;
+        let end = off + REC + n;
+        let Some(record) = f.buf.get_mut(off..end) else {
+            return Err(TransitError::Worker("send buffer layout".into()));
+        };
+        sealer.seal_in_place(record)?;
+        off = end;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Read up to [`BATCH_RECORDS`] records' worth of plaintext from `reader` into record slots of
+/// `buf`, hashing it. Returns (bytes used, plaintext bytes).
+fn fill_buffer<R: Read>(
+    reader: &mut R,
+    hasher: &mut Sha256,
+    buf: &mut [u8],
+    left: &mut u64,
+) -> Result<(usize, u64), TransitError> {
+    let mut used = 0;
+    let mut plain = 0u64;
+    for _ in 0..BATCH_RECORDS {
+        if *left == 0 {
+            break;
+        }
+        let n = (*left).min(SEND_CHUNK as u64) as usize;
+        let record = &mut buf[used..used + REC + n];
+        reader.read_exact(&mut record[REC..]).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                std::io::Error::other(format!("source ended {left} bytes early (file shrank?)"))
+            } else {
+                e
+            }
+        })?;
+        hasher.update(&record[REC..]);
+        used += REC + n;
+        *left -= n as u64;
+        plain += n as u64;
+    }
+    Ok((used, plain))
+}
+
+/// A receive buffer after decryption: plaintext `ranges` of `buf`, preceded by the plaintext of a
+/// record that straddled the previous buffer (`head`, at `head_range`).
+struct Opened {
+    buf: Vec<u8>,
+    ranges: Vec<Range<usize>>,
+    head: Option<(Vec<u8>, Range<usize>)>,
 }
 
 impl TransitConnection {
@@ -42,62 +118,48 @@ impl TransitConnection {
         len: u64,
         progress: Option<Progress>,
     ) -> Result<[u8; 32], TransitError> {
-        let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize, u64)>(BUFFERS - 1);
-        let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
-        let mut sealer = self.sealer.clone();
-        let worker =
-            tokio::task::spawn_blocking(move || -> Result<([u8; 32], RecordSealer), TransitError> {
-                let mut reader = reader;
-                let mut hasher = Sha256::new();
-                let mut left = len;
-                let mut made = 0;
-                let rec = RECORD_HEADER + RECORD_OVERHEAD;
-                while left > 0 {
-                    let mut buf = match free_rx.try_recv() {
+        let (full_tx, mut full_rx) = mpsc::channel::<Filled>(2);
+        let (plain_tx, plain_rx) = std_mpsc::sync_channel::<Filled>(2);
+        let (free_tx, free_rx) = std_mpsc::channel::<Vec<u8>>();
+        let reader_task = tokio::task::spawn_blocking(move || -> Result<[u8; 32], TransitError> {
+            let mut reader = reader;
+            let mut hasher = Sha256::new();
+            let mut left = len;
+            let mut made = 0;
+            while left > 0 {
+                let mut buf = match free_rx.try_recv() {
+                    Ok(b) => b,
+                    Err(_) if made < BUFFERS => {
+                        made += 1;
+                        vec![0u8; BATCH_RECORDS * (REC + SEND_CHUNK)]
+                    }
+                    Err(_) => match free_rx.recv() {
                         Ok(b) => b,
-                        Err(_) if made < BUFFERS => {
-                            made += 1;
-                            vec![0u8; BATCH_RECORDS * (rec + SEND_CHUNK)]
-                        }
-                        Err(_) => match free_rx.recv() {
-                            Ok(b) => b,
-                            Err(_) => break, // the socket side stopped; it reports why
-                        },
-                    };
-                    let mut used = 0;
-                    let mut pt = 0u64;
-                    for _ in 0..BATCH_RECORDS {
-                        if left == 0 {
-                            break;
-                        }
-                        let n = left.min(SEND_CHUNK as u64) as usize;
-                        let record = &mut buf[used..used + rec + n];
-                        reader.read_exact(&mut record[rec..]).map_err(|e| {
-                            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                                std::io::Error::other(format!(
-                                    "source ended {left} bytes early (file shrank?)"
-                                ))
-                            } else {
-                                e
-                            }
-                        })?;
-                        hasher.update(&record[rec..]);
-                        sealer.seal_in_place(record)?;
-                        used += rec + n;
-                        left -= n as u64;
-                        pt += n as u64;
-                    }
-                    if full_tx.blocking_send((buf, used, pt)).is_err() {
-                        break;
-                    }
+                        Err(_) => break, // a later stage stopped; it reports why
+                    },
+                };
+                let (used, plain) = fill_buffer(&mut reader, &mut hasher, &mut buf, &mut left)?;
+                if plain_tx.send(Filled { buf, used, plain }).is_err() {
+                    break;
                 }
-                Ok((hasher.finalize().into(), sealer))
-            });
+            }
+            Ok(hasher.finalize().into())
+        });
+        let mut sealer = self.sealer.clone();
+        let sealer_task = tokio::task::spawn_blocking(move || -> Result<RecordSealer, TransitError> {
+            while let Ok(mut f) = plain_rx.recv() {
+                seal_buffer(&mut sealer, &mut f)?;
+                if full_tx.blocking_send(f).is_err() {
+                    break;
+                }
+            }
+            Ok(sealer)
+        });
         let idle = self.idle_timeout;
         let mut done = 0u64;
         let mut write_err = None;
-        while let Some((buf, used, n)) = full_rx.recv().await {
-            match tokio::time::timeout(idle, self.stream.write_all(&buf[..used])).await {
+        while let Some(f) = full_rx.recv().await {
+            match tokio::time::timeout(idle, self.stream.write_all(&f.buf[..f.used])).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
                     write_err = Some(TransitError::Closed(e.to_string()));
@@ -108,19 +170,21 @@ impl TransitConnection {
                     break;
                 }
             }
-            done += n;
+            done += f.plain;
             if let Some(p) = &progress {
                 p(done, len);
             }
-            let _ = free_tx.send(buf);
+            let _ = free_tx.send(f.buf);
         }
         drop(full_rx);
         drop(free_tx);
-        let result = worker.await.map_err(worker_err)?;
+        let hashed = reader_task.await.map_err(worker_err)?;
+        let sealed = sealer_task.await.map_err(worker_err)?;
         if let Some(e) = write_err {
             return Err(e);
         }
-        let (hash, sealer) = result?;
+        let hash = hashed?;
+        let sealer = sealed?;
         if done != len {
             return Err(TransitError::Worker(format!("sent {done} of {len} bytes")));
         }
@@ -137,55 +201,69 @@ impl TransitConnection {
         progress: Option<Progress>,
     ) -> Result<([u8; 32], W), TransitError> {
         let mut walker = RecordWalker::new(self.max_record, len);
-        let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(BUFFERS - 1);
+        let (full_tx, mut full_rx) = mpsc::channel::<(Vec<u8>, usize)>(2);
+        let (open_tx, open_rx) = std_mpsc::sync_channel::<Opened>(2);
         let (free_tx, mut free_rx) = mpsc::unbounded_channel::<Vec<u8>>();
         let opener = self.opener.clone();
-        let worker = tokio::task::spawn_blocking(move || {
+        let opener_task = tokio::task::spawn_blocking(move || {
             let mut opener = opener;
-            let mut out = writer;
-            let mut hasher = Sha256::new();
             let mut carry: Vec<u8> = Vec::new();
-            let mut ranges: Vec<std::ops::Range<usize>> = Vec::with_capacity(128);
-            let mut done = 0u64;
-            while let Some((mut chunk, n)) = full_rx.blocking_recv() {
-                let data = &mut chunk[..n];
+            while let Some((mut buf, n)) = full_rx.blocking_recv() {
+                let data = &mut buf[..n];
                 let mut pos = 0;
+                let mut head = None;
                 if !carry.is_empty() && complete_carry(&mut carry, data, &mut pos, &opener)? {
-                    let pt = opener.open_record(&mut carry)?;
-                    hasher.update(pt);
-                    out.write_all(pt)?;
-                    done += pt.len() as u64;
-                    carry.clear();
+                    let pt_len = opener.open_record(&mut carry)?.len();
+                    let total = carry.len();
+                    head = Some((std::mem::take(&mut carry), total - pt_len..total));
                 }
+                let mut ranges = Vec::new();
                 if carry.is_empty() {
-                    ranges.clear();
                     while let Some(total) = opener.complete_record(&data[pos..])? {
-                        let pt = opener.open_record(&mut data[pos..pos + total])?;
-                        hasher.update(pt);
-                        done += pt.len() as u64;
-                        if total > RECORD_HEADER + RECORD_OVERHEAD {
-                            ranges.push(pos + RECORD_HEADER + RECORD_OVERHEAD..pos + total);
+                        opener.open_record(&mut data[pos..pos + total])?;
+                        if total > REC {
+                            ranges.push(pos + REC..pos + total);
                         }
                         pos += total;
                     }
-                    let data = &data[..];
-                    let mut slices: Vec<IoSlice<'_>> =
-                        ranges.iter().map(|r| IoSlice::new(&data[r.clone()])).collect();
-                    write_all_vectored(&mut out, &mut slices)?;
                     carry.extend_from_slice(&data[pos..]);
                 }
-                let _ = free_tx.send(chunk);
+                if open_tx.send(Opened { buf, ranges, head }).is_err() {
+                    return Ok(opener); // the writer stopped; its result says why
+                }
+            }
+            if !carry.is_empty() {
+                return Err(TransitError::Closed("in the middle of a record".into()));
+            }
+            Ok::<_, TransitError>(opener)
+        });
+        let writer_task = tokio::task::spawn_blocking(move || {
+            let mut out = writer;
+            let mut hasher = Sha256::new();
+            let mut done = 0u64;
+            while let Ok(o) = open_rx.recv() {
+                let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(o.ranges.len() + 1);
+                if let Some((h, r)) = &o.head {
+                    slices.push(IoSlice::new(&h[r.clone()]));
+                }
+                slices.extend(o.ranges.iter().map(|r| IoSlice::new(&o.buf[r.clone()])));
+                for s in &slices {
+                    hasher.update(&s[..]);
+                    done += s.len() as u64;
+                }
+                write_all_vectored(&mut out, &mut slices)?;
+                drop(slices);
+                let _ = free_tx.send(o.buf);
                 if let Some(p) = &progress {
                     p(done, len);
                 }
             }
-            if !carry.is_empty() || done != len {
+            if done != len {
                 return Err(TransitError::Closed(format!("received {done} of {len} bytes")));
             }
             out.flush()?;
-            let w = out;
             let hash: [u8; 32] = hasher.finalize().into();
-            Ok::<_, TransitError>((hash, w, opener))
+            Ok::<_, TransitError>((hash, out))
         });
 
         let idle = self.idle_timeout;
@@ -210,7 +288,7 @@ impl TransitConnection {
                 }
                 Err(_) => match free_rx.recv().await {
                     Some(b) => b,
-                    None => break, // worker stopped; its result says why
+                    None => break, // a later stage stopped; its result says why
                 },
             };
             if buf.len() < READ_BUF {
@@ -218,7 +296,7 @@ impl TransitConnection {
             }
             // Never read past the declared end: once the walker knows the remaining record bytes,
             // a well-behaved peer sends nothing more until our ack.
-            let n = match tokio::time::timeout(idle, self.stream.read(&mut buf)).await {
+            let mut n = match tokio::time::timeout(idle, self.stream.read(&mut buf)).await {
                 Ok(Ok(0)) => {
                     read_err = Some(TransitError::Closed("before all data arrived".into()));
                     break;
@@ -237,16 +315,31 @@ impl TransitConnection {
                 read_err = Some(e.into());
                 break;
             }
-            if full_tx.send((buf, n)).await.is_err() {
+            // Top the buffer up with whatever is already waiting (no blocking).
+            while n < READ_FILL && !walker.is_done() {
+                match self.stream.try_read(&mut buf[n..]) {
+                    Ok(0) | Err(_) => break, // EOF and errors surface on the next awaited read
+                    Ok(m) => {
+                        if let Err(e) = walker.feed(&buf[n..n + m]) {
+                            read_err = Some(e.into());
+                            break;
+                        }
+                        n += m;
+                    }
+                }
+            }
+            if read_err.is_some() || full_tx.send((buf, n)).await.is_err() {
                 break;
             }
         }
         drop(full_tx);
-        let result = worker.await.map_err(worker_err)?;
+        let opened = opener_task.await.map_err(worker_err)?;
+        let written = writer_task.await.map_err(worker_err)?;
         if let Some(e) = read_err {
             return Err(e);
         }
-        let (hash, w, opener) = result?;
+        let opener = opened?;
+        let (hash, w) = written?;
         self.opener = opener;
         Ok((hash, w))
     }
