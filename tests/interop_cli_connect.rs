@@ -4,16 +4,21 @@
 //! `<-HOST:PORT` (the peer dialled us) or `->relay:tcp:HOST:PORT`. Checked ours ⇄ ours (direct
 //! and `--no-listen` through a relay, a file and a directory) and against Python 0.24, whose lines must have the same form.
 //!
-//! Also: a peer whose transit key differs (here our library sending with another key purpose)
-//! makes our receiver fail within seconds with a clear error instead of waiting for a timeout.
+//! Also: a peer whose transit key differs makes us fail within seconds with a clear error instead
+//! of waiting for a timeout: our library sending with another key purpose to our CLI, and our
+//! library with a custom AppID (`{appid}/transit-key`, as Go and Rust derive it) against Python
+//! 0.24 with the same `--appid` (which always derives the default AppID's transit key).
 //!
 //! Runs inside `scripts/netns-run`; needs `cargo build --workspace` first (see the harness docs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use wormhole::transfer::{SendItem, SendOptions, TransferError, send_item};
+use wormhole::transfer::{
+    Decision, ReceiveOptions, SendItem, SendOptions, TransferError, receive, send_item,
+};
 use wormhole::transit::{TransitConfig, TransitError};
 use wormhole::{DEFAULT_APPID, Wormhole, WormholeOptions};
 use wormhole_interop::*;
@@ -293,4 +298,102 @@ fn a_peer_with_another_transit_key_fails_fast_with_a_clear_error() {
         Ok(Err(TransferError::Transit(TransitError::KeyMismatch(_)))) => {}
         other => panic!("the library sender must fail with KeyMismatch, got {other:?}\n{out}"),
     }
+}
+
+const CUSTOM_APPID: &str = "example.com/interop-connect-custom";
+
+/// Python 0.24 with `--appid CUSTOM_APPID` on our mailbox, no reachable relay.
+fn python_custom(server: &MailboxServer, dir: &Path) -> PeerCommand {
+    let no_relay = format!("tcp:127.0.0.1:{}", free_port());
+    PeerCommand::new(Peers::locate().python_wormhole)
+        .args(["--relay-url", server.url(), "--transit-helper", &no_relay])
+        .args(["--appid", CUSTOM_APPID])
+        .current_dir(dir)
+        .timeout(Duration::from_secs(60))
+}
+
+/// Our library on `CUSTOM_APPID` with `code`, once the peer is verified.
+async fn library_side(server: &MailboxServer, code: &str) -> Wormhole {
+    let w = Wormhole::create(CUSTOM_APPID, server.url(), WormholeOptions::default());
+    w.set_code(code).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), w.get_verifier())
+        .await
+        .expect("no peer within 30 s")
+        .unwrap();
+    w
+}
+
+fn assert_fast_key_mismatch<T: std::fmt::Debug>(r: Result<T, TransferError>, took: Duration, peer: &str) {
+    match r {
+        Err(TransferError::Transit(TransitError::KeyMismatch(ref seen))) => {
+            assert!(!seen.is_empty(), "no connection named");
+        }
+        other => panic!("expected KeyMismatch against {peer}, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(10), "took {took:?} against {peer}");
+}
+
+#[test]
+fn python_sender_with_another_transit_key_purpose_fails_fast() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_test_file(src.path().join(FILE), 20_000, 47);
+    let code = unique_code();
+    let python = python_custom(&server, src.path())
+        .name("Python sender")
+        .args(["send", "--code", &code, "--hide-progress", FILE])
+        .spawn();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (r, took) = rt.block_on(async {
+        let w = library_side(&server, &code).await;
+        let opts = ReceiveOptions {
+            cwd: dst.path().to_owned(),
+            ..ReceiveOptions::default()
+        };
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(Duration::from_secs(40), receive(&w, opts, |_| Decision::Accept))
+            .await
+            .expect("receive hung");
+        let took = t0.elapsed();
+        let _ = tokio::time::timeout(Duration::from_secs(5), w.close()).await;
+        (r, took)
+    });
+    drop(python); // still waiting for a transit connection: killed
+    assert_fast_key_mismatch(r, took, "a Python sender");
+    assert!(!dst.path().join(FILE).exists(), "nothing may be written");
+}
+
+#[test]
+fn python_receiver_with_another_transit_key_purpose_fails_fast() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    let path = src.path().join(FILE);
+    write_test_file(&path, 20_000, 48);
+    let code = unique_code();
+    let python = python_custom(&server, dst.path())
+        .name("Python receiver")
+        .args(["receive", "--accept-file", "--hide-progress", &code])
+        .spawn();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (r, took) = rt.block_on(async {
+        let w = library_side(&server, &code).await;
+        let item = SendItem::prepare(&path, false).unwrap();
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(
+            Duration::from_secs(40),
+            send_item(&w, &item, SendOptions::default()),
+        )
+        .await
+        .expect("send hung");
+        // Includes the offer and Python's acceptance, well under a second here.
+        let took = t0.elapsed();
+        let _ = tokio::time::timeout(Duration::from_secs(5), w.close()).await;
+        (r, took)
+    });
+    drop(python);
+    assert_fast_key_mismatch(r, took, "a Python receiver");
 }
