@@ -7,6 +7,8 @@
 pub mod handshake;
 pub mod hints;
 pub mod keys;
+#[cfg(target_arch = "x86_64")]
+mod poly1305_ifma;
 pub mod record;
 #[cfg(target_arch = "x86_64")]
 mod salsa_avx512;

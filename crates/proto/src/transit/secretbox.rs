@@ -380,6 +380,15 @@ impl Start {
 }
 
 fn mac(poly_key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx512ifma")
+        && !force_portable()
+    {
+        // SAFETY: `mac` only needs AVX-512F and IFMA, which the CPU was just checked to have.
+        #[allow(unsafe_code)]
+        return unsafe { super::poly1305_ifma::mac(poly_key, ct) };
+    }
     // Whole blocks through the parallel (AVX2 when available) path, the tail NaCl-style.
     let mut poly = Poly1305::new(poly_key.into());
     let full = ct.len() / 16 * 16;
