@@ -48,6 +48,9 @@ struct Args {
     /// Implementations for the CLI phases (comma separated): ours, python, go, rs.
     #[arg(long, default_value = "ours,python,go,rs")]
     impls: String,
+    /// Runs per implementation in the CLI phases; the fastest is reported (all wall times shown).
+    #[arg(long, default_value_t = 2)]
+    repeat: u32,
 }
 
 /// Endless pseudo-random bytes (a repeated 1 MiB block).

@@ -208,8 +208,9 @@ struct PairResult {
 
 fn run_pair(send: Command, recv: Command, stdin: &[u8], limit: Duration) -> anyhow::Result<PairResult> {
     let t0 = Instant::now();
+    // Both start at once, as a user pair would with a code agreed in advance: whichever side
+    // reaches the mailbox first claims the nameplate, the other joins it.
     let mut s = spawn(send, b"")?;
-    std::thread::sleep(Duration::from_millis(300)); // let the sender claim its nameplate
     let mut r = spawn(recv, stdin)?;
     let (mut s_done, mut r_done) = (false, false);
     while !(s_done && r_done) {
@@ -301,48 +302,64 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
                 );
                 continue;
             }
-            n += 1;
-            let code = format!("{}-purple-sausages", 40 + n);
-            let out = work.join(format!("out{n}"));
-            std::fs::create_dir_all(&out)?;
-            let send = imp.send(&url, &code, &src, relay);
-            let recv = imp.receive(&url, &code, &out, "payload.bin", relay);
-            let stdin: &[u8] = if imp == Impl::Go { b"y\n" } else { b"" };
-            match run_pair(send, recv, stdin, Duration::from_secs(600)) {
-                Ok(r) => {
-                    let got = file_sha256(&out.join("payload.bin")).unwrap_or([0; 32]);
-                    let check = if got == want {
-                        "sha256 ok"
-                    } else {
-                        "SHA256 MISMATCH"
-                    };
-                    let gib = args.size as f64 / (1u64 << 30) as f64;
-                    // Receiver efficiency: bytes per receiver CPU second against the one-core
-                    // decrypt+hash limit (what the receiver could do with a core of its own).
-                    let eff = core
-                        .map(|c| {
-                            let per_cpu = args.size as f64 / r.recv.0.max(1e-9);
-                            format!(
-                                "  recv {:.0} MB per CPU s = {:.0} % of one-core limit",
-                                per_cpu / 1e6,
-                                100.0 * per_cpu / c
-                            )
-                        })
-                        .unwrap_or_default();
-                    println!(
-                        "{label:<28} {:>7.0} MB/s  {:>6.2} s  CPU send {:.2} s + recv {:.2} s ({:.2} s/GiB)  peak RSS send {:.1} MB, recv {:.1} MB  {check}{eff}",
-                        args.size as f64 / r.wall / 1e6,
-                        r.wall,
-                        r.send.0,
-                        r.recv.0,
-                        (r.send.0 + r.recv.0) / gib,
-                        r.send.1,
-                        r.recv.1
-                    );
+            // Several runs per implementation, the fastest reported: the first writes into
+            // never-touched memory of a VM can cost several times the later ones, whoever runs
+            // first.
+            let mut best: Option<PairResult> = None;
+            let mut walls = Vec::new();
+            let mut check = "sha256 ok";
+            let mut failed = None;
+            for _ in 0..args.repeat.max(1) {
+                n += 1;
+                let code = format!("{}-purple-sausages", 40 + n);
+                let out = work.join(format!("out{n}"));
+                std::fs::create_dir_all(&out)?;
+                let send = imp.send(&url, &code, &src, relay);
+                let recv = imp.receive(&url, &code, &out, "payload.bin", relay);
+                let stdin: &[u8] = if imp == Impl::Go { b"y\n" } else { b"" };
+                match run_pair(send, recv, stdin, Duration::from_secs(600)) {
+                    Ok(r) => {
+                        let got = file_sha256(&out.join("payload.bin")).unwrap_or([0; 32]);
+                        if got != want {
+                            check = "SHA256 MISMATCH";
+                        }
+                        walls.push(format!("{:.2}", r.wall));
+                        if best.as_ref().is_none_or(|b| r.wall < b.wall) {
+                            best = Some(r);
+                        }
+                    }
+                    Err(e) => failed = Some(e),
                 }
-                Err(e) => println!("{label:<28} FAILED: {e}"),
+                let _ = std::fs::remove_dir_all(&out);
             }
-            let _ = std::fs::remove_dir_all(&out);
+            if let Some(e) = failed {
+                println!("{label:<28} FAILED: {e}");
+            }
+            let Some(r) = best else { continue };
+            let gib = args.size as f64 / (1u64 << 30) as f64;
+            // Receiver efficiency: bytes per receiver CPU second against the one-core
+            // decrypt+hash limit (what the receiver could do with a core of its own).
+            let eff = core
+                .map(|c| {
+                    let per_cpu = args.size as f64 / r.recv.0.max(1e-9);
+                    format!(
+                        "  recv {:.0} MB per CPU s = {:.0} % of one-core limit",
+                        per_cpu / 1e6,
+                        100.0 * per_cpu / c
+                    )
+                })
+                .unwrap_or_default();
+            println!(
+                "{label:<28} {:>7.0} MB/s  {:>6.2} s  CPU send {:.2} s + recv {:.2} s ({:.2} s/GiB)  peak RSS send {:.1} MB, recv {:.1} MB  {check}{eff}  (best of {} s)",
+                args.size as f64 / r.wall / 1e6,
+                r.wall,
+                r.send.0,
+                r.recv.0,
+                (r.send.0 + r.recv.0) / gib,
+                r.send.1,
+                r.recv.1,
+                walls.join(", ")
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&work);
