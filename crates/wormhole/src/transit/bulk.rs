@@ -30,11 +30,11 @@ use super::{TransitConnection, TransitError};
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 /// Records per send buffer (~1 MiB).
-const BATCH_RECORDS: usize = 64;
+const BATCH_RECORDS: usize = 32;
 /// Buffers in flight per direction (one per stage, plus one queued between each).
 const BUFFERS: usize = 6;
 /// Socket read buffer size on receive.
-const READ_BUF: usize = 1 << 20;
+const READ_BUF: usize = 512 << 10;
 /// After a read, keep filling the same buffer with what is already waiting up to this much, so the
 /// threads behind get large batches instead of one per TCP segment burst.
 const READ_FILL: usize = READ_BUF / 2;
