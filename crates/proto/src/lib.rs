@@ -13,6 +13,7 @@
 //! - [`transfer`]: the file-transfer (v1) application messages.
 
 pub mod code;
+pub mod dilation;
 pub mod key;
 pub mod machine;
 pub mod server_msg;

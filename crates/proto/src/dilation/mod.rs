@@ -1,0 +1,20 @@
+//! Dilation (PROTOCOL.md §6): the sans-IO layers of a dilated wormhole.
+//!
+//! Dilation turns a wormhole into a durable, encrypted, multiplexed connection between the two
+//! peers. It is spoken only by Python magic-wormhole 0.24.0 (experimental there); the layers here
+//! follow the bytes that Python actually sends, which differ from its docs in places.
+//!
+//! Layers, bottom up:
+//! - [`frame`] (L2): the per-connection role prefixes (`… Leader\n\n` / `… Follower\n\n`) and
+//!   `u32 BE length ‖ payload` frames with a size cap.
+//! - [`l3`] (L3): the record codec inside each decrypted frame (KCM, PING, PONG, OPEN, DATA,
+//!   CLOSE, ACK).
+//!
+//! Everything here is plain data: bytes in, bytes or actions out, time passed in. Nothing opens
+//! a socket, reads a clock or spawns a task.
+//!
+//! **Not built yet:** the tokio driver (listening, dialling and racing connections, the relay
+//! handshake, keepalive timers) and the public subchannel API (`connector_for` /
+//! `listener_for`). Until those exist, nothing in the `wormhole` crate can dilate.
+
+pub mod l3;
