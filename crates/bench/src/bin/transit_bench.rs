@@ -48,6 +48,10 @@ struct Args {
     /// Implementations for the CLI phases (comma separated): ours, python, go, rs.
     #[arg(long, default_value = "ours,python,go,rs")]
     impls: String,
+    /// The transit relay the CLI phases run on 127.0.0.1:4001 (every client's relay there):
+    /// `python` (twist transitrelay) or `ours` (`wormhole-server relay` next to this binary).
+    #[arg(long, default_value = "python")]
+    cli_relay: String,
     /// Runs per implementation in the CLI phases; the fastest is reported (all wall times shown).
     #[arg(long, default_value_t = 2)]
     repeat: u32,
@@ -134,7 +138,7 @@ async fn transfer(size: u64, relay: Option<SocketAddr>) -> anyhow::Result<Run> {
     })
 }
 
-struct RelayProc(Child);
+pub(crate) struct RelayProc(pub(crate) Child);
 
 impl Drop for RelayProc {
     fn drop(&mut self) {

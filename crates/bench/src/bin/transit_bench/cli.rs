@@ -13,7 +13,7 @@ use sha2::Digest;
 use wormhole_bench::server_proc::{ServerProc, ServerSpec};
 use wormhole_bench::sys;
 
-use super::{Args, peer_dir, start_python_relay_on};
+use super::{Args, RelayProc, peer_dir, start_python_relay_on};
 
 const RELAY_PORT: u16 = 4001;
 
@@ -273,7 +273,19 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
     })
     .map_err(|e| anyhow::anyhow!("our mailbox server: {e}"))?;
     let url = server.url();
-    let _relay = start_python_relay_on(args, RELAY_PORT).context("python transit relay on 127.0.0.1:4001")?;
+    let _relay = match args.cli_relay.as_str() {
+        "python" => {
+            start_python_relay_on(args, RELAY_PORT)
+                .context("python transit relay on 127.0.0.1:4001")?
+                .0
+        }
+        "ours" => start_our_relay_on(RELAY_PORT).context("our transit relay on 127.0.0.1:4001")?,
+        other => bail!("--cli-relay {other:?}: python or ours"),
+    };
+    println!(
+        "(CLI pairs: our mailbox; transit relay on 127.0.0.1:{RELAY_PORT}: {})",
+        args.cli_relay
+    );
     let work = tempfile_dir()?;
     let src = work.join("payload.bin");
     {
@@ -364,6 +376,29 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
     }
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// Our `wormhole-server relay` (next to this binary) on 127.0.0.1:`port`, once it accepts.
+fn start_our_relay_on(port: u16) -> anyhow::Result<RelayProc> {
+    let bin = std::env::current_exe()?.with_file_name("wormhole-server");
+    let mut cmd = Command::new(&bin);
+    cmd.args(["relay", "--listen", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut p = RelayProc(
+        cmd.spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if p.0.try_wait()?.is_some() || Instant::now() > deadline {
+            bail!("our transit relay did not start on {addr}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(p)
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {
