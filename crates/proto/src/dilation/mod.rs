@@ -17,4 +17,26 @@
 //! handshake, keepalive timers) and the public subchannel API (`connector_for` /
 //! `listener_for`). Until those exist, nothing in the `wormhole` crate can dilate.
 
+pub mod frame;
 pub mod l3;
+
+/// Which end of the Dilation a side plays (PROTOCOL.md §6.2): the side whose dilation side
+/// string is greater leads. The Leader is the Noise initiator, allocates odd subchannel ids and
+/// runs the keepalive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The side with the greater dilation side string.
+    Leader,
+    /// The other side.
+    Follower,
+}
+
+impl Role {
+    /// The role the peer plays.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Leader => Role::Follower,
+            Role::Follower => Role::Leader,
+        }
+    }
+}
