@@ -7,6 +7,8 @@
 //! Layers, bottom up:
 //! - [`frame`] (L2): the per-connection role prefixes (`… Leader\n\n` / `… Follower\n\n`) and
 //!   `u32 BE length ‖ payload` frames with a size cap.
+//! - [`noise`] (L2, crypto): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` keyed by the `dilation-v1`
+//!   PSK; the Leader initiates; frame payloads are encrypted with Python's 65519-byte splitting.
 //! - [`l3`] (L3): the record codec inside each decrypted frame (KCM, PING, PONG, OPEN, DATA,
 //!   CLOSE, ACK).
 //!
@@ -19,6 +21,7 @@
 
 pub mod frame;
 pub mod l3;
+pub mod noise;
 
 /// Which end of the Dilation a side plays (PROTOCOL.md §6.2): the side whose dilation side
 /// string is greater leads. The Leader is the Noise initiator, allocates odd subchannel ids and
