@@ -12,7 +12,7 @@
 //! size of the transfer. Sending uses 16 KiB plaintext records (what every peer sends); receiving
 //! accepts any record size up to the connection's cap.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
@@ -70,34 +70,60 @@ fn seal_buffer(sealer: &mut RecordSealer, f: &mut Filled) -> Result<(), TransitE
     Ok(())
 }
 
-/// Read up to [`BATCH_RECORDS`] records' worth of plaintext from `reader` into record slots of
-/// `buf`, hashing it. Returns (bytes used, plaintext bytes).
+/// Read up to [`BATCH_RECORDS`] records' worth of plaintext from `reader` straight into the record
+/// slots of `buf` (one `readv` for all of them where the reader supports it), then hash it.
+/// Returns (bytes used, plaintext bytes).
 fn fill_buffer<R: Read>(
     reader: &mut R,
     hasher: &mut Sha256,
     buf: &mut [u8],
     left: &mut u64,
 ) -> Result<(usize, u64), TransitError> {
+    // Lay out the records: each slot is REC header bytes then up to SEND_CHUNK plaintext bytes.
+    let mut slots: Vec<Range<usize>> = Vec::with_capacity(BATCH_RECORDS);
     let mut used = 0;
     let mut plain = 0u64;
-    for _ in 0..BATCH_RECORDS {
-        if *left == 0 {
-            break;
-        }
-        let n = (*left).min(SEND_CHUNK as u64) as usize;
-        let record = &mut buf[used..used + REC + n];
-        reader.read_exact(&mut record[REC..]).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                std::io::Error::other(format!("source ended {left} bytes early (file shrank?)"))
-            } else {
-                e
-            }
-        })?;
-        hasher.update(&record[REC..]);
+    while slots.len() < BATCH_RECORDS && plain < *left {
+        let n = (*left - plain).min(SEND_CHUNK as u64) as usize;
+        slots.push(used + REC..used + REC + n);
         used += REC + n;
-        *left -= n as u64;
         plain += n as u64;
     }
+    {
+        let mut rest: &mut [u8] = &mut buf[..used];
+        let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(slots.len());
+        let mut at = 0;
+        for r in &slots {
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(r.start - at);
+            let (slot, after) = tail.split_at_mut(r.len());
+            iov.push(IoSliceMut::new(slot));
+            rest = after;
+            at = r.end;
+        }
+        let mut iov = &mut iov[..];
+        let mut got = 0u64;
+        while !iov.is_empty() {
+            match reader.read_vectored(iov) {
+                Ok(0) => {
+                    return Err(std::io::Error::other(format!(
+                        "source ended {} bytes early (file shrank?)",
+                        *left - got
+                    ))
+                    .into());
+                }
+                Ok(n) => {
+                    got += n as u64;
+                    IoSliceMut::advance_slices(&mut iov, n);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    for r in &slots {
+        hasher.update(&buf[r.clone()]);
+    }
+    *left -= plain;
     Ok((used, plain))
 }
 
