@@ -11,6 +11,8 @@
 //!   PSK; the Leader initiates; frame payloads are encrypted with Python's 65519-byte splitting.
 //! - [`l3`] (L3): the record codec inside each decrypted frame (KCM, PING, PONG, OPEN, DATA,
 //!   CLOSE, ACK).
+//! - [`l4`] (L4): per-direction seqnums, the unacked queue re-sent on each new connection,
+//!   inbound de-duplication, ACKs, subchannel ids and open/half-closed subchannels.
 //!
 //! Everything here is plain data: bytes in, bytes or actions out, time passed in. Nothing opens
 //! a socket, reads a clock or spawns a task.
@@ -21,6 +23,7 @@
 
 pub mod frame;
 pub mod l3;
+pub mod l4;
 pub mod noise;
 
 /// Which end of the Dilation a side plays (PROTOCOL.md §6.2): the side whose dilation side
