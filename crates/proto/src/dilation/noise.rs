@@ -153,6 +153,36 @@ impl std::fmt::Debug for NoiseTransport {
     }
 }
 
+/// A connected (Leader, Follower) transport pair made with fixed ephemeral private keys, for
+/// fuzzing and known-answer tests only: fixed ephemerals remove forward secrecy and make every
+/// session with the same inputs identical. Never use it on a real connection.
+#[doc(hidden)]
+pub fn transport_pair_for_testing(
+    psk: &[u8; 32],
+    leader_ephemeral: &[u8; 32],
+    follower_ephemeral: &[u8; 32],
+) -> Result<(NoiseTransport, NoiseTransport), NoiseError> {
+    let mut leader = builder(psk)?
+        .fixed_ephemeral_key_for_testing_only(leader_ephemeral)
+        .build_initiator()
+        .map_err(NoiseError::Setup)?;
+    let mut follower = builder(psk)?
+        .fixed_ephemeral_key_for_testing_only(follower_ephemeral)
+        .build_responder()
+        .map_err(NoiseError::Setup)?;
+    let mut msg = [0u8; HANDSHAKE_MSG_LEN];
+    let mut payload = [0u8; HANDSHAKE_MSG_LEN];
+    let n = leader.write_message(&[], &mut msg).map_err(NoiseError::Setup)?;
+    follower
+        .read_message(msg.get(..n).unwrap_or_default(), &mut payload)
+        .map_err(|_| NoiseError::HandshakeAuth)?;
+    let n = follower.write_message(&[], &mut msg).map_err(NoiseError::Setup)?;
+    leader
+        .read_message(msg.get(..n).unwrap_or_default(), &mut payload)
+        .map_err(|_| NoiseError::HandshakeAuth)?;
+    Ok((transport(leader)?, transport(follower)?))
+}
+
 /// Ciphertext length of a frame carrying `plaintext_len` bytes.
 pub fn encrypted_len(plaintext_len: usize) -> usize {
     let pieces = plaintext_len.div_ceil(NOISE_MAX_PAYLOAD).max(1);
@@ -315,6 +345,18 @@ mod tests {
         let mut ct = a.encrypt(&vec![1u8; NOISE_MAX_PAYLOAD]).unwrap();
         ct.extend_from_slice(&[0u8; 5]);
         assert!(matches!(b.decrypt(&ct), Err(NoiseError::Decrypt { piece: 1 })));
+    }
+
+    #[test]
+    fn fixed_ephemeral_pair_is_deterministic() {
+        let psk = psk(b"k");
+        let (mut a1, mut b1) = transport_pair_for_testing(&psk, &[1; 32], &[2; 32]).unwrap();
+        let (mut a2, _) = transport_pair_for_testing(&psk, &[1; 32], &[2; 32]).unwrap();
+        let (mut a3, _) = transport_pair_for_testing(&psk, &[1; 32], &[3; 32]).unwrap();
+        let ct = a1.encrypt(b"same").unwrap();
+        assert_eq!(ct, a2.encrypt(b"same").unwrap());
+        assert_ne!(ct, a3.encrypt(b"same").unwrap());
+        assert_eq!(b1.decrypt(&ct).unwrap(), b"same");
     }
 
     #[test]
