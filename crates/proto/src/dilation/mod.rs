@@ -13,6 +13,9 @@
 //!   CLOSE, ACK).
 //! - [`l4`] (L4): per-direction seqnums, the unacked queue re-sent on each new connection,
 //!   inbound de-duplication, ACKs, subchannel ids and open/half-closed subchannels.
+//! - [`manager`] (L1): the `please` / `connection-hints` / `reconnect` / `reconnecting`
+//!   mailbox messages, the Leader choice and the manager state machine that starts and
+//!   restarts connector generations.
 //!
 //! Everything here is plain data: bytes in, bytes or actions out, time passed in. Nothing opens
 //! a socket, reads a clock or spawns a task.
@@ -24,6 +27,7 @@
 pub mod frame;
 pub mod l3;
 pub mod l4;
+pub mod manager;
 pub mod noise;
 
 /// Which end of the Dilation a side plays (PROTOCOL.md §6.2): the side whose dilation side
