@@ -65,6 +65,34 @@ impl L1Message {
     }
 }
 
+/// The keys a dilating side adds to its version message (PROTOCOL.md §2.5):
+/// `can-dilate` (our versions) and `dilation-abilities` (direct TCP and relay).
+pub fn version_fields() -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("can-dilate".into(), serde_json::json!(OUR_VERSIONS));
+    m.insert(
+        "dilation-abilities".into(),
+        serde_json::json!([{"type": "direct-tcp-v1"}, {"type": "relay-v1"}]),
+    );
+    m
+}
+
+/// The peer's `can-dilate` list from its version message; empty when absent or malformed
+/// (non-string entries are skipped), so a peer that cannot dilate is never sent `dilate-N`.
+pub fn peer_can_dilate(their_versions: &Value) -> Vec<String> {
+    their_versions
+        .get("can-dilate")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(Value::as_str)
+                .take(MAX_PENDING_MESSAGES)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// A new random dilation side: 8 random bytes as 16 lowercase hex chars.
 pub fn new_side(rng: &mut impl rand::RngCore) -> String {
     let mut b = [0u8; 8];
@@ -220,8 +248,13 @@ impl Manager {
         out.push(Action::Failed(e));
     }
 
-    /// The peer's version message arrived; `their_can_dilate` is its `can-dilate` list (empty
-    /// if absent). Sends `please` and replays messages that arrived earlier.
+    /// The peer's version message arrived; `their_can_dilate` is its `can-dilate` list (see
+    /// [`peer_can_dilate`]; empty if absent). Sends `please` and replays messages that arrived
+    /// earlier.
+    ///
+    /// A peer that lists no version at all gets no `dilate-N` message (PROTOCOL.md §8: Rust and
+    /// Go peers cannot handle one). A peer that lists only versions we do not speak gets
+    /// `please` without `use-version`, as Python does, and the manager fails.
     pub fn got_peer_versions(&mut self, their_can_dilate: &[String]) -> Vec<Action> {
         let mut out = Vec::new();
         if self.state != State::Waiting {
@@ -230,10 +263,11 @@ impl Manager {
         }
         let use_version = find_shared_version(OUR_VERSIONS, their_can_dilate);
         let common = use_version.is_some();
-        let side = self.my_side.clone();
-        self.send(L1Message::Please { side, use_version }, &mut out);
+        if !their_can_dilate.is_empty() {
+            let side = self.my_side.clone();
+            self.send(L1Message::Please { side, use_version }, &mut out);
+        }
         if !common {
-            // Python also sends `please` here, then fails; the peer learns we tried.
             self.fail(ManagerError::NoCommonVersion, &mut out);
             return out;
         }
@@ -459,6 +493,21 @@ mod tests {
     }
 
     #[test]
+    fn version_message_fields() {
+        let mut versions = Value::Object(version_fields());
+        assert_eq!(
+            versions,
+            json!({"can-dilate": ["ged"], "dilation-abilities": [{"type": "direct-tcp-v1"}, {"type": "relay-v1"}]})
+        );
+        assert_eq!(peer_can_dilate(&versions), ged());
+        versions["app_versions"] = json!({});
+        assert_eq!(peer_can_dilate(&versions), ged());
+        assert!(peer_can_dilate(&json!({"app_versions": {}})).is_empty());
+        assert!(peer_can_dilate(&json!({"can-dilate": "ged"})).is_empty());
+        assert_eq!(peer_can_dilate(&json!({"can-dilate": [1, "ged", null]})), ged());
+    }
+
+    #[test]
     fn role_and_version_choice() {
         assert_eq!(choose_role(HI, LO), Ok(Role::Leader));
         assert_eq!(choose_role(LO, HI), Ok(Role::Follower));
@@ -551,6 +600,13 @@ mod tests {
             ]
         ));
         assert_eq!(m.state(), State::Stopped);
+
+        // A peer without `can-dilate` (Go, Rust) is never sent a dilate-N message.
+        let mut m = Manager::new(LO.into());
+        assert_eq!(
+            m.got_peer_versions(&[]),
+            vec![Action::Failed(ManagerError::NoCommonVersion)]
+        );
 
         let mut m = Manager::new(LO.into());
         m.got_peer_versions(&ged());
