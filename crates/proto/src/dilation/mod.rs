@@ -9,6 +9,8 @@
 //!   `u32 BE length ‖ payload` frames with a size cap.
 //! - [`noise`] (L2, crypto): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s` keyed by the `dilation-v1`
 //!   PSK; the Leader initiates; frame payloads are encrypted with Python's 65519-byte splitting.
+//! - [`connection`] (L2, per connection): relay line and `ok\n`, prefixes, Noise handshake,
+//!   KCM exchange, then encrypted records — bytes in, bytes and events out.
 //! - [`l3`] (L3): the record codec inside each decrypted frame (KCM, PING, PONG, OPEN, DATA,
 //!   CLOSE, ACK).
 //! - [`l4`] (L4): per-direction seqnums, the unacked queue re-sent on each new connection,
@@ -24,6 +26,7 @@
 //! handshake, keepalive timers) and the public subchannel API (`connector_for` /
 //! `listener_for`). Until those exist, nothing in the `wormhole` crate can dilate.
 
+pub mod connection;
 pub mod frame;
 pub mod l3;
 pub mod l4;
