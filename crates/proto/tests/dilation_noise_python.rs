@@ -1,5 +1,5 @@
 //! Interop of the Dilation L2 layers (prefixes, frames, Noise handshake and transport, L3
-//! records) with Python magic-wormhole 0.24.0's own connection code, driven through
+//! records, and the per-connection `Connection` machine) with Python magic-wormhole 0.24.0's own connection code, driven through
 //! `tests/drivers/py_noise.py` over stdin/stdout (hex lines). Both roles, a wrong key, and
 //! records larger than one Noise message (Python's 65519-byte splitting) in both directions.
 //!
@@ -14,6 +14,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use wormhole_proto::dilation::Role;
+use wormhole_proto::dilation::connection::{ConnEvent, Connection};
 use wormhole_proto::dilation::frame::{
     ConnectionReader, DEFAULT_MAX_FRAME_LEN, FOLLOWER_PREFIX, Inbound, LEADER_PREFIX, encode_frame,
 };
@@ -297,4 +298,72 @@ fn wrong_key_is_refused_by_both() {
     let ans = py.command("in", FOLLOWER_PREFIX).unwrap();
     let got = frames(feed_out(&mut reader, &ans));
     assert!(respond(&dilation_psk(KEY).unwrap(), &got[0]).is_err());
+}
+
+/// Feeds every `out` line of a driver answer to our `Connection`; returns what it wants sent
+/// and the events.
+fn to_connection(conn: &mut Connection, lines: &[Line]) -> (Vec<u8>, Vec<ConnEvent>) {
+    let mut send = Vec::new();
+    let mut events = Vec::new();
+    for l in lines {
+        if let Line::Out(b) = l {
+            let o = conn.receive(b).unwrap();
+            send.extend(o.send);
+            events.extend(o.events);
+        }
+    }
+    (send, events)
+}
+
+/// The whole per-connection machine (`Connection`) against Python, in both roles: prefixes,
+/// handshake, KCM exchange, then records each way.
+#[test]
+fn connection_machine_both_roles() {
+    for (ours, theirs) in [(Role::Leader, "follower"), (Role::Follower, "leader")] {
+        let Some((mut py, first)) = Py::start(theirs, KEY) else {
+            return;
+        };
+        let psk = dilation_psk(KEY).unwrap();
+        let (mut conn, hello) = Connection::new(ours, psk, None, DEFAULT_MAX_FRAME_LEN);
+        let (mut send, mut events) = to_connection(&mut conn, &first);
+        let mut wire = hello;
+        wire.append(&mut send);
+        // Ping-pong bytes until both sides are quiet.
+        let mut py_records = Vec::new();
+        for _ in 0..10 {
+            if wire.is_empty() {
+                break;
+            }
+            let ans = py.command("in", &std::mem::take(&mut wire)).unwrap();
+            py_records.extend(ans.iter().filter_map(|l| match l {
+                Line::Rec(r) => Some(r.clone()),
+                _ => None,
+            }));
+            let (s, e) = to_connection(&mut conn, &ans);
+            wire = s;
+            events.extend(e);
+        }
+        if ours == Role::Follower {
+            // Python led; it got our KCM and now sends its own.
+            assert_eq!(py_records, vec![vec![0u8]], "{ours:?}");
+            assert!(events.is_empty());
+            let ans = py.command("send", &Record::Kcm.encode()).unwrap();
+            let (_, e) = to_connection(&mut conn, &ans);
+            events.extend(e);
+            assert_eq!(events, vec![ConnEvent::KcmReceived]);
+        } else {
+            // Python followed and sent KCM; we choose the connection and send ours.
+            assert_eq!(events, vec![ConnEvent::KcmReceived]);
+            let kcm = conn.send_record(&Record::Kcm).unwrap();
+            assert_eq!(py.command("in", &kcm).unwrap(), vec![Line::Rec(vec![0])]);
+        }
+        assert!(conn.is_open());
+        for r in sample_records(7) {
+            let ans = py.command("in", &conn.send_record(&r).unwrap()).unwrap();
+            assert_eq!(ans, vec![Line::Rec(r.encode())]);
+            let ans = py.command("send", &r.encode()).unwrap();
+            let (_, e) = to_connection(&mut conn, &ans);
+            assert_eq!(e, vec![ConnEvent::Record(r)]);
+        }
+    }
 }
