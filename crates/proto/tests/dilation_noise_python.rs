@@ -1,7 +1,8 @@
 //! Interop of the Dilation L2 layers (prefixes, frames, Noise handshake and transport, L3
-//! records, and the per-connection `Connection` machine) with Python magic-wormhole 0.24.0's own connection code, driven through
-//! `tests/drivers/py_noise.py` over stdin/stdout (hex lines). Both roles, a wrong key, and
-//! records larger than one Noise message (Python's 65519-byte splitting) in both directions.
+//! records, and the per-connection `Connection` machine) with Python magic-wormhole 0.24.0's
+//! own connection code, driven through `tests/drivers/py_noise.py` over stdin/stdout (hex
+//! lines). Both roles, a wrong key, and records larger than one Noise message (Python's
+//! 65519-byte splitting) in both directions.
 //!
 //! Needs the Python peer venv (`scripts/install-peers`, `$WORMHOLE_PEERS` or
 //! `~/.cache/wormhole-peers`); without it each test prints why and passes without running.

@@ -22,9 +22,18 @@
 //! Everything here is plain data: bytes in, bytes or actions out, time passed in. Nothing opens
 //! a socket, reads a clock or spawns a task.
 //!
-//! **Not built yet:** the tokio driver (listening, dialling and racing connections, the relay
-//! handshake, keepalive timers) and the public subchannel API (`connector_for` /
-//! `listener_for`). Until those exist, nothing in the `wormhole` crate can dilate.
+//! How a driver wires them: the [`manager::Manager`] consumes `dilate-N` bodies and says when
+//! to start a connector generation; each socket gets a [`connection::Connection`] (relay line
+//! or prefix first); the first connection to report a KCM wins (the Leader then sends its own
+//! KCM on it and drops the rest); [`l4::Reliability::connection_made`] yields the records to
+//! re-send on it; every record the connection decrypts goes to [`l4::Reliability::receive`],
+//! whose actions are sent back through the same connection or handed to the application.
+//!
+//! **Not built yet:** the tokio driver — listening, publishing and dialling hints, racing
+//! connections (including the 2 s relay delay), the keepalive timer (Leader PINGs every
+//! interval, drops the connection after two intervals without PONG), flow control — and the
+//! public subchannel API (`connector_for` / `listener_for`, `when_dilated`). Until those
+//! exist, nothing in the `wormhole` crate can dilate.
 
 pub mod connection;
 pub mod frame;
