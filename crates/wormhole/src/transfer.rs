@@ -2,7 +2,7 @@
 //! [`MessagePipe`] (the wormhole's encrypted messages) with the data over [`crate::transit`].
 //!
 //! - [`send`]: `send_text`, `send_item` (a file, or a directory streamed as a zip).
-//! - [`receive`]: `receive` (the whole receiver loop) and `receive_offer` (after the caller saw
+//! - [`receive`](mod@receive): `receive` (the whole receiver loop) and `receive_offer` (after the caller saw
 //!   the offer and chose a destination, for CLIs that drive the message loop themselves).
 //! - [`events`]: what the flows report as they run (connected, data sent) and the Python CLI's
 //!   description of the connection.

@@ -3,7 +3,7 @@
 //!
 //! Submodules:
 //! - [`pake`]: the SPAKE2 exchange and the `{"pake_v1": "<hex>"}` body of phase `pake`;
-//! - [`derive`]: HKDF-SHA256 and the wormhole purposes (phase keys, verifier, application keys);
+//! - [`derive`](mod@derive): HKDF-SHA256 and the wormhole purposes (phase keys, verifier, application keys);
 //! - [`secretbox`]: XSalsa20-Poly1305 with the wire layout nonce ‖ tag ‖ ciphertext.
 //!
 //! This module does no I/O and keeps no state beyond one [`Pake`]. It does not know about

@@ -1,7 +1,7 @@
 //! SQLite implementation of [`Storage`] (rusqlite, WAL journal).
 //!
 //! The channel DB uses the tables and columns of the Python server 0.8.0 (`version` = 1), so the
-//! files stay readable by the same tools; only the indexes differ (see [`CHANNEL_SCHEMA`]). The optional usage DB (`version`
+//! files stay readable by the same tools; only the indexes differ (see `CHANNEL_SCHEMA` below). The optional usage DB (`version`
 //! = 2) is ATTACHed to the same connection as schema `usage`, so one `COMMIT` covers both.
 //!
 //! Durability: the journal is WAL and `synchronous` is FULL by default, so a `COMMIT` that
