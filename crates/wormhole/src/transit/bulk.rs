@@ -40,6 +40,8 @@ const READ_BUF: usize = 512 << 10;
 const READ_FILL: usize = READ_BUF / 2;
 /// Header + nonce + tag in front of each record's plaintext.
 const REC: usize = RECORD_HEADER + RECORD_OVERHEAD;
+/// Bytes of one full record in a send buffer.
+const SLOT: usize = REC + SEND_CHUNK;
 
 fn worker_err(e: tokio::task::JoinError) -> TransitError {
     TransitError::Worker(e.to_string())
@@ -52,76 +54,58 @@ struct Filled {
     plain: u64,
 }
 
-/// Seal the records the reader laid out in `buf[..used]`: full [`SEND_CHUNK`] records, the last
-/// one possibly shorter.
+/// Seal the records the reader laid out in `buf[..used]`: one per [`SLOT`], the last one possibly
+/// shorter.
 fn seal_buffer(sealer: &mut RecordSealer, f: &mut Filled) -> Result<(), TransitError> {
-    let mut off = 0;
-    let mut left = f.plain;
-    while left > 0 {
-        let n = left.min(SEND_CHUNK as u64) as usize;
-        let end = off + REC + n;
-        let Some(record) = f.buf.get_mut(off..end) else {
-            return Err(TransitError::Worker("send buffer layout".into()));
-        };
+    let Some(records) = f.buf.get_mut(..f.used) else {
+        return Err(TransitError::Worker("send buffer layout".into()));
+    };
+    for record in records.chunks_mut(SLOT) {
         sealer.seal_in_place(record)?;
-        off = end;
-        left -= n as u64;
     }
     Ok(())
 }
 
 /// Read up to [`BATCH_RECORDS`] records' worth of plaintext from `reader` straight into the record
 /// slots of `buf` (one `readv` for all of them where the reader supports it), then hash it.
-/// Returns (bytes used, plaintext bytes).
+/// Records lie one per [`SLOT`]: [`REC`] header bytes, then the plaintext. Returns (bytes used,
+/// plaintext bytes).
 fn fill_buffer<R: Read>(
     reader: &mut R,
     hasher: &mut Sha256,
     buf: &mut [u8],
     left: &mut u64,
 ) -> Result<(usize, u64), TransitError> {
-    // Lay out the records: each slot is REC header bytes then up to SEND_CHUNK plaintext bytes.
-    let mut slots: Vec<Range<usize>> = Vec::with_capacity(BATCH_RECORDS);
-    let mut used = 0;
-    let mut plain = 0u64;
-    while slots.len() < BATCH_RECORDS && plain < *left {
-        let n = (*left - plain).min(SEND_CHUNK as u64) as usize;
-        slots.push(used + REC..used + REC + n);
-        used += REC + n;
-        plain += n as u64;
-    }
-    {
-        let mut rest: &mut [u8] = &mut buf[..used];
-        let mut iov: Vec<IoSliceMut<'_>> = Vec::with_capacity(slots.len());
-        let mut at = 0;
-        for r in &slots {
-            let (_, tail) = std::mem::take(&mut rest).split_at_mut(r.start - at);
-            let (slot, after) = tail.split_at_mut(r.len());
-            iov.push(IoSliceMut::new(slot));
-            rest = after;
-            at = r.end;
-        }
-        let mut iov = &mut iov[..];
-        let mut got = 0u64;
-        while !iov.is_empty() {
-            match reader.read_vectored(iov) {
-                Ok(0) => {
-                    return Err(std::io::Error::other(format!(
-                        "source ended {} bytes early (file shrank?)",
-                        *left - got
-                    ))
-                    .into());
-                }
-                Ok(n) => {
-                    got += n as u64;
-                    IoSliceMut::advance_slices(&mut iov, n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+    let plain = (*left).min((BATCH_RECORDS * SEND_CHUNK) as u64);
+    let used = plain as usize + plain.div_ceil(SEND_CHUNK as u64) as usize * REC;
+    let Some(records) = buf.get_mut(..used) else {
+        return Err(TransitError::Worker("send buffer layout".into()));
+    };
+    let mut iov: Vec<IoSliceMut<'_>> = records
+        .chunks_mut(SLOT)
+        .map(|r| IoSliceMut::new(&mut r[REC..]))
+        .collect();
+    let mut iov = &mut iov[..];
+    let mut got = 0u64;
+    while !iov.is_empty() {
+        match reader.read_vectored(iov) {
+            Ok(0) => {
+                return Err(std::io::Error::other(format!(
+                    "source ended {} bytes early (file shrank?)",
+                    *left - got
+                ))
+                .into());
             }
+            Ok(n) => {
+                got += n as u64;
+                IoSliceMut::advance_slices(&mut iov, n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
         }
     }
-    for r in &slots {
-        hasher.update(&buf[r.clone()]);
+    for r in buf[..used].chunks(SLOT) {
+        hasher.update(&r[REC..]);
     }
     *left -= plain;
     Ok((used, plain))
@@ -157,7 +141,7 @@ impl TransitConnection {
                     Ok(b) => b,
                     Err(_) if made < BUFFERS => {
                         made += 1;
-                        vec![0u8; BATCH_RECORDS * (REC + SEND_CHUNK)]
+                        vec![0u8; BATCH_RECORDS * SLOT]
                     }
                     Err(_) => match free_rx.recv() {
                         Ok(b) => b,
