@@ -12,6 +12,7 @@ mod poly1305_ifma;
 pub mod record;
 #[cfg(target_arch = "x86_64")]
 mod salsa_avx512;
+mod salsa_rounds;
 mod secretbox;
 
 pub use handshake::{Expect, ExpectError, ExpectProgress};

@@ -6,6 +6,8 @@
 
 use core::arch::x86_64::*;
 
+use super::salsa_rounds::salsa20_rounds;
+
 /// Bytes of keystream per call of the core: sixteen blocks.
 pub(super) const CHUNK: usize = 16 * 64;
 
@@ -79,37 +81,7 @@ pub(super) fn xor_chunks(state: &[u32; 16], block: u64, data: &mut [u8]) -> usiz
         let mut init = base;
         init[8] = lo;
         init[9] = hi;
-        let [
-            mut x0,
-            mut x1,
-            mut x2,
-            mut x3,
-            mut x4,
-            mut x5,
-            mut x6,
-            mut x7,
-            mut x8,
-            mut x9,
-            mut x10,
-            mut x11,
-            mut x12,
-            mut x13,
-            mut x14,
-            mut x15,
-        ] = init;
-        for _ in 0..10 {
-            qr!(x0, x4, x8, x12);
-            qr!(x5, x9, x13, x1);
-            qr!(x10, x14, x2, x6);
-            qr!(x15, x3, x7, x11);
-            qr!(x0, x1, x2, x3);
-            qr!(x5, x6, x7, x4);
-            qr!(x10, x11, x8, x9);
-            qr!(x15, x12, x13, x14);
-        }
-        let x = [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-        ];
+        let x = salsa20_rounds!(qr, init);
         let f = |i: usize| _mm512_add_epi32(x[i], init[i]);
         // u[g][j]: 128-bit lane k holds words 4g..4g+4 of block 4k + j.
         let u = [

@@ -14,6 +14,8 @@
 //! Detached, in place: `tag = seal(key, nonce, buf)`, `open(key, nonce, buf, tag)`. No I/O.
 
 use poly1305::Poly1305;
+
+use super::salsa_rounds::salsa20_rounds;
 use poly1305::universal_hash::{KeyInit, UniversalHash};
 
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -39,40 +41,10 @@ macro_rules! qr {
     };
 }
 
-/// Twenty Salsa20 rounds over four blocks at once (word-major lanes).
+/// Twenty Salsa20 rounds over eight blocks at once (word-major lanes).
 #[inline(always)]
 fn rounds(x: &mut [Lane; 16]) {
-    let [
-        mut x0,
-        mut x1,
-        mut x2,
-        mut x3,
-        mut x4,
-        mut x5,
-        mut x6,
-        mut x7,
-        mut x8,
-        mut x9,
-        mut x10,
-        mut x11,
-        mut x12,
-        mut x13,
-        mut x14,
-        mut x15,
-    ] = *x;
-    for _ in 0..10 {
-        qr!(x0, x4, x8, x12);
-        qr!(x5, x9, x13, x1);
-        qr!(x10, x14, x2, x6);
-        qr!(x15, x3, x7, x11);
-        qr!(x0, x1, x2, x3);
-        qr!(x5, x6, x7, x4);
-        qr!(x10, x11, x8, x9);
-        qr!(x15, x12, x13, x14);
-    }
-    *x = [
-        x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-    ];
+    *x = salsa20_rounds!(qr, *x);
 }
 
 fn words<const N: usize>(b: &[u8]) -> [u32; N] {
@@ -92,27 +64,19 @@ fn initial_state(key: &[u8; 32], input: &[u8; 16]) -> [u32; 16] {
     ]
 }
 
-fn qr1(x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize) {
-    x[b] ^= x[a].wrapping_add(x[d]).rotate_left(7);
-    x[c] ^= x[b].wrapping_add(x[a]).rotate_left(9);
-    x[d] ^= x[c].wrapping_add(x[b]).rotate_left(13);
-    x[a] ^= x[d].wrapping_add(x[c]).rotate_left(18);
+macro_rules! qr_u32 {
+    ($a:ident, $b:ident, $c:ident, $d:ident) => {
+        $b ^= $a.wrapping_add($d).rotate_left(7);
+        $c ^= $b.wrapping_add($a).rotate_left(9);
+        $d ^= $c.wrapping_add($b).rotate_left(13);
+        $a ^= $d.wrapping_add($c).rotate_left(18);
+    };
 }
 
 /// HSalsa20: derive the XSalsa20 subkey from the key and the first 16 nonce bytes (one block,
 /// scalar: once per record).
 fn hsalsa20(key: &[u8; 32], nonce16: &[u8; 16]) -> [u8; 32] {
-    let mut x = initial_state(key, nonce16);
-    for _ in 0..10 {
-        qr1(&mut x, 0, 4, 8, 12);
-        qr1(&mut x, 5, 9, 13, 1);
-        qr1(&mut x, 10, 14, 2, 6);
-        qr1(&mut x, 15, 3, 7, 11);
-        qr1(&mut x, 0, 1, 2, 3);
-        qr1(&mut x, 5, 6, 7, 4);
-        qr1(&mut x, 10, 11, 8, 9);
-        qr1(&mut x, 15, 12, 13, 14);
-    }
+    let x = salsa20_rounds!(qr_u32, initial_state(key, nonce16));
     let mut out = [0u8; 32];
     for (j, i) in [0usize, 5, 10, 15, 6, 7, 8, 9].iter().enumerate() {
         out[4 * j..4 * j + 4].copy_from_slice(&x[*i].to_le_bytes());
@@ -186,6 +150,8 @@ fn force_portable() -> bool {
 mod avx2 {
     use core::arch::x86_64::*;
 
+    use crate::transit::salsa_rounds::salsa20_rounds;
+
     macro_rules! step {
         ($t:ident, $s:expr, $l:literal, $r:literal) => {{
             let v = $s;
@@ -229,37 +195,7 @@ mod avx2 {
             s(14),
             s(15),
         ];
-        let [
-            mut x0,
-            mut x1,
-            mut x2,
-            mut x3,
-            mut x4,
-            mut x5,
-            mut x6,
-            mut x7,
-            mut x8,
-            mut x9,
-            mut x10,
-            mut x11,
-            mut x12,
-            mut x13,
-            mut x14,
-            mut x15,
-        ] = init;
-        for _ in 0..10 {
-            qr!(x0, x4, x8, x12);
-            qr!(x5, x9, x13, x1);
-            qr!(x10, x14, x2, x6);
-            qr!(x15, x3, x7, x11);
-            qr!(x0, x1, x2, x3);
-            qr!(x5, x6, x7, x4);
-            qr!(x10, x11, x8, x9);
-            qr!(x15, x12, x13, x14);
-        }
-        let x = [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-        ];
+        let x = salsa20_rounds!(qr, init);
         for i in 0..16 {
             let w: [u32; 8] = bytemuck::cast(_mm256_add_epi32(x[i], init[i]));
             for (l, v) in w.iter().enumerate() {
@@ -290,20 +226,10 @@ impl Salsa {
 
     /// The keystream of the next block alone (scalar: for the last bytes of a record).
     fn next1(&mut self) -> [u8; 64] {
-        let mut x = self.state;
-        x[8] = self.block as u32;
-        x[9] = (self.block >> 32) as u32;
-        let init = x;
-        for _ in 0..10 {
-            qr1(&mut x, 0, 4, 8, 12);
-            qr1(&mut x, 5, 9, 13, 1);
-            qr1(&mut x, 10, 14, 2, 6);
-            qr1(&mut x, 15, 3, 7, 11);
-            qr1(&mut x, 0, 1, 2, 3);
-            qr1(&mut x, 5, 6, 7, 4);
-            qr1(&mut x, 10, 11, 8, 9);
-            qr1(&mut x, 15, 12, 13, 14);
-        }
+        let mut init = self.state;
+        init[8] = self.block as u32;
+        init[9] = (self.block >> 32) as u32;
+        let x = salsa20_rounds!(qr_u32, init);
         let mut out = [0u8; 64];
         for i in 0..16 {
             out[4 * i..4 * i + 4].copy_from_slice(&x[i].wrapping_add(init[i]).to_le_bytes());
