@@ -140,6 +140,30 @@ async fn transfer(size: u64, relay: Option<SocketAddr>) -> anyhow::Result<Run> {
 
 pub(crate) struct RelayProc(pub(crate) Child);
 
+impl RelayProc {
+    /// Spawn `cmd` (a relay, output discarded) and wait until it accepts on `addr`; fails if it
+    /// exits or `timeout` passes first.
+    pub(crate) fn start(
+        mut cmd: Command,
+        addr: SocketAddr,
+        timeout: Duration,
+        what: &str,
+    ) -> anyhow::Result<Self> {
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut p = RelayProc(cmd.spawn().with_context(|| format!("starting the {what}"))?);
+        let deadline = Instant::now() + timeout;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if p.0.try_wait()?.is_some() || Instant::now() > deadline {
+                bail!("{what} did not start on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(p)
+    }
+}
+
 impl Drop for RelayProc {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -176,17 +200,7 @@ fn start_python_relay_on(args: &Args, port: u16) -> anyhow::Result<(RelayProc, S
             cmd.env_remove(k);
         }
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut p = RelayProc(cmd.spawn().context("starting twist transitrelay")?);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if p.0.try_wait()?.is_some() || Instant::now() > deadline {
-            bail!("python transit relay did not start on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let p = RelayProc::start(cmd, addr, Duration::from_secs(30), "python transit relay")?;
     Ok((p, addr))
 }
 

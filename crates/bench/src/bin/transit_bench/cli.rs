@@ -382,23 +382,9 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
 fn start_our_relay_on(port: u16) -> anyhow::Result<RelayProc> {
     let bin = std::env::current_exe()?.with_file_name("wormhole-server");
     let mut cmd = Command::new(&bin);
-    cmd.args(["relay", "--listen", &format!("127.0.0.1:{port}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut p = RelayProc(
-        cmd.spawn()
-            .with_context(|| format!("starting {}", bin.display()))?,
-    );
+    cmd.args(["relay", "--listen", &format!("127.0.0.1:{port}")]);
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if p.0.try_wait()?.is_some() || Instant::now() > deadline {
-            bail!("our transit relay did not start on {addr}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(p)
+    RelayProc::start(cmd, addr, Duration::from_secs(20), "our transit relay")
 }
 
 fn tempfile_dir() -> anyhow::Result<PathBuf> {

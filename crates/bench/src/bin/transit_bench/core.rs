@@ -161,6 +161,17 @@ pub fn measure(size: u64, dir: &Path) -> anyhow::Result<Costs> {
     })
 }
 
+/// Write `len` bytes to `w`, `buf` (whole, then a part) at a time.
+fn write_len(w: &mut impl Write, buf: &[u8], len: u64) -> std::io::Result<()> {
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        w.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 /// CPU per GiB (both ends) of `size` bytes through loopback TCP in 1 MiB writes and reads.
 fn tcp_cost(size: u64) -> anyhow::Result<f64> {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
@@ -168,14 +179,7 @@ fn tcp_cost(size: u64) -> anyhow::Result<f64> {
     let c0 = sys::own_cpu_time();
     let tx = std::thread::spawn(move || -> std::io::Result<()> {
         let mut s = TcpStream::connect(addr)?;
-        let buf = vec![7u8; 1 << 20];
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            s.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
-        Ok(())
+        write_len(&mut s, &vec![7u8; 1 << 20], size)
     });
     let (mut r, _) = l.accept()?;
     let mut buf = vec![0u8; 1 << 20];
@@ -200,12 +204,7 @@ fn file_cost(size: u64, dir: &Path) -> anyhow::Result<(f64, f64)> {
     let c0 = sys::own_cpu_time();
     {
         let mut f = std::fs::File::create(&path)?;
-        let mut left = size;
-        while left > 0 {
-            let n = left.min(buf.len() as u64) as usize;
-            f.write_all(&buf[..n])?;
-            left -= n as u64;
-        }
+        write_len(&mut f, &buf, size)?;
     }
     let w = (sys::own_cpu_time() - c0).as_secs_f64();
     let mut rbuf = vec![0u8; 1 << 20];
