@@ -15,21 +15,29 @@ const M42: u64 = (1 << 42) - 1;
 /// A number mod 2^130 - 5 as limbs of (44, 44, 42) bits, loosely reduced.
 type Limbs = [u64; 3];
 
-fn clamp_r(key: &[u8; 32]) -> Limbs {
-    let lo = u64::from_le_bytes(key[0..8].try_into().unwrap_or_default()) & 0x0fff_fffc_0fff_ffff;
-    let hi = u64::from_le_bytes(key[8..16].try_into().unwrap_or_default()) & 0x0fff_fffc_0fff_fffc;
+/// Two little-endian 64-bit halves of a 128-bit number as (44, 44, 40)-bit limbs.
+fn split(lo: u64, hi: u64) -> Limbs {
     [lo & M44, ((lo >> 44) | (hi << 20)) & M44, hi >> 24]
+}
+
+/// The first two little-endian 64-bit words of `b` (16 bytes or more).
+fn halves(b: &[u8]) -> (u64, u64) {
+    let le = |r: std::ops::Range<usize>| {
+        u64::from_le_bytes(b.get(r).and_then(|s| s.try_into().ok()).unwrap_or_default())
+    };
+    (le(0..8), le(8..16))
+}
+
+fn clamp_r(key: &[u8; 32]) -> Limbs {
+    let (lo, hi) = halves(key);
+    split(lo & 0x0fff_fffc_0fff_ffff, hi & 0x0fff_fffc_0fff_fffc)
 }
 
 /// One 16-byte block as limbs, plus 2^128 for a full block (`hibit`).
 fn block_limbs(b: &[u8; 16], hibit: u64) -> Limbs {
-    let lo = u64::from_le_bytes(b[0..8].try_into().unwrap_or_default());
-    let hi = u64::from_le_bytes(b[8..16].try_into().unwrap_or_default());
-    [
-        lo & M44,
-        ((lo >> 44) | (hi << 20)) & M44,
-        (hi >> 24) | (hibit << 40),
-    ]
+    let (lo, hi) = halves(b);
+    let [l0, l1, l2] = split(lo, hi);
+    [l0, l1, l2 | (hibit << 40)]
 }
 
 /// `a * b mod 2^130 - 5`, loosely reduced (limb 0 may exceed 44 bits by a little).
