@@ -1,6 +1,6 @@
 //! Our client library at the API level against wormhole-william's CLI (Go), which speaks the
 //! file-transfer protocol's text offer over this API: `{"offer":{"message":…}}` answered by
-//! `{"answer":{"message_ack":"ok"}}` (PROTOCOL.md §5.1). Both directions, on our mailbox server
+//! `{"answer":{"message_ack":"ok"}}` (docs/protocol.md §5.1). Both directions, on our mailbox server
 //! and on Python's. Mailbox traffic only (no transit for text).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

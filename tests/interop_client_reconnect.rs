@@ -121,7 +121,7 @@ async fn server_restart_mid_handshake() {
     }
 }
 
-/// The same with the Python library on the other side (it reconnects too, PROTOCOL.md §2.7):
+/// The same with the Python library on the other side (it reconnects too, docs/protocol.md §2.7):
 /// Python allocates, the server dies, we set the code while it is down, the server comes back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_restart_with_python_peer() {

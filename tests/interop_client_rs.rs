@@ -1,7 +1,7 @@
 //! Our client library at the API level against wormhole-rs 0.8.1's CLI, which speaks the
 //! file-transfer protocol over this API: it sends `transit` then a file offer
 //! (`{"offer":{"file":{"filename","filesize"}}}`); our side reads both through `get_message`
-//! and declines with `{"error":"transfer rejected"}` (PROTOCOL.md §5.1), so no transit
+//! and declines with `{"error":"transfer rejected"}` (docs/protocol.md §5.1), so no transit
 //! connection is made. Checks key agreement, versions and the ordered message pipe with the Rust
 //! peer, on our mailbox server and on Python's.
 //!

@@ -221,7 +221,7 @@ fn relay_transfer(from: PeerKind, to: PeerKind, seed: u64) {
     let mailbox = start_python_mailbox(&[]);
     let (_dir, path, sha, size) = test_file(seed);
     // wormhole-william's sender over a relay fails now and then on its own with a Python receiver
-    // (TESTING.md); only that pair and that symptom get another attempt, each with a fresh relay.
+    // (docs/testing.md); only that pair and that symptom get another attempt, each with a fresh relay.
     // Measured here: 2 of 15 runs through our relay, 3 of 15 through Python's.
     let attempts = if from == PeerKind::Go && to == PeerKind::Python {
         4
@@ -487,7 +487,7 @@ fn same_bytes_as_the_python_relay() {
         assert_eq!(m, t, "scenario {name:?}: ours (left) differs from Python (right)");
     }
     assert_eq!(theirs.len(), mine.len());
-    // And the transcripts say what PROTOCOL.md §4.6 says (so this cannot pass on two silent relays).
+    // And the transcripts say what docs/protocol.md §4.6 says (so this cannot pass on two silent relays).
     let seen = |bytes: &[u8], closed| Seen {
         bytes: bytes.to_vec(),
         closed,

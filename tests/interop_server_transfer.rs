@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use wormhole_interop::*;
 
 /// wormhole-william's sender over a relay fails on its own now and then with a Python receiver
-/// (`use of closed network connection`, ~10 % of runs; TESTING.md). Only that pair, and only that
+/// (`use of closed network connection`, ~10 % of runs; docs/testing.md). Only that pair, and only that
 /// symptom, gets this many attempts; every other pair must pass first time.
 const GO_TO_PYTHON_ATTEMPTS: usize = 3;
 

@@ -1,5 +1,5 @@
 //! Command lines of the peer CLIs for the common jobs (send text, send a file or directory, receive),
-//! with each peer's quirks from `shared/TESTING.md` applied, so test files only say *who* sends *what*.
+//! with each peer's quirks from `docs/testing.md` applied, so test files only say *who* sends *what*.
 //!
 //! This module builds [`PeerCommand`]s; it does not run them or judge their output.
 

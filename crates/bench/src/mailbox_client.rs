@@ -2,7 +2,7 @@
 //! as plain JSON and tracks what the server answered (acks, `allocated`, `claimed`, `released`,
 //! `closed`, the peer's messages), plus [`run_pair`], the full life of one client pair.
 //!
-//! A pair does what two real clients do (PROTOCOL.md §1.10): side A binds, allocates, claims, opens and
+//! A pair does what two real clients do (docs/protocol.md §1.10): side A binds, allocates, claims, opens and
 //! adds `pake`; side B gets the nameplate from A (out of band, like a typed code), binds, claims, opens
 //! and adds `pake`; each side, on the peer's `pake`, releases the nameplate and adds `version`; on the
 //! peer's `version` it adds one message (phase `0`); on the peer's `0` it closes with mood `happy`, waits

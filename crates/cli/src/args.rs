@@ -1,4 +1,4 @@
-//! The command-line surface of `wormhole`, flag-compatible with the Python CLI 0.24 (PROTOCOL.md
+//! The command-line surface of `wormhole`, flag-compatible with the Python CLI 0.24 (docs/protocol.md
 //! §5.7), and its resolution into plain option structs.
 //!
 //! Environment variables are not read by clap: [`Cli::resolve`] takes a lookup function, so the

@@ -1,5 +1,5 @@
 //! Interactive code entry (`Enter receive wormhole code: `) with Tab completion of nameplates
-//! and words, as PROTOCOL.md §2.10 describes the Python CLI.
+//! and words, as docs/protocol.md §2.10 describes the Python CLI.
 //!
 //! [`CodeInputter`] holds the commit rules (the first completion after a `-` claims the
 //! nameplate; deleting back past it is refused) over a blocking [`InputBackend`], so the rules are

@@ -1,4 +1,4 @@
-//! File and directory transfers for the CLI (PROTOCOL.md §5.2–5.4): the sender's offer lines and
+//! File and directory transfers for the CLI (docs/protocol.md §5.2–5.4): the sender's offer lines and
 //! transfer, the receiver's destination messages, the `ok? (Y/n)` question and progress bars, on
 //! top of `wormhole::transfer` (which owns transit, the zip formats and the safe-receive rules).
 //!

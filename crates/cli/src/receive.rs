@@ -1,4 +1,4 @@
-//! `wormhole receive`: the receiver's mailbox flow (PROTOCOL.md §5.3) — get the code (argument,
+//! `wormhole receive`: the receiver's mailbox flow (docs/protocol.md §5.3) — get the code (argument,
 //! `-0`, `--allocate`, or typed with completion), wait for the key, show the verifier, then read
 //! the sender's messages: a text offer is printed on stdout and acknowledged here; a file or
 //! directory offer is returned to the caller, which runs the transfer.

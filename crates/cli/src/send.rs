@@ -1,4 +1,4 @@
-//! `wormhole send`: the sender's flow (PROTOCOL.md §5.2) — decide what to send, get a code and
+//! `wormhole send`: the sender's flow (docs/protocol.md §5.2) — decide what to send, get a code and
 //! show it, wait for the key (and the user's verifier check), then send the text or hand the file
 //! or directory to the transfer library.
 //!

@@ -1,4 +1,4 @@
-//! `wormhole ssh invite` / `wormhole ssh accept` (PROTOCOL.md §5.6): the inviter allocates a code
+//! `wormhole ssh invite` / `wormhole ssh accept` (docs/protocol.md §5.6): the inviter allocates a code
 //! and waits for one `{"offer":{"message":"<public key>"}}`, acknowledges it and appends the key
 //! to `authorized_keys`; the accepter sends its public key.
 //!

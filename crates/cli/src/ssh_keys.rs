@@ -1,4 +1,4 @@
-//! The file-system half of `wormhole ssh` (PROTOCOL.md §5.6): finding the public key to send and
+//! The file-system half of `wormhole ssh` (docs/protocol.md §5.6): finding the public key to send and
 //! appending a received key to `authorized_keys`.
 //!
 //! Received keys are untrusted: one line, bounded size, a plausible key type, no control

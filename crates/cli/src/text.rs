@@ -1,5 +1,5 @@
 //! Printing untrusted text safely: received messages are shown like Python's `repr(text)[1:-1]`
-//! (PROTOCOL.md §5.3), so control characters, terminal escapes and invisible format characters
+//! (docs/protocol.md §5.3), so control characters, terminal escapes and invisible format characters
 //! become visible escapes instead of reaching the terminal.
 //!
 //! Pure string functions, no I/O.
@@ -29,7 +29,7 @@ mod tests {
 
     #[test]
     fn matches_observed_python_output() {
-        // PROTOCOL.md §5.3: `it's a<TAB>tab<LF>and \ é "q"` → `it\'s a\ttab\nand \\ é "q"`.
+        // docs/protocol.md §5.3: `it's a<TAB>tab<LF>and \ é "q"` → `it\'s a\ttab\nand \\ é "q"`.
         assert_eq!(
             python_repr_inner("it's a\ttab\nand \\ é \"q\""),
             "it\\'s a\\ttab\\nand \\\\ é \"q\""

@@ -1,4 +1,4 @@
-//! Wormhole codes: `<nameplate>-<password>` (PROTOCOL.md §2.9), and the `wormhole-transfer:` URI
+//! Wormhole codes: `<nameplate>-<password>` (docs/protocol.md §2.9), and the `wormhole-transfer:` URI
 //! that carries one (§5.7, in [`uri`]).
 //!
 //! Owns: the validation Python's `set_code` does (no space anywhere, an all-digit nameplate

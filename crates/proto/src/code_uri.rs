@@ -1,4 +1,4 @@
-//! The `wormhole-transfer:` URI (PROTOCOL.md §5.7), shown as a QR code by senders:
+//! The `wormhole-transfer:` URI (docs/protocol.md §5.7), shown as a QR code by senders:
 //! `wormhole-transfer:<percent-encoded code>[?version=0&rendezvous=<ws url>&role=leader|follower]`.
 //!
 //! Owns: formatting and strict, bounded parsing of that URI. Must not: connect anywhere or decide

@@ -1,4 +1,4 @@
-//! Wire types of the client ⇄ mailbox-server protocol (PROTOCOL.md §1): one JSON object per
+//! Wire types of the client ⇄ mailbox-server protocol (docs/protocol.md §1): one JSON object per
 //! WebSocket TEXT frame, tagged by its `"type"` key.
 //!
 //! [`ClientCommand`] is what a client sends (`bind`, `ping`, `list`, `allocate`, `claim`,

@@ -1,4 +1,4 @@
-//! The file-transfer protocol v1 application messages (PROTOCOL.md §5.1): `transit`, `offer`
+//! The file-transfer protocol v1 application messages (docs/protocol.md §5.1): `transit`, `offer`
 //! (message / file / directory), `answer`, `error`, and the final transit ack record.
 //!
 //! Parsing is tolerant of unknown keys and bounded in size; encoding reproduces Python's
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn python_wire_sizes() {
-        // PROTOCOL.md §7.2 live sizes: 37-byte offer, 33-byte message_ack, 30-byte file_ack.
+        // docs/protocol.md §7.2 live sizes: 37-byte offer, 33-byte message_ack, 30-byte file_ack.
         let m = AppMsg::Offer(Offer::Message("hello world".into())).to_bytes();
         assert_eq!(m, br#"{"offer": {"message": "hello world"}}"#);
         assert_eq!(

@@ -1,6 +1,6 @@
 //! Transit (v1), the sans-IO half: hint and ability wire types, the transit-key purpose rule and
 //! the keys derived from it, the byte-exact handshakes with an incremental checker, and the
-//! encrypted record codec with counting nonces (PROTOCOL.md §4).
+//! encrypted record codec with counting nonces (docs/protocol.md §4).
 //!
 //! This module never opens a socket or reads a clock; `wormhole::transit` drives it over TCP.
 

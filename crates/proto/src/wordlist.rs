@@ -1,4 +1,4 @@
-//! The PGP word list, word choice and completion (PROTOCOL.md §2.10).
+//! The PGP word list, word choice and completion (docs/protocol.md §2.10).
 //!
 //! Owns: turning random bytes into code words (first word from the odd, three-syllable column,
 //! then alternating) and Python-compatible completion of a partly typed password. Must not: know
@@ -106,7 +106,7 @@ mod tests {
         assert!(evens.iter().all(|e| odds.binary_search(e).is_err()));
     }
 
-    /// PROTOCOL.md §7.1 and §7.2 word vectors.
+    /// docs/protocol.md §7.1 and §7.2 word vectors.
     #[test]
     fn words_from_bytes_vectors() {
         assert_eq!(words_from_bytes(&[0x04, 0x10]), "alkali-assume");

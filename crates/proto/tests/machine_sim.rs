@@ -1,5 +1,5 @@
 //! Deterministic tests of the client machine with no network: two (or three) `Boss` machines
-//! driven against a tiny in-test mailbox server that follows PROTOCOL.md §1.3 (ack, echo,
+//! driven against a tiny in-test mailbox server that follows docs/protocol.md §1.3 (ack, echo,
 //! replay on open, idempotent claim/open/close, crowded, reclaimed). Time is simulated.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

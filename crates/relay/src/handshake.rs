@@ -1,5 +1,5 @@
 //! Sans-IO parsing of the relay request (`please relay TOKEN [for side SIDE]`), byte-compatible with
-//! magic-wormhole-transit-relay 0.5 (PROTOCOL.md §4.6).
+//! magic-wormhole-transit-relay 0.5 (docs/protocol.md §4.6).
 //!
 //! Owns: finding the request line in the first bytes of a TCP connection (1024-byte cap), and matching
 //! a line (TCP) or a whole first message (WebSocket) against the two accepted forms.
@@ -106,7 +106,7 @@ mod tests {
         let r = parse_line(&sided()).unwrap();
         assert_eq!(&r.token[..], TOKEN.as_bytes());
         assert_eq!(r.side.as_ref().map(|s| &s[..]), Some(&b"0123456789abcdef"[..]));
-        assert_eq!(sided().len() + 1, 104, "PROTOCOL.md: 104 bytes with the newline");
+        assert_eq!(sided().len() + 1, 104, "docs/protocol.md: 104 bytes with the newline");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `wormhole-relay`: the magic-wormhole transit relay server (TCP and WebSocket), byte-compatible with
-//! magic-wormhole-transit-relay 0.5 (PROTOCOL.md §4.6).
+//! magic-wormhole-transit-relay 0.5 (docs/protocol.md §4.6).
 //!
 //! Owns: the command-line surface (`RelayArgs`, used by `wormhole-server relay` and by the
 //! `wormhole-relay` binary), the error type, and the entry points [`run`] (bind and serve from flags)

@@ -1,4 +1,4 @@
-//! Sans-IO pairing of waiting relay connections by token (PROTOCOL.md §4.6).
+//! Sans-IO pairing of waiting relay connections by token (docs/protocol.md §4.6).
 //!
 //! Owns: the table of connections that sent a valid request and wait for a partner; the matching rule
 //! (same token, different side, or either side legacy); choosing the partner (the oldest waiter that

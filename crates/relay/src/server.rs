@@ -1,5 +1,5 @@
 //! The tokio driver of the relay: accept loops, one task per connection, and the hand-over that glues a
-//! pair together (PROTOCOL.md §4.6).
+//! pair together (docs/protocol.md §4.6).
 //!
 //! Owns: connection limits (total and per IP, enforced at accept), the handshake timeout, reading the
 //! request over TCP or WebSocket, waiting for a partner (data → `impatient`, close → lonely, our wait

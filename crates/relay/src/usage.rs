@@ -1,5 +1,5 @@
 //! Usage records of finished connections, as magic-wormhole-transit-relay 0.5 computes them
-//! (PROTOCOL.md §4.6): moods, times, byte totals and the `--blur-usage` rounding.
+//! (docs/protocol.md §4.6): moods, times, byte totals and the `--blur-usage` rounding.
 //!
 //! Owns: the pure computation of one record and of the `current` statistics row.
 //! Must not: write anywhere (see `usage_sink`), read clocks (times are passed in).

@@ -1,6 +1,6 @@
 //! Command-line options of `wormhole-server mailbox` ([`MailboxArgs`]).
 //!
-//! The first group mirrors `twist wormhole-mailbox` of server 0.8.0 (PROTOCOL.md §1.9); the
+//! The first group mirrors `twist wormhole-mailbox` of server 0.8.0 (docs/protocol.md §1.9); the
 //! second group holds our own limits and timers. Only parsing and defaults live here.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Conformance of the mailbox server with server 0.8.0 (PROTOCOL.md §1), driven by a raw
+//! Conformance of the mailbox server with server 0.8.0 (docs/protocol.md §1), driven by a raw
 //! WebSocket client: every message type, every error string, ack ordering, echo, replay,
 //! crowding, re-claiming, reconnect idempotence, `list`, and the welcome flags.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

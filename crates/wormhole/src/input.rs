@@ -1,4 +1,4 @@
-//! The code-input helper returned by [`crate::Wormhole::input_code`] (PROTOCOL.md §2.10): lists
+//! The code-input helper returned by [`crate::Wormhole::input_code`] (docs/protocol.md §2.10): lists
 //! nameplates from the server, completes nameplates and PGP words, and commits the nameplate then
 //! the words. A line editor (the CLI's) sits on top; this type does no terminal I/O.
 

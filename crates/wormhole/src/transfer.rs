@@ -1,4 +1,4 @@
-//! The file-transfer protocol v1 (PROTOCOL.md §5): text, file and directory offers over a
+//! The file-transfer protocol v1 (docs/protocol.md §5): text, file and directory offers over a
 //! [`MessagePipe`] (the wormhole's encrypted messages) with the data over [`crate::transit`].
 //!
 //! - [`send`]: `send_text`, `send_item` (a file, or a directory streamed as a zip).

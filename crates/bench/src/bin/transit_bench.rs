@@ -233,7 +233,7 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let phases: Vec<&str> = args.phases.split(',').map(str::trim).collect();
     println!(
-        "transit-bench: {} bytes per transfer, loopback, 16 KiB records; reference (TESTING.md): Python 318 MB/s direct with 6.0 CPU s/GiB, 214 MB/s relayed",
+        "transit-bench: {} bytes per transfer, loopback, 16 KiB records; reference (docs/testing.md): Python 318 MB/s direct with 6.0 CPU s/GiB, 214 MB/s relayed",
         args.size
     );
     let mut core = None;

@@ -1,4 +1,4 @@
-//! One Dilation L2 connection, sans-IO (PROTOCOL.md §6.4): optional relay handshake, the role
+//! One Dilation L2 connection, sans-IO (docs/protocol.md §6.4): optional relay handshake, the role
 //! prefixes, the Noise handshake, the KCM exchange and then encrypted L3 records.
 //!
 //! Owns: the order of things on one TCP stream — a relay connection first writes

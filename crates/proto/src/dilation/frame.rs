@@ -1,4 +1,4 @@
-//! L2 of Dilation (PROTOCOL.md §6.4): the role prefixes and `u32 BE length ‖ payload` frames.
+//! L2 of Dilation (docs/protocol.md §6.4): the role prefixes and `u32 BE length ‖ payload` frames.
 //!
 //! Owns: the two fixed prefixes each side writes first (`Magic-Wormhole Dilation Handshake v1
 //! Leader\n\n` / `… Follower\n\n`), checking the peer's prefix however the bytes are split,

@@ -1,4 +1,4 @@
-//! L3 records of Dilation (PROTOCOL.md §6.5): the plaintext inside each decrypted frame.
+//! L3 records of Dilation (docs/protocol.md §6.5): the plaintext inside each decrypted frame.
 //!
 //! Owns: the tag numbering that interoperates with Python 0.24.0 (KCM = 0x00, PING = 0x01,
 //! PONG = 0x02, OPEN = 0x03, DATA = 0x04, CLOSE = 0x05, ACK = 0x06 — not the older documented

@@ -1,4 +1,4 @@
-//! L4 of Dilation (PROTOCOL.md §6.6): reliable, ordered delivery of OPEN/DATA/CLOSE across
+//! L4 of Dilation (docs/protocol.md §6.6): reliable, ordered delivery of OPEN/DATA/CLOSE across
 //! a succession of L3 connections, and the subchannel-id bookkeeping.
 //!
 //! Owns: the outbound sequence counter (per direction, from 0), the queue of sent-but-unacked

@@ -1,4 +1,4 @@
-//! The Dilation manager (PROTOCOL.md §6.2–6.3): the L1 messages that travel through the mailbox
+//! The Dilation manager (docs/protocol.md §6.2–6.3): the L1 messages that travel through the mailbox
 //! as phases `dilate-0`, `dilate-1`, …, the Leader choice, and the manager state machine
 //! (WAITING → WANTING → CONNECTING → CONNECTED, with FLUSHING / LONELY / ABANDONING around
 //! reconnection, STOPPING / STOPPED at the end) as events in, actions out.
@@ -65,7 +65,7 @@ impl L1Message {
     }
 }
 
-/// The keys a dilating side adds to its version message (PROTOCOL.md §2.5):
+/// The keys a dilating side adds to its version message (docs/protocol.md §2.5):
 /// `can-dilate` (our versions) and `dilation-abilities` (direct TCP and relay).
 pub fn version_fields() -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
@@ -130,7 +130,7 @@ pub enum ManagerError {
     EqualSides,
 }
 
-/// The manager's state (PROTOCOL.md §6.3).
+/// The manager's state (docs/protocol.md §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     /// `dilate()` called; waiting for the peer's versions.
@@ -252,7 +252,7 @@ impl Manager {
     /// [`peer_can_dilate`]; empty if absent). Sends `please` and replays messages that arrived
     /// earlier.
     ///
-    /// A peer that lists no version at all gets no `dilate-N` message (PROTOCOL.md §8: Rust and
+    /// A peer that lists no version at all gets no `dilate-N` message (docs/protocol.md §8: Rust and
     /// Go peers cannot handle one). A peer that lists only versions we do not speak gets
     /// `please` without `use-version`, as Python does, and the manager fails.
     pub fn got_peer_versions(&mut self, their_can_dilate: &[String]) -> Vec<Action> {

@@ -1,4 +1,4 @@
-//! Dilation (PROTOCOL.md §6): the sans-IO layers of a dilated wormhole.
+//! Dilation (docs/protocol.md §6): the sans-IO layers of a dilated wormhole.
 //!
 //! Dilation turns a wormhole into a durable, encrypted, multiplexed connection between the two
 //! peers. It is spoken only by Python magic-wormhole 0.24.0 (experimental there); the layers here
@@ -42,7 +42,7 @@ pub mod l4;
 pub mod manager;
 pub mod noise;
 
-/// Which end of the Dilation a side plays (PROTOCOL.md §6.2): the side whose dilation side
+/// Which end of the Dilation a side plays (docs/protocol.md §6.2): the side whose dilation side
 /// string is greater leads. The Leader is the Noise initiator, allocates odd subchannel ids and
 /// runs the keepalive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

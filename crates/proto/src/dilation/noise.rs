@@ -1,4 +1,4 @@
-//! The Noise layer of Dilation (PROTOCOL.md §6.4 steps 5–7): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`
+//! The Noise layer of Dilation (docs/protocol.md §6.4 steps 5–7): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`
 //! with the `snow` crate.
 //!
 //! Owns: the PSK derivation (HKDF-SHA256 of the shared wormhole key, info `dilation-v1`,

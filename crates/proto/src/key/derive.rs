@@ -1,4 +1,4 @@
-//! HKDF-SHA256 and the wormhole key purposes (PROTOCOL.md §2.4).
+//! HKDF-SHA256 and the wormhole key purposes (docs/protocol.md §2.4).
 //!
 //! Owns: HKDF with an empty salt, the phase-key purpose layout, the verifier and the NFC rule for
 //! application purposes. Must not: choose which phase or side a caller encrypts for, or know about
@@ -93,7 +93,7 @@ mod tests {
         hex::decode(s).unwrap()
     }
 
-    /// PROTOCOL.md §7.1: HKDF with skm `secret`, every salt/info combination, every prefix of
+    /// docs/protocol.md §7.1: HKDF with skm `secret`, every salt/info combination, every prefix of
     /// the 64-byte output.
     #[test]
     fn hkdf_vectors_every_prefix() {

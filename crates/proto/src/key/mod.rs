@@ -1,5 +1,5 @@
 //! Key agreement and encryption: SPAKE2 (Ed25519, symmetric), the HKDF-SHA256 purposes and NaCl
-//! secretbox of PROTOCOL.md §2.3–2.4.
+//! secretbox of docs/protocol.md §2.3–2.4.
 //!
 //! Submodules:
 //! - [`pake`]: the SPAKE2 exchange and the `{"pake_v1": "<hex>"}` body of phase `pake`;

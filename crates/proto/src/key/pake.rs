@@ -1,4 +1,4 @@
-//! The SPAKE2 exchange of phase `pake` (PROTOCOL.md §2.3) and its JSON body.
+//! The SPAKE2 exchange of phase `pake` (docs/protocol.md §2.3) and its JSON body.
 //!
 //! Owns: NFC-normalising the code and appid, running symmetric SPAKE2 over Ed25519 (RustCrypto
 //! `spake2`, which matches python-spake2 0.9), the exact 81-byte body Python sends, and strict,

@@ -1,5 +1,5 @@
 //! NaCl secretbox (XSalsa20-Poly1305) with the wormhole wire layout nonce(24) ‖ tag(16) ‖
-//! ciphertext (PROTOCOL.md §2.4).
+//! ciphertext (docs/protocol.md §2.4).
 //!
 //! Owns: sealing and opening one blob. Must not: derive keys or pick which key a phase uses.
 //! Input to [`decrypt_data`] is untrusted: any length and content gives a typed error, never a
@@ -65,7 +65,7 @@ mod tests {
         hex::decode(s).unwrap().try_into().unwrap()
     }
 
-    /// PROTOCOL.md §7.1 secretbox vector.
+    /// docs/protocol.md §7.1 secretbox vector.
     #[test]
     fn secretbox_vector() {
         let key: [u8; 32] = arr("ddc543ef8e4629a603d39dd0307a51bb1e7adb9cb259f6b085c91d0842a18679");

@@ -1,4 +1,4 @@
-//! Test-only: the seeded PRG of python-spake2's test suite (PROTOCOL.md §7.1), as an `RngCore`.
+//! Test-only: the seeded PRG of python-spake2's test suite (docs/protocol.md §7.1), as an `RngCore`.
 //!
 //! Block i = SHA256(b"prng-" ‖ decimal(i) ‖ b"-" ‖ seed), blocks concatenated into one stream.
 //! python-spake2 reads 64 bytes as a big-endian integer for its secret scalar, while

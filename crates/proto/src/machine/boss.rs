@@ -1,6 +1,6 @@
 //! Boss: the top of the client machine. It owns every sub-machine, turns API calls, connection
 //! events, server frames and timer expiries into [`Action`]s, and decides the wormhole's mood
-//! and result (PROTOCOL.md §2.2, §2.6 "B", §2.7 reconnection, §8 "as a client").
+//! and result (docs/protocol.md §2.2, §2.6 "B", §2.7 reconnection, §8 "as a client").
 //!
 //! Sans-IO: no socket, no clock (callers pass `now`), no task. Randomness (command ids, code
 //! words) comes from the RNG given to [`Boss::new`]; the reconnect jitter is passed in.
@@ -339,7 +339,7 @@ impl Boss {
     }
 
     /// Send a Dilation message as phase `dilate-N`. Refused unless the peer's versions carry
-    /// `can-dilate` (PROTOCOL.md §8); this crate does not implement Dilation itself.
+    /// `can-dilate` (docs/protocol.md §8); this crate does not implement Dilation itself.
     pub fn send_dilation_message(&mut self, plaintext: &[u8]) -> Result<(), WormholeError> {
         self.check_open()?;
         if !self.peer_can_dilate() {

@@ -1,4 +1,4 @@
-//! Code, Allocator, Input and Lister (PROTOCOL.md §2.6, §2.10): how the wormhole code becomes
+//! Code, Allocator, Input and Lister (docs/protocol.md §2.6, §2.10): how the wormhole code becomes
 //! known — exactly one of allocate / set / interactive input — plus the nameplate listing the
 //! input helper completes against.
 //!

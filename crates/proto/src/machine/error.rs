@@ -1,5 +1,5 @@
 //! The client's error type: every way a wormhole can fail or an API call can be refused
-//! (PROTOCOL.md §2.8). Shared by the sans-IO machine and the async `wormhole` crate.
+//! (docs/protocol.md §2.8). Shared by the sans-IO machine and the async `wormhole` crate.
 
 use crate::code::KeyFormatError;
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::error::WormholeError;
 
-/// How a wormhole ended, as sent to the server in `close` (PROTOCOL.md §1.6).
+/// How a wormhole ended, as sent to the server in `close` (docs/protocol.md §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mood {
     /// The peer was verified (its first message decrypted).
@@ -39,7 +39,7 @@ impl std::fmt::Display for Mood {
     }
 }
 
-/// The server's `welcome` dict, with the keys a client acts on (PROTOCOL.md §1.4).
+/// The server's `welcome` dict, with the keys a client acts on (docs/protocol.md §1.4).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Welcome {
     /// Message of the day; a CLI prints it.

@@ -1,5 +1,5 @@
 //! Key: joins the code and the peer's `pake` (in either order) into the shared key with SPAKE2
-//! (PROTOCOL.md §2.2 steps 2–3, §2.6 "K"). Starting SPAKE2 yields our `pake` body; finishing it
+//! (docs/protocol.md §2.2 steps 2–3, §2.6 "K"). Starting SPAKE2 yields our `pake` body; finishing it
 //! yields the key. The Boss then sends `version` at once.
 //!
 //! Crypto lives in [`crate::key`]; this file only sequences it.

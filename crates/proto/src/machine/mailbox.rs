@@ -1,7 +1,7 @@
 //! Mailbox: opens the mailbox once its id and a connection are known, keeps every outbound
 //! message until the server echoes it back (re-sending all of them after a reconnect), drops
 //! inbound duplicates by phase, and closes with a mood, re-sending `close` after reconnects until
-//! `closed` (PROTOCOL.md §2.6 "M").
+//! `closed` (docs/protocol.md §2.6 "M").
 //!
 //! It does not decrypt or interpret phases; it only filters and forwards.
 

@@ -1,4 +1,4 @@
-//! The client state machines (PROTOCOL.md §2.6–2.8), sans-IO: events in, actions out.
+//! The client state machines (docs/protocol.md §2.6–2.8), sans-IO: events in, actions out.
 //!
 //! # Shape
 //! Python wires twelve automata that call each other. Here the [`Boss`] owns one small struct per

@@ -1,6 +1,6 @@
 //! Nameplate: claims the nameplate once it and a connection are known, re-claims after every
 //! reconnect until `claimed`, and releases it (again after reconnects until `released`) on the
-//! first peer message or on close (PROTOCOL.md §2.6 "N").
+//! first peer message or on close (docs/protocol.md §2.6 "N").
 //!
 //! It only emits [`Command`]s; the Boss decides what the answers mean.
 

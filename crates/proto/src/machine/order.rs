@@ -1,6 +1,6 @@
 //! Order: the peer's `pake` must reach Key before anything else reaches Receive. Peer messages
 //! that arrive before the key exists are held (bounded) and released in arrival order once it
-//! does (PROTOCOL.md §2.6 "O"; we hold until the key rather than until the pake, which also
+//! does (docs/protocol.md §2.6 "O"; we hold until the key rather than until the pake, which also
 //! covers a pake that arrives before our own code is known).
 
 use std::collections::VecDeque;

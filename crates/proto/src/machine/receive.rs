@@ -1,6 +1,6 @@
 //! Receive: decrypts each peer message with the key for (sender side, phase). The first success
 //! confirms the key (happy + verifier); any failure scares the wormhole, after which everything
-//! is ignored (PROTOCOL.md §2.2 step 5, §2.6 "R").
+//! is ignored (docs/protocol.md §2.2 step 5, §2.6 "R").
 
 use crate::key::{decrypt_data, derive_phase_key, derive_verifier};
 

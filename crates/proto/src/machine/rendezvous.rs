@@ -1,4 +1,4 @@
-//! Rendezvous: the client side of the mailbox wire (PROTOCOL.md §1). Builds command frames,
+//! Rendezvous: the client side of the mailbox wire (docs/protocol.md §1). Builds command frames,
 //! parses server frames into [`Inbound`] (bounded, never panicking), tracks the connection
 //! (first-connection failure vs. reconnect) and computes the reconnect backoff (§2.7).
 //!

@@ -1,6 +1,6 @@
 //! Reorder: the receiving end of the record pipe. The peer numbers its application messages
 //! `"0"`, `"1"`, …; this delivers them in strict numeric order with no gaps, buffering early
-//! ones, within a bounded window (PROTOCOL.md §2.1). Duplicates by phase were already dropped by
+//! ones, within a bounded window (docs/protocol.md §2.1). Duplicates by phase were already dropped by
 //! the mailbox; a phase that is not a canonical decimal number is not an app message.
 
 use std::collections::BTreeMap;

@@ -1,5 +1,5 @@
 //! Send: numbers application messages `"0"`, `"1"`, … and holds them until the key is verified,
-//! then encrypts each with the key for (own side, phase) (PROTOCOL.md §2.2 step 6, §2.6 "S").
+//! then encrypts each with the key for (own side, phase) (docs/protocol.md §2.2 step 6, §2.6 "S").
 //! The `version` message does not pass through here (the Boss sends it as soon as the key
 //! exists), so no numeric phase can precede it.
 

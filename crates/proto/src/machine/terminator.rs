@@ -1,5 +1,5 @@
 //! Terminator: after `close`, waits until both the nameplate and the mailbox are done, then
-//! says the connection may be dropped and the wormhole is closed (PROTOCOL.md §2.6 "T").
+//! says the connection may be dropped and the wormhole is closed (docs/protocol.md §2.6 "T").
 
 /// The terminator.
 #[derive(Debug, Default)]

@@ -1,5 +1,5 @@
 //! Incremental, byte-exact checking of what a transit peer must send before records: its
-//! handshake, the relay's `ok\n`, and `go\n` (PROTOCOL.md §4.3). The first mismatching byte fails.
+//! handshake, the relay's `ok\n`, and `go\n` (docs/protocol.md §4.3). The first mismatching byte fails.
 //!
 //! Sans-IO: feed whatever bytes arrived; the checker says how many it consumed (bytes after the
 //! expected string belong to the next stage and are left to the caller).

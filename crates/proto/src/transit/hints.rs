@@ -1,5 +1,5 @@
 //! Transit abilities and connection hints as they travel inside the `transit` message
-//! (PROTOCOL.md §4.2): `direct-tcp-v1` (optional float `priority`), `tor-tcp-v1` (parsed, never
+//! (docs/protocol.md §4.2): `direct-tcp-v1` (optional float `priority`), `tor-tcp-v1` (parsed, never
 //! dialled without Tor), `relay-v1` with inner hints (Rust's `name` and `websocket` entries are
 //! tolerated and ignored).
 //!

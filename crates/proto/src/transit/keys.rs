@@ -1,4 +1,4 @@
-//! The transit key purpose rule (PROTOCOL.md §4.1) and everything derived from the transit key:
+//! The transit key purpose rule (docs/protocol.md §4.1) and everything derived from the transit key:
 //! the byte-exact handshake strings, the relay request line and the two record keys.
 //!
 //! Pure functions over bytes (HKDF-SHA256 with an empty salt); no I/O.
@@ -150,7 +150,7 @@ mod tests {
         assert_eq!(transit_key_purpose("x", &TransitPurpose::Custom("p".into())), "p");
     }
 
-    /// PROTOCOL.md §7.1: transit key `b"123"`.
+    /// docs/protocol.md §7.1: transit key `b"123"`.
     #[test]
     fn vectors_7_1() {
         let k = TransitKeys::new(b"123");
@@ -176,7 +176,7 @@ mod tests {
         assert_eq!(k.peer_handshake(Role::Sender), k.receiver_handshake());
     }
 
-    /// PROTOCOL.md §7.2: the end-to-end transit key.
+    /// docs/protocol.md §7.2: the end-to-end transit key.
     #[test]
     fn vectors_7_2() {
         let tk = hex::decode("ab6f9490a2a47de9c51258a7910cb1989b5cf8012aa25d887aa452406c850c40").unwrap();

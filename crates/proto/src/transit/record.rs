@@ -1,4 +1,4 @@
-//! Transit record codec (PROTOCOL.md §4.5): `len(u32 BE) ‖ nonce(24, BE counter) ‖ tag(16) ‖ ct`,
+//! Transit record codec (docs/protocol.md §4.5): `len(u32 BE) ‖ nonce(24, BE counter) ‖ tag(16) ‖ ct`,
 //! NaCl secretbox (XSalsa20-Poly1305) with one key per direction and a counter nonce starting at 0.
 //!
 //! The sealer and opener work in place on caller-owned buffers so the I/O layer can read file data
@@ -283,7 +283,7 @@ mod tests {
     use super::*;
     use crate::transit::TransitKeys;
 
-    /// PROTOCOL.md §7.2: the first Sender record carrying `hello`.
+    /// docs/protocol.md §7.2: the first Sender record carrying `hello`.
     #[test]
     fn first_record_vector() {
         let tk = hex::decode("ab6f9490a2a47de9c51258a7910cb1989b5cf8012aa25d887aa452406c850c40").unwrap();

@@ -413,7 +413,7 @@ mod tests {
         }
     }
 
-    /// PROTOCOL.md §7.1 secretbox vector.
+    /// docs/protocol.md §7.1 secretbox vector.
     #[test]
     fn nacl_vector() {
         let key: [u8; 32] = hex::decode("ddc543ef8e4629a603d39dd0307a51bb1e7adb9cb259f6b085c91d0842a18679")

@@ -1,4 +1,4 @@
-//! Nameplate allocation (PROTOCOL.md §1.5): a uniformly random free number among 1–9, else
+//! Nameplate allocation (docs/protocol.md §1.5): a uniformly random free number among 1–9, else
 //! 10–99, else 100–999; after that up to 1000 random tries in 1000–999999.
 //!
 //! [`Occupancy`] counts the taken names of each short class so the common case is a few

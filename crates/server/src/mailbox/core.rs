@@ -3,7 +3,7 @@
 //! [`Core::handle`] takes one [`Input`] (a connection opened, a frame arrived, a connection
 //! closed, a prune tick) and the current time, mutates the in-memory [`State`], and appends the
 //! storage [`Write`]s and the outgoing replies to an [`Effects`]. The engine commits the writes
-//! and only then releases the replies. Error strings follow server 0.8.0 (PROTOCOL.md §1.3).
+//! and only then releases the replies. Error strings follow server 0.8.0 (docs/protocol.md §1.3).
 //!
 //! This file must not do I/O, read the clock, or block.
 

@@ -1,5 +1,5 @@
 //! The channel state (apps, nameplates, mailboxes, sides, messages) held in memory, and its
-//! operations with the semantics of server 0.8.0 (PROTOCOL.md §1.5–§1.7).
+//! operations with the semantics of server 0.8.0 (docs/protocol.md §1.5–§1.7).
 //!
 //! Every mutation appends the matching [`Write`]s to the caller's batch, in an order that keeps
 //! the stored rows consistent (a mailbox before the nameplate that points to it, sides before

@@ -1,4 +1,4 @@
-//! Usage summaries written when a nameplate or mailbox is retired (PROTOCOL.md §1.8), with the
+//! Usage summaries written when a nameplate or mailbox is retired (docs/protocol.md §1.8), with the
 //! meaning of the Python server 0.8.0: `started` is the first side's arrival (blurred),
 //! `waiting_time` the gap to the second side, `total_time` the lifetime, `result` a mood.
 //!

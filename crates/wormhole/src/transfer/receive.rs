@@ -1,4 +1,4 @@
-//! The receiving side of file-transfer v1 (PROTOCOL.md §5.3) with the safe-receive rules:
+//! The receiving side of file-transfer v1 (docs/protocol.md §5.3) with the safe-receive rules:
 //! base names only, no overwriting or following of existing entries unless the caller named the
 //! path, a free-space check, data written to a temporary name and moved into place only when all
 //! of it arrived authenticated, zips checked before extraction.

@@ -110,7 +110,7 @@ pub struct Destination {
     pub overwrite: bool,
 }
 
-/// Decide where an offer goes (PROTOCOL.md §5.3). The offered name must pass [`safe_basename`]
+/// Decide where an offer goes (docs/protocol.md §5.3). The offered name must pass [`safe_basename`]
 /// (a path or control characters are refused, even with `output`); then:
 /// - no `output`: `cwd/name`; an existing entry there is refused;
 /// - `output` is an existing directory: `output/name`, same refusal unless it is a
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn python_repr_matches_observed() {
-        // PROTOCOL.md §5.3, observed from Python 0.24.0.
+        // docs/protocol.md §5.3, observed from Python 0.24.0.
         assert_eq!(
             python_repr_text("it's a\ttab\nand \\ é \"q\""),
             "it\\'s a\\ttab\\nand \\\\ é \"q\""

@@ -1,4 +1,4 @@
-//! The sending side of file-transfer v1 (PROTOCOL.md §5.2): text offers, and file or directory
+//! The sending side of file-transfer v1 (docs/protocol.md §5.2): text offers, and file or directory
 //! offers whose data goes over transit, ending with the receiver's sha256 ack.
 
 use std::fs::File;

@@ -1,4 +1,4 @@
-//! Connection racing (PROTOCOL.md §4.4): our listener, one dial per peer direct hint (all at
+//! Connection racing (docs/protocol.md §4.4): our listener, one dial per peer direct hint (all at
 //! once), relays (ours ∪ the peer's) by priority group after a delay when direct hints exist,
 //! each connection negotiated independently; the Sender takes the first to finish and writes
 //! `go\n` (`nevermind\n` to the others), the Receiver takes the one that gets `go\n`.
