@@ -3,7 +3,7 @@
 //!
 //! Owns: finding the request line in the first bytes of a TCP connection (1024-byte cap), and matching
 //! a line (TCP) or a whole first message (WebSocket) against the two accepted forms.
-//! Must not: do any I/O, allocate per byte, or decide what happens after the request (see `session`).
+//! Must not: do any I/O, allocate per byte, or decide what happens after the request (`registry`, `server`).
 
 /// Longest request line accepted (without its `\n`); more bytes without a newline close the connection.
 pub const MAX_LINE: usize = 1024;
