@@ -75,7 +75,9 @@ pub struct MailboxArgs {
     #[arg(long, value_enum, default_value = "full")]
     pub sync: SyncMode,
 
-    /// Network I/O threads (0: one per CPU). The protocol engine always has its own thread.
+    /// Network I/O threads: tokio workers of the binary (0: one per CPU; 1: a single-threaded
+    /// runtime; at most 1024). The protocol engine always has its own thread. With `serve` the
+    /// relay shares these threads.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub io_threads: usize,
 }
