@@ -13,7 +13,15 @@
 //! WAL checkpoints run on a background connection every 500 ms instead of inside a commit, so
 //! a commit never pays for copying the WAL back into the database file.
 //!
-//! This file only moves rows; it must not decide protocol outcomes.
+//! The core names nameplates by `(app_id, name)`; the 0.8.0 tables key them by an integer
+//! `nameplates.id`, which this backend assigns and remembers (`ids.rs`). rusqlite errors leave
+//! this file only as the boxed `source` of a [`StorageError`].
+//!
+//! Owns: the SQL, the connection, the checkpointer thread and the nameplate keys. Must not:
+//! decide protocol outcomes, or let anything SQLite-shaped out through the trait.
+
+mod ids;
+mod schema;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -21,10 +29,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use self::ids::{NameplateIds, Pending};
+use self::schema::{CHANNEL_SCHEMA, USAGE_SCHEMA};
 use super::{
     MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot, Storage, StorageError,
     Write,
 };
+
+/// Why one write of a batch could not be applied (the `source` of [`StorageError::Commit`]).
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    /// SQLite refused the statement.
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    /// A side was added to a nameplate the store does not hold (a bug in the caller).
+    #[error("nameplate {name:?} of app {app_id:?} is not stored")]
+    UnknownNameplate { app_id: String, name: String },
+    /// A nameplate was inserted twice (a bug in the caller).
+    #[error("nameplate {name:?} of app {app_id:?} is already stored")]
+    DuplicateNameplate { app_id: String, name: String },
+}
 
 /// How hard each commit pushes data to the disk (SQLite `PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -36,56 +60,12 @@ pub enum SyncMode {
     Normal,
 }
 
-/// The server 0.8.0 channel tables. Indexes: only those our writes use (every read of the
-/// state happens once, at start-up). 0.8.0's lookup indexes (`nameplates_idx`, ...) serve its
-/// per-command queries, which we do not make; each would cost extra page writes per commit.
-/// `nameplates.id` is assigned by the server, so it needs no AUTOINCREMENT bookkeeping.
-const CHANNEL_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS `version` (`version` INTEGER);
-CREATE TABLE IF NOT EXISTS `nameplates` (
-  `id` INTEGER PRIMARY KEY, `app_id` VARCHAR, `name` VARCHAR,
-  `mailbox_id` VARCHAR REFERENCES `mailboxes`(`id`), `request_id` VARCHAR);
-CREATE TABLE IF NOT EXISTS `nameplate_sides` (
-  `nameplates_id` REFERENCES `nameplates`(`id`), `claimed` BOOLEAN, `side` VARCHAR,
-  `added` INTEGER);
-CREATE INDEX IF NOT EXISTS `nameplate_sides_np_idx` ON `nameplate_sides` (`nameplates_id`);
-CREATE TABLE IF NOT EXISTS `mailboxes` (
-  `app_id` VARCHAR, `id` VARCHAR PRIMARY KEY, `updated` INTEGER, `for_nameplate` BOOLEAN);
-CREATE TABLE IF NOT EXISTS `mailbox_sides` (
-  `mailbox_id` REFERENCES `mailboxes`(`id`), `opened` BOOLEAN, `side` VARCHAR,
-  `added` INTEGER, `mood` VARCHAR);
-CREATE INDEX IF NOT EXISTS `mailbox_sides_mb_idx` ON `mailbox_sides` (`mailbox_id`);
-CREATE TABLE IF NOT EXISTS `messages` (
-  `app_id` VARCHAR, `mailbox_id` VARCHAR, `side` VARCHAR, `phase` VARCHAR, `body` VARCHAR,
-  `server_rx` INTEGER, `msg_id` VARCHAR);
-CREATE INDEX IF NOT EXISTS `messages_mb_idx` ON `messages` (`mailbox_id`);
-";
-
-const USAGE_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS usage.`version` (`version` INTEGER);
-CREATE TABLE IF NOT EXISTS usage.`current` (
-  `rebooted` INTEGER, `updated` INTEGER, `blur_time` INTEGER, `connections_websocket` INTEGER);
-CREATE TABLE IF NOT EXISTS usage.`nameplates` (
-  `app_id` VARCHAR, `started` INTEGER, `waiting_time` INTEGER, `total_time` INTEGER,
-  `result` VARCHAR);
-CREATE INDEX IF NOT EXISTS usage.`nameplates_idx` ON `nameplates` (`app_id`, `started`);
-CREATE TABLE IF NOT EXISTS usage.`mailboxes` (
-  `app_id` VARCHAR, `for_nameplate` BOOLEAN, `started` INTEGER, `total_time` INTEGER,
-  `waiting_time` INTEGER, `result` VARCHAR);
-CREATE INDEX IF NOT EXISTS usage.`mailboxes_idx` ON `mailboxes` (`app_id`, `started`);
-CREATE INDEX IF NOT EXISTS usage.`mailboxes_result_idx` ON `mailboxes` (`result`);
-CREATE TABLE IF NOT EXISTS usage.`client_versions` (
-  `app_id` VARCHAR, `side` VARCHAR, `connect_time` INTEGER, `implementation` VARCHAR,
-  `version` VARCHAR);
-CREATE INDEX IF NOT EXISTS usage.`client_versions_time_idx` ON `client_versions` (`connect_time`);
-CREATE INDEX IF NOT EXISTS usage.`client_versions_appid_time_idx`
-  ON `client_versions` (`app_id`, `connect_time`);
-";
-
 /// The SQLite store: one connection, channel DB as `main`, usage DB (if any) as `usage`.
 pub struct SqliteStorage {
     conn: Connection,
     has_usage: bool,
+    /// `(app_id, name)` → `nameplates.id` of the committed rows.
+    ids: NameplateIds,
     /// Set to stop the background checkpointer.
     stop: Arc<AtomicBool>,
 }
@@ -150,14 +130,19 @@ fn check_version(
     db: &'static str,
     expected: i64,
 ) -> Result<(), StorageError> {
+    let what = || format!("{db} database");
     let sql = format!("SELECT `version` FROM {schema}.`version` LIMIT 1");
-    let found: Option<i64> = conn.query_row(&sql, [], |r| r.get(0)).optional()?;
+    let found: Option<i64> = conn
+        .query_row(&sql, [], |r| r.get(0))
+        .optional()
+        .map_err(|e| StorageError::open(what(), e))?;
     match found {
         None => {
             conn.execute(
                 &format!("INSERT INTO {schema}.`version` (`version`) VALUES (?1)"),
                 [expected],
-            )?;
+            )
+            .map_err(|e| StorageError::open(what(), e))?;
             Ok(())
         }
         Some(v) if v == expected => Ok(()),
@@ -173,68 +158,87 @@ impl SqliteStorage {
     /// Open (creating if needed) the channel DB at `channel_db` (`:memory:` allowed) and the
     /// optional usage DB.
     pub fn open(channel_db: &str, usage_db: Option<&Path>, sync: SyncMode) -> Result<Self, StorageError> {
-        let conn = Connection::open(channel_db)?;
+        let channel = |e| StorageError::open(format!("channel database {channel_db:?}"), e);
+        let conn = Connection::open(channel_db).map_err(channel)?;
         let sync_sql = match sync {
             SyncMode::Full => "FULL",
             SyncMode::Normal => "NORMAL",
         };
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // `journal_mode` answers with a row, so query it rather than execute it.
-        let _mode: String = conn.query_row("PRAGMA main.journal_mode=WAL", [], |r| r.get(0))?;
-        conn.execute_batch(&format!("PRAGMA main.synchronous={sync_sql};"))?;
-        conn.execute_batch(&format!("BEGIN; {CHANNEL_SCHEMA} COMMIT;"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(channel)?;
+        set_up(&conn, "main", sync_sql, CHANNEL_SCHEMA).map_err(channel)?;
         check_version(&conn, "main", "channel", 1)?;
         let has_usage = if let Some(path) = usage_db {
-            conn.execute("ATTACH DATABASE ?1 AS usage", [path.to_string_lossy()])?;
-            let _mode: String = conn.query_row("PRAGMA usage.journal_mode=WAL", [], |r| r.get(0))?;
-            conn.execute_batch(&format!("PRAGMA usage.synchronous={sync_sql};"))?;
-            conn.execute_batch(&format!("BEGIN; {USAGE_SCHEMA} COMMIT;"))?;
+            let usage = |e| StorageError::open(format!("usage database {:?}", path.display()), e);
+            conn.execute("ATTACH DATABASE ?1 AS usage", [path.to_string_lossy()])
+                .map_err(usage)?;
+            set_up(&conn, "usage", sync_sql, USAGE_SCHEMA).map_err(usage)?;
             check_version(&conn, "usage", "usage", 2)?;
             true
         } else {
             false
         };
+        let ids = read_ids(&conn).map_err(channel)?;
         let stop = Arc::new(AtomicBool::new(false));
         if channel_db != ":memory:" && !channel_db.is_empty() {
             // Checkpoints move to a background connection (see `spawn_checkpointer`).
-            conn.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+            conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+                .map_err(channel)?;
             spawn_checkpointer(channel_db, usage_db, stop.clone());
         }
         Ok(Self {
             conn,
             has_usage,
+            ids,
             stop,
         })
     }
 
-    fn apply(tx: &Connection, w: &Write, has_usage: bool) -> rusqlite::Result<()> {
+    fn apply(tx: &Connection, ids: &mut Pending<'_>, w: &Write, has_usage: bool) -> Result<(), ApplyError> {
         match w {
             Write::InsertNameplate(r) => {
+                let id = ids
+                    .insert(&r.app_id, &r.name)
+                    .ok_or_else(|| ApplyError::DuplicateNameplate {
+                        app_id: r.app_id.clone(),
+                        name: r.name.clone(),
+                    })?;
                 tx.prepare_cached(
                     "INSERT INTO `nameplates` (`id`,`app_id`,`name`,`mailbox_id`) \
                      VALUES (?1,?2,?3,?4)",
                 )?
-                .execute(params![r.id, r.app_id, r.name, r.mailbox_id])?;
+                .execute(params![id, r.app_id, r.name, r.mailbox_id])?;
             }
-            Write::DeleteNameplate { id } => {
-                tx.prepare_cached("DELETE FROM `nameplate_sides` WHERE `nameplates_id`=?1")?
-                    .execute([id])?;
-                tx.prepare_cached("DELETE FROM `nameplates` WHERE `id`=?1")?
-                    .execute([id])?;
+            Write::DeleteNameplate { app_id, name } => {
+                // Deleting what is not stored is a no-op, as the SQL `DELETE` would be.
+                if let Some(id) = ids.remove(app_id, name) {
+                    tx.prepare_cached("DELETE FROM `nameplate_sides` WHERE `nameplates_id`=?1")?
+                        .execute([id])?;
+                    tx.prepare_cached("DELETE FROM `nameplates` WHERE `id`=?1")?
+                        .execute([id])?;
+                }
             }
             Write::InsertNameplateSide(r) => {
+                let id = ids
+                    .get(&r.app_id, &r.name)
+                    .ok_or_else(|| ApplyError::UnknownNameplate {
+                        app_id: r.app_id.clone(),
+                        name: r.name.clone(),
+                    })?;
                 tx.prepare_cached(
                     "INSERT INTO `nameplate_sides` (`nameplates_id`,`claimed`,`side`,`added`) \
                      VALUES (?1,?2,?3,?4)",
                 )?
-                .execute(params![r.nameplate_id, r.claimed, r.side, r.added])?;
+                .execute(params![id, r.claimed, r.side, r.added])?;
             }
-            Write::ReleaseNameplateSide { nameplate_id, side } => {
-                tx.prepare_cached(
-                    "UPDATE `nameplate_sides` SET `claimed`=0 \
-                     WHERE `nameplates_id`=?1 AND `side`=?2",
-                )?
-                .execute(params![nameplate_id, side])?;
+            Write::ReleaseNameplateSide { app_id, name, side } => {
+                if let Some(id) = ids.get(app_id, name) {
+                    tx.prepare_cached(
+                        "UPDATE `nameplate_sides` SET `claimed`=0 \
+                         WHERE `nameplates_id`=?1 AND `side`=?2",
+                    )?
+                    .execute(params![id, side])?;
+                }
             }
             Write::InsertMailbox(r) => {
                 tx.prepare_cached(
@@ -355,6 +359,23 @@ impl SqliteStorage {
     }
 }
 
+/// Put `schema` in WAL mode with the given `synchronous` level and create its tables.
+fn set_up(conn: &Connection, schema: &str, sync_sql: &str, tables: &str) -> rusqlite::Result<()> {
+    // `journal_mode` answers with a row, so query it rather than execute it.
+    let _mode: String = conn.query_row(&format!("PRAGMA {schema}.journal_mode=WAL"), [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA {schema}.synchronous={sync_sql};"))?;
+    conn.execute_batch(&format!("BEGIN; {tables} COMMIT;"))
+}
+
+/// The stored nameplates' keys.
+fn read_ids(conn: &Connection) -> rusqlite::Result<NameplateIds> {
+    let rows = conn
+        .prepare("SELECT `id`,`app_id`,`name` FROM `nameplates`")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(NameplateIds::new(rows))
+}
+
 /// Read a REAL-or-INTEGER column as `f64` (Python wrote floats into INTEGER columns).
 fn get_f64(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<f64> {
     use rusqlite::types::ValueRef;
@@ -370,84 +391,89 @@ fn get_f64(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<f64> {
     }
 }
 
+/// Read the whole channel state.
+fn read_snapshot(c: &Connection) -> rusqlite::Result<Snapshot> {
+    let nameplates = c
+        .prepare("SELECT `app_id`,`name`,`mailbox_id` FROM `nameplates` ORDER BY `id`")?
+        .query_map([], |r| {
+            Ok(NameplateRow {
+                app_id: r.get(0)?,
+                name: r.get(1)?,
+                mailbox_id: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let nameplate_sides = c
+        .prepare(
+            "SELECT n.`app_id`, n.`name`, s.`side`, s.`claimed`, s.`added` \
+                 FROM `nameplate_sides` s JOIN `nameplates` n ON n.`id` = s.`nameplates_id` \
+                 ORDER BY s.rowid",
+        )?
+        .query_map([], |r| {
+            Ok(NameplateSideRow {
+                app_id: r.get(0)?,
+                name: r.get(1)?,
+                side: r.get(2)?,
+                claimed: r.get(3)?,
+                added: get_f64(r, 4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mailboxes = c
+        .prepare("SELECT `id`,`app_id`,`updated`,`for_nameplate` FROM `mailboxes`")?
+        .query_map([], |r| {
+            Ok(MailboxRow {
+                id: r.get(0)?,
+                app_id: r.get(1)?,
+                updated: get_f64(r, 2)?,
+                for_nameplate: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mailbox_sides = c
+        .prepare(
+            "SELECT `mailbox_id`,`side`,`opened`,`added`,`mood` FROM `mailbox_sides` \
+                 ORDER BY rowid",
+        )?
+        .query_map([], |r| {
+            Ok(MailboxSideRow {
+                mailbox_id: r.get(0)?,
+                side: r.get(1)?,
+                opened: r.get(2)?,
+                added: get_f64(r, 3)?,
+                mood: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let messages = c
+        .prepare(
+            "SELECT `app_id`,`mailbox_id`,`side`,`phase`,`body`,`server_rx`,`msg_id` \
+                 FROM `messages` ORDER BY `server_rx`, rowid",
+        )?
+        .query_map([], |r| {
+            Ok(MessageRow {
+                app_id: r.get(0)?,
+                mailbox_id: r.get(1)?,
+                side: r.get(2)?,
+                phase: r.get(3)?,
+                body: r.get(4)?,
+                server_rx: get_f64(r, 5)?,
+                msg_id: r.get(6)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(Snapshot {
+        nameplates,
+        nameplate_sides,
+        mailboxes,
+        mailbox_sides,
+        messages,
+    })
+}
+
 impl Storage for SqliteStorage {
     fn load(&mut self) -> Result<Snapshot, StorageError> {
-        let c = &self.conn;
-        let nameplates = c
-            .prepare("SELECT `id`,`app_id`,`name`,`mailbox_id` FROM `nameplates` ORDER BY `id`")?
-            .query_map([], |r| {
-                Ok(NameplateRow {
-                    id: r.get(0)?,
-                    app_id: r.get(1)?,
-                    name: r.get(2)?,
-                    mailbox_id: r.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let nameplate_sides = c
-            .prepare(
-                "SELECT `nameplates_id`,`side`,`claimed`,`added` FROM `nameplate_sides` \
-                 ORDER BY rowid",
-            )?
-            .query_map([], |r| {
-                Ok(NameplateSideRow {
-                    nameplate_id: r.get(0)?,
-                    side: r.get(1)?,
-                    claimed: r.get(2)?,
-                    added: get_f64(r, 3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mailboxes = c
-            .prepare("SELECT `id`,`app_id`,`updated`,`for_nameplate` FROM `mailboxes`")?
-            .query_map([], |r| {
-                Ok(MailboxRow {
-                    id: r.get(0)?,
-                    app_id: r.get(1)?,
-                    updated: get_f64(r, 2)?,
-                    for_nameplate: r.get(3)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mailbox_sides = c
-            .prepare(
-                "SELECT `mailbox_id`,`side`,`opened`,`added`,`mood` FROM `mailbox_sides` \
-                 ORDER BY rowid",
-            )?
-            .query_map([], |r| {
-                Ok(MailboxSideRow {
-                    mailbox_id: r.get(0)?,
-                    side: r.get(1)?,
-                    opened: r.get(2)?,
-                    added: get_f64(r, 3)?,
-                    mood: r.get(4)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let messages = c
-            .prepare(
-                "SELECT `app_id`,`mailbox_id`,`side`,`phase`,`body`,`server_rx`,`msg_id` \
-                 FROM `messages` ORDER BY `server_rx`, rowid",
-            )?
-            .query_map([], |r| {
-                Ok(MessageRow {
-                    app_id: r.get(0)?,
-                    mailbox_id: r.get(1)?,
-                    side: r.get(2)?,
-                    phase: r.get(3)?,
-                    body: r.get(4)?,
-                    server_rx: get_f64(r, 5)?,
-                    msg_id: r.get(6)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(Snapshot {
-            nameplates,
-            nameplate_sides,
-            mailboxes,
-            mailbox_sides,
-            messages,
-        })
+        read_snapshot(&self.conn).map_err(StorageError::load)
     }
 
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
@@ -455,11 +481,18 @@ impl Storage for SqliteStorage {
             return Ok(());
         }
         let has_usage = self.has_usage;
-        let tx = self.conn.transaction()?;
-        for w in batch {
-            Self::apply(&tx, w, has_usage)?;
-        }
-        tx.commit()?;
+        let mut ids = self.ids.begin();
+        let run = |ids: &mut Pending<'_>| -> Result<(), ApplyError> {
+            let tx = self.conn.unchecked_transaction()?;
+            for w in batch {
+                Self::apply(&tx, ids, w, has_usage)?;
+            }
+            tx.commit()?;
+            Ok(())
+        };
+        run(&mut ids).map_err(|e| StorageError::commit(batch.len(), e))?;
+        let changes = ids.finish();
+        self.ids.apply(changes);
         Ok(())
     }
 }
@@ -479,13 +512,13 @@ mod tests {
                 for_nameplate: true,
             }),
             Write::InsertNameplate(NameplateRow {
-                id: 1,
                 app_id: "app".into(),
                 name: "7".into(),
                 mailbox_id: "mb1".into(),
             }),
             Write::InsertNameplateSide(NameplateSideRow {
-                nameplate_id: 1,
+                app_id: "app".into(),
+                name: "7".into(),
                 side: "s1".into(),
                 claimed: true,
                 added: 10.5,
@@ -526,7 +559,8 @@ mod tests {
         assert_eq!(snap.messages[0].msg_id.as_deref(), Some("ab12"));
         s.commit(&[
             Write::ReleaseNameplateSide {
-                nameplate_id: 1,
+                app_id: "app".into(),
+                name: "7".into(),
                 side: "s1".into(),
             },
             Write::CloseMailboxSide {
@@ -540,7 +574,10 @@ mod tests {
         assert!(!snap.nameplate_sides[0].claimed);
         assert_eq!(snap.mailbox_sides[0].mood.as_deref(), Some("happy"));
         s.commit(&[
-            Write::DeleteNameplate { id: 1 },
+            Write::DeleteNameplate {
+                app_id: "app".into(),
+                name: "7".into(),
+            },
             Write::DeleteMailbox { id: "mb1".into() },
         ])
         .unwrap();
@@ -551,15 +588,91 @@ mod tests {
     fn failed_batch_is_rolled_back() {
         let mut s = SqliteStorage::open(":memory:", None, SyncMode::Full).unwrap();
         let mut batch = sample_batch();
-        // A second nameplate with the same primary key makes the batch fail.
+        // The same nameplate inserted twice makes the batch fail.
         batch.push(Write::InsertNameplate(NameplateRow {
-            id: 1,
             app_id: "app".into(),
-            name: "8".into(),
+            name: "7".into(),
             mailbox_id: "mb1".into(),
         }));
-        assert!(s.commit(&batch).is_err());
+        let err = s.commit(&batch).unwrap_err();
+        assert!(matches!(err, StorageError::Commit { writes: 6, .. }), "{err}");
         assert_eq!(s.load().unwrap(), Snapshot::default());
+        // The failed batch left no keys behind: the good part commits and reads back.
+        batch.pop();
+        s.commit(&batch).unwrap();
+        let snap = s.load().unwrap();
+        assert_eq!(snap.nameplate_sides.len(), 1);
+        assert_eq!(
+            (&*snap.nameplate_sides[0].app_id, &*snap.nameplate_sides[0].name),
+            ("app", "7")
+        );
+    }
+
+    #[test]
+    fn sides_find_their_nameplate_by_name_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.sqlite");
+        let path = path.to_str().unwrap();
+        {
+            let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
+            s.commit(&sample_batch()).unwrap();
+        }
+        // A new process knows the nameplate only by its name: a second side and a release reach
+        // the row written by the first process, and a side of an unknown nameplate is refused.
+        let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
+        s.commit(&[
+            Write::InsertNameplateSide(NameplateSideRow {
+                app_id: "app".into(),
+                name: "7".into(),
+                side: "s2".into(),
+                claimed: true,
+                added: 12.0,
+            }),
+            Write::ReleaseNameplateSide {
+                app_id: "app".into(),
+                name: "7".into(),
+                side: "s1".into(),
+            },
+        ])
+        .unwrap();
+        let snap = s.load().unwrap();
+        let sides: Vec<(&str, bool)> = snap
+            .nameplate_sides
+            .iter()
+            .map(|r| (r.side.as_str(), r.claimed))
+            .collect();
+        assert_eq!(sides, [("s1", false), ("s2", true)]);
+        let orphan = Write::InsertNameplateSide(NameplateSideRow {
+            app_id: "other".into(),
+            name: "7".into(),
+            side: "s3".into(),
+            claimed: true,
+            added: 13.0,
+        });
+        let err = s.commit(&[orphan]).unwrap_err();
+        assert!(matches!(err, StorageError::Commit { writes: 1, .. }));
+        let raw = Connection::open(path).unwrap();
+        let ids: Vec<i64> = raw
+            .prepare("SELECT nameplates_id FROM nameplate_sides")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, [1, 1], "0.8.0 layout: sides point at nameplates.id");
+    }
+
+    #[test]
+    fn open_errors_name_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/dir/c.sqlite");
+        let err = SqliteStorage::open(missing.to_str().unwrap(), None, SyncMode::Full).unwrap_err();
+        assert!(matches!(err, StorageError::Open { .. }), "{err}");
+        let source = std::error::Error::source(&err).unwrap();
+        assert!(
+            source.is::<rusqlite::Error>(),
+            "the backend error is kept as the source"
+        );
     }
 
     #[test]
