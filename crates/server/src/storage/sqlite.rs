@@ -721,3 +721,7 @@ mod tests {
         assert!(matches!(err, StorageError::Version { version: 7, .. }));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod state_round_trip;
