@@ -124,8 +124,49 @@ pub struct UsageRow {
     pub waiting_time: Option<f64>,
     /// Seconds from the first side to deletion.
     pub total_time: f64,
-    /// `happy`, `lonely`, `pruney`, `crowded`, `quiet`, `scary`, `errory`.
-    pub result: String,
+    /// How it ended.
+    pub result: Outcome,
+}
+
+/// How a nameplate or mailbox ended, as recorded in its usage summary (server 0.8.0's
+/// `result` strings, see [`Outcome::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Two sides met (and, for a mailbox, no side reported a problem).
+    Happy,
+    /// Only one side came, or a side closed with mood `lonely`.
+    Lonely,
+    /// Deleted by pruning.
+    Pruney,
+    /// More than two sides.
+    Crowded,
+    /// A mailbox that no side opened.
+    Quiet,
+    /// A side closed with mood `scary` (wrong code).
+    Scary,
+    /// A side closed with mood `errory`.
+    Errory,
+}
+
+impl Outcome {
+    /// The string server 0.8.0 stores for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Happy => "happy",
+            Outcome::Lonely => "lonely",
+            Outcome::Pruney => "pruney",
+            Outcome::Crowded => "crowded",
+            Outcome::Quiet => "quiet",
+            Outcome::Scary => "scary",
+            Outcome::Errory => "errory",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One change to the stored state. A batch is applied in order inside one transaction.

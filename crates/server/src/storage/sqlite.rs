@@ -304,7 +304,7 @@ impl SqliteStorage {
                     u.started,
                     u.total_time,
                     u.waiting_time,
-                    u.result
+                    u.result.as_str()
                 ])?;
             }
             Write::UsageMailbox { row, for_nameplate } if has_usage => {
@@ -318,7 +318,7 @@ impl SqliteStorage {
                     row.started,
                     row.total_time,
                     row.waiting_time,
-                    row.result,
+                    row.result.as_str(),
                     for_nameplate
                 ])?;
             }
@@ -686,7 +686,7 @@ mod tests {
                 started: 1.0,
                 waiting_time: None,
                 total_time: 2.0,
-                result: "lonely".into(),
+                result: super::super::Outcome::Lonely,
             }),
             Write::UsageCurrent {
                 rebooted: 1.0,
