@@ -1,8 +1,9 @@
 //! SQLite implementation of [`Storage`] (rusqlite, WAL journal).
 //!
 //! The channel DB uses the tables and columns of the Python server 0.8.0 (`version` = 1), so the
-//! files stay readable by the same tools; only the indexes differ (see `CHANNEL_SCHEMA` below). The optional usage DB (`version`
-//! = 2) is ATTACHed to the same connection as schema `usage`, so one `COMMIT` covers both.
+//! files stay readable by the same tools; only the indexes differ (see `schema.rs`). The optional
+//! usage DB (`version` = 2) is ATTACHed to the same connection as schema `usage`, so one `COMMIT`
+//! covers both.
 //!
 //! Durability: the journal is WAL and `synchronous` is FULL by default, so a `COMMIT` that
 //! returned has been fsynced to the WAL and survives a process crash and a power loss.
@@ -17,38 +18,27 @@
 //! `nameplates.id`, which this backend assigns and remembers (`ids.rs`). rusqlite errors leave
 //! this file only as the boxed `source` of a [`StorageError`].
 //!
-//! Owns: the SQL, the connection, the checkpointer thread and the nameplate keys. Must not:
-//! decide protocol outcomes, or let anything SQLite-shaped out through the trait.
+//! Owns: opening the files, the connection, the checkpointer thread and the [`Storage`] impl;
+//! its parts are `schema.rs` (tables), `read.rs` (start-up reads), `write.rs` (a batch's
+//! statements) and `ids.rs` (nameplate keys). Must not: decide protocol outcomes, or let
+//! anything SQLite-shaped out through the trait.
 
 mod ids;
+mod read;
 mod schema;
+mod write;
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension};
 
-use self::ids::{NameplateIds, Pending};
+use self::ids::NameplateIds;
+use self::read::{read_ids, read_snapshot};
 use self::schema::{CHANNEL_SCHEMA, USAGE_SCHEMA};
-use super::{
-    MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot, Storage, StorageError,
-    Write,
-};
-
-/// Why one write of a batch could not be applied (the `source` of [`StorageError::Commit`]).
-#[derive(Debug, thiserror::Error)]
-enum ApplyError {
-    /// SQLite refused the statement.
-    #[error(transparent)]
-    Sql(#[from] rusqlite::Error),
-    /// A side was added to a nameplate the store does not hold (a bug in the caller).
-    #[error("nameplate {name:?} of app {app_id:?} is not stored")]
-    UnknownNameplate { app_id: String, name: String },
-    /// A nameplate was inserted twice (a bug in the caller).
-    #[error("nameplate {name:?} of app {app_id:?} is already stored")]
-    DuplicateNameplate { app_id: String, name: String },
-}
+use self::write::write_batch;
+use super::{Snapshot, Storage, StorageError, Write};
 
 /// How hard each commit pushes data to the disk (SQLite `PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -193,170 +183,6 @@ impl SqliteStorage {
             stop,
         })
     }
-
-    fn apply(tx: &Connection, ids: &mut Pending<'_>, w: &Write, has_usage: bool) -> Result<(), ApplyError> {
-        match w {
-            Write::InsertNameplate(r) => {
-                let id = ids
-                    .insert(&r.app_id, &r.name)
-                    .ok_or_else(|| ApplyError::DuplicateNameplate {
-                        app_id: r.app_id.clone(),
-                        name: r.name.clone(),
-                    })?;
-                tx.prepare_cached(
-                    "INSERT INTO `nameplates` (`id`,`app_id`,`name`,`mailbox_id`) \
-                     VALUES (?1,?2,?3,?4)",
-                )?
-                .execute(params![id, r.app_id, r.name, r.mailbox_id])?;
-            }
-            Write::DeleteNameplate { app_id, name } => {
-                // Deleting what is not stored is a no-op, as the SQL `DELETE` would be.
-                if let Some(id) = ids.remove(app_id, name) {
-                    tx.prepare_cached("DELETE FROM `nameplate_sides` WHERE `nameplates_id`=?1")?
-                        .execute([id])?;
-                    tx.prepare_cached("DELETE FROM `nameplates` WHERE `id`=?1")?
-                        .execute([id])?;
-                }
-            }
-            Write::InsertNameplateSide(r) => {
-                let id = ids
-                    .get(&r.app_id, &r.name)
-                    .ok_or_else(|| ApplyError::UnknownNameplate {
-                        app_id: r.app_id.clone(),
-                        name: r.name.clone(),
-                    })?;
-                tx.prepare_cached(
-                    "INSERT INTO `nameplate_sides` (`nameplates_id`,`claimed`,`side`,`added`) \
-                     VALUES (?1,?2,?3,?4)",
-                )?
-                .execute(params![id, r.claimed, r.side, r.added])?;
-            }
-            Write::ReleaseNameplateSide { app_id, name, side } => {
-                if let Some(id) = ids.get(app_id, name) {
-                    tx.prepare_cached(
-                        "UPDATE `nameplate_sides` SET `claimed`=0 \
-                         WHERE `nameplates_id`=?1 AND `side`=?2",
-                    )?
-                    .execute(params![id, side])?;
-                }
-            }
-            Write::InsertMailbox(r) => {
-                tx.prepare_cached(
-                    "INSERT INTO `mailboxes` (`app_id`,`id`,`updated`,`for_nameplate`) \
-                     VALUES (?1,?2,?3,?4)",
-                )?
-                .execute(params![r.app_id, r.id, r.updated, r.for_nameplate])?;
-            }
-            Write::TouchMailbox { id, updated } => {
-                tx.prepare_cached("UPDATE `mailboxes` SET `updated`=?1 WHERE `id`=?2")?
-                    .execute(params![updated, id])?;
-            }
-            Write::DeleteMailbox { id } => {
-                tx.prepare_cached("DELETE FROM `messages` WHERE `mailbox_id`=?1")?
-                    .execute([id])?;
-                tx.prepare_cached("DELETE FROM `mailbox_sides` WHERE `mailbox_id`=?1")?
-                    .execute([id])?;
-                tx.prepare_cached("DELETE FROM `mailboxes` WHERE `id`=?1")?
-                    .execute([id])?;
-            }
-            Write::InsertMailboxSide(r) => {
-                tx.prepare_cached(
-                    "INSERT INTO `mailbox_sides` (`mailbox_id`,`opened`,`side`,`added`,`mood`) \
-                     VALUES (?1,?2,?3,?4,?5)",
-                )?
-                .execute(params![r.mailbox_id, r.opened, r.side, r.added, r.mood])?;
-            }
-            Write::CloseMailboxSide {
-                mailbox_id,
-                side,
-                mood,
-            } => {
-                tx.prepare_cached(
-                    "UPDATE `mailbox_sides` SET `opened`=0, `mood`=?1 \
-                     WHERE `mailbox_id`=?2 AND `side`=?3",
-                )?
-                .execute(params![mood, mailbox_id, side])?;
-            }
-            Write::InsertMessage(r) => {
-                tx.prepare_cached(
-                    "INSERT INTO `messages` \
-                     (`app_id`,`mailbox_id`,`side`,`phase`,`body`,`server_rx`,`msg_id`) \
-                     VALUES (?1,?2,?3,?4,?5,?6,?7)",
-                )?
-                .execute(params![
-                    r.app_id,
-                    r.mailbox_id,
-                    r.side,
-                    r.phase,
-                    r.body,
-                    r.server_rx,
-                    r.msg_id
-                ])?;
-            }
-            Write::UsageNameplate(u) if has_usage => {
-                tx.prepare_cached(
-                    "INSERT INTO usage.`nameplates` \
-                     (`app_id`,`started`,`total_time`,`waiting_time`,`result`) \
-                     VALUES (?1,?2,?3,?4,?5)",
-                )?
-                .execute(params![
-                    u.app_id,
-                    u.started,
-                    u.total_time,
-                    u.waiting_time,
-                    u.result.as_str()
-                ])?;
-            }
-            Write::UsageMailbox { row, for_nameplate } if has_usage => {
-                tx.prepare_cached(
-                    "INSERT INTO usage.`mailboxes` \
-                     (`app_id`,`started`,`total_time`,`waiting_time`,`result`,`for_nameplate`) \
-                     VALUES (?1,?2,?3,?4,?5,?6)",
-                )?
-                .execute(params![
-                    row.app_id,
-                    row.started,
-                    row.total_time,
-                    row.waiting_time,
-                    row.result.as_str(),
-                    for_nameplate
-                ])?;
-            }
-            Write::UsageClientVersion {
-                app_id,
-                side,
-                connect_time,
-                implementation,
-                version,
-            } if has_usage => {
-                tx.prepare_cached(
-                    "INSERT INTO usage.`client_versions` \
-                     (`app_id`,`side`,`connect_time`,`implementation`,`version`) \
-                     VALUES (?1,?2,?3,?4,?5)",
-                )?
-                .execute(params![app_id, side, connect_time, implementation, version])?;
-            }
-            Write::UsageCurrent {
-                rebooted,
-                updated,
-                blur_time,
-                connections_websocket,
-            } if has_usage => {
-                tx.prepare_cached("DELETE FROM usage.`current`")?.execute([])?;
-                tx.prepare_cached(
-                    "INSERT INTO usage.`current` \
-                     (`rebooted`,`updated`,`blur_time`,`connections_websocket`) \
-                     VALUES (?1,?2,?3,?4)",
-                )?
-                .execute(params![rebooted, updated, blur_time, connections_websocket])?;
-            }
-            Write::UsageNameplate(_)
-            | Write::UsageMailbox { .. }
-            | Write::UsageClientVersion { .. }
-            | Write::UsageCurrent { .. } => {}
-        }
-        Ok(())
-    }
 }
 
 /// Put `schema` in WAL mode with the given `synchronous` level and create its tables.
@@ -365,110 +191,6 @@ fn set_up(conn: &Connection, schema: &str, sync_sql: &str, tables: &str) -> rusq
     let _mode: String = conn.query_row(&format!("PRAGMA {schema}.journal_mode=WAL"), [], |r| r.get(0))?;
     conn.execute_batch(&format!("PRAGMA {schema}.synchronous={sync_sql};"))?;
     conn.execute_batch(&format!("BEGIN; {tables} COMMIT;"))
-}
-
-/// The stored nameplates' keys.
-fn read_ids(conn: &Connection) -> rusqlite::Result<NameplateIds> {
-    let rows = conn
-        .prepare("SELECT `id`,`app_id`,`name` FROM `nameplates`")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(NameplateIds::new(rows))
-}
-
-/// Read a REAL-or-INTEGER column as `f64` (Python wrote floats into INTEGER columns).
-fn get_f64(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<f64> {
-    use rusqlite::types::ValueRef;
-    match r.get_ref(i)? {
-        ValueRef::Integer(v) => Ok(v as f64),
-        ValueRef::Real(v) => Ok(v),
-        ValueRef::Null => Ok(0.0),
-        other => Err(rusqlite::Error::InvalidColumnType(
-            i,
-            "number".into(),
-            other.data_type(),
-        )),
-    }
-}
-
-/// Read the whole channel state.
-fn read_snapshot(c: &Connection) -> rusqlite::Result<Snapshot> {
-    let nameplates = c
-        .prepare("SELECT `app_id`,`name`,`mailbox_id` FROM `nameplates` ORDER BY `id`")?
-        .query_map([], |r| {
-            Ok(NameplateRow {
-                app_id: r.get(0)?,
-                name: r.get(1)?,
-                mailbox_id: r.get(2)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let nameplate_sides = c
-        .prepare(
-            "SELECT n.`app_id`, n.`name`, s.`side`, s.`claimed`, s.`added` \
-                 FROM `nameplate_sides` s JOIN `nameplates` n ON n.`id` = s.`nameplates_id` \
-                 ORDER BY s.rowid",
-        )?
-        .query_map([], |r| {
-            Ok(NameplateSideRow {
-                app_id: r.get(0)?,
-                name: r.get(1)?,
-                side: r.get(2)?,
-                claimed: r.get(3)?,
-                added: get_f64(r, 4)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mailboxes = c
-        .prepare("SELECT `id`,`app_id`,`updated`,`for_nameplate` FROM `mailboxes`")?
-        .query_map([], |r| {
-            Ok(MailboxRow {
-                id: r.get(0)?,
-                app_id: r.get(1)?,
-                updated: get_f64(r, 2)?,
-                for_nameplate: r.get(3)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let mailbox_sides = c
-        .prepare(
-            "SELECT `mailbox_id`,`side`,`opened`,`added`,`mood` FROM `mailbox_sides` \
-                 ORDER BY rowid",
-        )?
-        .query_map([], |r| {
-            Ok(MailboxSideRow {
-                mailbox_id: r.get(0)?,
-                side: r.get(1)?,
-                opened: r.get(2)?,
-                added: get_f64(r, 3)?,
-                mood: r.get(4)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    let messages = c
-        .prepare(
-            "SELECT `app_id`,`mailbox_id`,`side`,`phase`,`body`,`server_rx`,`msg_id` \
-                 FROM `messages` ORDER BY `server_rx`, rowid",
-        )?
-        .query_map([], |r| {
-            Ok(MessageRow {
-                app_id: r.get(0)?,
-                mailbox_id: r.get(1)?,
-                side: r.get(2)?,
-                phase: r.get(3)?,
-                body: r.get(4)?,
-                server_rx: get_f64(r, 5)?,
-                msg_id: r.get(6)?,
-            })
-        })?
-        .collect::<Result<_, _>>()?;
-    Ok(Snapshot {
-        nameplates,
-        nameplate_sides,
-        mailboxes,
-        mailbox_sides,
-        messages,
-    })
 }
 
 impl Storage for SqliteStorage {
@@ -480,17 +202,10 @@ impl Storage for SqliteStorage {
         if batch.is_empty() {
             return Ok(());
         }
-        let has_usage = self.has_usage;
         let mut ids = self.ids.begin();
-        let run = |ids: &mut Pending<'_>| -> Result<(), ApplyError> {
-            let tx = self.conn.unchecked_transaction()?;
-            for w in batch {
-                Self::apply(&tx, ids, w, has_usage)?;
-            }
-            tx.commit()?;
-            Ok(())
-        };
-        run(&mut ids).map_err(|e| StorageError::commit(batch.len(), e))?;
+        write_batch(&mut self.conn, &mut ids, batch, self.has_usage)
+            .map_err(|e| StorageError::commit(batch.len(), e))?;
+        // Only now, with the transaction committed, do the new keys become the known ones.
         let changes = ids.finish();
         self.ids.apply(changes);
         Ok(())
@@ -499,228 +214,7 @@ impl Storage for SqliteStorage {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use super::*;
-    use crate::storage::UsageRow;
-
-    fn sample_batch() -> Vec<Write> {
-        vec![
-            Write::InsertMailbox(MailboxRow {
-                id: "mb1".into(),
-                app_id: "app".into(),
-                updated: 10.5,
-                for_nameplate: true,
-            }),
-            Write::InsertNameplate(NameplateRow {
-                app_id: "app".into(),
-                name: "7".into(),
-                mailbox_id: "mb1".into(),
-            }),
-            Write::InsertNameplateSide(NameplateSideRow {
-                app_id: "app".into(),
-                name: "7".into(),
-                side: "s1".into(),
-                claimed: true,
-                added: 10.5,
-            }),
-            Write::InsertMailboxSide(MailboxSideRow {
-                mailbox_id: "mb1".into(),
-                side: "s1".into(),
-                opened: true,
-                added: 10.5,
-                mood: None,
-            }),
-            Write::InsertMessage(MessageRow {
-                app_id: "app".into(),
-                mailbox_id: "mb1".into(),
-                side: "s1".into(),
-                phase: "pake".into(),
-                body: "00ff".into(),
-                server_rx: 11.0,
-                msg_id: Some("ab12".into()),
-            }),
-        ]
-    }
-
-    #[test]
-    fn commit_then_load_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.sqlite");
-        let path = path.to_str().unwrap();
-        {
-            let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
-            s.commit(&sample_batch()).unwrap();
-        }
-        let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
-        let snap = s.load().unwrap();
-        assert_eq!(snap.nameplates.len(), 1);
-        assert_eq!(snap.nameplate_sides[0].side, "s1");
-        assert_eq!(snap.mailboxes[0].updated, 10.5);
-        assert_eq!(snap.messages[0].msg_id.as_deref(), Some("ab12"));
-        s.commit(&[
-            Write::ReleaseNameplateSide {
-                app_id: "app".into(),
-                name: "7".into(),
-                side: "s1".into(),
-            },
-            Write::CloseMailboxSide {
-                mailbox_id: "mb1".into(),
-                side: "s1".into(),
-                mood: Some("happy".into()),
-            },
-        ])
-        .unwrap();
-        let snap = s.load().unwrap();
-        assert!(!snap.nameplate_sides[0].claimed);
-        assert_eq!(snap.mailbox_sides[0].mood.as_deref(), Some("happy"));
-        s.commit(&[
-            Write::DeleteNameplate {
-                app_id: "app".into(),
-                name: "7".into(),
-            },
-            Write::DeleteMailbox { id: "mb1".into() },
-        ])
-        .unwrap();
-        assert_eq!(s.load().unwrap(), Snapshot::default());
-    }
-
-    #[test]
-    fn failed_batch_is_rolled_back() {
-        let mut s = SqliteStorage::open(":memory:", None, SyncMode::Full).unwrap();
-        let mut batch = sample_batch();
-        // The same nameplate inserted twice makes the batch fail.
-        batch.push(Write::InsertNameplate(NameplateRow {
-            app_id: "app".into(),
-            name: "7".into(),
-            mailbox_id: "mb1".into(),
-        }));
-        let err = s.commit(&batch).unwrap_err();
-        assert!(matches!(err, StorageError::Commit { writes: 6, .. }), "{err}");
-        assert_eq!(s.load().unwrap(), Snapshot::default());
-        // The failed batch left no keys behind: the good part commits and reads back.
-        batch.pop();
-        s.commit(&batch).unwrap();
-        let snap = s.load().unwrap();
-        assert_eq!(snap.nameplate_sides.len(), 1);
-        assert_eq!(
-            (&*snap.nameplate_sides[0].app_id, &*snap.nameplate_sides[0].name),
-            ("app", "7")
-        );
-    }
-
-    #[test]
-    fn sides_find_their_nameplate_by_name_across_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.sqlite");
-        let path = path.to_str().unwrap();
-        {
-            let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
-            s.commit(&sample_batch()).unwrap();
-        }
-        // A new process knows the nameplate only by its name: a second side and a release reach
-        // the row written by the first process, and a side of an unknown nameplate is refused.
-        let mut s = SqliteStorage::open(path, None, SyncMode::Full).unwrap();
-        s.commit(&[
-            Write::InsertNameplateSide(NameplateSideRow {
-                app_id: "app".into(),
-                name: "7".into(),
-                side: "s2".into(),
-                claimed: true,
-                added: 12.0,
-            }),
-            Write::ReleaseNameplateSide {
-                app_id: "app".into(),
-                name: "7".into(),
-                side: "s1".into(),
-            },
-        ])
-        .unwrap();
-        let snap = s.load().unwrap();
-        let sides: Vec<(&str, bool)> = snap
-            .nameplate_sides
-            .iter()
-            .map(|r| (r.side.as_str(), r.claimed))
-            .collect();
-        assert_eq!(sides, [("s1", false), ("s2", true)]);
-        let orphan = Write::InsertNameplateSide(NameplateSideRow {
-            app_id: "other".into(),
-            name: "7".into(),
-            side: "s3".into(),
-            claimed: true,
-            added: 13.0,
-        });
-        let err = s.commit(&[orphan]).unwrap_err();
-        assert!(matches!(err, StorageError::Commit { writes: 1, .. }));
-        let raw = Connection::open(path).unwrap();
-        let ids: Vec<i64> = raw
-            .prepare("SELECT nameplates_id FROM nameplate_sides")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ids, [1, 1], "0.8.0 layout: sides point at nameplates.id");
-    }
-
-    #[test]
-    fn open_errors_name_the_database() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = dir.path().join("no/such/dir/c.sqlite");
-        let err = SqliteStorage::open(missing.to_str().unwrap(), None, SyncMode::Full).unwrap_err();
-        assert!(matches!(err, StorageError::Open { .. }), "{err}");
-        let source = std::error::Error::source(&err).unwrap();
-        assert!(
-            source.is::<rusqlite::Error>(),
-            "the backend error is kept as the source"
-        );
-    }
-
-    #[test]
-    fn usage_rows_go_to_attached_db() {
-        let dir = tempfile::tempdir().unwrap();
-        let usage = dir.path().join("u.sqlite");
-        let mut s = SqliteStorage::open(":memory:", Some(&usage), SyncMode::Normal).unwrap();
-        s.commit(&[
-            Write::UsageNameplate(UsageRow {
-                app_id: "a".into(),
-                started: 1.0,
-                waiting_time: None,
-                total_time: 2.0,
-                result: super::super::Outcome::Lonely,
-            }),
-            Write::UsageCurrent {
-                rebooted: 1.0,
-                updated: 2.0,
-                blur_time: None,
-                connections_websocket: 3,
-            },
-        ])
-        .unwrap();
-        drop(s);
-        let u = Connection::open(&usage).unwrap();
-        let result: String = u
-            .query_row("SELECT result FROM nameplates", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(result, "lonely");
-        let v: i64 = u
-            .query_row("SELECT version FROM version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 2);
-    }
-
-    #[test]
-    fn wrong_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.sqlite");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.execute_batch("CREATE TABLE version (version INTEGER); INSERT INTO version VALUES (7);")
-                .unwrap();
-        }
-        let err = SqliteStorage::open(path.to_str().unwrap(), None, SyncMode::Full).unwrap_err();
-        assert!(matches!(err, StorageError::Version { version: 7, .. }));
-    }
-}
+mod tests;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
