@@ -7,6 +7,8 @@
 //! Must not: hold protocol logic itself; that lives in the sans-IO modules `handshake`, `registry` and
 //! `usage`, driven by `server`.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod handshake;
 pub mod registry;

@@ -3,6 +3,8 @@
 //!
 //! Owns: argument parsing, logging set-up and the tokio runtime. Must not: hold relay logic.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 
 /// magic-wormhole transit relay (TCP and WebSocket).

@@ -1,10 +1,12 @@
 //! Command-line options of `wormhole-server mailbox` ([`MailboxArgs`]).
 //!
 //! The first group mirrors `twist wormhole-mailbox` of server 0.8.0 (docs/protocol.md §1.9); the
-//! second group holds our own limits and timers. Only parsing and defaults live here.
+//! second group holds our own limits and timers. Only parsing and defaults live here, and the
+//! translation of the storage flags into a [`StorageConfig`] ([`MailboxArgs::storage`]).
 
 use std::path::PathBuf;
 
+use crate::storage::StorageConfig;
 use crate::storage::sqlite::SyncMode;
 
 /// Options of the mailbox (rendezvous) server.
@@ -75,12 +77,25 @@ pub struct MailboxArgs {
     #[arg(long, value_enum, default_value = "full")]
     pub sync: SyncMode,
 
-    /// Network I/O threads (0: one per CPU). The protocol engine always has its own thread.
+    /// Network I/O threads: tokio workers of the binary (0: one per CPU; 1: a single-threaded
+    /// runtime; at most 1024). The protocol engine always has its own thread. With `serve` the
+    /// relay shares these threads.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub io_threads: usize,
 }
 
 impl MailboxArgs {
+    /// The store the storage flags name: `--channel-db PATH` (with `--usage-db`, `--sync`) is
+    /// SQLite. Issue #13's `--database postgres://…` will be matched here, before the SQLite
+    /// default, and is the only place outside `storage/` that a new backend touches.
+    pub fn storage(&self) -> StorageConfig {
+        StorageConfig::Sqlite {
+            channel_db: self.channel_db.clone(),
+            usage_db: self.usage_db.clone(),
+            sync: self.sync,
+        }
+    }
+
     /// The defaults, as if no flag was given (handy for tests).
     pub fn defaults() -> Self {
         MailboxArgs {
@@ -155,5 +170,16 @@ mod tests {
         assert!(cli.args.disallow_list);
         assert_eq!(cli.args.blur_usage, Some(3600));
         assert_eq!(cli.args.motd.as_deref(), Some("hi"));
+        let store = cli.args.storage();
+        assert!(store.records_usage());
+        assert_eq!(
+            store,
+            StorageConfig::Sqlite {
+                channel_db: ":memory:".into(),
+                usage_db: Some("u.sqlite".into()),
+                sync: SyncMode::Full,
+            }
+        );
+        assert!(!MailboxArgs::defaults().storage().records_usage());
     }
 }

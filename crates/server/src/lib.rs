@@ -5,11 +5,16 @@
 //! See `crates/server/README.md` for the flags and the durability argument.
 //!
 //! Layout: [`config`] (flags), [`mailbox`] (protocol, connections, engine), [`storage`]
-//! (the `Storage` trait and its SQLite backend), [`rlimit`] (file-descriptor limit).
+//! (the `Storage` trait in the core's terms, the backend chosen at run time, SQLite), [`rlimit`] (file-descriptor limit),
+//! [`runtime`] (the binary's tokio runtime, sized by `--io-threads`).
+//! No `unsafe` anywhere in this crate (`forbid`): system calls go through safe wrappers.
+
+#![forbid(unsafe_code)]
 
 pub mod config;
 pub mod mailbox;
 pub mod rlimit;
+pub mod runtime;
 pub mod storage;
 
 pub use config::MailboxArgs;

@@ -4,6 +4,8 @@
 //! Only argument parsing, logging set-up and the runtime live here; the servers are the
 //! `wormhole_server` and `wormhole_relay` libraries.
 
+#![forbid(unsafe_code)]
+
 use clap::{Parser, Subcommand};
 
 /// magic-wormhole servers.
@@ -42,7 +44,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // `--io-threads` sizes the runtime of `mailbox` and `serve` (the relay shares it there);
+    // `relay` alone has no such flag and gets tokio's default.
+    let io_threads = match &cli.command {
+        Command::Mailbox(args) => args.io_threads,
+        Command::Serve(args) => args.mailbox.io_threads,
+        Command::Relay(_) => 0,
+    };
+    let runtime = wormhole_server::runtime::build(io_threads)?;
     runtime.block_on(async move {
         match cli.command {
             Command::Mailbox(args) => wormhole_server::run_mailbox(args).await?,

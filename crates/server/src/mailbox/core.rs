@@ -730,7 +730,7 @@ mod tests {
         let pruney = fx
             .writes
             .iter()
-            .filter(|w| matches!(w, Write::UsageMailbox { row, .. } if row.result == "pruney"))
+            .filter(|w| matches!(w, Write::UsageMailbox { row, .. } if row.result == crate::storage::Outcome::Pruney))
             .count();
         assert_eq!(pruney, 1);
     }

@@ -4,6 +4,10 @@
 //! [`engine`] thread, which runs the [`core`] over the [`state`], commits the writes to the
 //! storage in one transaction per batch, then queues the replies back to the connection tasks.
 //! [`server`] binds the listener, starts the engine and the prune timer, and accepts.
+//!
+//! Must not: know which storage backend runs. Everything here speaks to `dyn Storage` in the
+//! terms of `crate::storage` (nameplates by app and name, mailboxes by id); database keys,
+//! SQL and backend errors stay inside the backend.
 
 pub mod allocate;
 pub mod connection;

@@ -2,7 +2,9 @@
 //!
 //! [`MailboxServer::start`] opens the storage, loads the state and starts the engine thread;
 //! [`MailboxServer::serve`] accepts connections on a bound listener until the engine stops.
-//! [`bind`] creates the listener (dual-stack for `[::]`). Protocol logic lives elsewhere.
+//! [`bind`] creates the listener (dual-stack for `[::]`). Protocol logic lives elsewhere, and
+//! so does the choice of storage: the flags name a [`crate::storage::StorageConfig`], which
+//! opens whichever backend it names; this file only sees `dyn Storage`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,7 +21,6 @@ use super::engine::{Engine, EngineInput};
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
-use crate::storage::sqlite::SqliteStorage;
 
 /// Capacity of the engine's input queue.
 const ENGINE_QUEUE: usize = 8192;
@@ -70,7 +71,8 @@ impl MailboxServer {
     /// Open the databases, load the committed state and start the engine thread.
     pub fn start(args: &MailboxArgs) -> Result<Self, ServerError> {
         check_args(args)?;
-        let storage = SqliteStorage::open(&args.channel_db, args.usage_db.as_deref(), args.sync)?;
+        let store = args.storage();
+        let storage = store.open()?;
         let welcome = Welcome {
             motd: args.motd.clone(),
             current_cli_version: args.advertise_version.clone(),
@@ -81,7 +83,7 @@ impl MailboxServer {
             welcome,
             allow_list: !args.disallow_list,
             usage: UsageSettings {
-                enabled: args.usage_db.is_some(),
+                enabled: store.records_usage(),
                 blur: args.blur_usage,
             },
             max_mailbox_messages: args.max_mailbox_messages,

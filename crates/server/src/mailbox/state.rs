@@ -6,6 +6,10 @@
 //! their parent is deleted). The in-memory state is therefore always what the storage will hold
 //! once the batch commits. Per-connection state and replies live in [`super::core`]; this file
 //! must not know about connections except as opaque listener ids.
+//!
+//! Identity is the protocol's own: a nameplate is `(app_id, name)`, a mailbox its random id.
+//! The writes name things only that way; how a backend keys its rows (SQLite's integer
+//! `nameplates.id`, say) is the backend's business and never comes back here.
 
 use std::collections::HashMap;
 
@@ -40,7 +44,6 @@ struct NameplateSide {
 
 #[derive(Debug, Clone)]
 struct Nameplate {
-    id: i64,
     mailbox_id: String,
     sides: Vec<NameplateSide>,
 }
@@ -100,7 +103,6 @@ pub struct UsageSettings {
 pub struct State {
     apps: HashMap<String, App>,
     mailboxes: HashMap<String, Mailbox>,
-    next_nameplate_id: i64,
     usage: UsageSettings,
 }
 
@@ -115,7 +117,6 @@ impl State {
     pub fn from_snapshot(snap: Snapshot, usage: UsageSettings) -> Self {
         let mut st = State {
             usage,
-            next_nameplate_id: 1,
             ..State::default()
         };
         for m in snap.mailboxes {
@@ -132,27 +133,25 @@ impl State {
                 },
             );
         }
-        let mut by_id: HashMap<i64, (String, String)> = HashMap::new();
         for n in snap.nameplates {
-            st.next_nameplate_id = st.next_nameplate_id.max(n.id + 1);
             if let Some(mb) = st.mailboxes.get_mut(&n.mailbox_id) {
                 mb.nameplates.push(n.name.clone());
             }
             let app = st.apps.entry(n.app_id.clone()).or_default();
             app.occupancy.insert(&n.name);
-            by_id.insert(n.id, (n.app_id, n.name.clone()));
             app.nameplates.insert(
                 n.name,
                 Nameplate {
-                    id: n.id,
                     mailbox_id: n.mailbox_id,
                     sides: Vec::new(),
                 },
             );
         }
         for s in snap.nameplate_sides {
-            if let Some((app_id, name)) = by_id.get(&s.nameplate_id)
-                && let Some(np) = st.apps.get_mut(app_id).and_then(|a| a.nameplates.get_mut(name))
+            if let Some(np) = st
+                .apps
+                .get_mut(&s.app_id)
+                .and_then(|a| a.nameplates.get_mut(&s.name))
             {
                 np.sides.push(NameplateSide {
                     side: s.side,
@@ -261,8 +260,6 @@ impl State {
                 mailbox_id = new_mailbox_id(rng);
             }
             self.add_mailbox(app_id, &mailbox_id, true, now, w)?;
-            let id = self.next_nameplate_id;
-            self.next_nameplate_id += 1;
             if let Some(mb) = self.mailboxes.get_mut(&mailbox_id) {
                 mb.nameplates.push(name.to_owned());
             }
@@ -271,13 +268,11 @@ impl State {
             app.nameplates.insert(
                 name.to_owned(),
                 Nameplate {
-                    id,
                     mailbox_id: mailbox_id.clone(),
                     sides: Vec::new(),
                 },
             );
             w.push(Write::InsertNameplate(NameplateRow {
-                id,
                 app_id: app_id.to_owned(),
                 name: name.to_owned(),
                 mailbox_id,
@@ -296,7 +291,8 @@ impl State {
                     added: now,
                 });
                 w.push(Write::InsertNameplateSide(NameplateSideRow {
-                    nameplate_id: np.id,
+                    app_id: app_id.to_owned(),
+                    name: name.to_owned(),
                     side: side.to_owned(),
                     claimed: true,
                     added: now,
@@ -326,13 +322,13 @@ impl State {
         };
         s.claimed = false;
         w.push(Write::ReleaseNameplateSide {
-            nameplate_id: np.id,
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
             side: side.to_owned(),
         });
         if np.sides.iter().any(|s| s.claimed) {
             return;
         }
-        let np_id = np.id;
         let mailbox_id = np.mailbox_id.clone();
         let added: Vec<f64> = np.sides.iter().map(|s| s.added).collect();
         app.nameplates.remove(name);
@@ -343,7 +339,10 @@ impl State {
         if let Some(mb) = self.mailboxes.get_mut(&mailbox_id) {
             mb.nameplates.retain(|n| n != name);
         }
-        w.push(Write::DeleteNameplate { id: np_id });
+        w.push(Write::DeleteNameplate {
+            app_id: app_id.to_owned(),
+            name: name.to_owned(),
+        });
         if self.usage.enabled {
             w.push(Write::UsageNameplate(nameplate_usage(
                 app_id,
@@ -491,7 +490,10 @@ impl State {
             for name in &mb.nameplates {
                 if let Some(np) = app.nameplates.remove(name) {
                     app.occupancy.remove(name);
-                    w.push(Write::DeleteNameplate { id: np.id });
+                    w.push(Write::DeleteNameplate {
+                        app_id: mb.app_id.clone(),
+                        name: name.clone(),
+                    });
                     // Like server 0.8.0, a nameplate retired together with its mailbox gets a
                     // usage row only when it is pruned.
                     if pruned && self.usage.enabled {

@@ -4,7 +4,7 @@
 //!
 //! Pure functions over side lists; no storage and no clock here.
 
-use crate::storage::UsageRow;
+use crate::storage::{Outcome, UsageRow};
 
 /// Round `t` down to a multiple of `blur` seconds (no rounding without `--blur-usage`).
 pub fn blur(t: f64, blur: Option<u64>) -> f64 {
@@ -27,7 +27,7 @@ fn times(app_id: &str, mut added: Vec<f64>, delete_time: f64, blur_secs: Option<
         started: blur(first, blur_secs),
         waiting_time,
         total_time: delete_time - first,
-        result: String::new(),
+        result: Outcome::Quiet,
     };
     (row, added.len())
 }
@@ -41,14 +41,14 @@ pub fn nameplate_usage(
     blur_secs: Option<u64>,
 ) -> UsageRow {
     let (mut row, n) = times(app_id, added, delete_time, blur_secs);
-    let mut result = if n == 2 { "happy" } else { "lonely" };
+    let mut result = if n == 2 { Outcome::Happy } else { Outcome::Lonely };
     if pruned {
-        result = "pruney";
+        result = Outcome::Pruney;
     }
     if n > 2 {
-        result = "crowded";
+        result = Outcome::Crowded;
     }
-    row.result = result.to_owned();
+    row.result = result;
     row
 }
 
@@ -64,27 +64,27 @@ pub fn mailbox_usage(
     let added = sides.iter().map(|(a, _)| *a).collect();
     let (mut row, n) = times(app_id, added, delete_time, blur_secs);
     let mut result = match n {
-        0 => "quiet",
-        1 => "lonely",
-        _ => "happy",
+        0 => Outcome::Quiet,
+        1 => Outcome::Lonely,
+        _ => Outcome::Happy,
     };
     let has = |m: &str| sides.iter().any(|(_, mood)| *mood == Some(m));
     if has("lonely") {
-        result = "lonely";
+        result = Outcome::Lonely;
     }
     if has("errory") {
-        result = "errory";
+        result = Outcome::Errory;
     }
     if has("scary") {
-        result = "scary";
+        result = Outcome::Scary;
     }
     if pruned {
-        result = "pruney";
+        result = Outcome::Pruney;
     }
     if n > 2 {
-        result = "crowded";
+        result = Outcome::Crowded;
     }
-    row.result = result.to_owned();
+    row.result = result;
     row
 }
 
@@ -103,31 +103,52 @@ mod tests {
     fn nameplate_results() {
         let r = nameplate_usage("a", vec![5.0, 2.0], 10.0, false, None);
         assert_eq!((r.started, r.waiting_time, r.total_time), (2.0, Some(3.0), 8.0));
-        assert_eq!(r.result, "happy");
-        assert_eq!(nameplate_usage("a", vec![1.0], 2.0, false, None).result, "lonely");
-        assert_eq!(nameplate_usage("a", vec![1.0], 2.0, true, None).result, "pruney");
+        assert_eq!(r.result, Outcome::Happy);
+        assert_eq!(
+            nameplate_usage("a", vec![1.0], 2.0, false, None).result,
+            Outcome::Lonely
+        );
+        assert_eq!(
+            nameplate_usage("a", vec![1.0], 2.0, true, None).result,
+            Outcome::Pruney
+        );
         assert_eq!(
             nameplate_usage("a", vec![1.0, 2.0, 3.0], 4.0, true, None).result,
-            "crowded"
+            Outcome::Crowded
         );
     }
 
     #[test]
     fn mailbox_results() {
         let happy = [(1.0, Some("happy")), (2.0, Some("happy"))];
-        assert_eq!(mailbox_usage("a", &happy, 3.0, false, None).result, "happy");
+        assert_eq!(
+            mailbox_usage("a", &happy, 3.0, false, None).result,
+            Outcome::Happy
+        );
         let scary = [(1.0, Some("lonely")), (2.0, Some("scary"))];
-        assert_eq!(mailbox_usage("a", &scary, 3.0, false, None).result, "scary");
+        assert_eq!(
+            mailbox_usage("a", &scary, 3.0, false, None).result,
+            Outcome::Scary
+        );
         let errory = [(1.0, Some("errory")), (2.0, Some("lonely"))];
-        assert_eq!(mailbox_usage("a", &errory, 3.0, false, None).result, "errory");
-        assert_eq!(mailbox_usage("a", &[], 3.0, false, None).result, "quiet");
+        assert_eq!(
+            mailbox_usage("a", &errory, 3.0, false, None).result,
+            Outcome::Errory
+        );
+        assert_eq!(mailbox_usage("a", &[], 3.0, false, None).result, Outcome::Quiet);
         assert_eq!(
             mailbox_usage("a", &[(1.0, None)], 3.0, false, None).result,
-            "lonely"
+            Outcome::Lonely
         );
-        assert_eq!(mailbox_usage("a", &happy, 3.0, true, None).result, "pruney");
+        assert_eq!(
+            mailbox_usage("a", &happy, 3.0, true, None).result,
+            Outcome::Pruney
+        );
         let three = [(1.0, None), (2.0, None), (2.5, Some("happy"))];
-        assert_eq!(mailbox_usage("a", &three, 3.0, false, Some(10)).result, "crowded");
+        assert_eq!(
+            mailbox_usage("a", &three, 3.0, false, Some(10)).result,
+            Outcome::Crowded
+        );
         assert_eq!(mailbox_usage("a", &three, 3.0, false, Some(10)).started, 0.0);
     }
 }

@@ -6,29 +6,58 @@
 //! them durable atomically before returning; only then are the replies released. On start-up
 //! [`Storage::load`] returns the state that was last committed.
 //!
-//! This module defines the row shapes and the trait. It must not contain protocol logic, and
-//! implementations must not reorder writes inside a batch.
+//! Owns: the vocabulary shared by the core and every backend (the records, [`Write`],
+//! [`Snapshot`], [`StorageError`]) and the choice of backend at run time ([`StorageConfig`],
+//! in `backend.rs`). Must not: contain protocol logic or name any database library; backends
+//! (one file each, today [`sqlite`]) must not reorder writes inside a batch or decide protocol
+//! outcomes, and nothing of theirs (row ids, error types, connections) may reach the core.
+//!
+//! Why this shape:
+//! - Everything here is in the protocol's terms: a nameplate is `(app_id, name)`, a mailbox is
+//!   its random id, a side is the client's side string; moods, messages and usage summaries
+//!   are what the protocol says. The core never needs a database key, so none crosses the
+//!   trait in either direction; a backend that wants integer keys (SQLite's `nameplates.id`,
+//!   kept for server 0.8.0's file layout) maps names to keys itself.
+//! - Errors are typed by what failed (open, load, commit, version), with the backend's own
+//!   error as a boxed `source`: the engine and the binary act on the variant and print the
+//!   chain, and never look inside a backend's error.
+//! - The backend is a `Box<dyn Storage>` picked from the flags at start-up
+//!   ([`StorageConfig::open`]). The trait is called once per batch (one transaction), so
+//!   dynamic dispatch costs nothing measurable, and a second backend is one new file plus one
+//!   variant of [`StorageConfig`], with no change to `mailbox/`.
+//! - A PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
+//!   `commit` runs the batch in one transaction. Several nodes sharing one database need more
+//!   than this trait gives today: claims and allocations decided by the database rather than
+//!   by one node's memory, and messages added on another node arriving as engine inputs. The
+//!   writes already name the domain operations (claim a side, add a message, close with a
+//!   mood), which is what such a backend turns into conditional statements; the conflict
+//!   answers and the inbound stream will be additions to this trait, made with that backend.
 
+mod backend;
+mod error;
 pub mod sqlite;
 
-/// A nameplate row (`nameplates` table).
+pub use backend::StorageConfig;
+pub use error::{BackendError, StorageError};
+
+/// A nameplate: its name within an app, and the mailbox it leads to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NameplateRow {
-    /// Database id (`nameplates.id`), referenced by its side rows.
-    pub id: i64,
     /// Application id.
     pub app_id: String,
-    /// The nameplate, e.g. `"7"`.
+    /// The nameplate, e.g. `"7"` (unique within `app_id`).
     pub name: String,
     /// The mailbox it points to.
     pub mailbox_id: String,
 }
 
-/// A `nameplate_sides` row.
+/// A side that claimed a nameplate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NameplateSideRow {
-    /// The nameplate's database id.
-    pub nameplate_id: i64,
+    /// The nameplate's application id.
+    pub app_id: String,
+    /// The nameplate's name.
+    pub name: String,
     /// The side.
     pub side: String,
     /// `true` after `claim`, `false` after `release`.
@@ -37,7 +66,7 @@ pub struct NameplateSideRow {
     pub added: f64,
 }
 
-/// A `mailboxes` row.
+/// A mailbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MailboxRow {
     /// Mailbox id (unique across apps).
@@ -50,7 +79,7 @@ pub struct MailboxRow {
     pub for_nameplate: bool,
 }
 
-/// A `mailbox_sides` row.
+/// A side that opened a mailbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MailboxSideRow {
     /// The mailbox.
@@ -65,7 +94,7 @@ pub struct MailboxSideRow {
     pub mood: Option<String>,
 }
 
-/// A `messages` row.
+/// A message added to a mailbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MessageRow {
     /// Application id.
@@ -84,7 +113,7 @@ pub struct MessageRow {
     pub msg_id: Option<String>,
 }
 
-/// One usage summary row (usage DB `nameplates` or `mailboxes` table).
+/// The usage summary of a retired nameplate or mailbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UsageRow {
     /// Application id.
@@ -95,8 +124,49 @@ pub struct UsageRow {
     pub waiting_time: Option<f64>,
     /// Seconds from the first side to deletion.
     pub total_time: f64,
-    /// `happy`, `lonely`, `pruney`, `crowded`, `quiet`, `scary`, `errory`.
-    pub result: String,
+    /// How it ended.
+    pub result: Outcome,
+}
+
+/// How a nameplate or mailbox ended, as recorded in its usage summary (server 0.8.0's
+/// `result` strings, see [`Outcome::as_str`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Two sides met (and, for a mailbox, no side reported a problem).
+    Happy,
+    /// Only one side came, or a side closed with mood `lonely`.
+    Lonely,
+    /// Deleted by pruning.
+    Pruney,
+    /// More than two sides.
+    Crowded,
+    /// A mailbox that no side opened.
+    Quiet,
+    /// A side closed with mood `scary` (wrong code).
+    Scary,
+    /// A side closed with mood `errory`.
+    Errory,
+}
+
+impl Outcome {
+    /// The string server 0.8.0 stores for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Happy => "happy",
+            Outcome::Lonely => "lonely",
+            Outcome::Pruney => "pruney",
+            Outcome::Crowded => "crowded",
+            Outcome::Quiet => "quiet",
+            Outcome::Scary => "scary",
+            Outcome::Errory => "errory",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One change to the stored state. A batch is applied in order inside one transaction.
@@ -105,17 +175,21 @@ pub struct UsageRow {
 pub enum Write {
     /// Insert a nameplate.
     InsertNameplate(NameplateRow),
-    /// Delete a nameplate and all its side rows.
+    /// Delete a nameplate and all its sides.
     DeleteNameplate {
-        /// The nameplate's database id.
-        id: i64,
+        /// Application id.
+        app_id: String,
+        /// The nameplate.
+        name: String,
     },
     /// Insert a nameplate side.
     InsertNameplateSide(NameplateSideRow),
     /// Mark a side's claim as released.
     ReleaseNameplateSide {
-        /// The nameplate's database id.
-        nameplate_id: i64,
+        /// Application id.
+        app_id: String,
+        /// The nameplate.
+        name: String,
         /// The side.
         side: String,
     },
@@ -146,16 +220,16 @@ pub enum Write {
     },
     /// Store a message.
     InsertMessage(MessageRow),
-    /// Usage DB: a retired nameplate.
+    /// Usage: a retired nameplate.
     UsageNameplate(UsageRow),
-    /// Usage DB: a retired mailbox.
+    /// Usage: a retired mailbox.
     UsageMailbox {
         /// The summary.
         row: UsageRow,
         /// Whether the mailbox was created for a nameplate.
         for_nameplate: bool,
     },
-    /// Usage DB: a client's `bind`.
+    /// Usage: a client's `bind`.
     UsageClientVersion {
         /// Application id.
         app_id: String,
@@ -168,7 +242,7 @@ pub enum Write {
         /// `client_version[1]`.
         version: Option<String>,
     },
-    /// Usage DB: replace the single `current` row.
+    /// Usage: replace the one summary of the running server.
     UsageCurrent {
         /// Server start time.
         rebooted: f64,
@@ -196,34 +270,25 @@ pub struct Snapshot {
     pub messages: Vec<MessageRow>,
 }
 
-/// Errors of a storage backend.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StorageError {
-    /// SQLite reported an error (disk full, I/O error, corrupt or foreign file).
-    /// Check the path, free space and permissions of the database files.
-    #[error("sqlite error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The database has a schema version this server does not understand.
-    /// Use a fresh file, or the server version that wrote it.
-    #[error("unsupported {db} database version {version} (expected {expected})")]
-    Version {
-        /// Which database (`channel` or `usage`).
-        db: &'static str,
-        /// The version found.
-        version: i64,
-        /// The version we support.
-        expected: i64,
-    },
-}
-
 /// A durable store for the mailbox state.
 ///
-/// Contract: [`Storage::commit`] applies the whole batch or nothing, and when it returns `Ok`
-/// the batch survives a crash of the process (and, with `synchronous=FULL`, of the machine).
+/// Contract: [`Storage::commit`] applies the whole batch or nothing, in order, and when it
+/// returns `Ok` the batch survives a crash of the process (and, at the backend's strictest
+/// durability setting, of the machine). After an `Err` the store holds what it held before
+/// the call, so the engine may retry the same batch. Usage writes are dropped by a store that
+/// was not asked to keep usage.
 pub trait Storage: Send {
     /// Read the whole committed channel state.
     fn load(&mut self) -> Result<Snapshot, StorageError>;
     /// Apply a batch of writes atomically and durably.
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError>;
+}
+
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn load(&mut self) -> Result<Snapshot, StorageError> {
+        (**self).load()
+    }
+    fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
+        (**self).commit(batch)
+    }
 }
