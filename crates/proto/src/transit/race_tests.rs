@@ -449,3 +449,40 @@ fn decider_without_nevermind_just_closes_the_losers() {
     r.handle(t0, a, ConnEvent::GoSent);
     assert_eq!(drain(&mut r), [Action::Close(b), Action::Winner(a)]);
 }
+
+#[test]
+fn the_transit_plan_merges_our_relays_with_the_peers() {
+    let peer = TransitMsg::new(vec![
+        super::super::Hint::Relay(super::super::RelayHint {
+            tcp: vec![hint("go-relay", 4001, 2.0), hint("mine", 1, 0.0)],
+            tor: vec![],
+            name: None,
+        }),
+        super::super::Hint::DirectTcp(hint("peer", 9, 0.0)),
+    ]);
+    let p = Plan::transit(&[hint("mine", 1, 0.0)], &peer, true, 50);
+    assert_eq!(p.direct.len(), 1);
+    let got: Vec<(&str, Duration)> = relay_schedule(p.relays, true, 2 * S)
+        .iter()
+        .map(|(r, d)| {
+            (
+                if r.hostname == "go-relay" {
+                    "go-relay"
+                } else {
+                    "mine"
+                },
+                *d,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [("go-relay", 2 * S), ("mine", 4 * S)],
+        "deduplicated, by priority"
+    );
+    assert!(
+        Plan::transit(&[], &peer, false, 50).direct.is_empty(),
+        "dialling direct hints is off"
+    );
+    assert!(Plan::transit(&[], &peer, true, 0).direct.is_empty(), "capped");
+}
