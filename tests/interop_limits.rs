@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use wormhole_interop::*;
 use wormhole_proto::machine::MAX_FRAME_BYTES;
+use wormhole_proto::transfer::MAX_NAME;
 
-/// A Python sender that completes the key exchange and then puts one `--size`-byte message into
-/// the mailbox (hex on the wire, so twice as large), then waits until it is killed.
+/// A Python sender that completes the key exchange and then puts one message into the mailbox:
+/// `--size` bytes of `x` (hex on the wire, so twice as large), or the `--json` text; then it
+/// waits until it is killed.
 const OVERSIZED_SENDER: &str = r#"
 import argparse, sys
 from twisted.internet import defer, task
@@ -25,7 +27,7 @@ def main(reactor, args):
     w = wormhole.create(args.appid, args.url, reactor)
     w.set_code(args.code)
     yield w.get_verifier()
-    w.send_message(b"x" * args.size)
+    w.send_message(args.json.encode() if args.json else b"x" * args.size)
     print("sent", flush=True)
     try:
         yield w.get_message()
@@ -35,19 +37,22 @@ def main(reactor, args):
 p = argparse.ArgumentParser()
 p.add_argument("--url", required=True)
 p.add_argument("--code", required=True)
-p.add_argument("--size", type=int, required=True)
+p.add_argument("--size", type=int, default=0)
+p.add_argument("--json")
 p.add_argument("--appid", default="lothar.com/wormhole/text-or-file-xfer")
 task.react(main, (p.parse_args(),))
 "#;
 
-/// Start [`OVERSIZED_SENDER`] against `url` with `code`; it is killed when the result is dropped.
-fn spawn_oversized_sender(dir: &std::path::Path, url: &str, code: &str, size: usize) -> RunningPeer {
+/// Start [`OVERSIZED_SENDER`] against `url` with `code` and `what` (`["--size", N]` or
+/// `["--json", TEXT]`); it is killed when the result is dropped.
+fn spawn_oversized_sender(dir: &std::path::Path, url: &str, code: &str, what: [&str; 2]) -> RunningPeer {
     let script = dir.join("oversized_sender.py");
     std::fs::write(&script, OVERSIZED_SENDER).expect("write the sender script");
     PeerCommand::new(Peers::locate().python)
         .name("python oversized sender")
         .arg(&script)
-        .args(["--url", url, "--code", code, "--size", &size.to_string()])
+        .args(["--url", url, "--code", code])
+        .args(what)
         .timeout(Duration::from_secs(180))
         .spawn()
 }
@@ -59,13 +64,33 @@ fn receive_of_an_oversized_mailbox_message_fails_naming_the_limit() {
     let code = unique_code();
     // Hex doubles it: well over the limit, but small enough for Python to relay quickly.
     let size = MAX_FRAME_BYTES * 3 / 4;
-    let sender = spawn_oversized_sender(dir.path(), server.url(), &code, size);
+    let sender = spawn_oversized_sender(dir.path(), server.url(), &code, ["--size", &size.to_string()]);
+    let want = format!("a message from the mailbox was larger than our limit of {MAX_FRAME_BYTES} bytes");
+    receive_fails_with(dir.path(), server.url(), &code, &want);
+    drop(sender);
+}
+
+#[test]
+fn receive_of_an_offer_with_an_over_long_name_fails_naming_the_limit() {
+    let server = start_python_mailbox(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let code = unique_code();
+    let name = "n".repeat(MAX_NAME + 1);
+    let offer = format!(r#"{{"offer": {{"file": {{"filename": "{name}", "filesize": 1}}}}}}"#);
+    let sender = spawn_oversized_sender(dir.path(), server.url(), &code, ["--json", &offer]);
+    let want = format!("over our limit of {MAX_NAME} bytes");
+    receive_fails_with(dir.path(), server.url(), &code, &want);
+    drop(sender);
+}
+
+/// Run our `wormhole receive` with `code`; it must end promptly, non-zero, saying `want`.
+fn receive_fails_with(dir: &std::path::Path, url: &str, code: &str, want: &str) {
     let started = Instant::now();
     // The timeout is only a hang guard: before the fix the receiver never ended.
     let out = PeerCommand::new(our_bin("wormhole"))
         .name("ours receiver")
-        .args(["--relay-url", server.url(), "receive", "--hide-progress", &code])
-        .current_dir(dir.path())
+        .args(["--relay-url", url, "receive", "--hide-progress", code])
+        .current_dir(dir)
         .timeout(Duration::from_secs(120))
         .run();
     eprintln!(
@@ -75,7 +100,5 @@ fn receive_of_an_oversized_mailbox_message_fails_naming_the_limit() {
     );
     assert!(!out.timed_out, "our receiver hung: {}", out.all_output());
     assert!(!out.success(), "our receiver succeeded: {}", out.all_output());
-    let want = format!("a message from the mailbox was larger than our limit of {MAX_FRAME_BYTES} bytes");
-    assert!(out.stderr.contains(&want), "no {want:?} in: {}", out.all_output());
-    drop(sender);
+    assert!(out.stderr.contains(want), "no {want:?} in: {}", out.all_output());
 }
