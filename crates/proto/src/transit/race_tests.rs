@@ -486,3 +486,65 @@ fn the_transit_plan_merges_our_relays_with_the_peers() {
     );
     assert!(Plan::transit(&[], &peer, true, 0).direct.is_empty(), "capped");
 }
+
+#[test]
+fn any_order_of_events_ends_exactly_once_and_nothing_follows_the_end() {
+    use rand::{Rng, SeedableRng};
+    let events = |r: &mut rand::rngs::StdRng| match r.gen_range(0..7) {
+        0 => ConnEvent::Dialed,
+        1 => ConnEvent::Failed("x".into()),
+        2 => ConnEvent::HandshakeCompleted,
+        3 => ConnEvent::HandshakeMismatched,
+        4 => ConnEvent::GoSent,
+        5 => ConnEvent::GoReceived,
+        _ => ConnEvent::NevermindReceived,
+    };
+    for seed in 0..500u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let role = if seed % 2 == 0 {
+            RaceRole::Decider
+        } else {
+            RaceRole::Follower
+        };
+        let t0 = Instant::now();
+        let relays = [hint("r1", 2, 1.0), hint("r2", 3, 0.0)];
+        let mut r = Race::new(config(role, seed % 3 == 0), plan(&["a", "b"], &relays), t0);
+        let mut t = t0;
+        let mut ends = 0;
+        let mut ids: Vec<ConnId> = Vec::new();
+        for _ in 0..200 {
+            for a in drain(&mut r) {
+                assert_eq!(ends, 0, "seed {seed}: {a:?} after the end");
+                match a {
+                    Action::Dial { id, .. } => ids.push(id),
+                    Action::Winner(_) | Action::Fail(_) => ends += 1,
+                    _ => {}
+                }
+            }
+            match rng.gen_range(0..4) {
+                0 => {
+                    t += Duration::from_millis(rng.gen_range(0..20_000));
+                    r.handle_timeout(t);
+                }
+                1 => {
+                    if let Some(id) = r.accepted(t, "192.0.2.1:1".into()) {
+                        ids.push(id);
+                    }
+                }
+                _ if !ids.is_empty() => {
+                    let id = ids[rng.gen_range(0..ids.len())];
+                    let ev = events(&mut rng);
+                    r.handle(t, id, ev);
+                }
+                _ => {}
+            }
+        }
+        r.handle_timeout(t + 200 * S);
+        ends += drain(&mut r)
+            .iter()
+            .filter(|a| matches!(a, Action::Winner(_) | Action::Fail(_)))
+            .count();
+        assert_eq!(ends, 1, "seed {seed}: the race must end exactly once");
+        assert!(r.is_done() && r.poll_timeout().is_none());
+    }
+}
