@@ -26,9 +26,25 @@ pub const ZIP_MODE: &str = "zipfile/deflated";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TransferMsgError {
-    /// The message is over [`MAX_APP_MESSAGE`] bytes; the peer is misbehaving.
-    #[error("peer message of {0} bytes is too large")]
-    TooLarge(usize),
+    /// The message is over its limit ([`MAX_APP_MESSAGE`], or [`MAX_ACK`] for the final ack);
+    /// the peer is misbehaving.
+    #[error("a peer message of {size} bytes was larger than our limit of {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// Our limit.
+        limit: usize,
+    },
+    /// A file or directory name in an offer is longer than [`MAX_NAME`] bytes.
+    #[error("the {field} in the peer's offer is {len} bytes long, over our limit of {limit} bytes")]
+    NameTooLong {
+        /// Which name (`filename`, `dirname`).
+        field: String,
+        /// Its length.
+        len: usize,
+        /// Our limit.
+        limit: usize,
+    },
     /// Not a JSON object; the peer speaks some other protocol.
     #[error("peer message is not a JSON object: {0}")]
     NotJson(String),
@@ -116,7 +132,11 @@ fn name_field(
         .and_then(Value::as_str)
         .ok_or(TransferMsgError::Malformed(what))?;
     if s.len() > MAX_NAME {
-        return Err(TransferMsgError::Malformed(what));
+        return Err(TransferMsgError::NameTooLong {
+            field: k.to_owned(),
+            len: s.len(),
+            limit: MAX_NAME,
+        });
     }
     Ok(s.to_owned())
 }
@@ -158,7 +178,10 @@ impl AppMsg {
     /// Parse a decrypted application message.
     pub fn parse(bytes: &[u8]) -> Result<AppMsg, TransferMsgError> {
         if bytes.len() > MAX_APP_MESSAGE {
-            return Err(TransferMsgError::TooLarge(bytes.len()));
+            return Err(TransferMsgError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_APP_MESSAGE,
+            });
         }
         let v: Value = serde_json::from_slice(bytes).map_err(|e| TransferMsgError::NotJson(e.to_string()))?;
         let o = v
@@ -246,7 +269,10 @@ impl FinalAck {
     /// Parse a received ack record (at most [`MAX_ACK`] bytes).
     pub fn parse(bytes: &[u8]) -> Result<FinalAck, TransferMsgError> {
         if bytes.len() > MAX_ACK {
-            return Err(TransferMsgError::TooLarge(bytes.len()));
+            return Err(TransferMsgError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_ACK,
+            });
         }
         let v: Value = serde_json::from_slice(bytes).map_err(|e| TransferMsgError::NotJson(e.to_string()))?;
         let ack = v
@@ -333,9 +359,24 @@ mod tests {
             r#"{{"offer":{{"file":{{"filename":"{}","filesize":1}}}}}}"#,
             "a".repeat(5000)
         );
-        assert!(AppMsg::parse(long.as_bytes()).is_err());
+        let e = AppMsg::parse(long.as_bytes()).unwrap_err();
+        assert!(
+            matches!(&e, TransferMsgError::NameTooLong { field, len: 5000, limit: MAX_NAME } if field == "filename")
+        );
+        assert!(e.to_string().contains("over our limit of 4096 bytes"), "{e}");
         assert!(FinalAck::parse(br#"{"ack":"ok","sha256":"short"}"#).is_err());
         assert_eq!(FinalAck::parse(br#"{"ack":"ok"}"#).unwrap().sha256, None);
-        assert!(FinalAck::parse(&vec![b' '; 5000]).is_err());
+        let e = FinalAck::parse(&vec![b' '; 5000]).unwrap_err();
+        assert_eq!(
+            e,
+            TransferMsgError::TooLarge {
+                size: 5000,
+                limit: MAX_ACK
+            }
+        );
+        assert!(
+            e.to_string().contains("larger than our limit of 4096 bytes"),
+            "{e}"
+        );
     }
 }

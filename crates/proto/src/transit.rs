@@ -9,6 +9,7 @@ pub mod hints;
 pub mod keys;
 #[cfg(target_arch = "x86_64")]
 mod poly1305_ifma;
+pub mod race;
 pub mod record;
 #[cfg(target_arch = "x86_64")]
 mod salsa_avx512;

@@ -1,14 +1,23 @@
 //! The driver task: owns the WebSocket and the reconnect timer, feeds the sans-IO
 //! [`Boss`](wormhole_proto::machine::Boss) and performs its actions. It holds no protocol logic:
 //! every decision is the machine's.
+//!
+//! One limit is enforced here rather than in the machine: the WebSocket message size
+//! ([`MAX_FRAME_BYTES`]). A larger message ends the session with
+//! [`WormholeError::MailboxMessageTooLarge`] instead of a reconnect (the mailbox would only send
+//! it again).
 
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::Message;
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::{Interval, Sleep};
+use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wormhole_proto::machine::{Action, Boss, Event as MEvent, MAX_FRAME_BYTES, WormholeError};
 
@@ -71,167 +80,265 @@ async fn connect(url: String) -> Result<Ws, String> {
 }
 
 /// Run the wormhole until it is closed.
-pub(crate) async fn run(
-    mut boss: Boss,
+pub(crate) async fn run(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, out: Outputs) {
+    Driver::new(boss, url, requests, out).run().await;
+}
+
+type Timer = Option<Pin<Box<Sleep>>>;
+type Connecting = Option<JoinHandle<Result<Ws, String>>>;
+
+/// The driver task's state: the machine, the socket (or the attempt to open one), the timers.
+struct Driver {
+    boss: Boss,
     url: String,
-    mut requests: mpsc::UnboundedReceiver<Request>,
+    side: String,
+    requests: mpsc::UnboundedReceiver<Request>,
+    /// Cleared once every handle was dropped.
+    requests_open: bool,
     out: Outputs,
-) {
-    let side = boss.side().to_owned();
-    let mut ws: Option<Ws> = None;
-    let mut connecting: Option<tokio::task::JoinHandle<Result<Ws, String>>> = None;
-    let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let mut requests_open = true;
-    let mut unflushed = false;
-    let mut last_rx = Instant::now();
-    let mut abandon: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-    let mut keepalive = tokio::time::interval(PING_INTERVAL);
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    boss.start();
-    loop {
-        // Perform every pending action.
-        while let Some(action) = boss.poll_action() {
+    ws: Option<Ws>,
+    connecting: Connecting,
+    /// The machine's timer ([`Action::SetTimer`]).
+    timer: Timer,
+    /// Set once every handle was dropped: how long the background close may take.
+    abandon: Timer,
+    keepalive: Interval,
+    last_rx: Instant,
+    /// Frames were fed to the socket and not flushed yet.
+    unflushed: bool,
+}
+
+/// What woke the driver up.
+enum Wake {
+    Request(Option<Request>),
+    /// The socket is boxed: it is far larger than the other variants.
+    Connected(Result<Result<Box<Ws>, String>, JoinError>),
+    Keepalive,
+    Frame(Option<Result<Message, WsError>>),
+    Abandoned,
+    Timer,
+}
+
+/// Whether the driver goes on.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Stop,
+}
+
+impl Driver {
+    fn new(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, out: Outputs) -> Driver {
+        let mut keepalive = tokio::time::interval(PING_INTERVAL);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Driver {
+            side: boss.side().to_owned(),
+            boss,
+            url,
+            requests,
+            requests_open: true,
+            out,
+            ws: None,
+            connecting: None,
+            timer: None,
+            abandon: None,
+            keepalive,
+            last_rx: Instant::now(),
+            unflushed: false,
+        }
+    }
+
+    async fn run(mut self) {
+        self.boss.start();
+        loop {
+            self.perform_actions().await;
+            if !self.flush().await {
+                continue;
+            }
+            if self.boss.is_closed() {
+                break;
+            }
+            let wake = self.wait().await;
+            if self.on_wake(wake).await == Flow::Stop {
+                break;
+            }
+        }
+        self.stop_connecting();
+    }
+
+    /// Perform every pending action of the machine.
+    async fn perform_actions(&mut self) {
+        while let Some(action) = self.boss.poll_action() {
             match action {
                 Action::Connect => {
-                    if let Some(h) = connecting.take() {
-                        h.abort();
-                    }
-                    connecting = Some(tokio::spawn(connect(url.clone())));
+                    self.stop_connecting();
+                    self.connecting = Some(tokio::spawn(connect(self.url.clone())));
                 }
-                Action::SendFrame(text) => {
-                    let Some(sock) = ws.as_mut() else { continue };
-                    if let Some(t) = &out.timing {
-                        t.ws_send(&side, &text);
-                    }
-                    // Queue now, flush once after this batch: pipelined commands share a write.
-                    unflushed = true;
-                    if let Err(e) = sock.feed(Message::text(text)).await {
-                        tracing::debug!("websocket send failed: {e}");
-                        ws = None;
-                        connection_lost(&mut boss, &e.to_string());
-                    }
-                }
+                Action::SendFrame(text) => self.send_frame(text).await,
                 Action::CloseConnection => {
-                    if let Some(h) = connecting.take() {
-                        h.abort();
-                    }
-                    if let Some(mut sock) = ws.take() {
+                    self.stop_connecting();
+                    if let Some(mut sock) = self.ws.take() {
                         let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
                     }
                 }
-                Action::SetTimer(at) => {
-                    timer = Some(Box::pin(tokio::time::sleep_until(at.into())));
-                }
-                Action::CancelTimer => timer = None,
-                Action::Deliver(ev) => publish(&out, ev),
+                Action::SetTimer(at) => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
+                Action::CancelTimer => self.timer = None,
+                Action::Deliver(ev) => publish(&self.out, ev),
                 other => tracing::debug!("ignoring unknown action {other:?}"),
             }
         }
-        if std::mem::take(&mut unflushed)
-            && let Some(sock) = ws.as_mut()
-            && let Err(e) = sock.flush().await
-        {
-            tracing::debug!("websocket flush failed: {e}");
-            ws = None;
-            connection_lost(&mut boss, &e.to_string());
-            continue;
+    }
+
+    /// Queue a frame; [`Driver::flush`] sends the batch, so pipelined commands share a write.
+    async fn send_frame(&mut self, text: String) {
+        let Some(sock) = self.ws.as_mut() else { return };
+        if let Some(t) = &self.out.timing {
+            t.ws_send(&self.side, &text);
         }
-        if boss.is_closed() {
-            break;
+        self.unflushed = true;
+        if let Err(e) = sock.feed(Message::text(text)).await {
+            tracing::debug!("websocket send failed: {e}");
+            self.lost(&e.to_string());
         }
+    }
+
+    /// Flush what [`Driver::send_frame`] queued; false if that lost the connection.
+    async fn flush(&mut self) -> bool {
+        if !std::mem::take(&mut self.unflushed) {
+            return true;
+        }
+        let Some(sock) = self.ws.as_mut() else { return true };
+        match sock.flush().await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!("websocket flush failed: {e}");
+                self.lost(&e.to_string());
+                false
+            }
+        }
+    }
+
+    async fn wait(&mut self) -> Wake {
         tokio::select! {
-            req = requests.recv(), if requests_open => match req {
-                Some(r) => handle_request(&mut boss, r),
-                None => {
-                    // Every handle was dropped: close politely.
-                    requests_open = false;
-                    boss.close();
-                    abandon = Some(Box::pin(tokio::time::sleep(ABANDON_AFTER)));
-                }
-            },
-            res = join_connect(&mut connecting) => {
-                connecting = None;
-                match res {
-                    Ok(Ok(sock)) => {
-                        ws = Some(sock);
-                        last_rx = Instant::now();
-                        boss.connected(Instant::now());
-                    }
-                    Ok(Err(e)) => connection_lost(&mut boss, &e),
-                    Err(e) => connection_lost(&mut boss, &e.to_string()),
-                }
-            }
-            _ = keepalive.tick() => {
-                if let Some(sock) = ws.as_mut() {
-                    let idle = last_rx.elapsed() > IDLE_TIMEOUT;
-                    if idle || sock.send(Message::Ping(Default::default())).await.is_err() {
-                        ws = None;
-                        let why = if idle { "no answer from the server" } else { "ping failed" };
-                        connection_lost(&mut boss, why);
-                    }
-                }
-            }
-            msg = next_frame(&mut ws) => match msg {
-                Some(Ok(Message::Text(text))) => {
-                    last_rx = Instant::now();
-                    if let Some(t) = &out.timing {
-                        t.ws_receive(&side, text.as_str());
-                    }
-                    if let Err(e) = boss.frame_received(text.as_str(), Instant::now()) {
-                        tracing::warn!("ignoring server frame: {e}");
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => tracing::warn!("ignoring binary frame from the mailbox server"),
-                Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
-                    last_rx = Instant::now();
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
-                    let reason = match msg {
-                        Some(Err(e)) => e.to_string(),
-                        _ => "connection closed by the server".to_owned(),
-                    };
-                    ws = None;
-                    connection_lost(&mut boss, &reason);
-                }
-            },
-            () = wait_timer(&mut abandon) => {
-                tracing::debug!("no handle left and the close did not finish; giving up");
-                publish(&out, MEvent::Closed(Err(WormholeError::Closed)));
-                break;
-            }
-            () = wait_timer(&mut timer) => {
-                timer = None;
-                boss.timer_fired(Instant::now());
-            }
+            req = self.requests.recv(), if self.requests_open => Wake::Request(req),
+            res = join_connect(&mut self.connecting) => Wake::Connected(res.map(|r| r.map(Box::new))),
+            _ = self.keepalive.tick() => Wake::Keepalive,
+            msg = next_frame(&mut self.ws) => Wake::Frame(msg),
+            () = wait_timer(&mut self.abandon) => Wake::Abandoned,
+            () = wait_timer(&mut self.timer) => Wake::Timer,
         }
     }
-    if let Some(h) = connecting.take() {
-        h.abort();
+
+    async fn on_wake(&mut self, wake: Wake) -> Flow {
+        match wake {
+            Wake::Request(Some(r)) => handle_request(&mut self.boss, r),
+            Wake::Request(None) => {
+                // Every handle was dropped: close politely.
+                self.requests_open = false;
+                self.boss.close();
+                self.abandon = Some(Box::pin(tokio::time::sleep(ABANDON_AFTER)));
+            }
+            Wake::Connected(res) => self.on_connected(res),
+            Wake::Keepalive => self.on_keepalive().await,
+            Wake::Frame(msg) => return self.on_frame(msg),
+            Wake::Abandoned => {
+                tracing::debug!("no handle left and the close did not finish; giving up");
+                publish(&self.out, MEvent::Closed(Err(WormholeError::Closed)));
+                return Flow::Stop;
+            }
+            Wake::Timer => {
+                self.timer = None;
+                self.boss.timer_fired(Instant::now());
+            }
+        }
+        Flow::Continue
+    }
+
+    fn on_connected(&mut self, res: Result<Result<Box<Ws>, String>, JoinError>) {
+        self.connecting = None;
+        match res {
+            Ok(Ok(sock)) => {
+                self.ws = Some(*sock);
+                self.last_rx = Instant::now();
+                self.boss.connected(Instant::now());
+            }
+            Ok(Err(e)) => self.lost(&e),
+            Err(e) => self.lost(&e.to_string()),
+        }
+    }
+
+    /// Ping, and count the connection as lost when nothing arrived for too long.
+    async fn on_keepalive(&mut self) {
+        let Some(sock) = self.ws.as_mut() else { return };
+        let idle = self.last_rx.elapsed() > IDLE_TIMEOUT;
+        if idle || sock.send(Message::Ping(Default::default())).await.is_err() {
+            self.lost(if idle {
+                "no answer from the server"
+            } else {
+                "ping failed"
+            });
+        }
+    }
+
+    fn on_frame(&mut self, msg: Option<Result<Message, WsError>>) -> Flow {
+        match msg {
+            Some(Ok(Message::Text(text))) => {
+                self.last_rx = Instant::now();
+                if let Some(t) = &self.out.timing {
+                    t.ws_receive(&self.side, text.as_str());
+                }
+                if let Err(e) = self.boss.frame_received(text.as_str(), Instant::now()) {
+                    tracing::warn!("ignoring server frame: {e}");
+                }
+            }
+            Some(Ok(Message::Binary(_))) => tracing::warn!("ignoring binary frame from the mailbox server"),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => {
+                self.last_rx = Instant::now()
+            }
+            // Reconnecting would only fetch the same message again: end the session, naming the limit.
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                let e = WormholeError::MailboxMessageTooLarge {
+                    size,
+                    limit: max_size,
+                };
+                tracing::warn!("{e}");
+                publish(&self.out, MEvent::Closed(Err(e)));
+                return Flow::Stop;
+            }
+            Some(Err(e)) => self.lost(&e.to_string()),
+            Some(Ok(Message::Close(_))) | None => self.lost("connection closed by the server"),
+        }
+        Flow::Continue
+    }
+
+    /// Drop the socket and tell the machine, with the time and the reconnect jitter it needs.
+    fn lost(&mut self, why: &str) {
+        self.ws = None;
+        self.boss
+            .connection_lost(Instant::now(), rand::random::<f64>(), why);
+    }
+
+    fn stop_connecting(&mut self) {
+        if let Some(h) = self.connecting.take() {
+            h.abort();
+        }
     }
 }
 
-/// Tell the machine the connection is gone, with the time and the reconnect jitter it needs.
-fn connection_lost(boss: &mut Boss, why: &str) {
-    boss.connection_lost(Instant::now(), rand::random::<f64>(), why);
-}
-
-async fn join_connect(
-    h: &mut Option<tokio::task::JoinHandle<Result<Ws, String>>>,
-) -> Result<Result<Ws, String>, tokio::task::JoinError> {
+async fn join_connect(h: &mut Connecting) -> Result<Result<Ws, String>, JoinError> {
     match h {
         Some(h) => h.await,
         None => std::future::pending().await,
     }
 }
 
-async fn next_frame(ws: &mut Option<Ws>) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+async fn next_frame(ws: &mut Option<Ws>) -> Option<Result<Message, WsError>> {
     match ws {
         Some(ws) => ws.next().await,
         None => std::future::pending().await,
     }
 }
 
-async fn wait_timer(t: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+async fn wait_timer(t: &mut Timer) {
     match t {
         Some(t) => t.as_mut().await,
         None => std::future::pending().await,

@@ -58,6 +58,16 @@ pub enum WormholeError {
         /// Limit.
         max: usize,
     },
+    /// The mailbox server sent a message larger than our WebSocket message limit (a peer put an
+    /// oversized message into the mailbox). The session is ended: every reconnection would
+    /// fetch the same message again. Ask the peer to send large data as a file (over transit).
+    #[error("a message from the mailbox was larger than our limit of {limit} bytes ({size} bytes)")]
+    MailboxMessageTooLarge {
+        /// Size of the message (as far as it was read).
+        size: usize,
+        /// Our limit.
+        limit: usize,
+    },
     /// Dilation messages may only go to a peer whose versions advertise `can-dilate`.
     #[error("the peer cannot dilate")]
     OldPeerCannotDilate,
