@@ -32,6 +32,9 @@ pub struct ReceiveOptions {
     pub output: Option<PathBuf>,
     /// Directory relative names are resolved against (the current directory).
     pub cwd: PathBuf,
+    /// Accept file and directory offers at all (false: `--only-text`, refused with
+    /// [`TransferError::FilesRefused`] before they are inspected).
+    pub accept_files: bool,
 }
 
 impl Default for ReceiveOptions {
@@ -43,6 +46,7 @@ impl Default for ReceiveOptions {
             events: None,
             output: None,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            accept_files: true,
         }
     }
 }
@@ -62,6 +66,16 @@ pub struct OfferInfo {
     pub numfiles: u64,
     /// Where it will go.
     pub destination: Destination,
+}
+
+/// What the sender offers, as the receiver's caller is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub enum Offered<'a> {
+    /// A text message (untrusted: print it through [`super::python_repr_text`]). Accepting it
+    /// sends the `message_ack`; the caller shows the text before answering.
+    Text(&'a str),
+    /// A file or directory that passed the safe-receive checks.
+    Files(&'a OfferInfo),
 }
 
 /// The caller's answer to an offer.
@@ -104,12 +118,12 @@ pub fn inspect_offer(offer: &Offer, opts: &ReceiveOptions) -> Result<OfferInfo, 
         Offer::File { filename, filesize } => (false, filename, *filesize, *filesize, 1),
         Offer::Directory(d) => {
             if d.mode != ZIP_MODE {
-                return Err(TransferError::Unsupported(format!("directory mode {:?}", d.mode)));
+                return Err(TransferError::UnknownDirectoryMode(d.mode.clone()));
             }
             (true, &d.dirname, d.zipsize, d.numbytes, d.numfiles)
         }
         Offer::Message(_) => return Err(TransferError::Unsupported("text is not a file offer".into())),
-        Offer::Unknown(k) => return Err(TransferError::Unsupported(format!("offer type {k:?}"))),
+        Offer::Unknown(k) => return Err(TransferError::UnknownOffer(k.clone())),
     };
     let destination = plan_destination(name, opts.output.as_deref(), &opts.cwd)?;
     let dir = destination.path.parent().unwrap_or(Path::new(".")).to_owned();
@@ -137,54 +151,83 @@ pub fn inspect_offer(offer: &Offer, opts: &ReceiveOptions) -> Result<OfferInfo, 
     })
 }
 
-async fn reject<P: MessagePipe>(pipe: &P, why: &str) {
+/// Tell the sender we give up on its offer: `{"error": why}` (as Python's receiver does), so it
+/// stops waiting and reports `why`. Best effort: a failure to send is ignored.
+pub async fn reject<P: MessagePipe>(pipe: &P, why: &str) {
     let _ = pipe.send(AppMsg::Error(why.to_owned()).to_bytes()).await;
 }
 
-/// The whole receiver: wait for the offer, answer text at once, check a file or directory offer,
-/// ask `decide`, and receive it. Refused offers are answered with `{"error": …}`.
+/// The reason sent to the sender when an offer fails [`inspect_offer`] (Python's wording).
+fn refusal_reason(e: &TransferError) -> &'static str {
+    match e {
+        TransferError::UnknownDirectoryMode(_) => "unknown mode",
+        TransferError::UnknownOffer(_) | TransferError::Unsupported(_) => "unknown offer type",
+        _ => "transfer rejected",
+    }
+}
+
+/// The whole receiver with a synchronous decision for file and directory offers; text is
+/// always accepted. See [`receive_with`].
 pub async fn receive<P: MessagePipe, F: FnMut(&OfferInfo) -> Decision>(
     pipe: &P,
     opts: ReceiveOptions,
     mut decide: F,
 ) -> Result<Received, TransferError> {
+    receive_with(pipe, opts, async |offered: Offered<'_>| match offered {
+        Offered::Text(_) => Decision::Accept,
+        Offered::Files(info) => decide(info),
+    })
+    .await
+}
+
+/// The whole receiver: wait for the offer (keeping the sender's first transit message), check a
+/// file or directory offer, ask `ask` (which may prompt the user), then acknowledge text or
+/// receive the data. Every refusal — ours, a failed check, `accept_files: false` — is told to
+/// the sender with `{"error": …}` before this returns the error.
+pub async fn receive_with<P, F>(pipe: &P, opts: ReceiveOptions, mut ask: F) -> Result<Received, TransferError>
+where
+    P: MessagePipe,
+    F: AsyncFnMut(Offered<'_>) -> Decision,
+{
     let mut peer_transit: Option<TransitMsg> = None;
     loop {
         match AppMsg::parse(&pipe.recv().await?)? {
             AppMsg::Error(e) => return Err(TransferError::Peer(e)),
             AppMsg::Transit(t) => {
+                // Like Python, only the first transit message counts.
                 if peer_transit.is_none() {
                     peer_transit = Some(t);
                 }
             }
             AppMsg::Offer(Offer::Message(text)) => {
+                if ask(Offered::Text(&text)).await == Decision::Reject {
+                    reject(pipe, "transfer rejected").await;
+                    return Err(TransferError::Rejected);
+                }
                 pipe.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
                     .await?;
                 return Ok(Received::Text(text));
             }
             AppMsg::Offer(offer) => {
+                if !opts.accept_files && !matches!(offer, Offer::Unknown(_)) {
+                    reject(pipe, "transfer rejected").await;
+                    return Err(TransferError::FilesRefused);
+                }
                 let info = match inspect_offer(&offer, &opts) {
                     Ok(i) => i,
                     Err(e) => {
-                        let why = match &e {
-                            TransferError::Unsupported(m) if m.starts_with("directory mode") => {
-                                "unknown mode"
-                            }
-                            TransferError::Unsupported(_) => "unknown offer type",
-                            _ => "transfer rejected",
-                        };
-                        reject(pipe, why).await;
+                        reject(pipe, refusal_reason(&e)).await;
                         return Err(e);
                     }
                 };
-                if decide(&info) == Decision::Reject {
+                if ask(Offered::Files(&info)).await == Decision::Reject {
                     reject(pipe, "transfer rejected").await;
                     return Err(TransferError::Rejected);
                 }
                 return receive_offer(pipe, peer_transit, &info, opts).await;
             }
-            AppMsg::Answer(_) => return Err(TransferError::Protocol("the sender sent an answer".into())),
-            AppMsg::Unknown => {}
+            // Python's receiver ignores messages it does not expect here.
+            AppMsg::Answer(_) | AppMsg::Unknown => {}
         }
     }
 }
