@@ -365,3 +365,159 @@ impl Drop for RemoveDirOnDrop {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::sync::{Mutex, mpsc};
+
+    use super::*;
+    use crate::transfer::PipeError;
+
+    /// One end of an in-memory message pipe.
+    struct Mem {
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+        rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    }
+
+    fn pair() -> (Mem, Mem) {
+        let (atx, arx) = mpsc::unbounded_channel();
+        let (btx, brx) = mpsc::unbounded_channel();
+        let end = |tx, rx| Mem {
+            tx,
+            rx: Mutex::new(rx),
+        };
+        (end(atx, brx), end(btx, arx))
+    }
+
+    impl MessagePipe for Mem {
+        async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
+            self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
+        }
+        async fn recv(&self) -> Result<Vec<u8>, PipeError> {
+            self.rx
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| PipeError::Other("closed".into()))
+        }
+        fn derive_key(&self, _: &str, len: usize) -> Result<Vec<u8>, PipeError> {
+            Ok(vec![7; len])
+        }
+        fn appid(&self) -> &str {
+            "example.com/receive-tests"
+        }
+    }
+
+    impl Mem {
+        fn put(&self, m: &AppMsg) {
+            self.tx.send(m.to_bytes()).unwrap();
+        }
+        async fn take(&self) -> AppMsg {
+            AppMsg::parse(&self.recv().await.unwrap()).unwrap()
+        }
+    }
+
+    fn opts(dir: &Path) -> ReceiveOptions {
+        ReceiveOptions {
+            cwd: dir.to_owned(),
+            ..ReceiveOptions::default()
+        }
+    }
+
+    fn file_offer() -> AppMsg {
+        AppMsg::Offer(Offer::File {
+            filename: "x.bin".into(),
+            filesize: 3,
+        })
+    }
+
+    #[tokio::test]
+    async fn text_is_shown_before_it_is_acknowledged() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&AppMsg::Offer(Offer::Message("hello".into())));
+        let mut asked = Vec::new();
+        let got = receive_with(&ours, opts(d.path()), async |o: Offered<'_>| {
+            if let Offered::Text(t) = o {
+                asked.push(t.to_owned());
+            }
+            Decision::Accept
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, Received::Text("hello".into()));
+        assert_eq!(asked, ["hello"]);
+        assert_eq!(peer.take().await, AppMsg::Answer(Answer::MessageAck("ok".into())));
+    }
+
+    #[tokio::test]
+    async fn a_refused_offer_is_told_to_the_sender() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&file_offer());
+        let e = receive_with(&ours, opts(d.path()), async |_: Offered<'_>| Decision::Reject)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransferError::Rejected), "{e:?}");
+        assert_eq!(peer.take().await, AppMsg::Error("transfer rejected".into()));
+    }
+
+    #[tokio::test]
+    async fn text_only_refuses_files_before_inspecting_them() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        // An answer from the sender is ignored, as Python does.
+        peer.put(&AppMsg::Answer(Answer::FileAck("ok".into())));
+        peer.put(&file_offer());
+        let o = ReceiveOptions {
+            accept_files: false,
+            ..opts(d.path())
+        };
+        let e = receive_with(&ours, o, async |_: Offered<'_>| panic!("not asked"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransferError::FilesRefused), "{e:?}");
+        assert_eq!(peer.take().await, AppMsg::Error("transfer rejected".into()));
+    }
+
+    #[tokio::test]
+    async fn unknown_modes_and_offers_are_typed_and_answered_like_python() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&AppMsg::Offer(Offer::Directory(
+            wormhole_proto::transfer::DirectoryOffer {
+                mode: "tarball".into(),
+                dirname: "d".into(),
+                zipsize: 1,
+                numbytes: 1,
+                numfiles: 1,
+            },
+        )));
+        let e = receive_with(&ours, opts(d.path()), async |_: Offered<'_>| Decision::Accept)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, TransferError::UnknownDirectoryMode(ref m) if m == "tarball"),
+            "{e:?}"
+        );
+        assert_eq!(peer.take().await, AppMsg::Error("unknown mode".into()));
+
+        peer.put(&AppMsg::Offer(Offer::Unknown("teleport".into())));
+        let o = ReceiveOptions {
+            accept_files: false,
+            ..opts(d.path())
+        };
+        let e = receive_with(&ours, o, async |_: Offered<'_>| Decision::Accept)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, TransferError::UnknownOffer(ref k) if k == "teleport"),
+            "{e:?}"
+        );
+        assert_eq!(peer.take().await, AppMsg::Error("unknown offer type".into()));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+    }
+}
