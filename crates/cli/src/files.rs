@@ -281,6 +281,7 @@ pub async fn run_receive(
         accept_files: !opts.only_text,
     };
     let mut local_failure: Option<anyhow::Error> = None;
+    let mut accepted = false;
     let result = transfer::receive_with(w, ropts, async |offered: Offered<'_>| match offered {
         Offered::Text(text) => match crate::receive::print_text(text) {
             Ok(()) => Decision::Accept,
@@ -293,6 +294,7 @@ pub async fn run_receive(
             announce(info, opts);
             match ask_permission(opts, run).await {
                 Ok(true) => {
+                    accepted = true;
                     show_bar(&bar, info.transfer_size, opts.hide_progress);
                     Decision::Accept
                 }
@@ -310,10 +312,16 @@ pub async fn run_receive(
     } else {
         stop_bar(&bar);
     }
-    finish_receive(result, local_failure)
+    finish_receive(result, local_failure, accepted)
 }
 
-fn finish_receive(result: Result<Received, LibError>, local_failure: Option<anyhow::Error>) -> Result<()> {
+/// Report how the receive ended. A refusal before we accepted (our checks, the options, the
+/// user) has Python's refusal lines; a failure after it is a transfer error.
+fn finish_receive(
+    result: Result<Received, LibError>,
+    local_failure: Option<anyhow::Error>,
+    accepted: bool,
+) -> Result<()> {
     match result {
         Ok(Received::File { path, .. }) => eprintln!("Received file written to: {}", shown_path(&path)),
         Ok(Received::Directory { path, .. }) => eprintln!("Received files written to: {}", shown_path(&path)),
@@ -322,7 +330,7 @@ fn finish_receive(result: Result<Received, LibError>, local_failure: Option<anyh
             return Err(local_failure.unwrap_or_else(|| anyhow::anyhow!("transfer rejected")));
         }
         Err(e) => {
-            if let Some(m) = refusal_message(&e) {
+            if !accepted && let Some(m) = refusal_message(&e) {
                 eprintln!("{m}");
                 return Err(refusal_error(e));
             }
