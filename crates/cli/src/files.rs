@@ -18,9 +18,9 @@ use wormhole::transit::{Progress, TransitConfig};
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
 use crate::interrupt::Run;
+use crate::notices::show_welcome;
 use crate::output::{ask, finish_bar, is_yes_default, naturalsize, progress_bar, show_bar, stop_bar};
 use crate::report::{TransferError, UnsendableFileError};
-use crate::session::show_welcome;
 use crate::stdin::STDIN_FILE_NAME;
 use crate::text::python_repr;
 

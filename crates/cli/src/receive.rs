@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use wormhole::Wormhole;
 
 use crate::args::ReceiveOptions;
-use crate::session::{show_welcome, with_notice};
+use crate::notices::{show_welcome, with_notice};
 use crate::text::python_repr_inner;
 
 /// Accept a `wormhole-transfer:` URI where a code is expected (as wormhole-rs prints one): the

@@ -15,9 +15,9 @@ use wormhole::Wormhole;
 use wormhole::transfer;
 
 use crate::args::SendOptions;
+use crate::notices::with_notice;
 use crate::output::{ask, naturalsize, qr_string};
 use crate::report::TransferError;
-use crate::session::with_notice;
 use crate::stdin::{STDIN_FILE_NAME, StdinInput, read_input};
 
 /// What the user asked to send.
@@ -148,7 +148,7 @@ pub async fn confirm_peer(w: &Wormhole, verify: bool) -> Result<()> {
 /// The whole text flow after the wormhole is created: welcome, code, key, text.
 pub async fn run_text(w: &Wormhole, opts: &SendOptions, text: &str, relay_url: &str) -> Result<()> {
     let welcome = w.get_welcome().await?;
-    crate::session::show_welcome(&welcome, relay_url, env!("CARGO_PKG_VERSION"));
+    crate::notices::show_welcome(&welcome, relay_url, env!("CARGO_PKG_VERSION"));
     establish_code(w, opts).await?;
     confirm_peer(w, opts.verify).await?;
     transfer::send_text(w, text)

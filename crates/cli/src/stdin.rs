@@ -3,8 +3,11 @@
 //! otherwise as a file offer named [`STDIN_FILE_NAME`], spooled to an unlinked temporary file
 //! first because an offer states its size.
 //!
-//! `--text -` keeps Python's meaning (all of stdin as text). Reading only; the caller says
-//! which it became.
+//! Python 0.24 defines two cases, which we keep: `--text -` reads all of stdin as text, and
+//! `wormhole send` with neither text nor path asks `Text to send: ` — on a terminal. With a
+//! piped stdin Python reads only its first line there and sends it silently, and it treats
+//! `send -` as a missing file; both are where we read standard input instead. Reading only;
+//! the caller says which it became.
 
 use std::io::{Read, Write};
 
