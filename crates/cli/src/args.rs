@@ -134,7 +134,8 @@ pub struct SendArgs {
     /// Don't show the QR code
     #[arg(long, overrides_with = "qr")]
     pub no_qr: bool,
-    /// The file or directory to send
+    /// The file or directory to send (`-`, or nothing with a piped stdin: standard input, sent
+    /// as text when it is short UTF-8 text, otherwise as a file named `stdin`)
     #[arg(value_name = "WHAT")]
     pub what: Option<PathBuf>,
 }

@@ -11,18 +11,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use wormhole::Wormhole;
 use wormhole::transfer::{
-    self, EventHandler, OfferInfo, Received, SendItem, TransferError as LibError, TransferEvent,
-    inspect_offer,
+    self, Decision, EventHandler, OfferInfo, Offered, Received, SendItem, TransferError as LibError,
+    TransferEvent, TransitPurpose, parse_relay_url,
 };
 use wormhole::transit::{Progress, TransitConfig};
-use wormhole_proto::transfer::{AppMsg, Offer};
-use wormhole_proto::transit::hints::parse_relay_url;
-use wormhole_proto::transit::{TransitMsg, TransitPurpose};
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
-use crate::output::{finish_bar, is_yes_default, naturalsize, progress_bar, prompt_line};
+use crate::interrupt::Run;
+use crate::notices::show_welcome;
+use crate::output::{ask, finish_bar, is_yes_default, naturalsize, progress_bar, show_bar, stop_bar};
 use crate::report::{TransferError, UnsendableFileError};
-use crate::session::{Session, show_welcome};
+use crate::stdin::STDIN_FILE_NAME;
 use crate::text::python_repr;
 
 /// A file or directory, inspected and ready to offer.
@@ -33,7 +32,7 @@ pub struct Prepared {
 /// Translate a library error into the CLI's error kinds (so `report` prints Python's wording).
 /// A failure of the wormhole itself keeps its type, so a wrong code, a crowded or unreachable
 /// server or a peer that went away get the same messages as before the transfer started.
-fn cli_error(e: LibError, sending: bool) -> anyhow::Error {
+pub fn cli_error(e: LibError, sending: bool) -> anyhow::Error {
     match e {
         LibError::Wormhole(w) => w.into(),
         LibError::Peer(msg) if sending => {
@@ -71,6 +70,24 @@ pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
         ),
     }
     Ok(Prepared { item })
+}
+
+/// Standard input spooled to `file` (see `stdin.rs`), offered as a file.
+pub fn prepare_stdin(file: &std::fs::File, size: u64) -> Result<Prepared> {
+    // The spool is unlinked; offer it through its descriptor's path.
+    let path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(file)));
+    eprintln!(
+        "Sending {} file named {}",
+        naturalsize(size),
+        python_repr(STDIN_FILE_NAME)
+    );
+    Ok(Prepared {
+        item: SendItem::File {
+            path,
+            name: STDIN_FILE_NAME.to_owned(),
+            size,
+        },
+    })
 }
 
 /// The transit-key purpose. The Python CLI always derives it from the default AppID, even with
@@ -125,12 +142,12 @@ fn progress_for(bar: &indicatif::ProgressBar) -> Progress {
 
 /// The sender after the wormhole is open: welcome, code, key, then the transfer.
 pub async fn run_send(
-    w: &mut Wormhole,
+    w: &Wormhole,
     opts: &SendOptions,
     global: &GlobalOptions,
     prepared: Prepared,
 ) -> Result<()> {
-    let welcome = w.welcome().await?;
+    let welcome = w.get_welcome().await?;
     show_welcome(&welcome, &global.relay_url, env!("CARGO_PKG_VERSION"));
     crate::send::establish_code(w, opts).await?;
     crate::send::confirm_peer(w, opts.verify).await?;
@@ -142,21 +159,15 @@ pub async fn run_send(
         progress: Some(progress_for(&bar)),
         events: Some(transfer_lines(&bar, "Sending")),
     };
-    let result = transfer::send_item(&*w, &prepared.item, send_opts).await;
-    finish_bar(&bar);
+    let result = transfer::send_item(w, &prepared.item, send_opts).await;
+    stop_bar(&bar);
     result.map_err(|e| cli_error(e, true))?;
     eprintln!("Confirmation received. Transfer complete.");
     Ok(())
 }
 
-/// Tell the sender why we refuse, and fail with that reason.
-async fn refuse(w: &mut Wormhole, why: &str) -> anyhow::Error {
-    let _ = w.send(AppMsg::Error(why.to_owned()).to_bytes()).await;
-    TransferError(why.to_owned()).into()
-}
-
-/// Print the destination lines and ask for permission; false if the user declined.
-fn announce_and_ask(info: &OfferInfo, opts: &ReceiveOptions) -> Result<bool> {
+/// Print the destination lines for an offer.
+fn announce(info: &OfferInfo, opts: &ReceiveOptions) {
     let name = info
         .destination
         .path
@@ -189,11 +200,18 @@ fn announce_and_ask(info: &OfferInfo, opts: &ReceiveOptions) -> Result<bool> {
             .unwrap_or(name);
         eprintln!("Overwriting {}", python_repr(&shown));
     }
+}
+
+/// Ask `ok? (Y/n)` (unless `--accept-file`). `Err` when there is no answer (stdin closed); a
+/// signal meanwhile ends the run in `main`, which then tells the sender (see `interrupt.rs`).
+async fn ask_permission(opts: &ReceiveOptions, run: &Run) -> std::io::Result<bool> {
     if opts.accept_file {
         return Ok(true);
     }
-    let answer = prompt_line("ok? (Y/n): ").context("asking for permission")?;
-    if is_yes_default(&answer) {
+    run.set_offer_pending(true);
+    let answer = ask("ok? (Y/n): ".to_owned()).await;
+    run.set_offer_pending(false);
+    if is_yes_default(&answer?) {
         Ok(true)
     } else {
         eprintln!("transfer rejected");
@@ -201,77 +219,123 @@ fn announce_and_ask(info: &OfferInfo, opts: &ReceiveOptions) -> Result<bool> {
     }
 }
 
-/// The Python CLI's message for an offer refused by the safe-receive rules, and the reason sent
-/// to the sender.
-fn refusal(e: &LibError, offered: &str) -> (String, &'static str) {
-    match e {
-        LibError::WouldOverwrite(p) => {
-            let what = if p.is_dir() {
-                format!("Not deleting existing directory: {}", p.display())
-            } else {
-                format!("Error: refusing to overwrite existing {}", python_repr(offered))
-            };
-            (what, "transfer rejected")
+/// The Python CLI's message for an offer refused by the safe-receive rules or the options.
+fn refusal_message(e: &LibError) -> Option<String> {
+    Some(match e {
+        LibError::WouldOverwrite(p) if p.is_dir() => {
+            format!("Not deleting existing directory: {}", p.display())
         }
-        LibError::NoSpace { free, need, .. } => (
-            format!("Error: insufficient free space ({free}B) for file ({need}B)"),
-            "transfer rejected",
-        ),
-        LibError::Unsupported(m) if m.starts_with("directory mode") => (
-            format!("Error: unknown directory-transfer mode ({m})"),
-            "unknown mode",
-        ),
-        LibError::Unsupported(m) => (format!("Error: unsupported offer ({m})"), "unknown offer type"),
-        other => (format!("Error: {other}"), "transfer rejected"),
+        LibError::WouldOverwrite(p) => {
+            let offered = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("Error: refusing to overwrite existing {}", python_repr(&offered))
+        }
+        LibError::NoSpace { free, need, .. } => {
+            format!("Error: insufficient free space ({free}B) for file ({need}B)")
+        }
+        LibError::UnknownDirectoryMode(m) => {
+            format!("Error: unknown directory-transfer mode (directory mode {m:?})")
+        }
+        LibError::UnknownOffer(kind) => {
+            format!(
+                "I don't know what they're offering\n\nOffer details: {}",
+                python_repr(kind)
+            )
+        }
+        LibError::FilesRefused => "Refusing a file or directory: --only-text was given".to_owned(),
+        LibError::BadName(_) | LibError::Unsupported(_) | LibError::File { .. } => format!("Error: {e}"),
+        _ => return None,
+    })
+}
+
+/// The errors a refused offer ends with: Python's `TransferError: <reason sent>`.
+fn refusal_error(e: LibError) -> anyhow::Error {
+    match e {
+        LibError::UnknownDirectoryMode(_) => TransferError("unknown mode".into()).into(),
+        LibError::UnknownOffer(_) => TransferError("unknown offer type".into()).into(),
+        LibError::Unsupported(m) => TransferError(format!("unsupported offer ({m})")).into(),
+        _ => TransferError("transfer rejected".into()).into(),
     }
 }
 
-/// The receiver after the offer arrived: decide, ask, receive, report.
+/// The receiver after the key is confirmed: the library's receive flow, with this CLI's lines,
+/// the `ok? (Y/n)` question and the progress bar. A text is printed on stdout before its ack.
 pub async fn run_receive(
-    w: &mut Wormhole,
+    w: &Wormhole,
     opts: &ReceiveOptions,
     global: &GlobalOptions,
-    peer_transit: Option<TransitMsg>,
-    offer: Offer,
+    run: &Run,
 ) -> Result<()> {
     let cwd: PathBuf = std::env::current_dir().context("finding the current directory")?;
-    let mut ropts = transfer::ReceiveOptions {
+    // Shown once the offer is accepted (its size known then).
+    let bar = indicatif::ProgressBar::hidden();
+    let ropts = transfer::ReceiveOptions {
         transit: transit_config(global, opts.listen)?,
         purpose: TRANSIT_PURPOSE,
-        progress: None,
-        events: None,
+        progress: Some(progress_for(&bar)),
+        events: Some(transfer_lines(&bar, "Receiving")),
         output: opts.output_file.clone(),
         cwd,
+        accept_files: !opts.only_text,
     };
-    let offered = match &offer {
-        Offer::File { filename, .. } => filename.clone(),
-        Offer::Directory(d) => d.dirname.clone(),
-        _ => String::new(),
-    };
-    let info = match inspect_offer(&offer, &ropts) {
-        Ok(info) => info,
-        Err(e) => {
-            let (message, why) = refusal(&e, &offered);
-            eprintln!("{message}");
-            return Err(refuse(w, why).await);
+    let mut local_failure: Option<anyhow::Error> = None;
+    let mut accepted = false;
+    let result = transfer::receive_with(w, ropts, async |offered: Offered<'_>| match offered {
+        Offered::Text(text) => match crate::receive::print_text(text) {
+            Ok(()) => Decision::Accept,
+            Err(e) => {
+                local_failure = Some(e);
+                Decision::Reject
+            }
+        },
+        Offered::Files(info) => {
+            announce(info, opts);
+            match ask_permission(opts, run).await {
+                Ok(true) => {
+                    accepted = true;
+                    show_bar(&bar, info.transfer_size, opts.hide_progress);
+                    Decision::Accept
+                }
+                Ok(false) => Decision::Reject,
+                Err(e) => {
+                    local_failure = Some(anyhow::Error::new(e).context("asking for permission"));
+                    Decision::Reject
+                }
+            }
         }
-    };
-    if !announce_and_ask(&info, opts)? {
-        return Err(refuse(w, "transfer rejected").await);
+    })
+    .await;
+    if result.is_ok() {
+        finish_bar(&bar);
+    } else {
+        stop_bar(&bar);
     }
-    let bar = progress_bar(info.transfer_size, opts.hide_progress);
-    ropts.progress = Some(progress_for(&bar));
-    ropts.events = Some(transfer_lines(&bar, "Receiving"));
-    let result = transfer::receive_offer(&*w, peer_transit, &info, ropts).await;
-    finish_bar(&bar);
-    match result.map_err(|e| cli_error(e, false))? {
-        Received::File { path, .. } => {
-            eprintln!("Received file written to: {}", shown_path(&path));
+    finish_receive(result, local_failure, accepted)
+}
+
+/// Report how the receive ended. A refusal before we accepted (our checks, the options, the
+/// user) has Python's refusal lines; a failure after it is a transfer error.
+fn finish_receive(
+    result: Result<Received, LibError>,
+    local_failure: Option<anyhow::Error>,
+    accepted: bool,
+) -> Result<()> {
+    match result {
+        Ok(Received::File { path, .. }) => eprintln!("Received file written to: {}", shown_path(&path)),
+        Ok(Received::Directory { path, .. }) => eprintln!("Received files written to: {}", shown_path(&path)),
+        Ok(Received::Text(_)) => {}
+        Err(LibError::Rejected) if local_failure.is_some() => {
+            return Err(local_failure.unwrap_or_else(|| anyhow::anyhow!("transfer rejected")));
         }
-        Received::Directory { path, .. } => {
-            eprintln!("Received files written to: {}", shown_path(&path));
+        Err(e) => {
+            if !accepted && let Some(m) = refusal_message(&e) {
+                eprintln!("{m}");
+                return Err(refusal_error(e));
+            }
+            return Err(cli_error(e, false));
         }
-        Received::Text(text) => crate::receive::print_text(&text)?,
     }
     Ok(())
 }
@@ -316,9 +380,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("x.txt"), b"mine").unwrap();
         let e = plan("x.txt", None, d.path()).unwrap_err();
-        let (msg, why) = refusal(&e, "x.txt");
-        assert_eq!(msg, "Error: refusing to overwrite existing 'x.txt'");
-        assert_eq!(why, "transfer rejected");
+        assert_eq!(
+            refusal_message(&e).unwrap(),
+            "Error: refusing to overwrite existing 'x.txt'"
+        );
+        let s = crate::report::render(&refusal_error(e), "u");
+        assert_eq!(s, "TransferError: transfer rejected");
+        let e = LibError::UnknownDirectoryMode("tarball".into());
+        assert_eq!(
+            refusal_message(&e).unwrap(),
+            "Error: unknown directory-transfer mode (directory mode \"tarball\")"
+        );
+        assert_eq!(
+            crate::report::render(&refusal_error(e), "u"),
+            "TransferError: unknown mode"
+        );
     }
 
     #[test]
@@ -338,7 +414,7 @@ mod tests {
         let from_pipe = LibError::from(transfer::PipeError::from(WormholeError::WrongPassword));
         let s = crate::report::render(&cli_error(from_pipe, true), "u");
         assert!(s.starts_with("ERROR: Key confirmation failed."), "{s}");
-        let e = cli_error(LibError::Wormhole(WormholeError::Server("crowded".into())), false);
+        let e = cli_error(LibError::Wormhole(WormholeError::Crowded), false);
         let s = crate::report::render(&e, "u");
         assert!(
             s.starts_with("ERROR: The mailbox server says this code is already"),

@@ -3,19 +3,39 @@
 //!
 //! This file parses the command line, opens the wormhole, runs the chosen flow, closes the
 //! wormhole and maps failures to the Python CLI's messages and exit code 1 (2 for usage errors).
-//! The flows live in `send`, `receive`, `files` and `ssh`.
+//! It also owns the end of a run by signal (SIGINT, SIGTERM, SIGHUP): the flow is dropped (so
+//! partial downloads are removed by their drop guards), a receiver holding an unanswered offer
+//! tells the sender, and the wormhole is closed. The flows live in `send`, `receive`, `files` and
+//! `ssh`; the transfer protocol itself is the `wormhole` library's.
+
+// Nothing we print may panic: a closed stdout or stderr (`wormhole send F 2>&1 | head -3`) is
+// ignored for messages. These shadow the std macros in every module below.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+macro_rules! println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 mod args;
 mod code_input;
 mod files;
+mod interrupt;
+mod notices;
 mod output;
 mod real;
 mod receive;
 mod report;
 mod send;
-mod session;
 mod ssh;
 mod ssh_keys;
+mod stdin;
 mod text;
 
 use std::path::Path;
@@ -25,7 +45,7 @@ use clap::Parser;
 use wormhole::{Timing, Wormhole, WormholeOptions};
 
 use crate::args::{APPID_SSH, APPID_XFER, GlobalOptions, Invocation, SshOptions};
-use crate::session::Session;
+use crate::interrupt::Run;
 
 fn main() {
     let cli = args::Cli::parse();
@@ -50,48 +70,66 @@ fn main() {
     let relay_url = match &invocation {
         Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => g.relay_url.clone(),
     };
-    // Ctrl-C drops the running flow, so partial downloads are removed by their drop guards.
+    let state = Run::default();
     let result = runtime.block_on(async {
-        tokio::select! {
-            r = run(invocation) => r.map_err(Some),
-            _ = tokio::signal::ctrl_c() => Err(None),
+        let mut signals = match interrupt::Signals::register() {
+            Ok(s) => s,
+            Err(e) => return Err(Ok(anyhow::Error::new(e).context("installing signal handlers"))),
+        };
+        let outcome = tokio::select! {
+            biased;
+            sig = signals.next() => Err(sig),
+            r = run(invocation, &state) => Ok(r),
+        };
+        match outcome {
+            Ok(r) => r.map_err(Ok),
+            Err(sig) => {
+                // The flow is dropped by now: its temporary files are gone.
+                state.abandon().await;
+                Err(Err(sig))
+            }
         }
     });
     // Do not wait for stray blocking tasks (e.g. a prompt nobody will answer).
     runtime.shutdown_background();
     match result {
         Ok(()) => {}
-        Err(Some(e)) => {
+        Err(Ok(e)) => {
             eprintln!("{}", report::render(&e, &relay_url));
             std::process::exit(1);
         }
-        Err(None) => {
+        Err(Err(sig)) => {
             eprintln!("\nInterrupted.");
-            std::process::exit(130);
+            std::process::exit(sig.exit_code());
         }
     }
 }
 
-/// Open a wormhole with the CLI's options.
-fn open(global: &GlobalOptions, default_appid: &str, timing: Option<Timing>) -> Wormhole {
+/// Open a wormhole with the CLI's options (kept in `state` so an interrupted run can close it).
+fn open(
+    state: &Run,
+    global: &GlobalOptions,
+    default_appid: &str,
+    timing: Option<Timing>,
+) -> std::rc::Rc<Wormhole> {
     let appid = global.appid.as_deref().unwrap_or(default_appid);
     let options = WormholeOptions {
         timing,
         ..WormholeOptions::default()
     };
-    Wormhole::create(appid, &global.relay_url, options)
+    state.opened(Wormhole::create(appid, &global.relay_url, options))
 }
 
 /// Run `flow`, then close the wormhole: after success the close result counts (like Python, a
 /// non-happy close is an error); after a failure the original error wins.
-async fn with_close<T>(w: &mut Wormhole, flow: Result<T>) -> Result<T> {
+async fn with_close<T>(w: &Wormhole, flow: Result<T>) -> Result<T> {
     match flow {
         Ok(v) => {
-            Session::close(w).await.context("closing the wormhole")?;
+            w.close().await.context("closing the wormhole")?;
             Ok(v)
         }
         Err(e) => {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), Session::close(w)).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), w.close()).await;
             Err(e)
         }
     }
@@ -108,11 +146,11 @@ fn write_timing(timing: Option<&Timing>, path: Option<&Path>) {
 
 /// Reject a malformed code at once, like Python's `set_code`, whether or not a server is reachable.
 fn check_code(code: &str) -> Result<()> {
-    wormhole_proto::code::Code::parse(code).map_err(wormhole_proto::machine::WormholeError::KeyFormat)?;
+    wormhole::code::Code::parse(code).map_err(wormhole::WormholeError::KeyFormat)?;
     Ok(())
 }
 
-async fn run(invocation: Invocation) -> Result<()> {
+async fn run(invocation: Invocation, state: &Run) -> Result<()> {
     match invocation {
         Invocation::Send(global, opts) => {
             // Check the code and decide what to send (and fail on a missing file) before
@@ -120,21 +158,21 @@ async fn run(invocation: Invocation) -> Result<()> {
             if let Some(code) = &opts.code {
                 check_code(code)?;
             }
-            let what = send::decide_what(&opts)?;
+            let what = send::decide_what(&opts).await?;
+            // `what` (for stdin: the spooled file) lives until the flow is done.
             let prepared = match &what {
                 send::What::Text(_) => None,
                 send::What::Path(p) => Some(files::prepare_send(p, &opts)?),
+                send::What::Stdin(f, size) => Some(files::prepare_stdin(f, *size)?),
             };
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
-            let mut w = open(&global, APPID_XFER, timing.clone());
-            let flow = match what {
-                send::What::Text(text) => send::run_text(&mut w, &opts, text, &global.relay_url).await,
-                send::What::Path(_) => match prepared {
-                    Some(p) => files::run_send(&mut w, &opts, &global, p).await,
-                    None => Err(anyhow::anyhow!("nothing to send")),
-                },
+            let w = open(state, &global, APPID_XFER, timing.clone());
+            let flow = match (&what, prepared) {
+                (send::What::Text(text), _) => send::run_text(&w, &opts, text, &global.relay_url).await,
+                (_, Some(p)) => files::run_send(&w, &opts, &global, p).await,
+                (_, None) => Err(anyhow::anyhow!("nothing to send")),
             };
-            let r = with_close(&mut w, flow).await;
+            let r = with_close(&w, flow).await;
             write_timing(timing.as_ref(), global.dump_timing.as_deref());
             r
         }
@@ -151,54 +189,55 @@ async fn run(invocation: Invocation) -> Result<()> {
                 }
             }
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
-            let mut w = open(&global, APPID_XFER, timing.clone());
+            let w = open(state, &global, APPID_XFER, timing.clone());
             let flow = async {
-                let incoming = receive::run(&mut w, &opts, &global.relay_url, real::input_code).await?;
-                match incoming {
-                    receive::Incoming::TextDone => Ok(()),
-                    receive::Incoming::Transfer { transit, offer } => {
-                        files::run_receive(&mut w, &opts, &global, transit, offer).await
-                    }
-                }
+                receive::run(&w, &opts, &global.relay_url, real::input_code).await?;
+                files::run_receive(&w, &opts, &global, state).await
             }
             .await;
-            let r = with_close(&mut w, flow).await;
+            let r = with_close(&w, flow).await;
             write_timing(timing.as_ref(), global.dump_timing.as_deref());
             r
         }
         Invocation::Ssh(global, SshOptions::Invite { code_length, user }) => {
             let home = std::env::var_os("HOME").context("HOME is not set")?;
             let dir = ssh::ssh_dir(user.as_deref(), Path::new(&home))?;
-            let mut w = open(&global, APPID_SSH, None);
-            let flow = ssh::invite(&mut w, code_length, &dir).await.map(|_| ());
-            with_close(&mut w, flow).await
+            let w = open(state, &global, APPID_SSH, None);
+            let flow = ssh::invite(&w, code_length, &dir).await.map(|_| ());
+            with_close(&w, flow).await
         }
         Invocation::Ssh(global, SshOptions::Accept { code, key_file, yes }) => {
             check_code(&code)?;
             let home = std::env::var_os("HOME").context("HOME is not set")?;
-            let key = ssh_keys::find_public_key(key_file.as_deref(), Path::new(&home), &mut |names| {
-                let list: Vec<String> = names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| format!("  {i}: {}", p.file_name().unwrap_or_default().to_string_lossy()))
-                    .collect();
-                let prompt = format!(
-                    "Multiple public-keys found:\n{}\nSend which one?: ",
-                    list.join("\n")
-                );
-                output::prompt_line(&prompt).ok()?.trim().parse().ok()
-            })?;
+            let home = Path::new(&home).to_owned();
+            let key = tokio::task::spawn_blocking(move || {
+                ssh_keys::find_public_key(key_file.as_deref(), &home, &mut |names| {
+                    let list: Vec<String> = names
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| {
+                            format!("  {i}: {}", p.file_name().unwrap_or_default().to_string_lossy())
+                        })
+                        .collect();
+                    let prompt = format!(
+                        "Multiple public-keys found:\n{}\nSend which one?: ",
+                        list.join("\n")
+                    );
+                    output::prompt_line(&prompt).ok()?.trim().parse().ok()
+                })
+            })
+            .await
+            .context("choosing a key")??;
             println!("Sending public key type='{}' keyid='{}'", key.kind, key.keyid);
             if !yes {
-                let answer =
-                    output::prompt_line(&format!("Really send public key '{}' ? [y/N]: ", key.keyid))?;
+                let answer = output::ask(format!("Really send public key '{}' ? [y/N]: ", key.keyid)).await?;
                 if !answer.trim().to_lowercase().starts_with('y') {
                     anyhow::bail!("Aborted!");
                 }
             }
-            let mut w = open(&global, APPID_SSH, None);
-            let flow = ssh::accept(&mut w, &code, &key).await;
-            with_close(&mut w, flow).await
+            let w = open(state, &global, APPID_SSH, None);
+            let flow = ssh::accept(&w, &code, &key).await;
+            with_close(&w, flow).await
         }
     }
 }

@@ -48,24 +48,49 @@ pub fn qr_string(text: &str) -> Option<String> {
 /// A byte progress bar on stderr with rate and ETA, hidden when asked or when stderr is not a
 /// terminal.
 pub fn progress_bar(total: u64, hide: bool) -> ProgressBar {
+    let bar = ProgressBar::hidden();
+    show_bar(&bar, total, hide);
+    bar
+}
+
+/// Turn a hidden bar (made before the size was known) into a [`progress_bar`] of `total`.
+pub fn show_bar(bar: &ProgressBar, total: u64, hide: bool) {
     if hide || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+        return;
     }
-    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_length(total);
     if let Ok(style) = ProgressStyle::with_template(
         "{percent:>3}%|{wide_bar}| {decimal_bytes}/{decimal_total_bytes} [{elapsed_precise}<{eta_precise}, {decimal_bytes_per_sec}]",
     ) {
         bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
     }
-    bar
+    bar.set_draw_target(ProgressDrawTarget::stderr());
 }
 
-/// Finish a bar from [`progress_bar`], leaving it on its own line (once: later calls do nothing).
+/// Finish a bar from [`progress_bar`] after all the data went through, leaving it on its own
+/// line (once: later calls do nothing).
 pub fn finish_bar(bar: &ProgressBar) {
     if !bar.is_hidden() && !bar.is_finished() {
         bar.finish();
         eprintln!();
     }
+}
+
+/// Stop a bar where the transfer stopped (a failed transfer must not show 100 %), leaving it on
+/// its own line; nothing if it was finished already.
+pub fn stop_bar(bar: &ProgressBar) {
+    if !bar.is_hidden() && !bar.is_finished() {
+        bar.abandon();
+        eprintln!();
+    }
+}
+
+/// [`prompt_line`] on a blocking thread, so the runtime (and its signal handling) keeps running
+/// while the user thinks: Ctrl-C at a prompt ends the run at once.
+pub async fn ask(prompt: String) -> std::io::Result<String> {
+    tokio::task::spawn_blocking(move || prompt_line(&prompt))
+        .await
+        .map_err(std::io::Error::other)?
 }
 
 /// Print `prompt` on stderr and read one line from stdin (without the line ending). End of

@@ -1,6 +1,5 @@
-//! The real wormhole behind the CLI: [`Session`] for `wormhole::Wormhole`, and interactive code
-//! entry wired to its `CodeInputHelper` (rustyline on a blocking thread, each completion a
-//! bounded blocking call into the async helper).
+//! Interactive code entry wired to the library's `CodeInputHelper` (rustyline on a blocking
+//! thread, each completion a bounded blocking call into the async helper).
 //!
 //! Pure delegation; the flows live in `send`, `receive` and `ssh`.
 
@@ -8,41 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::runtime::Handle;
-use wormhole::{CodeInputHelper, Mood, Welcome, Wormhole};
+use wormhole::{CodeInputHelper, Wormhole};
 
 use crate::code_input::{InputBackend, read_code};
-use crate::session::Session;
-
-impl Session for Wormhole {
-    async fn welcome(&mut self) -> Result<Welcome> {
-        Ok(self.get_welcome().await?)
-    }
-    async fn allocate_code(&mut self, words: usize) -> Result<()> {
-        Ok(Wormhole::allocate_code(self, words).await?)
-    }
-    async fn set_code(&mut self, code: &str) -> Result<()> {
-        Ok(Wormhole::set_code(self, code).await?)
-    }
-    async fn code(&mut self) -> Result<String> {
-        Ok(self.get_code().await?)
-    }
-    async fn unverified_key(&mut self) -> Result<()> {
-        self.get_unverified_key().await?;
-        Ok(())
-    }
-    async fn verifier(&mut self) -> Result<[u8; 32]> {
-        Ok(self.get_verifier().await?)
-    }
-    async fn send(&mut self, message: Vec<u8>) -> Result<()> {
-        Ok(self.send_message(message).await?)
-    }
-    async fn receive(&mut self) -> Result<Vec<u8>> {
-        Ok(self.get_message().await?)
-    }
-    async fn close(&mut self) -> Result<Mood> {
-        Ok(Wormhole::close(self).await?)
-    }
-}
 
 /// How long one completion may wait for the server before showing nothing.
 const COMPLETION_WAIT: Duration = Duration::from_secs(3);
@@ -89,7 +56,7 @@ impl InputBackend for HelperBackend {
 }
 
 /// Ask the user for the code with completion; true if Tab was used.
-pub async fn input_code(w: &mut Wormhole) -> Result<bool> {
+pub async fn input_code(w: &Wormhole) -> Result<bool> {
     let helper = w.input_code().await?;
     let handle = Handle::current();
     let used = tokio::task::spawn_blocking(move || read_code(HelperBackend { helper, handle }))

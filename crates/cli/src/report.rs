@@ -4,7 +4,7 @@
 //!
 //! Only formatting lives here; the exit code (always 1 for these) is decided by `main`.
 
-use wormhole_proto::machine::WormholeError;
+use wormhole::WormholeError;
 
 /// A failure of the transfer itself (rejected, abandoned, bad ack), printed as
 /// `TransferError: <message>` like Python.
@@ -65,7 +65,7 @@ pub fn wormhole_error(e: &WormholeError, relay_url: &str) -> String {
             "{}\n(relay URL was {relay_url})\n{reason}",
             error_block(SERVER_CONNECTION)
         ),
-        WormholeError::Server(msg) if msg.contains("crowded") => error_block(CROWDED),
+        WormholeError::Crowded => error_block(CROWDED),
         WormholeError::Lonely => error_block(LONELY),
         other => format!("ERROR: {other}"),
     }
@@ -125,8 +125,10 @@ mod tests {
         assert!(s.contains("(relay URL was ws://h:1/v1)\nrefused"), "{s}");
         let s = render(&WormholeError::Welcome("go away".into()).into(), "u");
         assert!(s.ends_with("\n\ngo away"), "{s}");
-        let s = render(&WormholeError::Server("crowded".into()).into(), "u");
+        let s = render(&WormholeError::Crowded.into(), "u");
         assert!(s.contains("crowded"), "{s}");
+        let s = render(&WormholeError::Server("must bind first".into()).into(), "u");
+        assert_eq!(s, "ERROR: server error: must bind first");
         let s = render(&TransferError("transfer rejected".into()).into(), "u");
         assert_eq!(s, "TransferError: transfer rejected");
         let s = render(&crate::code_input::CodeInputError::Incomplete.into(), "u");

@@ -2,17 +2,18 @@
 //! and waits for one `{"offer":{"message":"<public key>"}}`, acknowledges it and appends the key
 //! to `authorized_keys`; the accepter sends its public key.
 //!
-//! The messages go through [`Session`]; the files are handled by `ssh_keys`. The appid is
+//! The key exchange is written against the library's [`MessagePipe`] (so it is unit-tested in
+//! memory); the files are handled by `ssh_keys`. The appid is
 //! `lothar.com/wormhole/ssh-add` unless `--appid` says otherwise (chosen by the caller).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use wormhole_proto::transfer::{Answer, AppMsg, Offer};
+use wormhole::Wormhole;
+use wormhole::transfer::{Answer, AppMsg, MessagePipe, Offer};
 
 use crate::report::TransferError;
-use crate::session::Session;
-use crate::ssh_keys::{PublicKey, append_authorized_key, parse_public_key};
+use crate::ssh_keys::{Appended, PublicKey, append_authorized_key, parse_public_key};
 
 /// Where `authorized_keys` lives: `~/.ssh/` or `~USER/.ssh/`.
 pub fn ssh_dir(user: Option<&str>, home: &Path) -> Result<PathBuf> {
@@ -31,8 +32,8 @@ pub fn ssh_dir(user: Option<&str>, home: &Path) -> Result<PathBuf> {
     }
 }
 
-/// `ssh invite`: allocate a code, receive a key, append it. Returns the appended key.
-pub async fn invite<S: Session>(w: &mut S, code_length: usize, ssh_dir: &Path) -> Result<PublicKey> {
+/// `ssh invite`: allocate a code, receive a key, append it. Returns the key.
+pub async fn invite(w: &Wormhole, code_length: usize, ssh_dir: &Path) -> Result<PublicKey> {
     let auth = ssh_dir.join("authorized_keys");
     if !auth.exists() {
         println!("Note: '{}' not found; will be created", auth.display());
@@ -41,10 +42,15 @@ pub async fn invite<S: Session>(w: &mut S, code_length: usize, ssh_dir: &Path) -
         }
     }
     w.allocate_code(code_length).await?;
-    let code = w.code().await?;
+    let code = w.get_code().await?;
     println!("Now tell the other user to run:\n\nwormhole ssh accept {code}\n");
-    w.verifier().await?;
-    let bytes = w.receive().await?;
+    w.get_verifier().await?;
+    receive_key(w, ssh_dir).await
+}
+
+/// The inviter's half after the key is confirmed: one key offer, checked, acknowledged, added.
+pub async fn receive_key<P: MessagePipe>(pipe: &P, ssh_dir: &Path) -> Result<PublicKey> {
+    let bytes = pipe.recv().await?;
     let text = match AppMsg::parse(&bytes).context("message from the other side")? {
         AppMsg::Offer(Offer::Message(text)) => text,
         AppMsg::Error(e) => return Err(TransferError(e).into()),
@@ -53,32 +59,44 @@ pub async fn invite<S: Session>(w: &mut S, code_length: usize, ssh_dir: &Path) -
     let key = match parse_public_key(&text) {
         Ok(k) => k,
         Err(e) => {
-            w.send(AppMsg::Error("not an ssh public key".into()).to_bytes())
+            pipe.send(AppMsg::Error("not an ssh public key".into()).to_bytes())
                 .await?;
             return Err(e.into());
         }
     };
-    w.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
+    pipe.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
         .await?;
-    let path = append_authorized_key(ssh_dir, &key)?;
-    println!(
-        "Appended key type='{}' id='{}' to '{}'",
-        key.kind,
-        key.keyid,
-        path.display()
-    );
+    match append_authorized_key(ssh_dir, &key)? {
+        Appended::Added(path) => println!(
+            "Appended key type='{}' id='{}' to '{}'",
+            key.kind,
+            key.keyid,
+            path.display()
+        ),
+        Appended::AlreadyPresent(path) => println!(
+            "Key type='{}' id='{}' is already in '{}'; not added again",
+            key.kind,
+            key.keyid,
+            path.display()
+        ),
+    }
     Ok(key)
 }
 
 /// `ssh accept`: send the key under `code` and wait for the acknowledgement.
-pub async fn accept<S: Session>(w: &mut S, code: &str, key: &PublicKey) -> Result<()> {
+pub async fn accept(w: &Wormhole, code: &str, key: &PublicKey) -> Result<()> {
     w.set_code(code).await?;
-    w.code().await?;
-    w.verifier().await?;
-    w.send(AppMsg::Offer(Offer::Message(key.line.clone())).to_bytes())
+    w.get_code().await?;
+    w.get_verifier().await?;
+    send_key(w, key).await
+}
+
+/// The accepter's half after the key is confirmed.
+pub async fn send_key<P: MessagePipe>(pipe: &P, key: &PublicKey) -> Result<()> {
+    pipe.send(AppMsg::Offer(Offer::Message(key.line.clone())).to_bytes())
         .await?;
     loop {
-        match AppMsg::parse(&w.receive().await?).context("message from the other side")? {
+        match AppMsg::parse(&pipe.recv().await?).context("message from the other side")? {
             AppMsg::Answer(Answer::MessageAck(ok)) if ok == "ok" => break,
             AppMsg::Error(e) => return Err(TransferError(e).into()),
             AppMsg::Answer(other) => bail!("unexpected answer {other:?}"),
@@ -93,19 +111,63 @@ pub async fn accept<S: Session>(w: &mut S, code: &str, key: &PublicKey) -> Resul
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::session::fake::pair;
+    use tokio::sync::{Mutex, mpsc};
+    use wormhole::transfer::PipeError;
+
+    /// One end of an in-memory message pipe.
+    struct Mem {
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+        rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    }
+
+    fn pair() -> (Mem, Mem) {
+        let (atx, arx) = mpsc::unbounded_channel();
+        let (btx, brx) = mpsc::unbounded_channel();
+        (
+            Mem {
+                tx: atx,
+                rx: Mutex::new(brx),
+            },
+            Mem {
+                tx: btx,
+                rx: Mutex::new(arx),
+            },
+        )
+    }
+
+    impl MessagePipe for Mem {
+        async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
+            self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
+        }
+        async fn recv(&self) -> Result<Vec<u8>, PipeError> {
+            self.rx
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| PipeError::Other("closed".into()))
+        }
+        fn derive_key(&self, _: &str, len: usize) -> Result<Vec<u8>, PipeError> {
+            Ok(vec![0; len])
+        }
+        fn appid(&self) -> &str {
+            "test"
+        }
+    }
 
     #[tokio::test]
-    async fn invite_and_accept_exchange_a_key() {
+    async fn invite_and_accept_exchange_a_key_once() {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join(".ssh");
-        let (mut a, mut b) = pair();
         let key = parse_public_key("ssh-ed25519 AAAAC3Nz me@laptop").unwrap();
-        let k2 = key.clone();
-        let acc = tokio::spawn(async move { accept(&mut b, "7-word-word", &k2).await });
-        let got = invite(&mut a, 2, &dir).await.unwrap();
-        acc.await.unwrap().unwrap();
-        assert_eq!(got, key);
+        for _ in 0..2 {
+            let (a, b) = pair();
+            let k2 = key.clone();
+            let acc = tokio::spawn(async move { send_key(&b, &k2).await });
+            let got = receive_key(&a, &dir).await.unwrap();
+            acc.await.unwrap().unwrap();
+            assert_eq!(got, key);
+        }
         assert_eq!(
             std::fs::read_to_string(dir.join("authorized_keys")).unwrap(),
             "ssh-ed25519 AAAAC3Nz me@laptop\n"
@@ -116,7 +178,7 @@ mod tests {
     async fn a_multi_line_key_is_refused() {
         let home = tempfile::tempdir().unwrap();
         let dir = home.path().join(".ssh");
-        let (mut a, mut b) = pair();
+        let (a, b) = pair();
         b.send(
             AppMsg::Offer(Offer::Message(
                 "ssh-rsa AAAA x\ncommand=\"evil\" ssh-rsa BBBB".into(),
@@ -125,10 +187,10 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(invite(&mut a, 2, &dir).await.is_err());
+        assert!(receive_key(&a, &dir).await.is_err());
         assert!(!dir.join("authorized_keys").exists());
         assert_eq!(
-            AppMsg::parse(&b.receive().await.unwrap()).unwrap(),
+            AppMsg::parse(&b.recv().await.unwrap()).unwrap(),
             AppMsg::Error("not an ssh public key".into())
         );
     }

@@ -23,13 +23,14 @@ pub enum SshKeyError {
     /// The directory holds no `*.pub` file. Create a key with `ssh-keygen` or pass `-F`.
     #[error("No public keys in '{0}'")]
     NoKeys(PathBuf),
-    /// Reading or writing a file failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing a file failed. (The OS error is part of the message, not a separate
+    /// cause, so it is printed once.)
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The received (or local) key is not a single plausible public-key line.
     #[error("not an ssh public key: {0}")]
@@ -88,7 +89,7 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, SshKeyError> {
 pub fn list_public_keys(dir: &Path) -> Result<Vec<PathBuf>, SshKeyError> {
     let entries = fs::read_dir(dir).map_err(|source| SshKeyError::Io {
         path: dir.to_owned(),
-        source,
+        error: source,
     })?;
     let mut keys: Vec<PathBuf> = entries
         .filter_map(Result::ok)
@@ -103,7 +104,7 @@ pub fn list_public_keys(dir: &Path) -> Result<Vec<PathBuf>, SshKeyError> {
 pub fn read_public_key(path: &Path) -> Result<PublicKey, SshKeyError> {
     let text = fs::read_to_string(path).map_err(|source| SshKeyError::Io {
         path: path.to_owned(),
-        source,
+        error: source,
     })?;
     parse_public_key(&text)
 }
@@ -121,6 +122,9 @@ pub fn find_public_key(
         Some(h) => h.to_owned(),
         None => home.join(".ssh"),
     };
+    if !dir.exists() {
+        return Err(SshKeyError::NotFound(dir));
+    }
     let keys = list_public_keys(&dir)?;
     match keys.as_slice() {
         [] => Err(SshKeyError::NoKeys(dir)),
@@ -132,12 +136,21 @@ pub fn find_public_key(
     }
 }
 
+/// What [`append_authorized_key`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The key was added to this file.
+    Added(PathBuf),
+    /// This file already holds the key line; nothing was written.
+    AlreadyPresent(PathBuf),
+}
+
 /// Append `key` to `ssh_dir/authorized_keys`, creating the directory (0700) and the file (0600)
-/// when missing. Returns the file's path.
-pub fn append_authorized_key(ssh_dir: &Path, key: &PublicKey) -> Result<PathBuf, SshKeyError> {
+/// when missing, unless the file already holds that exact key line.
+pub fn append_authorized_key(ssh_dir: &Path, key: &PublicKey) -> Result<Appended, SshKeyError> {
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| SshKeyError::Io { path, source }
+        move |error| SshKeyError::Io { path, error }
     };
     if !ssh_dir.exists() {
         fs::DirBuilder::new()
@@ -148,23 +161,29 @@ pub fn append_authorized_key(ssh_dir: &Path, key: &PublicKey) -> Result<PathBuf,
     }
     let path = ssh_dir.join("authorized_keys");
     let mut file = OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
         .open(&path)
         .map_err(io(&path))?;
+    let mut existing = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut existing).map_err(io(&path))?;
+    let present = String::from_utf8_lossy(&existing)
+        .lines()
+        .any(|l| l.trim() == key.line);
+    if present {
+        return Ok(Appended::AlreadyPresent(path));
+    }
     // Keep the file line-oriented even if its last line lacks a newline.
-    let needs_newline = fs::read(&path)
-        .map(|b| b.last().is_some_and(|&c| c != b'\n'))
-        .unwrap_or(false);
     let mut text = String::new();
-    if needs_newline {
+    if existing.last().is_some_and(|&c| c != b'\n') {
         text.push('\n');
     }
     text.push_str(&key.line);
     text.push('\n');
     file.write_all(text.as_bytes()).map_err(io(&path))?;
-    Ok(path)
+    Ok(Appended::Added(path))
 }
 
 #[cfg(test)]
@@ -192,10 +211,11 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let ssh = home.path().join(".ssh");
         let mut never = |_: &[PathBuf]| -> Option<usize> { panic!("no choice expected") };
-        assert!(matches!(
-            find_public_key(None, home.path(), &mut never),
-            Err(SshKeyError::Io { .. })
-        ));
+        let e = find_public_key(None, home.path(), &mut never).unwrap_err();
+        assert!(matches!(e, SshKeyError::NotFound(_)), "{e:?}");
+        // One message, not the OS error twice.
+        let shown = format!("{:#}", anyhow::Error::new(e));
+        assert_eq!(shown, format!("Can't find '{}'", ssh.display()));
         fs::create_dir(&ssh).unwrap();
         assert!(matches!(
             find_public_key(None, home.path(), &mut never),
@@ -235,11 +255,22 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let ssh = home.path().join(".ssh");
         let key = parse_public_key(KEY).unwrap();
-        let path = append_authorized_key(&ssh, &key).unwrap();
+        let Appended::Added(path) = append_authorized_key(&ssh, &key).unwrap() else {
+            panic!("not added")
+        };
         assert_eq!(fs::metadata(&ssh).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         fs::write(&path, "ssh-rsa XXXX old").unwrap();
         append_authorized_key(&ssh, &key).unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            format!("ssh-rsa XXXX old\n{}", KEY)
+        );
+        // The same key again: nothing is appended.
+        assert_eq!(
+            append_authorized_key(&ssh, &key).unwrap(),
+            Appended::AlreadyPresent(path.clone())
+        );
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
             format!("ssh-rsa XXXX old\n{}", KEY)

@@ -629,10 +629,7 @@ fn crowded_third_party() {
         c.boss.set_code("3-x-y").unwrap();
     }
     w.run();
-    assert_eq!(
-        w.clients[2].closed,
-        Some(Err(WormholeError::Server("crowded".into())))
-    );
+    assert_eq!(w.clients[2].closed, Some(Err(WormholeError::Crowded)));
     assert!(
         w.clients[0].closed.is_none() && w.clients[1].closed.is_none(),
         "{:?} {:?}",

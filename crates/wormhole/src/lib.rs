@@ -60,6 +60,11 @@ mod wormhole;
 pub mod transfer;
 pub mod transit;
 
+/// Wormhole codes (`<nameplate>-<words>`) and `wormhole-transfer:` URIs.
+pub mod code {
+    pub use wormhole_proto::code::*;
+}
+
 pub use events::{Event, Events};
 pub use input::CodeInputHelper;
 pub use timing::{Timing, TimingEvent};

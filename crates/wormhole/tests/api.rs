@@ -279,7 +279,7 @@ async fn crowded() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ws[1].set_code("9-crowded-code").await.unwrap();
     ws[2].set_code("9-crowded-code").await.unwrap();
-    let crowded = Err(WormholeError::Server("crowded".into()));
+    let crowded = Err(WormholeError::Crowded);
     let rb = timeout(T, ws[1].get_verifier()).await.unwrap();
     let rc = timeout(T, ws[2].get_verifier()).await.unwrap();
     assert!(rb == crowded || rc == crowded, "{rb:?} {rc:?}");

@@ -310,7 +310,7 @@ async fn offer_without_transit_and_unknown_offers() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(e, TransferError::Unsupported(_)));
+    assert!(matches!(e, TransferError::UnknownOffer(ref k) if k == "tarball"));
     assert_eq!(peer.recv_msg().await, AppMsg::Error("unknown offer type".into()));
     assert!(tree(dst.path()).is_empty());
 }

@@ -244,7 +244,12 @@ impl Boss {
                     // The server refused part of our shutdown; nothing more will come.
                     self.finish();
                 } else {
-                    self.fail(Mood::Errory, WormholeError::Server(error));
+                    let e = if error == "crowded" {
+                        WormholeError::Crowded
+                    } else {
+                        WormholeError::Server(error)
+                    };
+                    self.fail(Mood::Errory, e);
                 }
             }
             Inbound::Message { side, phase, body } => self.rx_message(side, phase, body),

@@ -19,6 +19,10 @@ pub enum WormholeError {
     /// Start again with a new code.
     #[error("server error: {0}")]
     Server(String),
+    /// The server said `crowded`: two other sides already use this code (someone may have
+    /// intercepted or mistyped it). Start again with a new code.
+    #[error("server error: crowded")]
+    Crowded,
     /// The server refuses service (welcome `error`); the message says why (often: upgrade).
     #[error("server refused service: {0}")]
     Welcome(String),

@@ -66,12 +66,24 @@ pub enum TransferError {
     /// The receiver did not acknowledge with `ok`.
     #[error("receiver did not acknowledge the transfer: {0}")]
     BadAck(String),
+    /// The receiver answered a text offer with something other than `message_ack: ok`.
+    #[error("error sending text: {0}")]
+    TextNotAcknowledged(String),
     /// We declined the offer (the caller's decision).
     #[error("transfer rejected")]
     Rejected,
-    /// The offer type or directory mode is not supported.
+    /// The offer is not a file or directory offer.
     #[error("unsupported offer: {0}")]
     Unsupported(String),
+    /// The sender offered something other than text, a file or a directory (the offer's key).
+    #[error("unsupported offer: offer type {0:?}")]
+    UnknownOffer(String),
+    /// A directory offer in a mode other than `zipfile/deflated` (the mode offered).
+    #[error("unsupported offer: directory mode {0:?}")]
+    UnknownDirectoryMode(String),
+    /// We accept only text (`accept_files: false`) and the sender offered a file or directory.
+    #[error("transfer rejected")]
+    FilesRefused,
     /// A file could not be read (sender) or written (receiver).
     #[error("{}: {source}", path.display())]
     File {

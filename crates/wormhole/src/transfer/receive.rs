@@ -32,6 +32,9 @@ pub struct ReceiveOptions {
     pub output: Option<PathBuf>,
     /// Directory relative names are resolved against (the current directory).
     pub cwd: PathBuf,
+    /// Accept file and directory offers at all (false: `--only-text`, refused with
+    /// [`TransferError::FilesRefused`] before they are inspected).
+    pub accept_files: bool,
 }
 
 impl Default for ReceiveOptions {
@@ -43,6 +46,7 @@ impl Default for ReceiveOptions {
             events: None,
             output: None,
             cwd: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            accept_files: true,
         }
     }
 }
@@ -62,6 +66,16 @@ pub struct OfferInfo {
     pub numfiles: u64,
     /// Where it will go.
     pub destination: Destination,
+}
+
+/// What the sender offers, as the receiver's caller is asked about it.
+#[derive(Debug, Clone, Copy)]
+pub enum Offered<'a> {
+    /// A text message (untrusted: print it through [`super::python_repr_text`]). Accepting it
+    /// sends the `message_ack`; the caller shows the text before answering.
+    Text(&'a str),
+    /// A file or directory that passed the safe-receive checks.
+    Files(&'a OfferInfo),
 }
 
 /// The caller's answer to an offer.
@@ -104,12 +118,12 @@ pub fn inspect_offer(offer: &Offer, opts: &ReceiveOptions) -> Result<OfferInfo, 
         Offer::File { filename, filesize } => (false, filename, *filesize, *filesize, 1),
         Offer::Directory(d) => {
             if d.mode != ZIP_MODE {
-                return Err(TransferError::Unsupported(format!("directory mode {:?}", d.mode)));
+                return Err(TransferError::UnknownDirectoryMode(d.mode.clone()));
             }
             (true, &d.dirname, d.zipsize, d.numbytes, d.numfiles)
         }
         Offer::Message(_) => return Err(TransferError::Unsupported("text is not a file offer".into())),
-        Offer::Unknown(k) => return Err(TransferError::Unsupported(format!("offer type {k:?}"))),
+        Offer::Unknown(k) => return Err(TransferError::UnknownOffer(k.clone())),
     };
     let destination = plan_destination(name, opts.output.as_deref(), &opts.cwd)?;
     let dir = destination.path.parent().unwrap_or(Path::new(".")).to_owned();
@@ -137,54 +151,83 @@ pub fn inspect_offer(offer: &Offer, opts: &ReceiveOptions) -> Result<OfferInfo, 
     })
 }
 
-async fn reject<P: MessagePipe>(pipe: &P, why: &str) {
+/// Tell the sender we give up on its offer: `{"error": why}` (as Python's receiver does), so it
+/// stops waiting and reports `why`. Best effort: a failure to send is ignored.
+pub async fn reject<P: MessagePipe>(pipe: &P, why: &str) {
     let _ = pipe.send(AppMsg::Error(why.to_owned()).to_bytes()).await;
 }
 
-/// The whole receiver: wait for the offer, answer text at once, check a file or directory offer,
-/// ask `decide`, and receive it. Refused offers are answered with `{"error": …}`.
+/// The reason sent to the sender when an offer fails [`inspect_offer`] (Python's wording).
+fn refusal_reason(e: &TransferError) -> &'static str {
+    match e {
+        TransferError::UnknownDirectoryMode(_) => "unknown mode",
+        TransferError::UnknownOffer(_) | TransferError::Unsupported(_) => "unknown offer type",
+        _ => "transfer rejected",
+    }
+}
+
+/// The whole receiver with a synchronous decision for file and directory offers; text is
+/// always accepted. See [`receive_with`].
 pub async fn receive<P: MessagePipe, F: FnMut(&OfferInfo) -> Decision>(
     pipe: &P,
     opts: ReceiveOptions,
     mut decide: F,
 ) -> Result<Received, TransferError> {
+    receive_with(pipe, opts, async |offered: Offered<'_>| match offered {
+        Offered::Text(_) => Decision::Accept,
+        Offered::Files(info) => decide(info),
+    })
+    .await
+}
+
+/// The whole receiver: wait for the offer (keeping the sender's first transit message), check a
+/// file or directory offer, ask `ask` (which may prompt the user), then acknowledge text or
+/// receive the data. Every refusal — ours, a failed check, `accept_files: false` — is told to
+/// the sender with `{"error": …}` before this returns the error.
+pub async fn receive_with<P, F>(pipe: &P, opts: ReceiveOptions, mut ask: F) -> Result<Received, TransferError>
+where
+    P: MessagePipe,
+    F: AsyncFnMut(Offered<'_>) -> Decision,
+{
     let mut peer_transit: Option<TransitMsg> = None;
     loop {
         match AppMsg::parse(&pipe.recv().await?)? {
             AppMsg::Error(e) => return Err(TransferError::Peer(e)),
             AppMsg::Transit(t) => {
+                // Like Python, only the first transit message counts.
                 if peer_transit.is_none() {
                     peer_transit = Some(t);
                 }
             }
             AppMsg::Offer(Offer::Message(text)) => {
+                if ask(Offered::Text(&text)).await == Decision::Reject {
+                    reject(pipe, "transfer rejected").await;
+                    return Err(TransferError::Rejected);
+                }
                 pipe.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
                     .await?;
                 return Ok(Received::Text(text));
             }
             AppMsg::Offer(offer) => {
+                if !opts.accept_files && !matches!(offer, Offer::Unknown(_)) {
+                    reject(pipe, "transfer rejected").await;
+                    return Err(TransferError::FilesRefused);
+                }
                 let info = match inspect_offer(&offer, &opts) {
                     Ok(i) => i,
                     Err(e) => {
-                        let why = match &e {
-                            TransferError::Unsupported(m) if m.starts_with("directory mode") => {
-                                "unknown mode"
-                            }
-                            TransferError::Unsupported(_) => "unknown offer type",
-                            _ => "transfer rejected",
-                        };
-                        reject(pipe, why).await;
+                        reject(pipe, refusal_reason(&e)).await;
                         return Err(e);
                     }
                 };
-                if decide(&info) == Decision::Reject {
+                if ask(Offered::Files(&info)).await == Decision::Reject {
                     reject(pipe, "transfer rejected").await;
                     return Err(TransferError::Rejected);
                 }
                 return receive_offer(pipe, peer_transit, &info, opts).await;
             }
-            AppMsg::Answer(_) => return Err(TransferError::Protocol("the sender sent an answer".into())),
-            AppMsg::Unknown => {}
+            // Python's receiver ignores messages it does not expect here.
+            AppMsg::Answer(_) | AppMsg::Unknown => {}
         }
     }
 }
@@ -320,5 +363,161 @@ impl Drop for RemoveDirOnDrop {
         if let Some(p) = self.0.take() {
             let _ = std::fs::remove_dir_all(p);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio::sync::{Mutex, mpsc};
+
+    use super::*;
+    use crate::transfer::PipeError;
+
+    /// One end of an in-memory message pipe.
+    struct Mem {
+        tx: mpsc::UnboundedSender<Vec<u8>>,
+        rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    }
+
+    fn pair() -> (Mem, Mem) {
+        let (atx, arx) = mpsc::unbounded_channel();
+        let (btx, brx) = mpsc::unbounded_channel();
+        let end = |tx, rx| Mem {
+            tx,
+            rx: Mutex::new(rx),
+        };
+        (end(atx, brx), end(btx, arx))
+    }
+
+    impl MessagePipe for Mem {
+        async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
+            self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
+        }
+        async fn recv(&self) -> Result<Vec<u8>, PipeError> {
+            self.rx
+                .lock()
+                .await
+                .recv()
+                .await
+                .ok_or_else(|| PipeError::Other("closed".into()))
+        }
+        fn derive_key(&self, _: &str, len: usize) -> Result<Vec<u8>, PipeError> {
+            Ok(vec![7; len])
+        }
+        fn appid(&self) -> &str {
+            "example.com/receive-tests"
+        }
+    }
+
+    impl Mem {
+        fn put(&self, m: &AppMsg) {
+            self.tx.send(m.to_bytes()).unwrap();
+        }
+        async fn take(&self) -> AppMsg {
+            AppMsg::parse(&self.recv().await.unwrap()).unwrap()
+        }
+    }
+
+    fn opts(dir: &Path) -> ReceiveOptions {
+        ReceiveOptions {
+            cwd: dir.to_owned(),
+            ..ReceiveOptions::default()
+        }
+    }
+
+    fn file_offer() -> AppMsg {
+        AppMsg::Offer(Offer::File {
+            filename: "x.bin".into(),
+            filesize: 3,
+        })
+    }
+
+    #[tokio::test]
+    async fn text_is_shown_before_it_is_acknowledged() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&AppMsg::Offer(Offer::Message("hello".into())));
+        let mut asked = Vec::new();
+        let got = receive_with(&ours, opts(d.path()), async |o: Offered<'_>| {
+            if let Offered::Text(t) = o {
+                asked.push(t.to_owned());
+            }
+            Decision::Accept
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, Received::Text("hello".into()));
+        assert_eq!(asked, ["hello"]);
+        assert_eq!(peer.take().await, AppMsg::Answer(Answer::MessageAck("ok".into())));
+    }
+
+    #[tokio::test]
+    async fn a_refused_offer_is_told_to_the_sender() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&file_offer());
+        let e = receive_with(&ours, opts(d.path()), async |_: Offered<'_>| Decision::Reject)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransferError::Rejected), "{e:?}");
+        assert_eq!(peer.take().await, AppMsg::Error("transfer rejected".into()));
+    }
+
+    #[tokio::test]
+    async fn text_only_refuses_files_before_inspecting_them() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        // An answer from the sender is ignored, as Python does.
+        peer.put(&AppMsg::Answer(Answer::FileAck("ok".into())));
+        peer.put(&file_offer());
+        let o = ReceiveOptions {
+            accept_files: false,
+            ..opts(d.path())
+        };
+        let e = receive_with(&ours, o, async |_: Offered<'_>| panic!("not asked"))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, TransferError::FilesRefused), "{e:?}");
+        assert_eq!(peer.take().await, AppMsg::Error("transfer rejected".into()));
+    }
+
+    #[tokio::test]
+    async fn unknown_modes_and_offers_are_typed_and_answered_like_python() {
+        let d = tempfile::tempdir().unwrap();
+        let (peer, ours) = pair();
+        peer.put(&AppMsg::Offer(Offer::Directory(
+            wormhole_proto::transfer::DirectoryOffer {
+                mode: "tarball".into(),
+                dirname: "d".into(),
+                zipsize: 1,
+                numbytes: 1,
+                numfiles: 1,
+            },
+        )));
+        let e = receive_with(&ours, opts(d.path()), async |_: Offered<'_>| Decision::Accept)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, TransferError::UnknownDirectoryMode(ref m) if m == "tarball"),
+            "{e:?}"
+        );
+        assert_eq!(peer.take().await, AppMsg::Error("unknown mode".into()));
+
+        peer.put(&AppMsg::Offer(Offer::Unknown("teleport".into())));
+        let o = ReceiveOptions {
+            accept_files: false,
+            ..opts(d.path())
+        };
+        let e = receive_with(&ours, o, async |_: Offered<'_>| Decision::Accept)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, TransferError::UnknownOffer(ref k) if k == "teleport"),
+            "{e:?}"
+        );
+        assert_eq!(peer.take().await, AppMsg::Error("unknown offer type".into()));
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
     }
 }

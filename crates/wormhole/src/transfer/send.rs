@@ -160,7 +160,7 @@ pub async fn send_text<P: MessagePipe>(pipe: &P, text: &str) -> Result<(), Trans
         match AppMsg::parse(&pipe.recv().await?)? {
             AppMsg::Error(e) => return Err(TransferError::Peer(e)),
             AppMsg::Answer(Answer::MessageAck(ok)) if ok == "ok" => return Ok(()),
-            AppMsg::Answer(a) => return Err(TransferError::Protocol(format!("unexpected answer {a:?}"))),
+            AppMsg::Answer(a) => return Err(TransferError::TextNotAcknowledged(format!("{a:?}"))),
             AppMsg::Offer(_) => {
                 return Err(TransferError::Protocol("peer sent an offer to the sender".into()));
             }
