@@ -395,6 +395,9 @@ struct Seen {
     closed: bool,
 }
 
+/// The quiet period of the transcripts (see [`observe`]).
+const QUIET: Duration = Duration::from_millis(1200);
+
 fn observe(s: &mut std::net::TcpStream, quiet: Duration) -> Seen {
     use std::io::Read;
     s.set_read_timeout(Some(quiet)).unwrap();
@@ -420,7 +423,9 @@ fn observe(s: &mut std::net::TcpStream, quiet: Duration) -> Seen {
 /// Run the TCP scenarios against a relay at `addr`; returns one transcript per scenario.
 fn tcp_transcripts(addr: SocketAddr) -> Vec<(&'static str, Vec<Seen>)> {
     use std::io::Write;
-    let quiet = Duration::from_millis(400);
+    // How long "nothing more happens" is watched for. Generous: on a loaded 2-core machine either
+    // relay (Python's above all) may take hundreds of milliseconds to answer.
+    let quiet = QUIET;
     let connect = |hello: &[u8]| {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(hello).unwrap();
@@ -554,7 +559,9 @@ async fn ws_observe(ws: &mut WsClient, quiet: Duration) -> WsSeen {
 async fn ws_transcripts(tcp: SocketAddr, ws: SocketAddr) -> Vec<(&'static str, Vec<WsSeen>, Vec<Seen>)> {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let quiet = Duration::from_millis(400);
+    // How long "nothing more happens" is watched for. Generous: on a loaded 2-core machine either
+    // relay (Python's above all) may take hundreds of milliseconds to answer.
+    let quiet = QUIET;
     let url = format!("ws://{ws}/");
     let tok = |n: u8| format!("{n:02x}{}", "d".repeat(62));
     let bin = |b: &[u8]| Message::Binary(b.to_vec().into());
