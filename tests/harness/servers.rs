@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wormhole_testkit::{ChannelDb, Log, ServerSpec, StartOptions, spawn_logged};
-pub use wormhole_testkit::{MailboxServer, ServerKind, free_port, wait_until_accepting};
+pub use wormhole_testkit::{MailboxServer, ServerKind, free_port, refusing_port, wait_until_accepting};
 
 use crate::ours::our_bin;
 use crate::peers::Peers;

@@ -3,7 +3,7 @@
 //! (`crates/bench`).
 //!
 //! Owns: commands without the caller's `WORMHOLE_*` variables ([`clean_command`]), a child that
-//! is killed and reaped on drop ([`ChildGuard`]), loopback ports ([`free_port`],
+//! is killed and reaped on drop ([`ChildGuard`]), loopback ports ([`free_port`], [`refusing_port`],
 //! [`wait_until_accepting`]), reading a server's `listening on ADDR` line ([`parse_listen_line`]),
 //! draining a child's output into a bounded log ([`spawn_logged`]), and starting a mailbox server,
 //! ours or Python's, and waiting until it accepts ([`MailboxServer`]).
@@ -23,5 +23,5 @@ pub mod process;
 
 pub use listen::parse_listen_line;
 pub use mailbox::{ChannelDb, MailboxServer, ServerKind, ServerSpec, StartError, StartOptions};
-pub use net::{free_port, try_free_port, wait_until_accepting};
+pub use net::{free_port, refusing_port, try_free_port, wait_until_accepting};
 pub use process::{ChildGuard, Log, clean_command, spawn_logged};

@@ -18,6 +18,21 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// A 127.0.0.1 port that refuses every connection for as long as the returned socket lives: it is
+/// bound (so no other test can take the port meanwhile) but never listens, so a connect gets a
+/// reset at once. For "nothing listens there" cases, instead of a [`free_port`] someone may reuse.
+pub fn refusing_port() -> std::io::Result<(socket2::Socket, u16)> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    let port = socket
+        .local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("bound socket has no IP address"))?;
+    Ok((socket, port))
+}
+
 /// Poll `addr` with TCP connects until one succeeds or `timeout` passes. Returns false on timeout.
 pub fn wait_until_accepting(addr: SocketAddr, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
@@ -45,6 +60,17 @@ mod tests {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
         });
         assert!(bound, "no probed port was bindable");
+    }
+
+    #[test]
+    fn refusing_port_refuses() {
+        let (_hold, port) = refusing_port().unwrap();
+        let err = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err(),
+            "port held"
+        );
     }
 
     #[test]
