@@ -345,6 +345,7 @@ fn main() -> Result<()> {
     let base = 10_000 + (std::process::id() % 1000) as usize * 1000;
     let mut n = 0usize;
     let mut stopped_early = false;
+    let mut round = 0usize;
     while dirs.iter().any(|d| d.done < d.want) {
         if started.elapsed() >= bound {
             stopped_early = true;
@@ -354,6 +355,14 @@ fn main() -> Result<()> {
             let code = format!("{}-purple-sausages", base + n);
             n += 1;
             one_exchange(d, &bins, &url, &code, timeout, args.show_errors)?;
+        }
+        round += 1;
+        if round.is_multiple_of(50) {
+            let line: Vec<String> = dirs
+                .iter()
+                .map(|d| format!("{} {}/{} ({} key)", d.label(), d.done, d.want, d.key_failures))
+                .collect();
+            eprintln!("[{:>5.0} s] {}", started.elapsed().as_secs_f64(), line.join(", "));
         }
     }
     println!();
