@@ -53,7 +53,7 @@ struct Args {
     /// Start no exchange after this many seconds.
     #[arg(long, default_value_t = 3600)]
     max_seconds: u64,
-    /// Error texts kept per direction.
+    /// Error texts (and key-confirmation failure samples) kept per direction.
     #[arg(long, default_value_t = 3)]
     show_errors: usize,
 }
@@ -75,6 +75,7 @@ struct Direction {
     key_failures: usize,
     other_failures: usize,
     errors: Vec<String>,
+    key_samples: Vec<String>,
     wall: Duration,
 }
 
@@ -89,6 +90,7 @@ impl Direction {
             key_failures: 0,
             other_failures: 0,
             errors: Vec::new(),
+            key_samples: Vec::new(),
             wall: Duration::ZERO,
         }
     }
@@ -183,6 +185,10 @@ fn receive_cmd(bin: &Path, url: &str, code: &str) -> Command {
     c
 }
 
+fn last_line(text: &str) -> &str {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+}
+
 /// How one exchange ended.
 enum Verdict {
     Ok,
@@ -249,7 +255,16 @@ fn one_exchange(
     d.done += 1;
     match judge(d, &sender, &receiver, &text) {
         Verdict::Ok => d.ok += 1,
-        Verdict::KeyConfirmation => d.key_failures += 1,
+        Verdict::KeyConfirmation => {
+            d.key_failures += 1;
+            if d.key_samples.len() < keep {
+                d.key_samples.push(format!(
+                    "{code}: sender stderr {:?} / receiver stderr {:?}",
+                    last_line(&sender.stderr),
+                    last_line(&receiver.stderr)
+                ));
+            }
+        }
         Verdict::Other(e) => {
             d.other_failures += 1;
             if d.errors.len() < keep {
@@ -300,6 +315,9 @@ fn report(d: &Direction) {
     );
     for e in &d.errors {
         println!("    {e}");
+    }
+    for k in &d.key_samples {
+        println!("    key-confirmation failure {k}");
     }
 }
 
