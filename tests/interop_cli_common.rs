@@ -316,57 +316,41 @@ pub fn run_case(case: &Case) -> Outcome {
     try_run_case(case).unwrap_or_else(|f| panic!("case {case:?} failed:\n{f}"))
 }
 
-/// True when a failed run shows exactly the signature of wormhole-william's SPAKE2 key bug, and
-/// nothing else explains it.
+/// True when a failed run shows exactly the signature of wormhole-william's SPAKE2 key bug
+/// (`tests/harness/go_key_bug.rs` has the bug, the evidence and the output shapes), and nothing
+/// else explains it.
 ///
-/// The bug (found by reading the source; it is not ours): gospake2, which wormhole-william 1.0.6
-/// uses, encodes a point with `big.Int.Bytes()` reversed (`ed25519group/ed25519.go`,
-/// `AffinePoint.Compress`: `resultBytes := result.Bytes(); reverse(resultBytes)`), which drops
-/// the most significant byte when it is zero, so the shared point K comes out 31 bytes long in
-/// 1 of 256 exchanges; `Finish` then builds the transcript with `len(key)` (31) as the element
-/// size (`spake2.go`, `transcriptSymmetric`), so its key differs from that of every
-/// 32-byte-correct peer (Python, ours); two Go peers make the same mistake and agree. Go then
-/// cannot open the peer's `version` message (`wormhole/wormhole.go`, `openAndUnmarshal` returns
-/// `errDecryptFailed` = "decrypt message failed", v1.0.6 `wormhole/wormhole.go` lines 113-131) and
-/// the peer cannot open Go's. Proof against `/usr/bin/wormhole-william` 1.0.6: a Python receiver
-/// made to pick its scalar so that K's top byte is 0 failed this way in every completed run, one
-/// made to avoid it never failed (numbers in the commit message). Expected rate: 1/256 (0.39 %)
-/// of exchanges with any non-Go peer; our side cannot avoid it in general (K depends on both
-/// sides' random scalars, and we usually must send our PAKE message before seeing Go's).
-///
-/// The signature, all required: exactly one side is Go; Go's last words are its log line
-/// `<date> <time> Send error: decrypt message failed` (sender) or `<date> <time> decrypt message
-/// failed` (receiver; a transit record failure there reads `Receive file error: …` instead);
-/// the other side reports a key-confirmation failure ("Key confirmation failed"), which a
-/// transit-stage failure never produces.
+/// Only for Go paired with another *real* peer (Python, wormhole-rs): it returns false for every
+/// pair that includes our side (`Cli::Ours`), because our client detects and adopts the key Go
+/// derived, so a key-confirmation failure between ours and Go is a real failure of ours. It also
+/// returns false for Go⇄Go (both make the same mistake and agree) and pairs without Go.
 pub fn is_go_spake2_key_bug(case: &Case, failed: &Failed) -> bool {
-    let (go, other, go_line) = match (case.sender, case.receiver) {
-        (Cli::Go, Cli::Go) => return false,
-        (Cli::Go, _) => (
-            &failed.sender,
-            &failed.receiver,
-            "Send error: decrypt message failed",
-        ),
-        (_, Cli::Go) => (&failed.receiver, &failed.sender, "decrypt message failed"),
-        _ => return false,
-    };
-    let go_says = go
-        .stdout
-        .lines()
-        .chain(go.stderr.lines())
-        .any(|l| go_log_message(l) == Some(go_line));
-    let other_says = format!("{}{}", other.stdout, other.stderr).contains("Key confirmation failed");
-    go_says && other_says && !go.success() && !other.success()
+    match (case.sender, case.receiver) {
+        (Cli::Ours, _) | (_, Cli::Ours) | (Cli::Go, Cli::Go) => false,
+        (Cli::Go, _) => go_key_bug_signature(GoRole::Sender, &failed.sender, &failed.receiver),
+        (_, Cli::Go) => go_key_bug_signature(GoRole::Receiver, &failed.receiver, &failed.sender),
+        _ => false,
+    }
 }
 
-/// The message of a Go `log` line (`YYYY/MM/DD HH:MM:SS message`), if `line` is one.
-fn go_log_message(line: &str) -> Option<&str> {
-    let mut parts = line.trim_end().splitn(3, ' ');
-    let (date, time, msg) = (parts.next()?, parts.next()?, parts.next()?);
-    let shape = |s: &str, sep: char, n: usize| {
-        s.split(sep).count() == n && s.chars().all(|c| c.is_ascii_digit() || c == sep)
-    };
-    (shape(date, '/', 3) && shape(time, ':', 3)).then_some(msg)
+/// Run a case, repeating it at most [`GO_KEY_BUG_RETRIES`] times, each logged, and only while it
+/// fails with exactly [`is_go_spake2_key_bug`]'s signature (so never for a pair with our side).
+/// Any other failure fails the test.
+pub fn run_with_go_key_bug_retry(case: &Case) -> Outcome {
+    let mut retry = 0;
+    loop {
+        match try_run_case(case) {
+            Ok(out) => return out,
+            Err(f) if retry < GO_KEY_BUG_RETRIES && is_go_spake2_key_bug(case, &f) => {
+                retry += 1;
+                eprintln!(
+                    "case {case:?}: wormhole-william's SPAKE2 key bug; retry {retry} of \
+                     {GO_KEY_BUG_RETRIES}:\n{f}"
+                );
+            }
+            Err(f) => panic!("case {case:?} failed:\n{f}"),
+        }
+    }
 }
 
 /// Check what arrived, by content hash.

@@ -101,8 +101,9 @@ impl Live {
     /// Wait for exit; true on success. Collects the remaining output into `seen`.
     fn finish(&mut self) -> bool {
         let st = self.guard.wait_timeout(Duration::from_secs(60));
-        std::thread::sleep(Duration::from_millis(50));
-        while let Ok(l) = self.lines.try_recv() {
+        // The readers end (and the channel disconnects) once the pipes close; bounded in case a
+        // grandchild keeps one open.
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
             self.seen.push_str(&l);
             self.seen.push('\n');
         }
@@ -442,6 +443,46 @@ os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
 "#;
 
+/// Poll the mailbox's `list` (as a client of the CLI's AppID would) until `nameplate` is in it;
+/// panics after 30 s.
+fn wait_until_listed(url: &str, nameplate: &str) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    const APPID: &str = "lothar.com/wormhole/text-or-file-xfer";
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let bind = serde_json::json!({"type": "bind", "appid": APPID, "side": "listprobe"});
+        ws.send(Message::text(bind.to_string())).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = serde_json::json!({"type": "list"});
+            ws.send(Message::text(list.to_string())).await.unwrap();
+            loop {
+                let frame = tokio::time::timeout_at(deadline, ws.next())
+                    .await
+                    .unwrap_or_else(|_| panic!("nameplate {nameplate} not listed within 30 s"))
+                    .expect("mailbox closed")
+                    .unwrap();
+                let Message::Text(t) = frame else { continue };
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                if v["type"] != "nameplates" {
+                    continue;
+                }
+                let listed = v["nameplates"].as_array().into_iter().flatten();
+                if listed.into_iter().any(|n| n["id"] == nameplate) {
+                    return;
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+}
+
 #[test]
 fn interactive_code_entry_completes_nameplate_and_words() {
     require_netns();
@@ -460,7 +501,8 @@ fn interactive_code_entry_completes_nameplate_and_words() {
             "via a tty",
         ])
         .spawn();
-    std::thread::sleep(Duration::from_millis(500));
+    // Tab completes from the server's nameplate list: wait until the sender has claimed it.
+    wait_until_listed(server.url(), &nameplate);
     // Type all but the last digit of the nameplate: Tab must complete it from the server's list.
     let partial = &nameplate[..nameplate.len() - 1];
     let shown = PeerCommand::new(Peers::locate().python)

@@ -6,37 +6,29 @@
 //! Needs `cargo build --workspace` first (for `wormhole-server`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::json;
 use wormhole::{Mood, Timing, Wormhole, WormholeOptions};
-use wormhole_interop::{ChildGuard, PyClient, clean_command, free_port, our_bin, wait_until_accepting};
+use wormhole_interop::{MailboxServer, PyClient, free_port, our_bin};
+use wormhole_testkit::{ChannelDb, ServerSpec, StartOptions};
 
 const APPID: &str = "example.com/interop-reconnect";
 const T: Duration = Duration::from_secs(60);
 
-fn start_server(port: u16, db: &Path) -> ChildGuard {
-    let mut cmd = clean_command(our_bin("wormhole-server"));
-    cmd.args([
-        "mailbox",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--channel-db",
-    ])
-    .arg(db)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit());
-    let guard = ChildGuard::spawn(cmd, "wormhole-server mailbox");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    assert!(
-        wait_until_accepting(addr, Duration::from_secs(30)),
-        "server did not come up"
-    );
-    guard
+/// Our mailbox server on the fixed `port` (a restart must come back on the same address) with the
+/// channel DB `db` (kept across restarts).
+fn start_server(port: u16, db: &Path) -> MailboxServer {
+    let spec = ServerSpec::Ours {
+        bin: our_bin("wormhole-server"),
+        args: Vec::new(),
+    };
+    let opts = StartOptions {
+        listen: Some(format!("127.0.0.1:{port}")),
+        channel_db: ChannelDb::At(db.to_path_buf()),
+    };
+    MailboxServer::start_with(&spec, &opts).unwrap_or_else(|e| panic!("our mailbox server: {e}"))
 }
 
 fn client(url: &str, who: &str, timing: &Timing) -> Wormhole {

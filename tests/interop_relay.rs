@@ -221,16 +221,22 @@ fn relay_transfer(from: PeerKind, to: PeerKind, seed: u64) {
     let mailbox = start_python_mailbox(&[]);
     let (_dir, path, sha, size) = test_file(seed);
     // wormhole-william's sender over a relay fails now and then on its own with a Python receiver
-    // (docs/testing.md); only that pair and that symptom get another attempt, each with a fresh relay.
-    // Measured here: 2 of 15 runs through our relay, 3 of 15 through Python's.
-    let attempts = if from == PeerKind::Go && to == PeerKind::Python {
-        4
+    // (docs/testing.md); only that pair and that symptom get more attempts, each with a fresh relay.
+    // Measured here: 2 of 15 runs through our relay, 3 of 15 through Python's. Separately, any pair
+    // of Go with Python or wormhole-rs may hit Go's SPAKE2 key bug (`GoKeyBugRetries`, exact and
+    // logged).
+    let mut flake_attempts_left = if from == PeerKind::Go && to == PeerKind::Python {
+        3
     } else {
-        1
+        0
     };
-    for n in 1..=attempts {
+    let mut key_bug = GoKeyBugRetries::new(from, to);
+    for n in 1.. {
         let relay = OurRelay::start(addr);
         let o = attempt(&mailbox, &relay, from, to, &path);
+        if key_bug.should_retry(&o.sender, &o.receiver) {
+            continue;
+        }
         let context = format!(
             "{} -> {} through our relay (attempt {n})\n{}\n{}\nrelay rows: {:?}\n--- mailbox log:\n{}",
             from.name(),
@@ -240,10 +246,11 @@ fn relay_transfer(from: PeerKind, to: PeerKind, seed: u64) {
             relay.rows(),
             mailbox.logs()
         );
-        if n < attempts
+        if flake_attempts_left > 0
             && !o.sender.success()
             && o.sender.all_output().contains("use of closed network connection")
         {
+            flake_attempts_left -= 1;
             eprintln!("known wormhole-william relay flake, retrying:\n{context}");
             continue;
         }
@@ -388,6 +395,9 @@ struct Seen {
     closed: bool,
 }
 
+/// The quiet period of the transcripts (see [`observe`]).
+const QUIET: Duration = Duration::from_millis(1200);
+
 fn observe(s: &mut std::net::TcpStream, quiet: Duration) -> Seen {
     use std::io::Read;
     s.set_read_timeout(Some(quiet)).unwrap();
@@ -413,7 +423,9 @@ fn observe(s: &mut std::net::TcpStream, quiet: Duration) -> Seen {
 /// Run the TCP scenarios against a relay at `addr`; returns one transcript per scenario.
 fn tcp_transcripts(addr: SocketAddr) -> Vec<(&'static str, Vec<Seen>)> {
     use std::io::Write;
-    let quiet = Duration::from_millis(400);
+    // How long "nothing more happens" is watched for. Generous: on a loaded 2-core machine either
+    // relay (Python's above all) may take hundreds of milliseconds to answer.
+    let quiet = QUIET;
     let connect = |hello: &[u8]| {
         let mut s = std::net::TcpStream::connect(addr).unwrap();
         s.write_all(hello).unwrap();
@@ -547,7 +559,9 @@ async fn ws_observe(ws: &mut WsClient, quiet: Duration) -> WsSeen {
 async fn ws_transcripts(tcp: SocketAddr, ws: SocketAddr) -> Vec<(&'static str, Vec<WsSeen>, Vec<Seen>)> {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
-    let quiet = Duration::from_millis(400);
+    // How long "nothing more happens" is watched for. Generous: on a loaded 2-core machine either
+    // relay (Python's above all) may take hundreds of milliseconds to answer.
+    let quiet = QUIET;
     let url = format!("ws://{ws}/");
     let tok = |n: u8| format!("{n:02x}{}", "d".repeat(62));
     let bin = |b: &[u8]| Message::Binary(b.to_vec().into());

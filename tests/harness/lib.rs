@@ -19,12 +19,14 @@
 //! - [`process`]: [`ChildGuard`] (kill + wait on drop), [`PeerCommand`] (run a CLI with a timeout,
 //!   stdin, captured output).
 //! - [`servers`]: start mailbox servers (ours, Python) and the Python transit relay, wait until they
-//!   accept; [`free_port`]; [`lock_port_4001`] for tests that need the fixed Go relay port.
+//!   accept; [`free_port`], [`refusing_port`]; [`lock_port_4001`] for tests that need the fixed Go relay port.
 //! - [`netns`]: the network-namespace guard [`require_netns`].
 //! - [`files`]: sha256 of files and directory trees, deterministic test data.
 //! - [`codes`]: [`unique_code`], distinct wormhole codes per test.
 //! - [`clis`]: [`PeerKind`], [`Endpoints`] and the peers' command lines for send/receive
 //!   (`Peers::send_text`, `Peers::send_path`, `Peers::receive`), quirks applied.
+//! - [`go_key_bug`]: wormhole-william's SPAKE2 key bug: its exact failure signature and
+//!   [`GoKeyBugRetries`], the bounded, logged retry for Go ⇄ Python / wormhole-rs exchanges.
 //! - [`py_client`]: [`PyClient`], the Python library as a peer (`tests/drivers/py_client.py`).
 //!
 //! # Example
@@ -47,6 +49,7 @@
 pub mod clis;
 pub mod codes;
 pub mod files;
+pub mod go_key_bug;
 pub mod netns;
 pub mod ours;
 pub mod peers;
@@ -59,12 +62,14 @@ pub use codes::unique_code;
 pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
 };
+pub use go_key_bug::{GO_KEY_BUG_RETRIES, GoKeyBugRetries, GoRole, go_key_bug_signature};
 pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
 pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
 pub use servers::{
-    MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001, start_our_mailbox,
-    start_our_mailbox_on_db, start_python_mailbox, start_python_relay, wait_until_accepting,
+    MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001, refusing_port,
+    start_our_mailbox, start_our_mailbox_on_db, start_python_mailbox, start_python_relay,
+    wait_until_accepting,
 };

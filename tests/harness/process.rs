@@ -1,5 +1,6 @@
-//! Child processes for tests: a guard that kills and reaps on drop, and a builder that runs a peer CLI
-//! with a timeout, optional stdin bytes and captured output.
+//! Child processes for tests: a builder that runs a peer CLI with a timeout, optional stdin bytes and
+//! captured output, on top of `wormhole-testkit`'s [`ChildGuard`] (kill + reap on drop) and
+//! [`clean_command`].
 //!
 //! Every child is started with all `WORMHOLE_*` variables removed from its environment (they mean
 //! different things to different peers). Nothing here waits without a deadline.
@@ -8,99 +9,14 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Default time a [`PeerCommand`] may run before it is killed.
 pub const DEFAULT_PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A `Command` for `program` with every `WORMHOLE_*` environment variable removed.
-pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
-    let mut cmd = Command::new(program);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("WORMHOLE_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd
-}
-
-/// Owns a child process: on drop it is killed (SIGKILL) and reaped, so a failing test never leaks
-/// a server or peer. Only the process this guard started is touched, by its PID.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Option<Child>,
-    name: String,
-}
-
-impl ChildGuard {
-    /// Spawn `cmd`; panics with `name` and the error if it cannot be started.
-    pub fn spawn(mut cmd: Command, name: &str) -> ChildGuard {
-        match cmd.spawn() {
-            Ok(child) => ChildGuard::new(child, name),
-            Err(e) => panic!("cannot start {name} ({cmd:?}): {e}"),
-        }
-    }
-
-    /// Take ownership of an already spawned child.
-    pub fn new(child: Child, name: &str) -> ChildGuard {
-        ChildGuard {
-            child: Some(child),
-            name: name.to_owned(),
-        }
-    }
-
-    /// The child's PID.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// The name given at spawn time (for messages).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Mutable access to the child (e.g. to take its pipes).
-    pub fn child_mut(&mut self) -> &mut Child {
-        match self.child.as_mut() {
-            Some(c) => c,
-            None => panic!("{}: child already reaped", self.name),
-        }
-    }
-
-    /// `Some(status)` if the child has exited (reaping it), `None` while it runs.
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// Wait up to `timeout` for the child to exit; `None` if it is still running.
-    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_wait() {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Send SIGKILL and reap. Idempotent.
-    pub fn kill(&mut self) -> Option<ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = child.kill();
-        child.wait().ok()
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+pub use wormhole_testkit::{ChildGuard, clean_command};
 
 /// Builder for one run of a peer CLI (or any program): arguments, working directory, stdin bytes,
 /// extra environment, timeout. Output is captured; the environment has no `WORMHOLE_*` variables.

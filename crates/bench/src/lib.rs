@@ -4,12 +4,15 @@
 //!   `mailbox-load`.
 //! - [`latency`]: latency histograms and their summaries.
 //! - [`sys`]: peak/current RSS of a process, own CPU time, open-file limit.
-//! - [`server_proc`]: starting a mailbox server under test (ours or Python) and finding its address.
-//! - [`child`]: free loopback port, `WORMHOLE_*`-free commands, kill-on-drop guard for started servers.
+//! - [`server_proc`]: the mailbox server under test (ours or Python), from `wormhole-testkit`, the
+//!   workspace's test kit (which also holds the commands, guards and ports the binaries use).
+//!
+//! This crate has no `unsafe` (system facts come through `rustix`).
 //!
 //! This crate measures and prints; it holds no protocol logic of the product and must not be used by it.
 
-pub mod child;
+#![forbid(unsafe_code)]
+
 pub mod latency;
 pub mod mailbox_client;
 pub mod server_proc;

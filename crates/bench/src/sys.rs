@@ -1,8 +1,10 @@
-//! Process facts the benchmarks report: a process's resident memory from `/proc/PID/status`, this
-//! process's CPU time (`getrusage`) and its open-file limit (`setrlimit`).
+//! Process facts the benchmarks report: a process's resident memory from `/proc/PID/status`, CPU
+//! times (this process's CPU clock, another's `/proc/PID/stat`), scheduler totals, and this
+//! process's open-file limit.
 //!
-//! Owns the only `unsafe` of the bench crate: two plain libc calls on stack structs. It must not do
-//! anything else (no parsing of untrusted data beyond `/proc` text, which is handled defensively).
+//! Owns the bench crate's system calls, all through `rustix`'s safe wrappers (no `unsafe` here).
+//! It must not do anything else (no parsing of untrusted data beyond `/proc` text, which is
+//! handled defensively).
 
 use std::time::Duration;
 
@@ -36,34 +38,20 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
     proc_status_kb(pid, "VmRSS")
 }
 
-/// User + system CPU time this process (all threads) has used so far, from `getrusage(RUSAGE_SELF)`.
+/// User + system CPU time this process (all threads, also those that ended) has used so far: its
+/// CPU-time clock (`CLOCK_PROCESS_CPUTIME_ID`).
 pub fn own_cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: `usage` is a valid, writable `rusage` on our stack; getrusage only writes into it.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
-    if rc != 0 {
-        return Duration::ZERO;
-    }
-    // SAFETY: getrusage returned 0, so it initialised the struct (it was zeroed before anyway).
-    #[allow(unsafe_code)]
-    let usage = unsafe { usage.assume_init() };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
-            + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
-    };
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_nanos(u64::try_from(t.tv_nsec).unwrap_or(0))
 }
 
 /// User + system CPU time used so far by process `pid` (from `/proc/PID/stat`); `None` if unreadable.
 pub fn proc_cpu_time(pid: u32) -> Option<Duration> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let ticks = parse_stat_ticks(&text)?;
-    // SAFETY: sysconf has no memory effects; it only returns a value.
-    #[allow(unsafe_code)]
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
-    Some(Duration::from_secs_f64(ticks as f64 / hz as f64))
+    let hz = rustix::param::clock_ticks_per_second();
+    (hz > 0).then(|| Duration::from_secs_f64(ticks as f64 / hz as f64))
 }
 
 /// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line; the command name may contain spaces
@@ -121,36 +109,26 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
 /// Raise this process's soft `RLIMIT_NOFILE` to `want` (capped at the hard limit, raising the hard limit
 /// too when permitted). Returns the soft limit in force afterwards. Children inherit it.
 pub fn raise_nofile(want: u64) -> std::io::Result<u64> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit on our stack.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if lim.rlim_cur >= want {
-        return Ok(lim.rlim_cur);
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    // `None` is "unlimited".
+    let (cur, max) = (lim.current.unwrap_or(u64::MAX), lim.maximum.unwrap_or(u64::MAX));
+    if cur >= want {
+        return Ok(cur);
     }
     // Try to lift the hard limit as well (works as root); fall back to the existing hard limit.
-    for (cur, max) in [
-        (want, want.max(lim.rlim_max)),
-        (want.min(lim.rlim_max), lim.rlim_max),
-    ] {
-        let new = libc::rlimit {
-            rlim_cur: cur,
-            rlim_max: max,
+    let mut last = None;
+    for (cur, max) in [(want, want.max(max)), (want.min(max), max)] {
+        let new = Rlimit {
+            current: Some(cur),
+            maximum: (max != u64::MAX).then_some(max),
         };
-        // SAFETY: `new` is a valid rlimit; setrlimit only reads it.
-        #[allow(unsafe_code)]
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) };
-        if rc == 0 {
-            return Ok(cur);
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => return Ok(cur),
+            Err(e) => last = Some(e),
         }
     }
-    Err(std::io::Error::last_os_error())
+    Err(last.map_or_else(std::io::Error::last_os_error, std::io::Error::from))
 }
 
 #[cfg(test)]

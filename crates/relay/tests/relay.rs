@@ -374,10 +374,45 @@ async fn connection_cap_refuses_extra_connections_and_recovers() {
         .unwrap();
     assert!(matches!(n, Ok(0) | Err(_)), "refused at once: {n:?}");
     held.clear();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let (mut a, mut b) = pair(&r, &token(14)).await;
+    // The relay frees the slots once it has seen the closes; until then it refuses new ones, so try
+    // pairing until both sides are admitted (bounded wait).
+    let (mut a, mut b) = pair_when_admitted(&r).await;
     a.write_all(b"x").await.unwrap();
     assert_eq!(read_exact_n(&mut b, 1).await, b"x");
+}
+
+/// Pair two connections, starting over (fresh connections and token, after 50 ms) while the relay
+/// refuses either of them: a refused connection is closed without a byte, an admitted pair gets
+/// `ok\n` on both sides. Gives up after 30 s.
+async fn pair_when_admitted(r: &Relay) -> (TcpStream, TcpStream) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut attempt = 100u8;
+    loop {
+        if let Some(p) = try_pair(r, &token(attempt)).await {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "the relay still refuses after 30 s");
+        attempt = attempt.wrapping_add(1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn try_pair(r: &Relay, tok: &str) -> Option<(TcpStream, TcpStream)> {
+    async fn side(r: &Relay, hello: Vec<u8>) -> Option<TcpStream> {
+        let mut s = TcpStream::connect(r.tcp).await.ok()?;
+        s.write_all(&hello).await.ok()?;
+        Some(s)
+    }
+    let mut a = side(r, sided(tok, SIDE_A)).await?;
+    let mut b = side(r, sided(tok, SIDE_B)).await?;
+    for s in [&mut a, &mut b] {
+        let mut ok = [0u8; 3];
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut ok)).await;
+        if !matches!(read, Ok(Ok(_))) || &ok != b"ok\n" {
+            return None;
+        }
+    }
+    Some((a, b))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,21 +429,46 @@ async fn per_ip_cap() {
     assert!(matches!(n, Ok(0) | Err(_)));
 }
 
+/// The value of `counter` once it has not moved for a second (polled; gives up after 60 s).
+async fn wait_until_still(counter: &std::sync::atomic::AtomicUsize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = counter.load(std::sync::atomic::Ordering::Relaxed);
+    let mut since = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = counter.load(std::sync::atomic::Ordering::Relaxed);
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= Duration::from_secs(1) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "still moving after 60 s: {now}");
+    }
+}
+
+/// The cap counts the bytes the relay *read*; the chunk that crosses it is not forwarded. So the
+/// writer goes in lock-step with the reader (each 10,000-byte step is read back in full before the
+/// next is written): every relay read then holds at most one step, whatever the machine's load,
+/// and exactly the 10 steps that fit in the 100,000-byte cap arrive, then the pair is closed on
+/// both sides.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn byte_cap_closes_the_pair() {
     let r = relay(&["--max-bytes", "100000"]).await;
     let (mut a, mut b) = pair(&r, &token(15)).await;
-    let writer = tokio::spawn(async move {
-        let chunk = [7u8; 10_000];
-        for _ in 0..100 {
-            if a.write_all(&chunk).await.is_err() {
-                return;
-            }
-        }
-    });
-    let got = read_to_end(&mut b).await;
-    assert!(got.len() <= 100_000 && got.len() >= 50_000, "got {}", got.len());
-    writer.await.unwrap();
+    for step in 0..10u8 {
+        let chunk = [step; 10_000];
+        a.write_all(&chunk).await.unwrap();
+        assert_eq!(read_exact_n(&mut b, chunk.len()).await, chunk, "step {step}");
+    }
+    // 100,000 bytes carried: at the cap, not over it. One more byte crosses it.
+    let _ = a.write_all(&[10u8; 10_000]).await;
+    assert_eq!(read_to_end(&mut b).await, b"", "nothing past the cap");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(10), a.read_to_end(&mut rest)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0) | Err(_))),
+        "the writer's side is closed too: {closed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,8 +493,8 @@ async fn a_reader_that_never_reads_stalls_only_its_own_pair() {
             p.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
         }
     });
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let stalled_at = pushed.load(std::sync::atomic::Ordering::Relaxed);
+    // Stalled: no progress for a whole second (bounded wait; progress under load only delays it).
+    let stalled_at = wait_until_still(&pushed).await;
     // Socket buffers on both sides plus one relay buffer, not the whole stream.
     assert!(stalled_at < 64 << 20, "backpressure: {stalled_at} bytes accepted");
     // Another pair is unaffected.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Spawned};
+use common::Client;
 use serde_json::json;
 
 #[tokio::test]
@@ -14,7 +14,7 @@ async fn flags_of_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("c.sqlite");
     let usage = dir.path().join("u.sqlite");
-    let server = Spawned::start(&[
+    let server = common::spawn(&[
         "--channel-db",
         db.to_str().unwrap(),
         "--usage-db",
@@ -29,7 +29,7 @@ async fn flags_of_the_binary() {
         "--channel-expiration",
         "1",
     ]);
-    let (mut c, w) = Client::connect(&server.url()).await;
+    let (mut c, w) = Client::connect(server.url()).await;
     assert_eq!(w["welcome"]["motd"], "be nice");
     assert_eq!(w["welcome"]["current_cli_version"], "9.9");
     c.cmd(json!({"type": "bind", "appid": "a", "side": "s"}), "b")
@@ -58,7 +58,7 @@ async fn flags_of_the_binary() {
 
 #[tokio::test]
 async fn dual_stack_listen() {
-    let server = Spawned::start_on("[::]:0", &["--channel-db", ":memory:"]);
+    let server = common::spawn_on("[::]:0", &["--channel-db", ":memory:"]);
     assert!(server.addr.is_ipv6(), "{}", server.addr);
     let port = server.addr.port();
     let (_a, w4) = Client::connect(&format!("ws://127.0.0.1:{port}/v1")).await;

@@ -9,7 +9,7 @@ mod common;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::{Client, Spawned};
+use common::Client;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -22,16 +22,16 @@ async fn acknowledged_state_survives_sigkill() {
     let db = dir.path().join("channel.sqlite");
     let db = db.to_str().unwrap().to_owned();
     let flags = ["--channel-db", &db, "--max-mailbox-messages", "100000"];
-    let mut server = Spawned::start(&flags);
+    let mut server = common::spawn(&flags);
 
     // Claims: A and B on 31 (full), D released 32 while E keeps it.
-    let mut a = Client::bound(&server.url(), APP, "side-a").await;
+    let mut a = Client::bound(server.url(), APP, "side-a").await;
     let mb = a.claim("31").await;
-    let mut b = Client::bound(&server.url(), APP, "side-b").await;
+    let mut b = Client::bound(server.url(), APP, "side-b").await;
     assert_eq!(b.claim("31").await, mb);
-    let mut e = Client::bound(&server.url(), APP, "side-e").await;
+    let mut e = Client::bound(server.url(), APP, "side-e").await;
     e.claim("32").await;
-    let mut d = Client::bound(&server.url(), APP, "side-d").await;
+    let mut d = Client::bound(server.url(), APP, "side-d").await;
     d.claim("32").await;
     d.cmd(json!({"type": "release"}), "r").await;
     d.expect("released").await;
@@ -72,10 +72,10 @@ async fn acknowledged_state_survives_sigkill() {
     assert!(acked_set.len() >= 300);
 
     // Restart on the same database.
-    let server = Spawned::start(&flags);
+    let server = common::spawn(&flags);
 
     // B re-opens: every acknowledged message is replayed, in send order.
-    let mut b = Client::bound(&server.url(), APP, "side-b").await;
+    let mut b = Client::bound(server.url(), APP, "side-b").await;
     assert_eq!(b.claim("31").await, mb, "claim is intact and idempotent");
     b.open(&mb).await;
     b.send(json!({"type": "ping", "ping": 7, "id": "after-replay"}))
@@ -107,15 +107,15 @@ async fn acknowledged_state_survives_sigkill() {
     }
 
     // A's claim is intact too.
-    let mut a = Client::bound(&server.url(), APP, "side-a").await;
+    let mut a = Client::bound(server.url(), APP, "side-a").await;
     assert_eq!(a.claim("31").await, mb);
     // Nameplate 31 has two claims: a third side is crowded (and, as in server 0.8.0, its
     // attempt is recorded, so the channel stays crowded from now on).
-    let mut c = Client::bound(&server.url(), APP, "side-c").await;
+    let mut c = Client::bound(server.url(), APP, "side-c").await;
     c.cmd(json!({"type": "claim", "nameplate": "31"}), "c").await;
     c.expect_error("crowded").await;
     // D released 32 before the crash: re-claiming is still refused.
-    let mut d = Client::bound(&server.url(), APP, "side-d").await;
+    let mut d = Client::bound(server.url(), APP, "side-d").await;
     d.cmd(json!({"type": "claim", "nameplate": "32"}), "c").await;
     d.expect_error("reclaimed").await;
 }

@@ -6,15 +6,15 @@
 //! is spawned right after the sender (the code is fixed with `--code`, so no output parsing sits on
 //! the measured path). Only loopback is used, and text needs no transit, so no namespace is needed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use wormhole_testkit::{ChannelDb, ChildGuard, MailboxServer, ServerSpec, StartOptions, clean_command};
 
 /// Benchmark the text send/receive pair of several wormhole CLIs.
 #[derive(Debug, Parser)]
@@ -42,62 +42,30 @@ struct Args {
     no_python: bool,
 }
 
-/// Kills and reaps a child on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn sibling(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let dir = exe.parent().context("no parent dir")?;
-    Ok(dir.join(name))
+    Ok(std::env::current_exe()?.with_file_name(name))
 }
 
+/// A `WORMHOLE_*`-free command with stdout piped (the received text) and the rest quiet.
 fn clean(program: &Path) -> Command {
-    let mut cmd = Command::new(program);
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WORMHOLE_") {
-            cmd.env_remove(&k);
-        }
-    }
+    let mut cmd = clean_command(program);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     cmd
 }
 
-/// Start our mailbox server on a free port; return the guard and its URL.
-fn start_server(bin: &Path) -> Result<(Guard, String)> {
-    let mut child = Command::new(bin)
-        .args(["mailbox", "--listen", "127.0.0.1:0", "--channel-db", ":memory:"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let guard = Guard(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(addr) = line.split_whitespace().find_map(|w| {
-                w.trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-                    .parse::<std::net::SocketAddr>()
-                    .ok()
-            }) {
-                let _ = tx.send(addr);
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .context("our mailbox server did not print its address")?;
-    Ok((guard, format!("ws://{addr}/v1")))
+/// Start our mailbox server (in-memory DB) on a free port.
+fn start_server(bin: &Path) -> Result<MailboxServer> {
+    let spec = ServerSpec::Ours {
+        bin: bin.to_path_buf(),
+        args: vec!["--channel-db".into(), ":memory:".into()],
+    };
+    let opts = StartOptions {
+        listen: None,
+        channel_db: ChannelDb::InArgs,
+    };
+    MailboxServer::start_with(&spec, &opts).with_context(|| format!("starting {}", bin.display()))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,18 +106,17 @@ fn pair(kind: Kind, bin: &Path, url: &str, code: &str, text: &str) -> Result<Dur
         ),
     };
     let start = Instant::now();
-    let sender = Guard(clean(bin).args(&send_args).spawn()?);
-    let mut receiver = Guard(clean(bin).args(&recv_args).spawn()?);
-    let mut sender = sender;
+    let mut sender = ChildGuard::new(clean(bin).args(&send_args).spawn()?, "sender");
+    let mut receiver = ChildGuard::new(clean(bin).args(&recv_args).spawn()?, "receiver");
     let deadline = start + Duration::from_secs(30);
     let mut out = String::new();
-    if let Some(mut so) = receiver.0.stdout.take() {
+    if let Some(mut so) = receiver.child_mut().stdout.take() {
         use std::io::Read;
         so.read_to_string(&mut out)?;
     }
     for (name, g) in [("receiver", &mut receiver), ("sender", &mut sender)] {
         loop {
-            if let Some(st) = g.0.try_wait()? {
+            if let Some(st) = g.child_mut().try_wait()? {
                 if !st.success() {
                     bail!("{kind:?} {name} failed: {st}");
                 }
@@ -215,8 +182,9 @@ fn main() -> Result<()> {
                 Some(p) => p,
                 None => sibling("wormhole-server")?,
             };
-            let (g, u) = start_server(&bin)?;
-            (Some(g), u)
+            let server = start_server(&bin)?;
+            let url = server.url().to_owned();
+            (Some(server), url)
         }
     };
     println!(

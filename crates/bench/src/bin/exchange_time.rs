@@ -12,8 +12,8 @@
 //! 127.0.0.1 port with an in-memory DB; `--python-server` starts `twist wormhole-mailbox`
 //! instead; `--mailbox-url` uses a running server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
 
-use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Parser;
 use wormhole::{Wormhole, WormholeOptions};
-use wormhole_bench::child::{ChildGuard, clean_command, free_port};
+use wormhole_testkit::{ChannelDb, MailboxServer, ServerSpec, StartOptions, clean_command};
 
 const APPID: &str = "example.com/exchange-time-bench";
 
@@ -45,18 +45,6 @@ struct Args {
     no_python: bool,
 }
 
-fn wait_accepting(port: u16) -> anyhow::Result<()> {
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    bail!("mailbox server on port {port} did not come up")
-}
-
 fn venv_bin(args: &Args) -> PathBuf {
     args.venv_bin.clone().unwrap_or_else(|| {
         let home = std::env::var_os("HOME").unwrap_or_default();
@@ -64,43 +52,31 @@ fn venv_bin(args: &Args) -> PathBuf {
     })
 }
 
-fn start_server(args: &Args) -> anyhow::Result<(String, Option<ChildGuard>)> {
+/// The mailbox URL, and the server this run started (dropped: killed), if it started one: ours
+/// (next to this binary) or Python's, on 127.0.0.1 with an in-memory channel DB.
+fn start_server(args: &Args) -> anyhow::Result<(String, Option<MailboxServer>)> {
     if let Some(url) = &args.mailbox_url {
         return Ok((url.clone(), None));
     }
-    let port = free_port()?;
-    let mut cmd = if args.python_server {
-        let mut c = clean_command(venv_bin(args).join("twist"));
-        c.args([
-            "wormhole-mailbox",
-            "--port",
-            &format!("tcp:{port}:interface=127.0.0.1"),
-            "--channel-db",
-            ":memory:",
-        ]);
-        c
+    let memory = vec!["--channel-db".to_owned(), ":memory:".to_owned()];
+    let spec = if args.python_server {
+        ServerSpec::Python {
+            twist: venv_bin(args).join("twist"),
+            args: memory,
+        }
     } else {
-        let exe = std::env::current_exe()?;
-        let dir = exe.parent().context("binary has no directory")?;
-        let mut c = clean_command(dir.join("wormhole-server"));
-        c.args([
-            "mailbox",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--channel-db",
-            ":memory:",
-        ]);
-        c
+        ServerSpec::Ours {
+            bin: std::env::current_exe()?.with_file_name("wormhole-server"),
+            args: memory,
+        }
     };
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = cmd
-        .spawn()
+    let opts = StartOptions {
+        listen: None,
+        channel_db: ChannelDb::InArgs,
+    };
+    let server = MailboxServer::start_with(&spec, &opts)
         .context("starting the mailbox server (build wormhole-server first)")?;
-    let guard = ChildGuard::new(child);
-    wait_accepting(port)?;
-    Ok((format!("ws://127.0.0.1:{port}/v1"), Some(guard)))
+    Ok((server.url().to_owned(), Some(server)))
 }
 
 async fn one_exchange(url: &str) -> anyhow::Result<Duration> {

@@ -14,6 +14,7 @@
 //! `RESULT key=value …` line for scripts. It must not contain server logic.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 //!
 //! Measures and prints only; the relay is a separate process so its figures are its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -17,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use wormhole_bench::child::{ChildGuard, clean_command, free_port};
 use wormhole_bench::sys;
+use wormhole_testkit::{ChildGuard, clean_command, try_free_port};
 
 /// Transit relay benchmark: ours vs Python's.
 #[derive(Debug, Parser)]
@@ -79,7 +80,7 @@ struct RelayProc {
 }
 
 fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
-    let port = free_port()?;
+    let port = try_free_port()?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut cmd = match which {
         Which::Ours => {
@@ -126,7 +127,7 @@ fn start_relay(args: &Args, which: Which) -> anyhow::Result<RelayProc> {
         .spawn()
         .with_context(|| format!("starting {}", which.name()))?;
     let mut relay = RelayProc {
-        child: ChildGuard::new(child),
+        child: ChildGuard::new(child, "transit relay"),
         addr,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -193,7 +194,7 @@ struct Throughput {
 
 fn push(args: &Args, which: Which, round: u64) -> anyhow::Result<Throughput> {
     let relay = start_relay(args, which)?;
-    let pid = relay.child.id();
+    let pid = relay.child.pid();
     let (mut a, mut b) = pair(relay.addr, 1000 + round)?;
     let size = args.size;
     let cpu0 = sys::proc_cpu_time(pid).context("relay CPU time")?;
@@ -283,7 +284,7 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
 
 fn idle(args: &Args, which: Which) -> anyhow::Result<()> {
     let relay = start_relay(args, which)?;
-    let pid = relay.child.id();
+    let pid = relay.child.pid();
     let base = sys::rss_kb(pid).unwrap_or(0);
     let t0 = Instant::now();
     let mut held = Vec::with_capacity(args.pairs);

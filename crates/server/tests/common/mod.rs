@@ -1,10 +1,9 @@
 //! Test helpers: an in-process mailbox server on 127.0.0.1:0, a spawned `wormhole-server`
-//! process (killed on drop), and a raw WebSocket client that speaks JSON frames.
+//! process (killed on drop; `wormhole-testkit` starts it), and a raw WebSocket client that speaks
+//! JSON frames.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -12,7 +11,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
-use wormhole_server::{MailboxArgs, MailboxServer};
+use wormhole_server::MailboxArgs;
+use wormhole_testkit::{ChannelDb, MailboxServer, ServerSpec, StartOptions};
 
 /// How long to wait for an expected frame.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -33,7 +33,7 @@ pub struct InProcess {
 
 impl InProcess {
     pub async fn start(args: MailboxArgs) -> Self {
-        let server = MailboxServer::start(&args).expect("start server");
+        let server = wormhole_server::MailboxServer::start(&args).expect("start server");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -53,60 +53,26 @@ impl Drop for InProcess {
     }
 }
 
-/// A spawned `wormhole-server mailbox` process; SIGKILLed and reaped on drop.
-pub struct Spawned {
-    pub child: Child,
-    pub addr: SocketAddr,
+/// A spawned `wormhole-server mailbox` process, started by the workspace's one spawner
+/// (`wormhole-testkit`); SIGKILLed and reaped on drop.
+pub type Spawned = MailboxServer;
+
+/// Start the binary with `extra` flags (which name the channel DB) on 127.0.0.1:0.
+pub fn spawn(extra: &[&str]) -> Spawned {
+    spawn_on("127.0.0.1:0", extra)
 }
 
-impl Spawned {
-    /// Start the binary with `extra` flags on 127.0.0.1:0 and read the port from stderr.
-    pub fn start(extra: &[&str]) -> Self {
-        Self::start_on("127.0.0.1:0", extra)
-    }
-
-    /// Start the binary listening on `listen`.
-    pub fn start_on(listen: &str, extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wormhole-server"))
-            .arg("mailbox")
-            .args(["--listen", listen])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn wormhole-server");
-        let stderr = child.stderr.take().unwrap();
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before printing its address")
-                .unwrap();
-            if let Some(rest) = line.strip_prefix("listening on ") {
-                break rest.trim().parse().unwrap();
-            }
-        };
-        // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Spawned { child, addr }
-    }
-
-    pub fn url(&self) -> String {
-        format!("ws://{}/v1", self.addr)
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Start the binary listening on `listen`.
+pub fn spawn_on(listen: &str, extra: &[&str]) -> Spawned {
+    let spec = ServerSpec::Ours {
+        bin: env!("CARGO_BIN_EXE_wormhole-server").into(),
+        args: extra.iter().map(|a| (*a).to_owned()).collect(),
+    };
+    let opts = StartOptions {
+        listen: Some(listen.to_owned()),
+        channel_db: ChannelDb::InArgs,
+    };
+    MailboxServer::start_with(&spec, &opts).expect("start wormhole-server")
 }
 
 /// A raw JSON-over-WebSocket client.

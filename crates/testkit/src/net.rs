@@ -1,0 +1,84 @@
+//! Loopback ports for tests and benchmarks: a free port, and waiting until something accepts.
+//!
+//! Owns probing 127.0.0.1 only; must not bind or dial anything else, and never waits unbounded.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1 (bound, then released; another binder may still race for it).
+pub fn try_free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+/// [`try_free_port`], panicking with the reason if 127.0.0.1 has no port to give (for tests).
+pub fn free_port() -> u16 {
+    match try_free_port() {
+        Ok(port) => port,
+        Err(e) => panic!("cannot find a free port on 127.0.0.1: {e}"),
+    }
+}
+
+/// A 127.0.0.1 port that refuses every connection for as long as the returned socket lives: it is
+/// bound (so no other test can take the port meanwhile) but never listens, so a connect gets a
+/// reset at once. For "nothing listens there" cases, instead of a [`free_port`] someone may reuse.
+pub fn refusing_port() -> std::io::Result<(socket2::Socket, u16)> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())?;
+    let port = socket
+        .local_addr()?
+        .as_socket()
+        .map(|a| a.port())
+        .ok_or_else(|| std::io::Error::other("bound socket has no IP address"))?;
+    Ok((socket, port))
+}
+
+/// Poll `addr` with TCP connects until one succeeds or `timeout` passes. Returns false on timeout.
+pub fn wait_until_accepting(addr: SocketAddr, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn free_port_is_bindable() {
+        // Tests run in parallel and another may take the port between the probe and our bind, so
+        // require one of a few probes to be bindable, not every one.
+        let bound = (0..5).any(|_| {
+            let port = free_port();
+            assert_ne!(port, 0);
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
+        assert!(bound, "no probed port was bindable");
+    }
+
+    #[test]
+    fn refusing_port_refuses() {
+        let (_hold, port) = refusing_port().unwrap();
+        let err = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(
+            TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err(),
+            "port held"
+        );
+    }
+
+    #[test]
+    fn waits_for_a_listener_and_gives_up_without_one() {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(wait_until_accepting(addr, Duration::from_secs(30)));
+        drop(l);
+        assert!(!wait_until_accepting(addr, Duration::from_millis(100)));
+    }
+}
