@@ -15,6 +15,7 @@ use super::code::CodeMachine;
 use super::error::WormholeError;
 use super::events::{Action, Event, Mood, Welcome};
 use super::key::{Key, KeyStep};
+use super::key_choice::KeyChoice;
 use super::mailbox::{Mailbox, Rx};
 use super::nameplate::Nameplate;
 use super::order::Order;
@@ -23,9 +24,9 @@ use super::rendezvous::{
     Command, ConnState, FrameError, Inbound, MAX_MESSAGE_BYTES, backoff_delay, parse_frame,
 };
 use super::reorder::{Reorder, canonical_number};
-use super::send::Send;
+use super::send::Sender;
 use super::terminator::Terminator;
-use crate::key::{derive_phase_key, encrypt_data};
+use crate::key::{derive_phase_key, encrypt_data_with_rng};
 use crate::wordlist::choose_words;
 
 /// Static configuration of one wormhole.
@@ -69,7 +70,7 @@ pub struct Boss {
     order: Order,
     key: Key,
     receive: Receive,
-    send: Send,
+    send: Sender,
     term: Terminator,
     phase: Phase,
     result: Option<Result<Mood, WormholeError>>,
@@ -79,6 +80,14 @@ pub struct Boss {
     peer_versions: Option<Value>,
     reorder: Reorder,
     next_dilate: u64,
+    /// The side of the peer's `pake` (the Go-key tie-break).
+    peer_side: Option<String>,
+    /// Two candidate keys while our `version` waits for the peer's ([`KeyChoice`]).
+    choice: Option<KeyChoice>,
+    /// When the reconnect backoff ends, while waiting for it.
+    reconnect_at: Option<Instant>,
+    /// The instant of the last [`Action::SetTimer`], until it fires or is cancelled.
+    timer_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Boss {
@@ -108,7 +117,7 @@ impl Boss {
             order: Order::default(),
             key: Key::default(),
             receive: Receive::default(),
-            send: Send::new(&side),
+            send: Sender::new(&side),
             term: Terminator::default(),
             phase: Phase::Empty,
             result: None,
@@ -118,17 +127,16 @@ impl Boss {
             peer_versions: None,
             reorder: Reorder::default(),
             next_dilate: 0,
+            peer_side: None,
+            choice: None,
+            reconnect_at: None,
+            timer_at: None,
         }
     }
 
     /// The next thing the driver must do, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.out.pop_front()
-    }
-
-    /// Drain all pending actions.
-    pub fn drain_actions(&mut self) -> Vec<Action> {
-        self.out.drain(..).collect()
     }
 
     // ----- driver inputs -------------------------------------------------------------------
@@ -142,7 +150,7 @@ impl Boss {
     }
 
     /// The WebSocket opened. Sends `bind`, then whatever is outstanding (§2.7).
-    pub fn connected(&mut self, _now: Instant) {
+    pub fn connected(&mut self, now: Instant) {
         if self.conn != ConnState::Connecting {
             return;
         }
@@ -158,6 +166,7 @@ impl Boss {
         self.mailbox.connected(&mut cmds);
         self.code.connected(&mut cmds);
         self.flush(cmds);
+        self.arm_timers(now);
     }
 
     /// The connection was lost or a connect attempt failed. `jitter` in `[0,1)` seconds is added
@@ -177,24 +186,44 @@ impl Boss {
         self.conn = ConnState::Waiting;
         let delay = backoff_delay(self.attempt, jitter);
         self.attempt = self.attempt.saturating_add(1);
-        self.out.push_back(Action::SetTimer(now + delay));
+        self.reconnect_at = Some(now + delay);
+        self.arm_timers(now);
     }
 
-    /// The timer set by [`Action::SetTimer`] expired.
-    pub fn timer_fired(&mut self, _now: Instant) {
-        if self.conn == ConnState::Waiting {
+    /// The timer set by [`Action::SetTimer`] expired: reconnect after the backoff, or end the
+    /// brief wait of the Go-key version exchange ([`KeyChoice`]), whichever is due at `now`.
+    pub fn timer_fired(&mut self, now: Instant) {
+        self.timer_at = None;
+        if self.conn == ConnState::Waiting && self.reconnect_at.is_none_or(|t| now >= t) {
+            self.reconnect_at = None;
             self.conn = ConnState::Connecting;
             self.out.push_back(Action::Connect);
+        }
+        if let Some(choice) = self.choice.take_if(|c| c.expired(now)) {
+            tracing::debug!("no peer version within the brief wait: sending ours with the standard key");
+            self.adopt(choice.standard());
+        }
+        self.arm_timers(now);
+    }
+
+    /// Ask for the earliest pending deadline (reconnect, or the brief wait, started at `now`).
+    fn arm_timers(&mut self, now: Instant) {
+        let brief = self.choice.as_mut().and_then(|c| c.arm(now));
+        let next = [self.reconnect_at, brief].into_iter().flatten().min();
+        if next.is_some() && next != self.timer_at {
+            self.timer_at = next;
+            self.out.extend(next.map(Action::SetTimer));
         }
     }
 
     /// A TEXT frame arrived from the server. Malformed frames are ignored (the error says why).
-    pub fn frame_received(&mut self, text: &str, _now: Instant) -> Result<(), FrameError> {
+    pub fn frame_received(&mut self, text: &str, now: Instant) -> Result<(), FrameError> {
         if self.conn != ConnState::Connected {
             return Ok(());
         }
         let inbound = parse_frame(text)?;
         self.inbound(inbound);
+        self.arm_timers(now);
         Ok(())
     }
 
@@ -331,7 +360,7 @@ impl Boss {
             });
         }
         let mut cmds = Vec::new();
-        if let Some((phase, body)) = self.send.send(plaintext) {
+        if let Some((phase, body)) = self.send.send(plaintext, &mut *self.rng) {
             self.mailbox.add(&phase, body, &mut cmds);
         }
         self.flush(cmds);
@@ -350,7 +379,11 @@ impl Boss {
         };
         let phase = format!("dilate-{}", self.next_dilate);
         self.next_dilate += 1;
-        let body = encrypt_data(&derive_phase_key(&key, &self.cfg.side, &phase), plaintext);
+        let body = encrypt_data_with_rng(
+            &derive_phase_key(&key, &self.cfg.side, &phase),
+            plaintext,
+            &mut *self.rng,
+        );
         let mut cmds = Vec::new();
         self.mailbox.add(&phase, body, &mut cmds);
         self.flush(cmds);
@@ -448,7 +481,7 @@ impl Boss {
         let mut cmds = Vec::new();
         let connected = self.connected_now();
         self.nameplate.set_nameplate(nameplate, connected, &mut cmds);
-        let (body, step) = self.key.got_code(&code, &self.cfg.appid);
+        let (body, step) = self.key.got_code(&code, &self.cfg.appid, &mut *self.rng);
         self.mailbox.add("pake", body, &mut cmds);
         self.flush(cmds);
         self.key_step(step);
@@ -458,22 +491,53 @@ impl Boss {
         match step {
             KeyStep::Waiting => {}
             KeyStep::Failed => self.fail(Mood::Scary, WormholeError::WrongPassword),
-            KeyStep::Key(k) => {
-                self.deliver(Event::UnverifiedKey(k));
-                let plaintext = json!({"app_versions": self.cfg.versions}).to_string();
-                let body = encrypt_data(
-                    &derive_phase_key(&k, &self.cfg.side, "version"),
-                    plaintext.as_bytes(),
-                );
-                let mut cmds = Vec::new();
-                self.mailbox.add("version", body, &mut cmds);
-                self.flush(cmds);
-                self.receive.got_key(k);
+            KeyStep::Key(keys) => {
+                let peer = self.peer_side.clone().unwrap_or_default();
+                match KeyChoice::new(&keys, &self.cfg.side, &peer) {
+                    None => self.adopt(keys.key),
+                    Some(choice) => {
+                        tracing::debug!(
+                            brief_wait = choice.is_brief(),
+                            "SPAKE2 K has a zero top byte: wormhole-william key bug workaround engaged, \
+                             our version waits for the peer's"
+                        );
+                        self.choice = Some(choice);
+                    }
+                }
                 for (side, phase, body) in self.order.release() {
-                    self.peer_message(&side, phase, &body);
+                    self.peer_input(&side, phase, &body);
                 }
             }
         }
+    }
+
+    /// Adopt `k` as the shared key: tell the application, send our `version` sealed with it.
+    fn adopt(&mut self, k: [u8; 32]) {
+        self.key.adopt(k);
+        self.deliver(Event::UnverifiedKey(k));
+        let plaintext = json!({"app_versions": self.cfg.versions}).to_string();
+        let body = encrypt_data_with_rng(
+            &derive_phase_key(&k, &self.cfg.side, "version"),
+            plaintext.as_bytes(),
+            &mut *self.rng,
+        );
+        let mut cmds = Vec::new();
+        self.mailbox.add("version", body, &mut cmds);
+        self.flush(cmds);
+        self.receive.got_key(k);
+    }
+
+    /// A peer message once SPAKE2 has finished: the first one settles a pending [`KeyChoice`].
+    fn peer_input(&mut self, side: &str, phase: String, body: &[u8]) {
+        if let Some(choice) = self.choice.take() {
+            let k = choice.pick(side, &phase, body);
+            tracing::debug!(
+                go_key = (k != choice.standard()),
+                "peer's first message chose the key (wormhole-william key bug workaround)"
+            );
+            self.adopt(k);
+        }
+        self.peer_message(side, phase, body);
     }
 
     fn rx_message(&mut self, side: String, phase: String, body: Vec<u8>) {
@@ -487,10 +551,11 @@ impl Boss {
         self.nameplate.release(self.connected_now(), &mut cmds);
         self.flush(cmds);
         if phase == "pake" {
+            self.peer_side.get_or_insert(side);
             let step = self.key.got_pake(body);
             self.key_step(step);
-        } else if self.key.key().is_some() {
-            self.peer_message(&side, phase, &body);
+        } else if self.key.key().is_some() || self.choice.is_some() {
+            self.peer_input(&side, phase, &body);
         } else if self.order.hold((side, phase, body)).is_err() {
             self.fail(
                 Mood::Errory,
@@ -514,7 +579,7 @@ impl Boss {
                 }
                 if let Some(k) = self.key.key() {
                     let mut cmds = Vec::new();
-                    for (p, b) in self.send.got_verified_key(k) {
+                    for (p, b) in self.send.got_verified_key(k, &mut *self.rng) {
                         self.mailbox.add(&p, b, &mut cmds);
                     }
                     self.flush(cmds);
@@ -568,6 +633,7 @@ impl Boss {
 
     fn begin_close(&mut self, mood: Mood) {
         self.phase = Phase::Closing;
+        self.choice = None;
         let connected = self.connected_now();
         let mut cmds = Vec::new();
         let n_done = self.nameplate.close(connected, &mut cmds);
@@ -584,6 +650,9 @@ impl Boss {
         }
         self.phase = Phase::Closed;
         self.conn = ConnState::Stopped;
+        self.choice = None;
+        self.reconnect_at = None;
+        self.timer_at = None;
         self.out.push_back(Action::CancelTimer);
         self.out.push_back(Action::CloseConnection);
         let result = self.result.clone().unwrap_or(Err(WormholeError::Lonely));
