@@ -40,4 +40,5 @@ mod terminator;
 pub use boss::{Boss, Config};
 pub use error::WormholeError;
 pub use events::{Action, Event, Mood, Welcome};
+pub use key_choice::BRIEF_WAIT;
 pub use rendezvous::{FrameError, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, backoff_delay};
