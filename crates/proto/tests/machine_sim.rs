@@ -278,7 +278,6 @@ impl World {
 
     /// Clients whose Boss RNGs are seeded with `seeds` (one client per seed).
     fn with_seeds(seeds: &[u64]) -> World {
-        let n = seeds.len();
         let mut w = World {
             server: Server::default(),
             clients: Vec::new(),
@@ -289,14 +288,14 @@ impl World {
             lost_while_open: false,
         };
         w.server.welcome = json!({"motd": "hi"});
-        for i in 0..n {
+        for (i, seed) in seeds.iter().enumerate() {
             let cfg = Config {
                 appid: APPID.into(),
                 side: side_for(i),
                 versions: json!({"client": i}),
                 client_version: Some(("rust-test".into(), "0".into())),
             };
-            let mut boss = Boss::new(cfg, Box::new(StdRng::seed_from_u64(seeds[i])));
+            let mut boss = Boss::new(cfg, Box::new(StdRng::seed_from_u64(*seed)));
             boss.start();
             w.clients.push(Client {
                 boss,
