@@ -1091,3 +1091,74 @@ fn search_zero_top_byte_seeds() {
         }
     }
 }
+
+/// The Dilation seam: extra `version` fields set at creation go out; the peer's `dilate-N`
+/// phases come back in numeric order as `Event::Dilation`; `can-dilate` without a string entry
+/// does not count.
+#[test]
+fn dilation_seam_version_fields_and_ordered_dilate_phases() {
+    use wormhole_proto::key::{Pake, decrypt_data, derive_phase_key, encrypt_data};
+
+    for (can, expect) in [(json!(["ged"]), true), (json!([1, null]), false)] {
+        let mut w = World::new(1);
+        let fields = json!({"can-dilate": ["ged"], "dilation-abilities": [{"type": "direct-tcp-v1"}],
+                            "app_versions": "ignored"});
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        let mut boss = Boss::new(
+            Config {
+                appid: APPID.into(),
+                side: side_for(0),
+                versions: json!({"client": 0}),
+                client_version: None,
+            },
+            Box::new(StdRng::seed_from_u64(5)),
+        )
+        .with_version_fields(fields);
+        boss.start();
+        w.clients[0].boss = boss;
+        let code = "7-dil-seam";
+        w.clients[0].boss.set_code(code).unwrap();
+        w.run();
+        let a_pake = w
+            .server
+            .log
+            .iter()
+            .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
+            .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+            .unwrap();
+        let (pake, body) = Pake::start(code, APPID);
+        let key = pake.finish(&a_pake).unwrap();
+        let peer = "fff0000000";
+        let msg = |phase: &str, body: &[u8]| {
+            frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
+        };
+        let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+        let version = json!({"app_versions": {}, "can-dilate": can}).to_string();
+        let inbox = &mut w.clients[0].inbox;
+        inbox.push_back(msg("pake", &body));
+        inbox.push_back(msg("version", &seal("version", version.as_bytes())));
+        inbox.push_back(msg("dilate-1", &seal("dilate-1", b"second")));
+        inbox.push_back(msg("dilate-0", &seal("dilate-0", b"first")));
+        w.run();
+        let a = &w.clients[0];
+        assert!(a.closed.is_none());
+        assert_eq!(a.boss.peer_can_dilate(), expect);
+        let dil: Vec<_> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dilation(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dil, [b"first".to_vec(), b"second".to_vec()]);
+        let ours = version_body(&w, 0).unwrap();
+        let pt = decrypt_data(&derive_phase_key(&key, &side_for(0), "version"), &ours).unwrap();
+        let v: Value = serde_json::from_slice(&pt).unwrap();
+        assert_eq!(v["app_versions"], json!({"client": 0}));
+        assert_eq!(v["can-dilate"], json!(["ged"]));
+        assert_eq!(v["dilation-abilities"], json!([{"type": "direct-tcp-v1"}]));
+    }
+}

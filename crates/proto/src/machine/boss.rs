@@ -2,8 +2,15 @@
 //! events, server frames and timer expiries into [`Action`]s, and decides the wormhole's mood
 //! and result (docs/protocol.md §2.2, §2.6 "B", §2.7 reconnection, §8 "as a client").
 //!
-//! Sans-IO: no socket, no clock (callers pass `now`), no task. Randomness (command ids, code
-//! words) comes from the RNG given to [`Boss::new`]; the reconnect jitter is passed in.
+//! Sans-IO: no socket, no clock (callers pass `now`), no task. All randomness (command ids, code
+//! words, the SPAKE2 secret, every secretbox nonce) comes from the RNG given to [`Boss::new`],
+//! which must be cryptographically secure outside tests; the same seed replays a run byte for
+//! byte. The reconnect jitter is passed in.
+//!
+//! Dilation's seam (the protocol itself lives in [`crate::dilation`]): extra `version` fields
+//! (`can-dilate`, `dilation-abilities`) are set at creation with [`Boss::with_version_fields`];
+//! the peer's `dilate-N` phases come out, decrypted and in order, as [`Event::Dilation`]; ours go
+//! in through [`Boss::send_dilation_message`], which alone numbers them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -79,7 +86,12 @@ pub struct Boss {
     verifier: Option<[u8; 32]>,
     peer_versions: Option<Value>,
     reorder: Reorder,
+    /// The peer's `dilate-N` phases, delivered in numeric order.
+    dilate_reorder: Reorder,
+    /// Our next `dilate-N` (the one counter of our Dilation phases).
     next_dilate: u64,
+    /// Extra top-level fields of our `version` message (`can-dilate`, `dilation-abilities`).
+    version_fields: serde_json::Map<String, Value>,
     /// The side of the peer's `pake` (the Go-key tie-break).
     peer_side: Option<String>,
     /// Two candidate keys while our `version` waits for the peer's ([`KeyChoice`]).
@@ -126,12 +138,23 @@ impl Boss {
             verifier: None,
             peer_versions: None,
             reorder: Reorder::default(),
+            dilate_reorder: Reorder::default(),
             next_dilate: 0,
+            version_fields: serde_json::Map::new(),
             peer_side: None,
             choice: None,
             reconnect_at: None,
             timer_at: None,
         }
+    }
+
+    /// Set extra top-level fields of our `version` message, beside `app_versions` (which cannot
+    /// be overridden): a Dilation endpoint passes `can-dilate` and `dilation-abilities`
+    /// ([`crate::dilation::manager`]). Call at creation, before [`Boss::start`].
+    pub fn with_version_fields(mut self, mut fields: serde_json::Map<String, Value>) -> Boss {
+        fields.remove("app_versions");
+        self.version_fields = fields;
+        self
     }
 
     /// The next thing the driver must do, if any.
@@ -367,8 +390,9 @@ impl Boss {
         Ok(())
     }
 
-    /// Send a Dilation message as phase `dilate-N`. Refused unless the peer's versions carry
-    /// `can-dilate` (docs/protocol.md §8); this crate does not implement Dilation itself.
+    /// Send a Dilation message as phase `dilate-N`, numbered here (the only counter of our
+    /// `dilate-N` phases). Refused unless the peer's versions carry `can-dilate`
+    /// (docs/protocol.md §8). The peer's `dilate-N` phases come back as [`Event::Dilation`].
     pub fn send_dilation_message(&mut self, plaintext: &[u8]) -> Result<(), WormholeError> {
         self.check_open()?;
         if !self.peer_can_dilate() {
@@ -437,13 +461,12 @@ impl Boss {
         self.peer_versions.as_ref()
     }
 
-    /// Whether the peer advertised `can-dilate` (a non-empty list).
+    /// Whether the peer advertised `can-dilate` with at least one version string (the same rule
+    /// as [`crate::dilation::manager::peer_can_dilate`], which it uses).
     pub fn peer_can_dilate(&self) -> bool {
         self.peer_versions
             .as_ref()
-            .and_then(|v| v.get("can-dilate"))
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
+            .is_some_and(|v| !crate::dilation::manager::peer_can_dilate(v).is_empty())
     }
 
     /// Whether the wormhole has finished.
@@ -515,7 +538,9 @@ impl Boss {
     fn adopt(&mut self, k: [u8; 32]) {
         self.key.adopt(k);
         self.deliver(Event::UnverifiedKey(k));
-        let plaintext = json!({"app_versions": self.cfg.versions}).to_string();
+        let mut version = self.version_fields.clone();
+        version.insert("app_versions".into(), self.cfg.versions.clone());
+        let plaintext = Value::Object(version).to_string();
         let body = encrypt_data_with_rng(
             &derive_phase_key(&k, &self.cfg.side, "version"),
             plaintext.as_bytes(),
@@ -609,8 +634,15 @@ impl Boss {
             }
             return;
         }
+        if let Some(n) = phase.strip_prefix("dilate-").and_then(canonical_number) {
+            match self.dilate_reorder.push(n, plaintext) {
+                Ok(ready) => ready.into_iter().for_each(|m| self.deliver(Event::Dilation(m))),
+                Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
+            }
+            return;
+        }
         let Some(n) = canonical_number(phase) else {
-            // dilate-N (no Dilation here) and unknown phases are ignored, as Python does.
+            // Unknown phases are ignored, as Python does.
             return;
         };
         match self.reorder.push(n, plaintext) {
