@@ -841,6 +841,10 @@ fn dilate_only_to_peers_that_can_dilate() {
     assert!(a.boss.peer_can_dilate());
     assert_eq!(a.messages(), vec![b"app".to_vec()]);
     assert!(a.closed.is_none());
+    assert!(
+        !a.events.iter().any(|e| matches!(e, Event::Dilation(_))),
+        "we offered no can-dilate: the peer's dilate-N is ignored"
+    );
     a.boss.send_dilation_message(b"{\"type\":\"please\"}").unwrap();
     w.run();
     assert_eq!(w.server.phases_from(&a_side), ["pake", "version", "dilate-0"]);

@@ -86,7 +86,8 @@ pub struct Boss {
     verifier: Option<[u8; 32]>,
     peer_versions: Option<Value>,
     reorder: Reorder,
-    /// The peer's `dilate-N` phases, delivered in numeric order.
+    /// The peer's `dilate-N` phases, delivered in numeric order (only when we offered
+    /// `can-dilate`; otherwise they are ignored).
     dilate_reorder: Reorder,
     /// Our next `dilate-N` (the one counter of our Dilation phases).
     next_dilate: u64,
@@ -635,6 +636,10 @@ impl Boss {
             return;
         }
         if let Some(n) = phase.strip_prefix("dilate-").and_then(canonical_number) {
+            if !self.version_fields.contains_key("can-dilate") {
+                // We did not offer Dilation: ignored, as Python does.
+                return;
+            }
             match self.dilate_reorder.push(n, plaintext) {
                 Ok(ready) => ready.into_iter().for_each(|m| self.deliver(Event::Dilation(m))),
                 Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
