@@ -106,11 +106,7 @@ mod tests {
         let r = parse_line(&sided()).unwrap();
         assert_eq!(&r.token[..], TOKEN.as_bytes());
         assert_eq!(r.side.as_ref().map(|s| &s[..]), Some(&b"0123456789abcdef"[..]));
-        assert_eq!(
-            sided().len() + 1,
-            104,
-            "docs/protocol.md: 104 bytes with the newline"
-        );
+        assert_eq!(sided().len() + 1, 104, "docs/protocol.md: 104 bytes with the newline");
     }
 
     #[test]
