@@ -1166,3 +1166,41 @@ fn dilation_seam_version_fields_and_ordered_dilate_phases() {
         assert_eq!(v["dilation-abilities"], json!([{"type": "direct-tcp-v1"}]));
     }
 }
+
+/// The ours⇄ours zero-top-byte exchange with a connection loss after every frame: the brief-wait
+/// deadline and the reconnect backoff share the one timer without losing either.
+#[test]
+fn ours_to_ours_zero_top_byte_survives_losses_at_every_step() {
+    let run = |lose_at: Option<(usize, usize)>| {
+        let (s0, s1) = ZERO_TOP_SEEDS;
+        let mut w = World::with_seeds(&[s0, s1]);
+        w.chaos.lose_at = lose_at;
+        w.clients[0].boss.set_code("4-zero-top").unwrap();
+        w.clients[1].boss.set_code("4-zero-top").unwrap();
+        w.clients[0].boss.send_message(b"a".to_vec()).unwrap();
+        w.clients[1].boss.send_message(b"b".to_vec()).unwrap();
+        w.run();
+        w.clients[0].boss.close();
+        w.clients[1].boss.close();
+        w.run();
+        w
+    };
+    let total = run(None).delivered;
+    for at in 1..=total {
+        for who in 0..2 {
+            let w = run(Some((at, who)));
+            assert_happy_min(&w);
+            assert_eq!(w.clients[0].verifier(), w.clients[1].verifier());
+            assert_eq!(
+                w.clients[0].messages(),
+                vec![b"b".to_vec()],
+                "step {at} who {who}"
+            );
+            assert_eq!(
+                w.clients[1].messages(),
+                vec![b"a".to_vec()],
+                "step {at} who {who}"
+            );
+        }
+    }
+}
