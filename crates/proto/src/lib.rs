@@ -9,6 +9,8 @@
 //! - [`code`], [`wordlist`]: wormhole codes, the PGP word list and completion.
 //! - [`key`]: SPAKE2, HKDF purposes, secretbox.
 //! - [`machine`]: the client state machines (Boss and friends), events in, actions out.
+//! - [`dilation`]: Dilation (durable connections over the wormhole): manager, L2/L3/L4 framing,
+//!   Noise; fed by the Boss's `dilate-N` seam.
 //! - [`transit`]: transit hints, handshakes and encrypted records.
 //! - [`transfer`]: the file-transfer (v1) application messages.
 

@@ -20,7 +20,7 @@ struct Side {
     l4: Option<Reliability>,
     conn: Option<Connection>,
     /// Mailbox messages this side sent, as (phase, body).
-    outbox: VecDeque<(String, Vec<u8>)>,
+    outbox: VecDeque<Vec<u8>>,
     starts: Vec<(Role, u64)>,
     delivered: Vec<Delivery>,
     abandon: bool,
@@ -42,7 +42,7 @@ impl Side {
     fn apply(&mut self, actions: Vec<Action>) {
         for a in actions {
             match a {
-                Action::Send { phase, message } => self.outbox.push_back((phase, message.to_bytes())),
+                Action::Send { message } => self.outbox.push_back(message.to_bytes()),
                 Action::StartConnecting { role, generation } => {
                     self.starts.push((role, generation));
                     self.l4.get_or_insert_with(|| Reliability::new(role));
@@ -63,13 +63,12 @@ impl Side {
 fn mailbox(a: &mut Side, b: &mut Side) {
     loop {
         let mut moved = false;
-        if let Some((phase, body)) = a.outbox.pop_front() {
-            assert!(phase.starts_with("dilate-"));
+        if let Some(body) = a.outbox.pop_front() {
             let acts = b.manager.received(&body);
             b.apply(acts);
             moved = true;
         }
-        if let Some((_, body)) = b.outbox.pop_front() {
+        if let Some(body) = b.outbox.pop_front() {
             let acts = a.manager.received(&body);
             a.apply(acts);
             moved = true;

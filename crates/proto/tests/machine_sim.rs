@@ -272,6 +272,12 @@ fn side_for(i: usize) -> String {
 
 impl World {
     fn new(n: usize) -> World {
+        let seeds: Vec<u64> = (0..n as u64).map(|i| i + 100).collect();
+        World::with_seeds(&seeds)
+    }
+
+    /// Clients whose Boss RNGs are seeded with `seeds` (one client per seed).
+    fn with_seeds(seeds: &[u64]) -> World {
         let mut w = World {
             server: Server::default(),
             clients: Vec::new(),
@@ -282,14 +288,14 @@ impl World {
             lost_while_open: false,
         };
         w.server.welcome = json!({"motd": "hi"});
-        for i in 0..n {
+        for (i, seed) in seeds.iter().enumerate() {
             let cfg = Config {
                 appid: APPID.into(),
                 side: side_for(i),
                 versions: json!({"client": i}),
                 client_version: Some(("rust-test".into(), "0".into())),
             };
-            let mut boss = Boss::new(cfg, Box::new(StdRng::seed_from_u64(i as u64 + 100)));
+            let mut boss = Boss::new(cfg, Box::new(StdRng::seed_from_u64(*seed)));
             boss.start();
             w.clients.push(Client {
                 boss,
@@ -832,6 +838,10 @@ fn dilate_only_to_peers_that_can_dilate() {
     assert!(a.boss.peer_can_dilate());
     assert_eq!(a.messages(), vec![b"app".to_vec()]);
     assert!(a.closed.is_none());
+    assert!(
+        !a.events.iter().any(|e| matches!(e, Event::Dilation(_))),
+        "we offered no can-dilate: the peer's dilate-N is ignored"
+    );
     a.boss.send_dilation_message(b"{\"type\":\"please\"}").unwrap();
     w.run();
     assert_eq!(w.server.phases_from(&a_side), ["pake", "version", "dilate-0"]);
@@ -874,6 +884,320 @@ fn mutated_server_frames_never_panic() {
             let text = String::from_utf8_lossy(&bytes).into_owned();
             let _ = w.clients[0].boss.frame_received(&text, now);
             w.pump_actions();
+        }
+    }
+}
+
+// ----- wormhole-william's SPAKE2 key bug (K's top byte zero) ----------------------------------
+
+/// Every outbound frame of every client, in order, for one seeded run of [`happy_exchange`].
+fn all_frames(seeds: &[u64]) -> Vec<(usize, String)> {
+    let mut w = World::with_seeds(seeds);
+    let mut frames = Vec::new();
+    w.clients[0].boss.allocate_code(2).unwrap();
+    let step = |w: &mut World, frames: &mut Vec<(usize, String)>| {
+        for _ in 0..10_000 {
+            let before = w.server.log.len();
+            let progressed = w.pump_actions() || w.deliver_one();
+            frames.extend(w.server.log[before..].iter().map(|(c, v)| (*c, v.to_string())));
+            if !progressed {
+                return;
+            }
+        }
+    };
+    step(&mut w, &mut frames);
+    let code = w.clients[0].code().unwrap();
+    w.clients[1].boss.set_code(&code).unwrap();
+    w.clients[0].boss.send_message(b"a".to_vec()).unwrap();
+    w.clients[1].boss.send_message(b"b".to_vec()).unwrap();
+    step(&mut w, &mut frames);
+    w.clients[0].boss.close();
+    w.clients[1].boss.close();
+    step(&mut w, &mut frames);
+    assert_happy_min(&w);
+    frames
+}
+
+fn assert_happy_min(w: &World) {
+    for c in &w.clients {
+        assert_eq!(c.closed, Some(Ok(Mood::Happy)), "events: {:?}", c.events);
+    }
+}
+
+/// The core is deterministic: the same seeds give the same outbound frames, byte for byte
+/// (SPAKE2 scalars, nonces, command ids and code words all come from the Boss's RNG).
+#[test]
+fn same_seeds_same_frames_byte_for_byte() {
+    let a = all_frames(&[1, 2]);
+    let b = all_frames(&[1, 2]);
+    assert!(a.len() > 10);
+    assert_eq!(a, b);
+    assert_ne!(a, all_frames(&[1, 3]), "another seed, other bytes");
+}
+
+/// Deliver and perform everything except timers (simulated time stands still).
+fn settle_without_timers(w: &mut World) {
+    for _ in 0..10_000 {
+        if !(w.pump_actions() || w.deliver_one()) {
+            return;
+        }
+    }
+    panic!("did not settle");
+}
+
+/// Client `i`'s `version` body as the server saw it, if sent.
+fn version_body(w: &World, i: usize) -> Option<Vec<u8>> {
+    w.server
+        .log
+        .iter()
+        .find(|(c, v)| *c == i && v["type"] == "add" && v["phase"] == "version")
+        .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+}
+
+/// A hand-made peer facing client 0, with SPAKE2 seeded so that K's top byte is zero or not
+/// (`zero`); it seals its messages with Go's key (`use_go_key`) or the standard one.
+/// Returns the world after the peer's `pake` only, the peer's two keys, and its frames to come.
+fn bug_peer(peer: &str, zero: bool, use_go_key: bool) -> (World, [u8; 32], [u8; 32], Vec<String>, String) {
+    use wormhole_proto::key::{Pake, derive_phase_key, encrypt_data};
+
+    let mut w = World::new(1);
+    let code = "9-go-key";
+    w.clients[0].boss.set_code(code).unwrap();
+    w.run();
+    let a_pake = w
+        .server
+        .log
+        .iter()
+        .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
+        .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let (body, keys) = (0..100_000u64)
+        .find_map(|s| {
+            let (p, body) = Pake::start_with_rng(code, APPID, &mut StdRng::seed_from_u64(s));
+            let keys = p.finish_keys(&a_pake).unwrap();
+            (keys.go_key.is_some() == zero).then_some((body, keys))
+        })
+        .unwrap();
+    let standard = keys.key;
+    let go = keys.go_key.unwrap_or(keys.key);
+    let key = if use_go_key { go } else { standard };
+    let msg = |phase: &str, body: &[u8]| {
+        frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
+    };
+    let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+    let pake = msg("pake", &body);
+    let later = vec![
+        msg("version", &seal("version", br#"{"app_versions": {"go": 1}}"#)),
+        msg("0", &seal("0", b"from-peer")),
+    ];
+    (w, standard, go, later, pake)
+}
+
+/// Client 0 ends up on `key`: its `version` opens with it, its verifier derives from it, and the
+/// peer's message arrived.
+fn assert_adopted(w: &World, key: [u8; 32]) {
+    use wormhole_proto::key::{decrypt_data, derive_phase_key, derive_verifier};
+    let a = &w.clients[0];
+    assert!(a.closed.is_none(), "events: {:?}", a.events);
+    assert_eq!(a.boss.key(), Some(key));
+    assert_eq!(a.verifier(), Some(derive_verifier(&key)));
+    assert_eq!(a.messages(), vec![b"from-peer".to_vec()]);
+    let body = version_body(w, 0).expect("our version went out");
+    assert!(decrypt_data(&derive_phase_key(&key, &side_for(0), "version"), &body).is_ok());
+}
+
+/// K's top byte zero, facing a (simulated) wormhole-william peer: our `version` waits for Go's,
+/// Go's key opens it and is adopted — whether our side string is the smaller or the larger.
+#[test]
+fn go_peer_with_zero_top_byte_gets_its_key_adopted() {
+    for peer in ["0000000000", "ffffffffff"] {
+        let (mut w, standard, go, later, pake) = bug_peer(peer, true, true);
+        assert_ne!(standard, go);
+        w.clients[0].inbox.push_back(pake);
+        settle_without_timers(&mut w);
+        assert_eq!(w.server.phases_from(&side_for(0)), ["pake"], "our version waits");
+        assert_eq!(w.clients[0].boss.key(), None, "no key adopted yet");
+        w.clients[0].inbox.extend(later);
+        w.run();
+        assert_adopted(&w, go);
+    }
+}
+
+/// K's top byte zero, facing a correct peer (Python): the same wait, and the standard key wins.
+#[test]
+fn correct_peer_with_zero_top_byte_keeps_the_standard_key() {
+    for peer in ["0000000000", "ffffffffff"] {
+        let (mut w, standard, _, later, pake) = bug_peer(peer, true, false);
+        w.clients[0].inbox.push_back(pake);
+        w.clients[0].inbox.extend(later);
+        w.run();
+        assert_adopted(&w, standard);
+    }
+}
+
+/// K's top byte not zero: no change — our `version` goes out as soon as the key exists, with the
+/// one (standard) key, which is also Go's.
+#[test]
+fn nonzero_top_byte_sends_version_at_once() {
+    let (mut w, standard, go, later, pake) = bug_peer("0000000000", false, true);
+    assert_eq!(standard, go);
+    w.clients[0].inbox.push_back(pake);
+    settle_without_timers(&mut w);
+    assert_eq!(w.server.phases_from(&side_for(0)), ["pake", "version"]);
+    w.clients[0].inbox.extend(later);
+    w.run();
+    assert_adopted(&w, standard);
+}
+
+/// Our peer with K's top byte zero: both wait; the smaller side (client 0) gives up after the
+/// brief wait and sends the standard key, the larger one adopts it. The seeds were found by
+/// searching (`search_zero_top_byte_seeds`, ignored); the elapsed simulated time proves the
+/// case was hit.
+#[test]
+fn ours_to_ours_with_zero_top_byte_completes_by_side() {
+    let (s0, s1) = ZERO_TOP_SEEDS;
+    let mut w = World::with_seeds(&[s0, s1]);
+    let t0 = w.now;
+    w.clients[0].boss.set_code("4-zero-top").unwrap();
+    w.clients[1].boss.set_code("4-zero-top").unwrap();
+    w.clients[0].boss.send_message(b"a".to_vec()).unwrap();
+    w.clients[1].boss.send_message(b"b".to_vec()).unwrap();
+    w.run();
+    assert!(
+        w.now - t0 >= wormhole_proto::machine::BRIEF_WAIT,
+        "the brief wait ran: K's top byte was zero"
+    );
+    let (a, b) = (&w.clients[0], &w.clients[1]);
+    assert_eq!(a.boss.key(), b.boss.key());
+    assert!(a.verifier().is_some());
+    assert_eq!(a.verifier(), b.verifier());
+    assert_eq!(a.messages(), vec![b"b".to_vec()]);
+    assert_eq!(b.messages(), vec![b"a".to_vec()]);
+}
+
+const ZERO_TOP_SEEDS: (u64, u64) = (146, 7);
+
+#[test]
+#[ignore = "search helper: prints a seed pair for ours_to_ours_with_zero_top_byte_completes_by_side"]
+fn search_zero_top_byte_seeds() {
+    for s in 0..100_000u64 {
+        let mut w = World::with_seeds(&[s, 7]);
+        let t0 = w.now;
+        w.clients[0].boss.set_code("4-zero-top").unwrap();
+        w.clients[1].boss.set_code("4-zero-top").unwrap();
+        w.run();
+        if w.now - t0 >= wormhole_proto::machine::BRIEF_WAIT {
+            println!("seeds ({s}, 7)");
+            return;
+        }
+    }
+}
+
+/// The Dilation seam: extra `version` fields set at creation go out; the peer's `dilate-N`
+/// phases come back in numeric order as `Event::Dilation`; `can-dilate` without a string entry
+/// does not count.
+#[test]
+fn dilation_seam_version_fields_and_ordered_dilate_phases() {
+    use wormhole_proto::key::{Pake, decrypt_data, derive_phase_key, encrypt_data};
+
+    for (can, expect) in [(json!(["ged"]), true), (json!([1, null]), false)] {
+        let mut w = World::new(1);
+        let fields = json!({"can-dilate": ["ged"], "dilation-abilities": [{"type": "direct-tcp-v1"}],
+                            "app_versions": "ignored"});
+        let Value::Object(fields) = fields else {
+            unreachable!()
+        };
+        let mut boss = Boss::new(
+            Config {
+                appid: APPID.into(),
+                side: side_for(0),
+                versions: json!({"client": 0}),
+                client_version: None,
+            },
+            Box::new(StdRng::seed_from_u64(5)),
+        )
+        .with_version_fields(fields);
+        boss.start();
+        w.clients[0].boss = boss;
+        let code = "7-dil-seam";
+        w.clients[0].boss.set_code(code).unwrap();
+        w.run();
+        let a_pake = w
+            .server
+            .log
+            .iter()
+            .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
+            .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+            .unwrap();
+        let (pake, body) = Pake::start(code, APPID);
+        let key = pake.finish(&a_pake).unwrap();
+        let peer = "fff0000000";
+        let msg = |phase: &str, body: &[u8]| {
+            frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
+        };
+        let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+        let version = json!({"app_versions": {}, "can-dilate": can}).to_string();
+        let inbox = &mut w.clients[0].inbox;
+        inbox.push_back(msg("pake", &body));
+        inbox.push_back(msg("version", &seal("version", version.as_bytes())));
+        inbox.push_back(msg("dilate-1", &seal("dilate-1", b"second")));
+        inbox.push_back(msg("dilate-0", &seal("dilate-0", b"first")));
+        w.run();
+        let a = &w.clients[0];
+        assert!(a.closed.is_none());
+        assert_eq!(a.boss.peer_can_dilate(), expect);
+        let dil: Vec<_> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dilation(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dil, [b"first".to_vec(), b"second".to_vec()]);
+        let ours = version_body(&w, 0).unwrap();
+        let pt = decrypt_data(&derive_phase_key(&key, &side_for(0), "version"), &ours).unwrap();
+        let v: Value = serde_json::from_slice(&pt).unwrap();
+        assert_eq!(v["app_versions"], json!({"client": 0}));
+        assert_eq!(v["can-dilate"], json!(["ged"]));
+        assert_eq!(v["dilation-abilities"], json!([{"type": "direct-tcp-v1"}]));
+    }
+}
+
+/// The ours⇄ours zero-top-byte exchange with a connection loss after every frame: the brief-wait
+/// deadline and the reconnect backoff share the one timer without losing either.
+#[test]
+fn ours_to_ours_zero_top_byte_survives_losses_at_every_step() {
+    let run = |lose_at: Option<(usize, usize)>| {
+        let (s0, s1) = ZERO_TOP_SEEDS;
+        let mut w = World::with_seeds(&[s0, s1]);
+        w.chaos.lose_at = lose_at;
+        w.clients[0].boss.set_code("4-zero-top").unwrap();
+        w.clients[1].boss.set_code("4-zero-top").unwrap();
+        w.clients[0].boss.send_message(b"a".to_vec()).unwrap();
+        w.clients[1].boss.send_message(b"b".to_vec()).unwrap();
+        w.run();
+        w.clients[0].boss.close();
+        w.clients[1].boss.close();
+        w.run();
+        w
+    };
+    let total = run(None).delivered;
+    for at in 1..=total {
+        for who in 0..2 {
+            let w = run(Some((at, who)));
+            assert_happy_min(&w);
+            assert_eq!(w.clients[0].verifier(), w.clients[1].verifier());
+            assert_eq!(
+                w.clients[0].messages(),
+                vec![b"b".to_vec()],
+                "step {at} who {who}"
+            );
+            assert_eq!(
+                w.clients[1].messages(),
+                vec![b"a".to_vec()],
+                "step {at} who {who}"
+            );
         }
     }
 }

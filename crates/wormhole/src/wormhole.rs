@@ -30,6 +30,9 @@ pub struct WormholeOptions {
     pub timing: Option<Timing>,
     /// `[implementation, version]` sent in `bind`. Default `["rust-wormhole", <crate version>]`.
     pub client_version: Option<(String, String)>,
+    /// Extra top-level fields of our `version` message beside `app_versions` (for Dilation:
+    /// `can-dilate`, `dilation-abilities`). Default none.
+    pub version_fields: serde_json::Map<String, Value>,
 }
 
 impl Default for WormholeOptions {
@@ -38,6 +41,7 @@ impl Default for WormholeOptions {
             versions: Value::Object(Default::default()),
             timing: None,
             client_version: Some(("rust-wormhole".into(), env!("CARGO_PKG_VERSION").into())),
+            version_fields: serde_json::Map::new(),
         }
     }
 }
@@ -107,7 +111,8 @@ impl Wormhole {
         let boss = Boss::new(
             cfg,
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
-        );
+        )
+        .with_version_fields(options.version_fields);
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(Snapshot::default());
         // Delegated: everything, messages included, goes to the event stream; otherwise messages

@@ -4,12 +4,12 @@
 //! reconnection, STOPPING / STOPPED at the end) as events in, actions out.
 //!
 //! Owns: the JSON shape of `please` (`side`, `use-version`), `connection-hints` (`hints`),
-//! `reconnect` and `reconnecting`; numbering our own `dilate-N` phases; the version choice
+//! `reconnect` and `reconnecting`; the version choice
 //! (the first of our versions the peer also lists); the role (the greater dilation side string
 //! leads; equal sides are an error); when to start, restart or stop a connector generation.
 //!
-//! Must not: encrypt or send mailbox messages (the caller seals each [`Action::Send`] as its
-//! phase), dial or listen (it says [`Action::StartConnecting`] and the driver's connector does
+//! Must not: number, encrypt or send mailbox messages (the caller hands each [`Action::Send`] to
+//! `machine::Boss::send_dilation_message`, the one counter of our `dilate-N` phases), dial or listen (it says [`Action::StartConnecting`] and the driver's connector does
 //! it), parse hint contents (hints pass through as JSON values; the driver parses them with the
 //! transit hint parser), or read clocks.
 //!
@@ -156,10 +156,8 @@ pub enum State {
 /// What the driver must do, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Seal `message` as mailbox phase `phase` (`dilate-N`) and send it.
+    /// Send `message` as our next `dilate-N` phase (the Boss numbers and seals it).
     Send {
-        /// `dilate-N`, numbered from 0 per side.
-        phase: String,
         /// The message.
         message: L1Message,
     },
@@ -190,7 +188,6 @@ pub struct Manager {
     state: State,
     my_side: String,
     role: Option<Role>,
-    next_phase: u64,
     generation: u64,
     pending: Vec<Vec<u8>>,
 }
@@ -202,7 +199,6 @@ impl Manager {
             state: State::Waiting,
             my_side,
             role: None,
-            next_phase: 0,
             generation: 0,
             pending: Vec::new(),
         }
@@ -224,9 +220,7 @@ impl Manager {
     }
 
     fn send(&mut self, message: L1Message, out: &mut Vec<Action>) {
-        let phase = format!("dilate-{}", self.next_phase);
-        self.next_phase += 1;
-        out.push(Action::Send { phase, message });
+        out.push(Action::Send { message });
     }
 
     fn start_connecting(&mut self, out: &mut Vec<Action>) {
@@ -535,7 +529,6 @@ mod tests {
             assert_eq!(
                 a,
                 vec![Action::Send {
-                    phase: "dilate-0".into(),
                     message: L1Message::Please {
                         side: me.into(),
                         use_version: Some("ged".into())
@@ -552,7 +545,12 @@ mod tests {
             assert_eq!(a, vec![Action::StartConnecting { role, generation: 1 }]);
             assert_eq!(m.role(), Some(role));
             let a = m.send_hints(vec![json!({"type": "relay-v1", "hints": []})]);
-            assert!(matches!(&a[..], [Action::Send { phase, .. }] if phase == "dilate-1"));
+            assert!(matches!(
+                &a[..],
+                [Action::Send {
+                    message: L1Message::ConnectionHints { .. }
+                }]
+            ));
             let a = m.received(&body(&L1Message::ConnectionHints {
                 hints: vec![json!(1)],
             }));
@@ -623,7 +621,9 @@ mod tests {
         let a = m.connection_lost();
         assert!(matches!(
             &a[..],
-            [Action::Send { phase, message: L1Message::Reconnect }] if phase == "dilate-1"
+            [Action::Send {
+                message: L1Message::Reconnect
+            }]
         ));
         assert_eq!(m.state(), State::Flushing);
         // A Leader never acts on `reconnect`.
@@ -689,9 +689,6 @@ mod tests {
                 Action::StartConnecting { generation: 4, .. }
             ]
         ));
-        // Our phases are numbered in order.
-        // please (0) and three reconnecting (1, 2, 3).
-        assert_eq!(m.next_phase, 4);
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //!
 //! Submodules:
 //! - [`pake`]: the SPAKE2 exchange and the `{"pake_v1": "<hex>"}` body of phase `pake`;
+//! - `spake2`: symmetric SPAKE2 over Ed25519 on `curve25519-dalek` (so the shared point K is visible);
+//! - [`go_compat`]: the key wormhole-william derives when K's top byte is zero, and why trying it
+//!   on the peer's `version` message does not weaken the PAKE;
 //! - [`derive`](mod@derive): HKDF-SHA256 and the wormhole purposes (phase keys, verifier, application keys);
 //! - [`secretbox`]: XSalsa20-Poly1305 with the wire layout nonce ‖ tag ‖ ciphertext.
 //!
@@ -10,8 +13,10 @@
 //! mailboxes, phases ordering or transit; callers decide which key to use for which message.
 
 pub mod derive;
+pub mod go_compat;
 pub mod pake;
 pub mod secretbox;
+mod spake2;
 
 #[cfg(test)]
 mod test_prg;
@@ -22,7 +27,7 @@ pub use derive::{
     DILATION_PURPOSE, HKDF_MAX_LEN, VERIFIER_PURPOSE, derive_key, derive_key_for_purpose, derive_phase_key,
     derive_verifier, hkdf_sha256, phase_key_purpose, try_derive_key,
 };
-pub use pake::{PAKE_BODY_MAX, PAKE_MSG_LEN, Pake, format_pake_body, parse_pake_body};
+pub use pake::{PAKE_BODY_MAX, PAKE_MSG_LEN, Pake, PakeKeys, format_pake_body, parse_pake_body};
 pub use secretbox::{
     NONCE_LEN, OVERHEAD, TAG_LEN, decrypt_data, encrypt_data, encrypt_data_with_nonce, encrypt_data_with_rng,
 };

@@ -1,17 +1,21 @@
 //! The SPAKE2 exchange of phase `pake` (docs/protocol.md §2.3) and its JSON body.
 //!
-//! Owns: NFC-normalising the code and appid, running symmetric SPAKE2 over Ed25519 (RustCrypto
-//! `spake2`, which matches python-spake2 0.9), the exact 81-byte body Python sends, and strict,
+//! Owns: NFC-normalising the code and appid, running symmetric SPAKE2 over Ed25519 ([`super::spake2`],
+//! equal to python-spake2 0.9 and the `spake2` crate, which the tests prove), the key a Go peer
+//! derives when K's top byte is zero ([`super::go_compat`]), the exact 81-byte body Python sends, and strict,
 //! bounded parsing of the peer's body with the checks python-spake2 makes (side byte `S`,
 //! prime-order subgroup, no reflection). Must not: decide what a failure means for the wormhole
 //! (the Key machine maps errors to "scary" / `WrongPasswordError`).
 
-use rand::{CryptoRng, RngCore};
+use curve25519_dalek::edwards::CompressedEdwardsY;
+use curve25519_dalek::scalar::Scalar;
+use rand::RngCore;
 use serde::Deserialize;
-use spake2::{Ed25519Group, Group, Identity, Password, Spake2};
 use unicode_normalization::UnicodeNormalization;
 
 use super::KeyError;
+use super::go_compat::go_key;
+use super::spake2::{outbound, password_scalar, random_scalar, shared_point, transcript_key};
 
 /// Length of a SPAKE2 message: side byte `S` then a 32-byte compressed Edwards point.
 pub const PAKE_MSG_LEN: usize = 33;
@@ -25,8 +29,29 @@ const SIDE_SYMMETRIC: u8 = b'S';
 
 /// A started SPAKE2 exchange.
 pub struct Pake {
-    spake: Spake2<Ed25519Group>,
+    secret: Scalar,
+    pw_scalar: Scalar,
+    password: Vec<u8>,
+    identity: Vec<u8>,
     own_msg: [u8; PAKE_MSG_LEN],
+}
+
+/// The outcome of SPAKE2: the standard key, and the key wormhole-william derives instead when
+/// the shared point's top byte is zero ([`super::go_compat`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PakeKeys {
+    /// The key of python-spake2, the `spake2` crate and every correct peer.
+    pub key: [u8; 32],
+    /// Present only when K's byte 31 is zero: the key a Go peer will have derived.
+    pub go_key: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for PakeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PakeKeys")
+            .field("go_key", &self.go_key.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Pake {
@@ -49,25 +74,26 @@ impl Pake {
         Self::start_with_rng(code, appid, &mut rand::rngs::OsRng)
     }
 
-    /// Like [`Pake::start`], drawing the 64 bytes of the secret scalar from `rng` (for
-    /// deterministic tests). The crate reads them as a little-endian number, python-spake2 as
-    /// big-endian.
-    pub fn start_with_rng<R: RngCore + CryptoRng + ?Sized>(
-        code: &str,
-        appid: &str,
-        rng: &mut R,
-    ) -> (Pake, Vec<u8>) {
-        let password = Password::new(nfc_bytes(code));
-        let identity = Identity::new(&nfc_bytes(appid));
-        let (spake, msg) =
-            Spake2::<Ed25519Group>::start_symmetric_with_rng(&password, &identity, RngRef(rng));
+    /// Like [`Pake::start`], drawing the 64 bytes of the secret scalar from `rng`, which must be
+    /// cryptographically secure outside tests. They are read as a little-endian number (as the
+    /// `spake2` crate does; python-spake2 reads big-endian).
+    pub fn start_with_rng<R: RngCore + ?Sized>(code: &str, appid: &str, rng: &mut R) -> (Pake, Vec<u8>) {
+        let password = nfc_bytes(code);
+        let identity = nfc_bytes(appid);
+        let secret = random_scalar(rng);
+        let pw_scalar = password_scalar(&password);
         let mut own_msg = [0u8; PAKE_MSG_LEN];
-        // The crate always returns 1 + 32 bytes for Ed25519.
-        if msg.len() == PAKE_MSG_LEN {
-            own_msg.copy_from_slice(&msg);
-        }
+        own_msg[0] = SIDE_SYMMETRIC;
+        own_msg[1..].copy_from_slice(&outbound(&secret, &pw_scalar));
         let body = format_pake_body(&own_msg);
-        (Pake { spake, own_msg }, body)
+        let pake = Pake {
+            secret,
+            pw_scalar,
+            password,
+            identity,
+            own_msg,
+        };
+        (pake, body)
     }
 
     /// Our outbound SPAKE2 message (`S` ‖ point).
@@ -77,12 +103,23 @@ impl Pake {
 
     /// Finish with the peer's `pake` body bytes; returns the 32-byte shared key.
     pub fn finish(self, peer_body: &[u8]) -> Result<[u8; 32], KeyError> {
+        Ok(self.finish_keys(peer_body)?.key)
+    }
+
+    /// Finish with the peer's `pake` body bytes; returns the standard key and, when K's top byte
+    /// is zero, the key a wormhole-william peer derives instead.
+    pub fn finish_keys(self, peer_body: &[u8]) -> Result<PakeKeys, KeyError> {
         let peer = parse_pake_body(peer_body)?;
-        self.finish_with_message(&peer)
+        self.finish_keys_with_message(&peer)
     }
 
     /// Finish with the peer's raw 33-byte SPAKE2 message (already taken out of its JSON body).
     pub fn finish_with_message(self, peer: &[u8]) -> Result<[u8; 32], KeyError> {
+        Ok(self.finish_keys_with_message(peer)?.key)
+    }
+
+    /// [`Pake::finish_keys`] for the raw 33-byte SPAKE2 message.
+    pub fn finish_keys_with_message(self, peer: &[u8]) -> Result<PakeKeys, KeyError> {
         if peer.len() != PAKE_MSG_LEN {
             return Err(KeyError::BadPakeMessage);
         }
@@ -95,19 +132,33 @@ impl Pake {
         if peer == self.own_msg {
             return Err(KeyError::Spake2("peer message is a reflection of ours".into()));
         }
-        let point = <Ed25519Group as Group>::bytes_to_element(&peer[1..])
+        let mut peer_elem = [0u8; 32];
+        peer_elem.copy_from_slice(&peer[1..]);
+        let point = CompressedEdwardsY(peer_elem)
+            .decompress()
             .ok_or_else(|| KeyError::Spake2("peer element is not a curve point".into()))?;
         if point.is_small_order() || !point.is_torsion_free() {
             return Err(KeyError::Spake2(
                 "peer element is not in the prime-order subgroup".into(),
             ));
         }
-        let key = self
-            .spake
-            .finish(peer)
-            .map_err(|e| KeyError::Spake2(e.to_string()))?;
-        key.try_into()
-            .map_err(|_| KeyError::Spake2("shared key is not 32 bytes".into()))
+        let k = shared_point(&self.secret, &self.pw_scalar, &point);
+        let mut own_elem = [0u8; 32];
+        own_elem.copy_from_slice(&self.own_msg[1..]);
+        let (pw, id) = (&self.password, &self.identity);
+        Ok(PakeKeys {
+            key: transcript_key(pw, id, &own_elem, &peer_elem, &k, 32),
+            go_key: go_key(pw, id, &own_elem, &peer_elem, &k),
+        })
+    }
+
+    /// The compressed shared point K for `peer` (tests: searching seeds, checking top bytes).
+    #[cfg(test)]
+    pub(crate) fn shared_point_for(&self, peer: &[u8; PAKE_MSG_LEN]) -> Option<[u8; 32]> {
+        let mut e = [0u8; 32];
+        e.copy_from_slice(&peer[1..]);
+        let p = CompressedEdwardsY(e).decompress()?;
+        Some(shared_point(&self.secret, &self.pw_scalar, &p))
     }
 }
 
@@ -138,31 +189,11 @@ pub fn parse_pake_body(body: &[u8]) -> Result<[u8; PAKE_MSG_LEN], KeyError> {
     Ok(msg)
 }
 
-/// Lets the crate take our RNG by value while the caller keeps ownership (and allows unsized
-/// `dyn RngCore` callers).
-struct RngRef<'a, R: ?Sized>(&'a mut R);
-
-impl<R: RngCore + ?Sized> RngCore for RngRef<'_, R> {
-    fn next_u32(&mut self) -> u32 {
-        self.0.next_u32()
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0.next_u64()
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest)
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.0.try_fill_bytes(dest)
-    }
-}
-
-impl<R: CryptoRng + ?Sized> CryptoRng for RngRef<'_, R> {}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_prg::Prg;
     use super::*;
+    use spake2::{Ed25519Group, Group, Identity, Password, Spake2};
 
     #[test]
     fn body_is_pythons_81_bytes() {
@@ -308,5 +339,74 @@ mod tests {
             a.finish(&format_pake_body(&bad)),
             Err(KeyError::Spake2(_))
         ));
+    }
+
+    /// Our SPAKE2 equals the `spake2` crate's: same message and same key from the same RNG
+    /// stream, for many seeds (the known-answer vectors in `vectors_e2e_tests` pin python-spake2).
+    #[test]
+    fn equals_the_spake2_crate() {
+        for i in 0..64u32 {
+            let (sa, sb) = (format!("a{i}"), format!("b{i}"));
+            let (ours_a, body_a) = Pake::start_with_rng("7-code", "appid", &mut Prg::new(sa.as_bytes()));
+            let pw = Password::new(b"7-code");
+            let id = Identity::new(b"appid");
+            let (crate_b, msg_b) =
+                Spake2::<Ed25519Group>::start_symmetric_with_rng(&pw, &id, Prg::new(sb.as_bytes()));
+            let (crate_a, msg_a) =
+                Spake2::<Ed25519Group>::start_symmetric_with_rng(&pw, &id, Prg::new(sa.as_bytes()));
+            assert_eq!(&msg_a[..], &ours_a.message()[..], "seed {i}");
+            let ours_key = ours_a.finish_keys(&format_pake_body(&msg_b)).unwrap();
+            assert_eq!(
+                crate_b.finish(&parse_pake_body(&body_a).unwrap()).unwrap(),
+                ours_key.key
+            );
+            assert_eq!(crate_a.finish(&msg_b).unwrap(), ours_key.key);
+        }
+    }
+
+    /// The first PRG seed pair (`za<i>`, `zb<i>`) whose shared point has a zero top byte, for
+    /// code `code` (about 1 in 256 pairs).
+    pub(crate) fn zero_top_seeds(code: &str, appid: &str) -> (String, String) {
+        for i in 0..10_000 {
+            let (sa, sb) = (format!("za{i}"), format!("zb{i}"));
+            let (a, _) = Pake::start_with_rng(code, appid, &mut Prg::new(sa.as_bytes()));
+            let (b, _) = Pake::start_with_rng(code, appid, &mut Prg::new(sb.as_bytes()));
+            if a.shared_point_for(b.message()).is_some_and(|k| k[31] == 0) {
+                return (sa, sb);
+            }
+        }
+        panic!("no seed pair with a zero top byte");
+    }
+
+    #[test]
+    fn go_key_only_when_the_top_byte_is_zero_and_matches_gos_model() {
+        let (sa, sb) = zero_top_seeds("3-go-bug", "appid");
+        let (a, body_a) = Pake::start_with_rng("3-go-bug", "appid", &mut Prg::new(sa.as_bytes()));
+        let (b, body_b) = Pake::start_with_rng("3-go-bug", "appid", &mut Prg::new(sb.as_bytes()));
+        let k = a.shared_point_for(b.message()).unwrap();
+        let (ma, mb) = (*a.message(), *b.message());
+        let ka = a.finish_keys(&body_b).unwrap();
+        let kb = b.finish_keys(&body_a).unwrap();
+        assert_eq!(ka, kb, "both sides see the same two keys");
+        let go = ka.go_key.expect("top byte zero: a Go key exists");
+        assert_ne!(go, ka.key);
+        let own: [u8; 32] = ma[1..].try_into().unwrap();
+        let inbound: [u8; 32] = mb[1..].try_into().unwrap();
+        let model =
+            super::super::go_compat::tests::go_finish_model(b"3-go-bug", b"appid", &own, &inbound, &k);
+        assert_eq!(go, model);
+
+        // Any other seed pair: no Go key, and Go's model gives the standard key.
+        let (c, _) = Pake::start_with_rng("3-go-bug", "appid", &mut Prg::new(b"c"));
+        let (d, body_d) = Pake::start_with_rng("3-go-bug", "appid", &mut Prg::new(b"d"));
+        let k = c.shared_point_for(d.message()).unwrap();
+        assert_ne!(k[31], 0);
+        let own: [u8; 32] = c.message()[1..].try_into().unwrap();
+        let inbound: [u8; 32] = d.message()[1..].try_into().unwrap();
+        let model =
+            super::super::go_compat::tests::go_finish_model(b"3-go-bug", b"appid", &own, &inbound, &k);
+        let keys = c.finish_keys(&body_d).unwrap();
+        assert_eq!(keys.go_key, None);
+        assert_eq!(keys.key, model);
     }
 }

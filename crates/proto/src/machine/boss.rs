@@ -2,8 +2,15 @@
 //! events, server frames and timer expiries into [`Action`]s, and decides the wormhole's mood
 //! and result (docs/protocol.md §2.2, §2.6 "B", §2.7 reconnection, §8 "as a client").
 //!
-//! Sans-IO: no socket, no clock (callers pass `now`), no task. Randomness (command ids, code
-//! words) comes from the RNG given to [`Boss::new`]; the reconnect jitter is passed in.
+//! Sans-IO: no socket, no clock (callers pass `now`), no task. All randomness (command ids, code
+//! words, the SPAKE2 secret, every secretbox nonce) comes from the RNG given to [`Boss::new`],
+//! which must be cryptographically secure outside tests; the same seed replays a run byte for
+//! byte. The reconnect jitter is passed in.
+//!
+//! Dilation's seam (the protocol itself lives in [`crate::dilation`]): extra `version` fields
+//! (`can-dilate`, `dilation-abilities`) are set at creation with [`Boss::with_version_fields`];
+//! the peer's `dilate-N` phases come out, decrypted and in order, as [`Event::Dilation`]; ours go
+//! in through [`Boss::send_dilation_message`], which alone numbers them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -15,6 +22,7 @@ use super::code::CodeMachine;
 use super::error::WormholeError;
 use super::events::{Action, Event, Mood, Welcome};
 use super::key::{Key, KeyStep};
+use super::key_choice::KeyChoice;
 use super::mailbox::{Mailbox, Rx};
 use super::nameplate::Nameplate;
 use super::order::Order;
@@ -23,9 +31,9 @@ use super::rendezvous::{
     Command, ConnState, FrameError, Inbound, MAX_MESSAGE_BYTES, backoff_delay, parse_frame,
 };
 use super::reorder::{Reorder, canonical_number};
-use super::send::Send;
+use super::send::Sender;
 use super::terminator::Terminator;
-use crate::key::{derive_phase_key, encrypt_data};
+use crate::key::{derive_phase_key, encrypt_data_with_rng};
 use crate::wordlist::choose_words;
 
 /// Static configuration of one wormhole.
@@ -69,7 +77,7 @@ pub struct Boss {
     order: Order,
     key: Key,
     receive: Receive,
-    send: Send,
+    send: Sender,
     term: Terminator,
     phase: Phase,
     result: Option<Result<Mood, WormholeError>>,
@@ -78,7 +86,21 @@ pub struct Boss {
     verifier: Option<[u8; 32]>,
     peer_versions: Option<Value>,
     reorder: Reorder,
+    /// The peer's `dilate-N` phases, delivered in numeric order (only when we offered
+    /// `can-dilate`; otherwise they are ignored).
+    dilate_reorder: Reorder,
+    /// Our next `dilate-N` (the one counter of our Dilation phases).
     next_dilate: u64,
+    /// Extra top-level fields of our `version` message (`can-dilate`, `dilation-abilities`).
+    version_fields: serde_json::Map<String, Value>,
+    /// The side of the peer's `pake` (the Go-key tie-break).
+    peer_side: Option<String>,
+    /// Two candidate keys while our `version` waits for the peer's ([`KeyChoice`]).
+    choice: Option<KeyChoice>,
+    /// When the reconnect backoff ends, while waiting for it.
+    reconnect_at: Option<Instant>,
+    /// The instant of the last [`Action::SetTimer`], until it fires or is cancelled.
+    timer_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Boss {
@@ -108,7 +130,7 @@ impl Boss {
             order: Order::default(),
             key: Key::default(),
             receive: Receive::default(),
-            send: Send::new(&side),
+            send: Sender::new(&side),
             term: Terminator::default(),
             phase: Phase::Empty,
             result: None,
@@ -117,18 +139,28 @@ impl Boss {
             verifier: None,
             peer_versions: None,
             reorder: Reorder::default(),
+            dilate_reorder: Reorder::default(),
             next_dilate: 0,
+            version_fields: serde_json::Map::new(),
+            peer_side: None,
+            choice: None,
+            reconnect_at: None,
+            timer_at: None,
         }
+    }
+
+    /// Set extra top-level fields of our `version` message, beside `app_versions` (which cannot
+    /// be overridden): a Dilation endpoint passes `can-dilate` and `dilation-abilities`
+    /// ([`crate::dilation::manager`]). Call at creation, before [`Boss::start`].
+    pub fn with_version_fields(mut self, mut fields: serde_json::Map<String, Value>) -> Boss {
+        fields.remove("app_versions");
+        self.version_fields = fields;
+        self
     }
 
     /// The next thing the driver must do, if any.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.out.pop_front()
-    }
-
-    /// Drain all pending actions.
-    pub fn drain_actions(&mut self) -> Vec<Action> {
-        self.out.drain(..).collect()
     }
 
     // ----- driver inputs -------------------------------------------------------------------
@@ -142,7 +174,7 @@ impl Boss {
     }
 
     /// The WebSocket opened. Sends `bind`, then whatever is outstanding (§2.7).
-    pub fn connected(&mut self, _now: Instant) {
+    pub fn connected(&mut self, now: Instant) {
         if self.conn != ConnState::Connecting {
             return;
         }
@@ -158,6 +190,7 @@ impl Boss {
         self.mailbox.connected(&mut cmds);
         self.code.connected(&mut cmds);
         self.flush(cmds);
+        self.arm_timers(now);
     }
 
     /// The connection was lost or a connect attempt failed. `jitter` in `[0,1)` seconds is added
@@ -177,24 +210,44 @@ impl Boss {
         self.conn = ConnState::Waiting;
         let delay = backoff_delay(self.attempt, jitter);
         self.attempt = self.attempt.saturating_add(1);
-        self.out.push_back(Action::SetTimer(now + delay));
+        self.reconnect_at = Some(now + delay);
+        self.arm_timers(now);
     }
 
-    /// The timer set by [`Action::SetTimer`] expired.
-    pub fn timer_fired(&mut self, _now: Instant) {
-        if self.conn == ConnState::Waiting {
+    /// The timer set by [`Action::SetTimer`] expired: reconnect after the backoff, or end the
+    /// brief wait of the Go-key version exchange ([`KeyChoice`]), whichever is due at `now`.
+    pub fn timer_fired(&mut self, now: Instant) {
+        self.timer_at = None;
+        if self.conn == ConnState::Waiting && self.reconnect_at.is_none_or(|t| now >= t) {
+            self.reconnect_at = None;
             self.conn = ConnState::Connecting;
             self.out.push_back(Action::Connect);
+        }
+        if let Some(choice) = self.choice.take_if(|c| c.expired(now)) {
+            tracing::debug!("no peer version within the brief wait: sending ours with the standard key");
+            self.adopt(choice.standard());
+        }
+        self.arm_timers(now);
+    }
+
+    /// Ask for the earliest pending deadline (reconnect, or the brief wait, started at `now`).
+    fn arm_timers(&mut self, now: Instant) {
+        let brief = self.choice.as_mut().and_then(|c| c.arm(now));
+        let next = [self.reconnect_at, brief].into_iter().flatten().min();
+        if next.is_some() && next != self.timer_at {
+            self.timer_at = next;
+            self.out.extend(next.map(Action::SetTimer));
         }
     }
 
     /// A TEXT frame arrived from the server. Malformed frames are ignored (the error says why).
-    pub fn frame_received(&mut self, text: &str, _now: Instant) -> Result<(), FrameError> {
+    pub fn frame_received(&mut self, text: &str, now: Instant) -> Result<(), FrameError> {
         if self.conn != ConnState::Connected {
             return Ok(());
         }
         let inbound = parse_frame(text)?;
         self.inbound(inbound);
+        self.arm_timers(now);
         Ok(())
     }
 
@@ -336,15 +389,16 @@ impl Boss {
             });
         }
         let mut cmds = Vec::new();
-        if let Some((phase, body)) = self.send.send(plaintext) {
+        if let Some((phase, body)) = self.send.send(plaintext, &mut *self.rng) {
             self.mailbox.add(&phase, body, &mut cmds);
         }
         self.flush(cmds);
         Ok(())
     }
 
-    /// Send a Dilation message as phase `dilate-N`. Refused unless the peer's versions carry
-    /// `can-dilate` (docs/protocol.md §8); this crate does not implement Dilation itself.
+    /// Send a Dilation message as phase `dilate-N`, numbered here (the only counter of our
+    /// `dilate-N` phases). Refused unless the peer's versions carry `can-dilate`
+    /// (docs/protocol.md §8). The peer's `dilate-N` phases come back as [`Event::Dilation`].
     pub fn send_dilation_message(&mut self, plaintext: &[u8]) -> Result<(), WormholeError> {
         self.check_open()?;
         if !self.peer_can_dilate() {
@@ -355,7 +409,11 @@ impl Boss {
         };
         let phase = format!("dilate-{}", self.next_dilate);
         self.next_dilate += 1;
-        let body = encrypt_data(&derive_phase_key(&key, &self.cfg.side, &phase), plaintext);
+        let body = encrypt_data_with_rng(
+            &derive_phase_key(&key, &self.cfg.side, &phase),
+            plaintext,
+            &mut *self.rng,
+        );
         let mut cmds = Vec::new();
         self.mailbox.add(&phase, body, &mut cmds);
         self.flush(cmds);
@@ -409,13 +467,12 @@ impl Boss {
         self.peer_versions.as_ref()
     }
 
-    /// Whether the peer advertised `can-dilate` (a non-empty list).
+    /// Whether the peer advertised `can-dilate` with at least one version string (the same rule
+    /// as [`crate::dilation::manager::peer_can_dilate`], which it uses).
     pub fn peer_can_dilate(&self) -> bool {
         self.peer_versions
             .as_ref()
-            .and_then(|v| v.get("can-dilate"))
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
+            .is_some_and(|v| !crate::dilation::manager::peer_can_dilate(v).is_empty())
     }
 
     /// Whether the wormhole has finished.
@@ -453,7 +510,7 @@ impl Boss {
         let mut cmds = Vec::new();
         let connected = self.connected_now();
         self.nameplate.set_nameplate(nameplate, connected, &mut cmds);
-        let (body, step) = self.key.got_code(&code, &self.cfg.appid);
+        let (body, step) = self.key.got_code(&code, &self.cfg.appid, &mut *self.rng);
         self.mailbox.add("pake", body, &mut cmds);
         self.flush(cmds);
         self.key_step(step);
@@ -463,22 +520,55 @@ impl Boss {
         match step {
             KeyStep::Waiting => {}
             KeyStep::Failed => self.fail(Mood::Scary, WormholeError::WrongPassword),
-            KeyStep::Key(k) => {
-                self.deliver(Event::UnverifiedKey(k));
-                let plaintext = json!({"app_versions": self.cfg.versions}).to_string();
-                let body = encrypt_data(
-                    &derive_phase_key(&k, &self.cfg.side, "version"),
-                    plaintext.as_bytes(),
-                );
-                let mut cmds = Vec::new();
-                self.mailbox.add("version", body, &mut cmds);
-                self.flush(cmds);
-                self.receive.got_key(k);
+            KeyStep::Key(keys) => {
+                let peer = self.peer_side.clone().unwrap_or_default();
+                match KeyChoice::new(&keys, &self.cfg.side, &peer) {
+                    None => self.adopt(keys.key),
+                    Some(choice) => {
+                        tracing::debug!(
+                            brief_wait = choice.is_brief(),
+                            "SPAKE2 K has a zero top byte: wormhole-william key bug workaround engaged, \
+                             our version waits for the peer's"
+                        );
+                        self.choice = Some(choice);
+                    }
+                }
                 for (side, phase, body) in self.order.release() {
-                    self.peer_message(&side, phase, &body);
+                    self.peer_input(&side, phase, &body);
                 }
             }
         }
+    }
+
+    /// Adopt `k` as the shared key: tell the application, send our `version` sealed with it.
+    fn adopt(&mut self, k: [u8; 32]) {
+        self.key.adopt(k);
+        self.deliver(Event::UnverifiedKey(k));
+        let mut version = self.version_fields.clone();
+        version.insert("app_versions".into(), self.cfg.versions.clone());
+        let plaintext = Value::Object(version).to_string();
+        let body = encrypt_data_with_rng(
+            &derive_phase_key(&k, &self.cfg.side, "version"),
+            plaintext.as_bytes(),
+            &mut *self.rng,
+        );
+        let mut cmds = Vec::new();
+        self.mailbox.add("version", body, &mut cmds);
+        self.flush(cmds);
+        self.receive.got_key(k);
+    }
+
+    /// A peer message once SPAKE2 has finished: the first one settles a pending [`KeyChoice`].
+    fn peer_input(&mut self, side: &str, phase: String, body: &[u8]) {
+        if let Some(choice) = self.choice.take() {
+            let k = choice.pick(side, &phase, body);
+            tracing::debug!(
+                go_key = (k != choice.standard()),
+                "peer's first message chose the key (wormhole-william key bug workaround)"
+            );
+            self.adopt(k);
+        }
+        self.peer_message(side, phase, body);
     }
 
     fn rx_message(&mut self, side: String, phase: String, body: Vec<u8>) {
@@ -492,10 +582,11 @@ impl Boss {
         self.nameplate.release(self.connected_now(), &mut cmds);
         self.flush(cmds);
         if phase == "pake" {
+            self.peer_side.get_or_insert(side);
             let step = self.key.got_pake(body);
             self.key_step(step);
-        } else if self.key.key().is_some() {
-            self.peer_message(&side, phase, &body);
+        } else if self.key.key().is_some() || self.choice.is_some() {
+            self.peer_input(&side, phase, &body);
         } else if self.order.hold((side, phase, body)).is_err() {
             self.fail(
                 Mood::Errory,
@@ -519,7 +610,7 @@ impl Boss {
                 }
                 if let Some(k) = self.key.key() {
                     let mut cmds = Vec::new();
-                    for (p, b) in self.send.got_verified_key(k) {
+                    for (p, b) in self.send.got_verified_key(k, &mut *self.rng) {
                         self.mailbox.add(&p, b, &mut cmds);
                     }
                     self.flush(cmds);
@@ -549,8 +640,19 @@ impl Boss {
             }
             return;
         }
+        if let Some(n) = phase.strip_prefix("dilate-").and_then(canonical_number) {
+            if !self.version_fields.contains_key("can-dilate") {
+                // We did not offer Dilation: ignored, as Python does.
+                return;
+            }
+            match self.dilate_reorder.push(n, plaintext) {
+                Ok(ready) => ready.into_iter().for_each(|m| self.deliver(Event::Dilation(m))),
+                Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
+            }
+            return;
+        }
         let Some(n) = canonical_number(phase) else {
-            // dilate-N (no Dilation here) and unknown phases are ignored, as Python does.
+            // Unknown phases are ignored, as Python does.
             return;
         };
         match self.reorder.push(n, plaintext) {
@@ -573,6 +675,7 @@ impl Boss {
 
     fn begin_close(&mut self, mood: Mood) {
         self.phase = Phase::Closing;
+        self.choice = None;
         let connected = self.connected_now();
         let mut cmds = Vec::new();
         let n_done = self.nameplate.close(connected, &mut cmds);
@@ -589,6 +692,9 @@ impl Boss {
         }
         self.phase = Phase::Closed;
         self.conn = ConnState::Stopped;
+        self.choice = None;
+        self.reconnect_at = None;
+        self.timer_at = None;
         self.out.push_back(Action::CancelTimer);
         self.out.push_back(Action::CloseConnection);
         let result = self.result.clone().unwrap_or(Err(WormholeError::Lonely));

@@ -94,6 +94,9 @@ pub enum Event {
     Versions(serde_json::Value),
     /// One application message from the peer, in the peer's send order.
     Message(Vec<u8>),
+    /// The plaintext of one peer `dilate-N` phase, in numeric order from `dilate-0`: the input
+    /// of a Dilation manager ([`crate::dilation::manager`]).
+    Dilation(Vec<u8>),
     /// Answer to a nameplate-list refresh (code input helper).
     Nameplates(Vec<String>),
     /// The chosen nameplate was claimed; word completion may proceed (code input helper).

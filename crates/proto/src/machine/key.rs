@@ -1,18 +1,21 @@
 //! Key: joins the code and the peer's `pake` (in either order) into the shared key with SPAKE2
 //! (docs/protocol.md §2.2 steps 2–3, §2.6 "K"). Starting SPAKE2 yields our `pake` body; finishing it
-//! yields the key. The Boss then sends `version` at once.
+//! yields the key(s): the standard one and, when K's top byte is zero, wormhole-william's
+//! (`key_choice`). The Boss adopts one and then sends `version`.
 //!
 //! Crypto lives in [`crate::key`]; this file only sequences it.
 
-use crate::key::Pake;
+use rand::RngCore;
+
+use crate::key::{Pake, PakeKeys};
 
 /// What happened when an input reached Key.
 #[derive(Debug)]
 pub(crate) enum KeyStep {
     /// Nothing yet.
     Waiting,
-    /// The key was computed.
-    Key([u8; 32]),
+    /// SPAKE2 finished: the candidate key(s). None is adopted yet.
+    Key(PakeKeys),
     /// The peer's pake was unusable: the wormhole is scared.
     Failed,
 }
@@ -39,8 +42,9 @@ impl std::fmt::Debug for Key {
 
 impl Key {
     /// The code is known: start SPAKE2. Returns our `pake` body and the step.
-    pub(crate) fn got_code(&mut self, code: &str, appid: &str) -> (Vec<u8>, KeyStep) {
-        let (pake, body) = Pake::start(code, appid);
+    /// The SPAKE2 secret is drawn from `rng` (the Boss's RNG, so simulations repeat).
+    pub(crate) fn got_code(&mut self, code: &str, appid: &str, rng: &mut dyn RngCore) -> (Vec<u8>, KeyStep) {
+        let (pake, body) = Pake::start_with_rng(code, appid, rng);
         self.pake = Some(pake);
         self.code_known = true;
         let step = match self.peer_pake.take() {
@@ -66,18 +70,20 @@ impl Key {
     fn finish(&mut self, peer: &[u8]) -> KeyStep {
         self.done = true;
         match self.pake.take() {
-            Some(p) => match p.finish(peer) {
-                Ok(k) => {
-                    self.key = Some(k);
-                    KeyStep::Key(k)
-                }
+            Some(p) => match p.finish_keys(peer) {
+                Ok(keys) => KeyStep::Key(keys),
                 Err(_) => KeyStep::Failed,
             },
             None => KeyStep::Waiting,
         }
     }
 
-    /// The shared (possibly unverified) key.
+    /// Adopt `key` as the shared key (the standard one, or Go's: see `key_choice`).
+    pub(crate) fn adopt(&mut self, key: [u8; 32]) {
+        self.key = Some(key);
+    }
+
+    /// The adopted shared (possibly unverified) key.
     pub(crate) fn key(&self) -> Option<[u8; 32]> {
         self.key
     }

@@ -8,6 +8,7 @@
 //! - [`rendezvous`]: command frames out, server frames in (bounded parsing), backoff.
 //! - `nameplate`: claim / re-claim / release. `mailbox`: open, resend unechoed adds, dedup, close.
 //! - `order`: the peer's `pake` before anything else. `key`: SPAKE2 from code + pake.
+//! - `key_choice`: which key when SPAKE2's K has a zero top byte (wormhole-william's key bug).
 //! - `receive`: decrypt, confirm the key, get scared. `send`: number and hold app messages.
 //! - [`reorder`]: deliver the peer's app messages in strict numeric order (bounded buffer).
 //! - `code`: allocate / set / input (+ the allocator, input and lister).
@@ -26,6 +27,7 @@ mod code;
 pub mod error;
 pub mod events;
 mod key;
+mod key_choice;
 mod mailbox;
 mod nameplate;
 mod order;
@@ -38,4 +40,5 @@ mod terminator;
 pub use boss::{Boss, Config};
 pub use error::WormholeError;
 pub use events::{Action, Event, Mood, Welcome};
+pub use key_choice::BRIEF_WAIT;
 pub use rendezvous::{FrameError, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, backoff_delay};

@@ -3,20 +3,22 @@
 //! The `version` message does not pass through here (the Boss sends it as soon as the key
 //! exists), so no numeric phase can precede it.
 
-use crate::key::{derive_phase_key, encrypt_data};
+use rand::RngCore;
 
-/// The send machine.
+use crate::key::{derive_phase_key, encrypt_data_with_rng};
+
+/// The send machine (named so as not to shadow `std::marker::Send`).
 #[derive(Debug)]
-pub(crate) struct Send {
+pub(crate) struct Sender {
     side: String,
     next_phase: u64,
     queued: Vec<(String, Vec<u8>)>,
     key: Option<[u8; 32]>,
 }
 
-impl Send {
+impl Sender {
     pub(crate) fn new(side: &str) -> Self {
-        Send {
+        Sender {
             side: side.to_owned(),
             next_phase: 0,
             queued: Vec::new(),
@@ -24,17 +26,18 @@ impl Send {
         }
     }
 
-    fn seal(&self, key: &[u8; 32], phase: &str, plaintext: &[u8]) -> Vec<u8> {
-        encrypt_data(&derive_phase_key(key, &self.side, phase), plaintext)
+    fn seal(&self, key: &[u8; 32], phase: &str, plaintext: &[u8], rng: &mut dyn RngCore) -> Vec<u8> {
+        encrypt_data_with_rng(&derive_phase_key(key, &self.side, phase), plaintext, rng)
     }
 
     /// Queue or encrypt one application message. Returns (phase, body) to add now, if any.
-    pub(crate) fn send(&mut self, plaintext: Vec<u8>) -> Option<(String, Vec<u8>)> {
+    /// Nonces come from `rng` (the Boss's RNG).
+    pub(crate) fn send(&mut self, plaintext: Vec<u8>, rng: &mut dyn RngCore) -> Option<(String, Vec<u8>)> {
         let phase = self.next_phase.to_string();
         self.next_phase += 1;
         match self.key {
             Some(key) => {
-                let body = self.seal(&key, &phase, &plaintext);
+                let body = self.seal(&key, &phase, &plaintext, rng);
                 Some((phase, body))
             }
             None => {
@@ -45,13 +48,17 @@ impl Send {
     }
 
     /// The key was verified: everything queued, encrypted, in order.
-    pub(crate) fn got_verified_key(&mut self, key: [u8; 32]) -> Vec<(String, Vec<u8>)> {
+    pub(crate) fn got_verified_key(
+        &mut self,
+        key: [u8; 32],
+        rng: &mut dyn RngCore,
+    ) -> Vec<(String, Vec<u8>)> {
         self.key = Some(key);
         let queued = std::mem::take(&mut self.queued);
         queued
             .into_iter()
             .map(|(phase, pt)| {
-                let body = self.seal(&key, &phase, &pt);
+                let body = self.seal(&key, &phase, &pt, rng);
                 (phase, body)
             })
             .collect()
