@@ -137,7 +137,11 @@ fn total_for(seed: u64, writer_node: usize, scid: u32) -> u32 {
 }
 
 fn record_bytes(rng: &mut StdRng, scid: u32, index: u32, max: usize) -> Vec<u8> {
-    let len = if rng.gen_bool(0.1) { 8 } else { rng.gen_range(8..=max) };
+    let len = if rng.gen_bool(0.1) {
+        8
+    } else {
+        rng.gen_range(8..=max)
+    };
     let mut v = Vec::with_capacity(len);
     v.extend_from_slice(&scid.to_be_bytes());
     v.extend_from_slice(&index.to_be_bytes());
@@ -149,7 +153,10 @@ fn check_record(data: &[u8], scid: u32, index: u32) {
     assert!(data.len() >= 8, "short record on {scid}");
     assert_eq!(&data[..4], &scid.to_be_bytes(), "record for another subchannel");
     let got = u32::from_be_bytes(data[4..8].try_into().unwrap());
-    assert_eq!(got, index, "subchannel {scid}: record {got} arrived, expected {index}");
+    assert_eq!(
+        got, index,
+        "subchannel {scid}: record {got} arrived, expected {index}"
+    );
     for (i, b) in data.iter().enumerate().skip(8) {
         assert_eq!(*b, (i as u32 ^ index ^ scid) as u8, "corrupt record");
     }
@@ -258,7 +265,10 @@ impl World {
         if l.frozen || l.gone[end] {
             return;
         }
-        let at = l.toward[end].back().map_or(self.now, |(t, _)| *t).max(self.now + lat);
+        let at = l.toward[end]
+            .back()
+            .map_or(self.now, |(t, _)| *t)
+            .max(self.now + lat);
         l.toward[end].push_back((at, item));
     }
 
@@ -274,7 +284,8 @@ impl World {
                     } else {
                         ms(&mut self.rng, 1, 40)
                     };
-                    self.mailbox.push((now + delay, 1 - i, phase.clone(), body.clone()));
+                    self.mailbox
+                        .push((now + delay, 1 - i, phase.clone(), body.clone()));
                 }
             }
             Action::StartConnector { generation, .. } => {
@@ -293,10 +304,10 @@ impl World {
                 }
             }
             Action::Write { conn, bytes } => {
-                if let Some((link, end)) = self.end_of(i, conn) {
-                    if !self.links[link].gone[end] {
-                        self.send_toward(link, 1 - end, Item::Bytes(bytes));
-                    }
+                if let Some((link, end)) = self.end_of(i, conn)
+                    && !self.links[link].gone[end]
+                {
+                    self.send_toward(link, 1 - end, Item::Bytes(bytes));
                 }
             }
             Action::Close { conn } | Action::Abort { conn } => {
@@ -331,9 +342,18 @@ impl World {
             Action::Accepted { scid, subprotocol } => {
                 assert_eq!(subprotocol, "sim", "seed {}", self.seed);
                 let app = &mut self.nodes[i].app;
-                assert!(app.readers.insert(scid, Reader::default()).is_none(), "accepted twice");
+                assert!(
+                    app.readers.insert(scid, Reader::default()).is_none(),
+                    "accepted twice"
+                );
                 let total = total_for(self.seed, i, scid);
-                app.writers.insert(scid, Writer { total, ..Writer::default() });
+                app.writers.insert(
+                    scid,
+                    Writer {
+                        total,
+                        ..Writer::default()
+                    },
+                );
             }
             Action::Data { scid, data } => {
                 self.stats.records += 1;
@@ -341,7 +361,10 @@ impl World {
                 if app.bogus == Some(scid) {
                     panic!("seed {}: data on the refused subchannel", self.seed);
                 }
-                let r = app.readers.get_mut(&scid).expect("data for an unknown subchannel");
+                let r = app
+                    .readers
+                    .get_mut(&scid)
+                    .expect("data for an unknown subchannel");
                 assert!(!r.peer_closed, "data after CLOSE");
                 check_record(&data, scid, r.next);
                 r.next += 1;
@@ -354,7 +377,10 @@ impl World {
                     // Ours may already be closed (we wrote everything).
                     let _ = self.nodes[i].ep.close(scid, now);
                 } else {
-                    let r = app.readers.get_mut(&scid).expect("close for an unknown subchannel");
+                    let r = app
+                        .readers
+                        .get_mut(&scid)
+                        .expect("close for an unknown subchannel");
                     assert!(!r.peer_closed, "CLOSE twice");
                     r.peer_closed = true;
                 }
@@ -474,17 +500,24 @@ impl World {
                     app.opened.push(scid);
                     app.readers.insert(scid, Reader::default());
                     let total = total_for(self.seed, i, scid);
-                    app.writers.insert(scid, Writer { total, ..Writer::default() });
+                    app.writers.insert(
+                        scid,
+                        Writer {
+                            total,
+                            ..Writer::default()
+                        },
+                    );
                 }
                 Err(Error::NotYet) => break,
                 Err(e) => panic!("open: {e}"),
             }
         }
-        if app.want_bogus && app.bogus.is_none() {
-            if let Ok(scid) = node.ep.open("nobody", now) {
-                app.bogus = Some(scid);
-                node.ep.write(scid, b"lost".to_vec(), now).unwrap();
-            }
+        if app.want_bogus
+            && app.bogus.is_none()
+            && let Ok(scid) = node.ep.open("nobody", now)
+        {
+            app.bogus = Some(scid);
+            node.ep.write(scid, b"lost".to_vec(), now).unwrap();
         }
         let scids: Vec<u32> = app.writers.keys().copied().collect();
         'writers: for scid in scids {
@@ -632,7 +665,10 @@ fn run_seed(seed: u64) -> Stats {
 #[test]
 fn two_endpoints_through_faults_deliver_every_record_once_in_order() {
     let mut total = Stats::default();
-    let seeds: u64 = std::env::var("DILATION_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let seeds: u64 = std::env::var("DILATION_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
     for seed in 1..=seeds {
         let s = run_seed(seed);
         total.connections += s.connections;
@@ -656,5 +692,390 @@ fn two_endpoints_through_faults_deliver_every_record_once_in_order() {
     assert!(total.refused > 10, "{total:?}");
     assert!(total.would_block > 10, "{total:?}");
     assert!(total.pauses > 10, "{total:?}");
-    assert!(total.drops > 10 && total.freezes > 10 && total.blackouts > 10, "{total:?}");
+    assert!(
+        total.drops > 10 && total.freezes > 10 && total.blackouts > 10,
+        "{total:?}"
+    );
+}
+
+// ----- focused cases against a hand-driven raw Follower ------------------------------------
+
+const LEADER_SIDE: &str = "ffffffffffffff00";
+const FOLLOWER_SIDE: &str = "0000000000000001";
+
+/// The far end of one connection, driven by hand: a Follower that speaks raw Noise frames, so
+/// it can send anything (records our endpoint would never produce, floods, silence).
+struct RawFollower {
+    noise: NoiseTransport,
+    decoder: FrameDecoder,
+    /// Records the endpoint sent us, in order.
+    got: Vec<Record>,
+    seqnum: u32,
+}
+
+impl RawFollower {
+    fn take_writes(&mut self, ep: &mut Dilation, conn: ConnectionId) -> Vec<Action> {
+        let mut other = Vec::new();
+        while let Some(a) = ep.poll_action() {
+            match a {
+                Action::Write { conn: c, bytes } if c == conn => {
+                    let mut frames = Vec::new();
+                    self.decoder.feed(&bytes, &mut frames).unwrap();
+                    for f in frames {
+                        let plain = self.noise.decrypt(&f).unwrap();
+                        self.got.push(Record::parse(&plain).unwrap());
+                    }
+                }
+                a => other.push(a),
+            }
+        }
+        other
+    }
+
+    fn frame(&mut self, plaintext: &[u8]) -> Vec<u8> {
+        encode_frame(&self.noise.encrypt(plaintext).unwrap()).unwrap()
+    }
+
+    fn next_seqnum(&mut self) -> u32 {
+        self.seqnum += 1;
+        self.seqnum - 1
+    }
+}
+
+fn phase(n: u64) -> String {
+    format!("dilate-{n}")
+}
+
+/// Our endpoint as Leader, connected to a raw Follower on connection 1.
+fn leader_with_raw_follower(config: Config) -> (Dilation, RawFollower, ConnectionId, Instant) {
+    let t = Instant::now();
+    let key = dilation_psk(b"k").unwrap();
+    let mut ep = Dilation::new(config, LEADER_SIDE.into(), key);
+    ep.peer_versions(&["ged".into()], t);
+    let please = L1Message::Please {
+        side: FOLLOWER_SIDE.into(),
+        use_version: Some("ged".into()),
+    };
+    ep.mailbox_received(&phase(0), &please.to_bytes(), t).unwrap();
+    let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+    assert!(acts.iter().any(|a| matches!(
+        a,
+        Action::StartConnector {
+            role: Role::Leader,
+            generation: 1
+        }
+    )));
+    let c = ConnectionId(1);
+    ep.connection_new(c, None, t);
+    let Some(Action::Write { bytes, .. }) = ep.poll_action() else {
+        panic!("no prefix");
+    };
+    assert_eq!(bytes, LEADER_PREFIX);
+    ep.connection_data(c, FOLLOWER_PREFIX, t);
+    let Some(Action::Write { bytes, .. }) = ep.poll_action() else {
+        panic!("no frame 1");
+    };
+    let (frame2, mut noise) = respond(&key, &bytes[4..]).unwrap();
+    let mut wire = encode_frame(&frame2).unwrap();
+    wire.extend(encode_frame(&noise.encrypt(&Record::Kcm.encode()).unwrap()).unwrap());
+    let mut raw = RawFollower {
+        noise,
+        decoder: FrameDecoder::new(1 << 24),
+        got: Vec::new(),
+        seqnum: 0,
+    };
+    ep.connection_data(c, &wire, t);
+    let other = raw.take_writes(&mut ep, c);
+    assert!(
+        other.iter().any(|a| matches!(a, Action::Connected { .. })),
+        "{other:?}"
+    );
+    assert_eq!(raw.got, vec![Record::Kcm]);
+    assert_eq!(ep.connection_in_use(), Some(c));
+    (ep, raw, c, t)
+}
+
+fn mailbox_types(acts: &[Action]) -> Vec<String> {
+    acts.iter()
+        .filter_map(|a| match a {
+            Action::SendMailbox { body, .. } => {
+                let v: Value = serde_json::from_slice(body).unwrap();
+                Some(v["type"].as_str().unwrap().to_owned())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unknown_l3_record_aborts_the_connection_and_asks_to_reconnect() {
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(sim_config(1));
+    let bad = raw.frame(&[0x07, 1, 2, 3]);
+    ep.connection_data(c, &bad, t);
+    let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+    assert!(
+        acts.iter().any(|a| matches!(
+            a,
+            Action::Warning(Error::Connection {
+                source: wormhole_proto::dilation::connection::ConnectionError::Record(
+                    wormhole_proto::dilation::l3::RecordError::UnknownTag(7)
+                ),
+                ..
+            })
+        )),
+        "{acts:?}"
+    );
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Abort { conn } if *conn == c))
+    );
+    assert_eq!(mailbox_types(&acts), vec!["reconnect"]);
+    assert_eq!(ep.connection_in_use(), None);
+}
+
+#[test]
+fn equal_dilation_sides_fail_with_a_typed_error() {
+    let t = Instant::now();
+    let mut ep = Dilation::new(sim_config(1), LEADER_SIDE.into(), [7; 32]);
+    ep.peer_versions(&["ged".into()], t);
+    let please = L1Message::Please {
+        side: LEADER_SIDE.into(),
+        use_version: Some("ged".into()),
+    };
+    ep.mailbox_received(&phase(0), &please.to_bytes(), t).unwrap();
+    let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Failed(Error::EqualSides))),
+        "{acts:?}"
+    );
+    assert!(ep.has_ended());
+    assert!(matches!(ep.open("x", t), Err(Error::Ended)));
+    assert_eq!(ep.poll_timeout(), None);
+
+    // A peer without a common version fails too, with its own variant.
+    let mut ep = Dilation::new(sim_config(1), LEADER_SIDE.into(), [7; 32]);
+    ep.peer_versions(&["zzz".into()], t);
+    let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Failed(Error::PeerCannotDilate)))
+    );
+    assert!(matches!(
+        ep.mailbox_received("please-0", b"{}", t),
+        Err(Error::BadPhase(_))
+    ));
+}
+
+#[test]
+fn keepalive_pings_then_aborts_a_silent_connection() {
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(sim_config(1));
+    let s = Duration::from_secs(1);
+    assert_eq!(ep.poll_timeout(), Some(t + s));
+    ep.handle_timeout(t + s);
+    raw.take_writes(&mut ep, c);
+    assert!(matches!(raw.got.last(), Some(Record::Ping { .. })));
+    // Traffic keeps it alive; silence for the whole timeout aborts it (not a graceful close).
+    let pong = raw.frame(&Record::Pong { ping_id: [0; 4] }.encode());
+    ep.connection_data(c, &pong, t + s);
+    ep.handle_timeout(t + 2 * s);
+    assert!(raw.take_writes(&mut ep, c).is_empty());
+    assert_eq!(ep.connection_in_use(), Some(c));
+    ep.handle_timeout(t + 3 * s);
+    let acts = raw.take_writes(&mut ep, c);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Warning(Error::KeepaliveTimeout { .. })))
+    );
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Abort { conn } if *conn == c))
+    );
+    assert!(!acts.iter().any(|a| matches!(a, Action::Close { .. })));
+    assert_eq!(mailbox_types(&acts), vec!["reconnect"]);
+}
+
+#[test]
+fn leader_keeps_redialling_with_bounded_backoff() {
+    let t = Instant::now();
+    let cfg = sim_config(3);
+    let mut ep = Dilation::new(cfg.clone(), LEADER_SIDE.into(), [7; 32]);
+    ep.peer_versions(&["ged".into()], t);
+    let please = L1Message::Please {
+        side: FOLLOWER_SIDE.into(),
+        use_version: Some("ged".into()),
+    };
+    ep.mailbox_received(&phase(0), &please.to_bytes(), t).unwrap();
+    let hints = L1Message::ConnectionHints {
+        hints: vec![json!({"type": "relay-v1", "hints": []})],
+    };
+    ep.mailbox_received(&phase(1), &hints.to_bytes(), t).unwrap();
+    let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+    assert_eq!(
+        acts.iter().filter(|a| matches!(a, Action::Dial { .. })).count(),
+        1
+    );
+    // Nothing ever connects: it dials again and again, the gaps grow and stay bounded.
+    let mut now = t;
+    let mut gaps = Vec::new();
+    for _ in 0..20 {
+        let next = ep.poll_timeout().unwrap();
+        gaps.push(next - now);
+        now = next;
+        ep.handle_timeout(now);
+        let acts: Vec<Action> = std::iter::from_fn(|| ep.poll_action()).collect();
+        assert!(acts.iter().any(|a| matches!(a, Action::Dial { .. })), "{acts:?}");
+    }
+    assert!(gaps.iter().all(|g| *g <= cfg.backoff_max));
+    assert!(gaps[10] > gaps[0] * 4, "{gaps:?}");
+}
+
+#[test]
+fn flooding_peer_is_bounded_by_pausing_the_connection() {
+    let cfg = sim_config(1);
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg.clone());
+    ep.listen("p").unwrap();
+    // The peer opens a subchannel and sends 4 MiB without waiting for anything.
+    let mut wire = Vec::new();
+    let scid = 2;
+    let seq = raw.next_seqnum();
+    wire.extend(
+        raw.frame(
+            &Record::Open {
+                scid,
+                seqnum: seq,
+                subprotocol: "p".into(),
+            }
+            .encode(),
+        ),
+    );
+    let record = 4000;
+    let n = 1024;
+    for i in 0..n {
+        let seqnum = raw.next_seqnum();
+        let data = vec![(i % 251) as u8; record];
+        wire.extend(raw.frame(&Record::Data { scid, seqnum, data }.encode()));
+    }
+    let mut fed = 0;
+    let mut received = 0usize;
+    let mut paused = false;
+    let mut rounds = 0;
+    while received < n * record {
+        rounds += 1;
+        assert!(rounds < 100_000);
+        if !paused && fed < wire.len() {
+            let end = (fed + CHUNK).min(wire.len());
+            ep.connection_data(c, &wire[fed..end], t);
+            fed = end;
+        }
+        for a in raw.take_writes(&mut ep, c) {
+            match a {
+                Action::PauseReading { .. } => paused = true,
+                Action::ResumeReading { .. } => paused = false,
+                Action::Data { data, .. } => received += data.len(),
+                _ => {}
+            }
+        }
+        assert!(ep.buffered(scid) <= cfg.recv_window + CHUNK + record + 64);
+        assert_eq!(paused, ep.is_reading_paused());
+        // The reader is slow: it consumes only once the connection is paused.
+        if paused {
+            let b = ep.buffered(scid);
+            ep.consumed(scid, b, t);
+        }
+    }
+    assert_eq!(fed, wire.len());
+    // Every record was ACKed.
+    assert!(raw.got.contains(&Record::Ack {
+        resp_seqnum: n as u32
+    }));
+}
+
+#[test]
+fn opens_nobody_listens_for_are_held_bounded_then_closed() {
+    let cfg = Config {
+        // No keepalive expiry within the hold.
+        ping_interval: Duration::from_secs(30),
+        leader_timeout: Duration::from_secs(60),
+        ..sim_config(1)
+    };
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg.clone());
+    let mut wire = Vec::new();
+    for k in 0..100u32 {
+        let seqnum = raw.next_seqnum();
+        wire.extend(
+            raw.frame(
+                &Record::Open {
+                    scid: 2 + 2 * k,
+                    seqnum,
+                    subprotocol: "nobody".into(),
+                }
+                .encode(),
+            ),
+        );
+    }
+    ep.connection_data(c, &wire, t);
+    let acts = raw.take_writes(&mut ep, c);
+    let refused_now = acts
+        .iter()
+        .filter(|a| matches!(a, Action::OpenRefused { .. }))
+        .count();
+    assert_eq!(ep.pending_opens(), cfg.max_pending_opens);
+    assert_eq!(refused_now, 100 - cfg.max_pending_opens);
+    assert_eq!(ep.poll_timeout(), Some(t + cfg.open_hold), "the hold deadline");
+    ep.handle_timeout(t + cfg.open_hold);
+    let acts = raw.take_writes(&mut ep, c);
+    let refused_later = acts
+        .iter()
+        .filter(|a| matches!(a, Action::OpenRefused { .. }))
+        .count();
+    assert_eq!(refused_later, cfg.max_pending_opens);
+    assert_eq!(ep.pending_opens(), 0);
+    let closes = raw
+        .got
+        .iter()
+        .filter(|r| matches!(r, Record::Close { .. }))
+        .count();
+    assert_eq!(closes, 100);
+}
+
+#[test]
+fn writes_block_at_the_unacked_bound_and_resume_on_ack() {
+    let cfg = sim_config(1);
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg.clone());
+    let scid = ep.open("p", t).unwrap();
+    assert_eq!(scid, 1);
+    let mut n = 0;
+    loop {
+        match ep.write(scid, vec![0; 1000], t) {
+            Ok(()) => n += 1,
+            Err(Error::WouldBlock { limit, .. }) => {
+                assert_eq!(limit, cfg.max_unacked_bytes);
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(matches!(
+        ep.write(scid, vec![0; cfg.max_write_len + 1], t),
+        Err(Error::RecordTooLarge { .. })
+    ));
+    raw.take_writes(&mut ep, c);
+    let datas = raw
+        .got
+        .iter()
+        .filter(|r| matches!(r, Record::Data { .. }))
+        .count();
+    assert_eq!(datas, n, "one write, one DATA record");
+    let ack = raw.frame(
+        &Record::Ack {
+            resp_seqnum: n as u32,
+        }
+        .encode(),
+    );
+    ep.connection_data(c, &ack, t);
+    let acts = raw.take_writes(&mut ep, c);
+    assert!(acts.iter().any(|a| matches!(a, Action::Writable)));
+    assert_eq!(ep.unacked_bytes(), 0);
+    ep.write(scid, vec![1; 10], t).unwrap();
 }
