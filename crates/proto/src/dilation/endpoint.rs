@@ -70,7 +70,9 @@ pub struct Config {
     pub max_unacked_bytes: usize,
     /// Largest single write (one DATA record).
     pub max_write_len: usize,
-    /// Largest inbound frame (passed to each L2 machine).
+    /// Largest inbound frame (passed to each L2 machine); each connection may buffer one, so
+    /// `max_frame_len · max_connections` bounds what unauthenticated candidates can cost. Python
+    /// sends one DATA record per application write, so this also caps the peer's write size.
     pub max_frame_len: usize,
     /// How long an OPEN for a subprotocol nobody listens for is held before it is CLOSEd.
     pub open_hold: Duration,
@@ -97,10 +99,10 @@ impl Default for Config {
             recv_window: 1 << 20,
             max_unacked_bytes: 4 << 20,
             max_write_len: 1 << 20,
-            max_frame_len: 16 << 20,
+            max_frame_len: 4 << 20,
             open_hold: Duration::from_secs(30),
             max_pending_opens: 64,
-            max_connections: 32,
+            max_connections: 8,
             max_hints: 64,
             rng_seed: 0,
         }
@@ -408,11 +410,14 @@ impl Dilation {
         if self.ended {
             return None;
         }
-        let keepalive = self
-            .in_use
-            .as_ref()
-            .filter(|_| !self.paused)
-            .map(|u| u.keepalive.next_timeout());
+        // While we do not read, only the PING schedule runs (the silence clock stands still).
+        let keepalive = self.in_use.as_ref().and_then(|u| {
+            if self.paused {
+                u.keepalive.next_ping()
+            } else {
+                Some(u.keepalive.next_timeout())
+            }
+        });
         let redial = self.redial.filter(|_| self.wants_redial());
         [
             keepalive,
@@ -504,7 +509,12 @@ impl Dilation {
                 MAction::AbandonConnection => {
                     if let Some(u) = self.in_use.take() {
                         self.conns.remove(&u.id);
-                        self.push(Action::Abort { conn: u.id });
+                        // Stopping flushes what is queued; abandoning a dead path does not.
+                        self.push(if self.manager.state() == State::Stopping {
+                            Action::Close { conn: u.id }
+                        } else {
+                            Action::Abort { conn: u.id }
+                        });
                         self.lost_in_use(u, now);
                     }
                 }

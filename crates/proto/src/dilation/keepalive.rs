@@ -61,6 +61,11 @@ impl Keepalive {
         }
     }
 
+    /// When the next PING is due (if this side pings at all).
+    pub fn next_ping(&self) -> Option<Instant> {
+        self.next_ping
+    }
+
     /// The earliest instant at which [`Keepalive::ping_due`] or [`Keepalive::is_dead`] changes.
     pub fn next_timeout(&self) -> Instant {
         match self.next_ping {
