@@ -1100,3 +1100,43 @@ fn stop_closes_the_connection_gracefully() {
     assert!(matches!(raw.got.last(), Some(Record::Data { .. })));
     assert!(matches!(ep.write(scid, vec![1], t), Err(Error::Ended)));
 }
+
+#[test]
+fn peer_opens_beyond_the_subchannel_limit_are_refused() {
+    let cfg = Config {
+        max_subchannels: 3,
+        ..sim_config(1)
+    };
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg);
+    ep.listen("p").unwrap();
+    let mut wire = Vec::new();
+    for k in 0..5u32 {
+        let seqnum = raw.next_seqnum();
+        let open = Record::Open {
+            scid: 2 + 2 * k,
+            seqnum,
+            subprotocol: "p".into(),
+        };
+        wire.extend(raw.frame(&open.encode()));
+    }
+    ep.connection_data(c, &wire, t);
+    let acts = raw.take_writes(&mut ep, c);
+    let accepted = acts
+        .iter()
+        .filter(|a| matches!(a, Action::Accepted { .. }))
+        .count();
+    let refused = acts
+        .iter()
+        .filter(|a| matches!(a, Action::OpenRefused { .. }))
+        .count();
+    assert_eq!((accepted, refused), (3, 2));
+    let closes: Vec<u32> = raw
+        .got
+        .iter()
+        .filter_map(|r| match r {
+            Record::Close { scid, .. } => Some(*scid),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes, vec![8, 10]);
+}

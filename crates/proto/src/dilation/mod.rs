@@ -38,6 +38,7 @@
 //! connections, the 2 s relay delay) and the public subchannel API in the `wormhole` crate.
 //! Until those exist, nothing in the `wormhole` crate can dilate.
 
+pub mod actions;
 pub mod connection;
 pub mod endpoint;
 pub mod frame;

@@ -106,6 +106,11 @@ impl Subchannels {
         self.recv.values().map(|r| r.buffered).max().unwrap_or(0)
     }
 
+    /// How many subchannels are tracked (open, held, or closed with data not yet consumed).
+    pub fn tracked(&self) -> usize {
+        self.recv.len()
+    }
+
     /// How many OPENs are held.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
