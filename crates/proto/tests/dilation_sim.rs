@@ -22,7 +22,7 @@ use wormhole_proto::dilation::endpoint::{Action, Config, ConnectionId, Dilation,
 use wormhole_proto::dilation::frame::{FOLLOWER_PREFIX, FrameDecoder, LEADER_PREFIX, encode_frame};
 use wormhole_proto::dilation::l3::Record;
 use wormhole_proto::dilation::manager::L1Message;
-use wormhole_proto::dilation::noise::{NoiseTransport, dilation_psk, respond};
+use wormhole_proto::dilation::noise::{LeaderHandshake, NoiseTransport, dilation_psk, respond};
 
 const MS: Duration = Duration::from_millis(1);
 /// Largest piece handed to one `connection_data` call.
@@ -1139,4 +1139,110 @@ fn peer_opens_beyond_the_subchannel_limit_are_refused() {
         })
         .collect();
     assert_eq!(closes, vec![8, 10]);
+}
+
+/// Our endpoint as Follower, connected to a raw Leader (same helper type, roles swapped).
+fn follower_with_raw_leader(config: Config) -> (Dilation, RawFollower, ConnectionId, Instant) {
+    let t = Instant::now();
+    let key = dilation_psk(b"k").unwrap();
+    let mut ep = Dilation::new(config, FOLLOWER_SIDE.into(), key);
+    ep.peer_versions(&["ged".into()], t);
+    let please = L1Message::Please {
+        side: LEADER_SIDE.into(),
+        use_version: Some("ged".into()),
+    };
+    ep.mailbox_received(&phase(0), &please.to_bytes(), t).unwrap();
+    while ep.poll_action().is_some() {}
+    let c = ConnectionId(1);
+    ep.connection_new(c, None, t);
+    let Some(Action::Write { bytes, .. }) = ep.poll_action() else {
+        panic!("no prefix");
+    };
+    assert_eq!(bytes, FOLLOWER_PREFIX);
+    let (hs, frame1) = LeaderHandshake::start(&key).unwrap();
+    let mut wire = LEADER_PREFIX.to_vec();
+    wire.extend(encode_frame(&frame1).unwrap());
+    ep.connection_data(c, &wire, t);
+    let Some(Action::Write { bytes, .. }) = ep.poll_action() else {
+        panic!("no frame 2");
+    };
+    let mut frames = Vec::new();
+    FrameDecoder::new(1 << 20).feed(&bytes, &mut frames).unwrap();
+    let mut noise = hs.finish(&frames[0]).unwrap();
+    assert_eq!(noise.decrypt(&frames[1]).unwrap(), Record::Kcm.encode());
+    let mut raw = RawFollower {
+        noise,
+        decoder: FrameDecoder::new(1 << 24),
+        got: Vec::new(),
+        seqnum: 0,
+    };
+    let kcm = raw.frame(&Record::Kcm.encode());
+    ep.connection_data(c, &kcm, t);
+    let other = raw.take_writes(&mut ep, c);
+    assert!(other.iter().any(|a| matches!(
+        a,
+        Action::Connected {
+            role: Role::Follower,
+            ..
+        }
+    )));
+    (ep, raw, c, t)
+}
+
+#[test]
+fn a_paused_follower_pings_and_is_not_aborted_for_its_own_silence() {
+    let cfg = sim_config(1);
+    let (mut ep, mut raw, c, t) = follower_with_raw_leader(cfg.clone());
+    ep.listen("p").unwrap();
+    let open = Record::Open {
+        scid: 1,
+        seqnum: raw.next_seqnum(),
+        subprotocol: "p".into(),
+    };
+    let mut wire = raw.frame(&open.encode());
+    for _ in 0..3 {
+        let seqnum = raw.next_seqnum();
+        let data = vec![9; cfg.recv_window / 2];
+        wire.extend(
+            raw.frame(
+                &Record::Data {
+                    scid: 1,
+                    seqnum,
+                    data,
+                }
+                .encode(),
+            ),
+        );
+    }
+    ep.connection_data(c, &wire, t);
+    let acts = raw.take_writes(&mut ep, c);
+    assert!(acts.iter().any(|a| matches!(a, Action::PauseReading { .. })));
+    // Not pinging while reading normally; pinging once paused.
+    let pings = |raw: &RawFollower| {
+        raw.got
+            .iter()
+            .filter(|r| matches!(r, Record::Ping { .. }))
+            .count()
+    };
+    assert_eq!(pings(&raw), 0);
+    let mut now = t;
+    for _ in 0..10 {
+        now = ep.poll_timeout().unwrap();
+        ep.handle_timeout(now);
+        raw.take_writes(&mut ep, c);
+    }
+    assert!(now >= t + cfg.follower_timeout * 2);
+    assert_eq!(pings(&raw), 10);
+    assert_eq!(
+        ep.connection_in_use(),
+        Some(c),
+        "paused: our own silence is not the peer's fault"
+    );
+    ep.consumed(1, ep.buffered(1), now);
+    let acts = raw.take_writes(&mut ep, c);
+    assert!(acts.iter().any(|a| matches!(a, Action::ResumeReading { .. })));
+    ep.handle_timeout(now + cfg.follower_timeout / 2);
+    assert_eq!(ep.connection_in_use(), Some(c));
+    ep.handle_timeout(now + cfg.follower_timeout);
+    assert_eq!(ep.connection_in_use(), None, "silent after resuming: aborted");
 }
