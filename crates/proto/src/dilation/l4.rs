@@ -123,6 +123,8 @@ pub struct Reliability {
     /// Next outbound seqnum; `None` once 2^32 have been used.
     next_seqnum: Option<u32>,
     unacked: VecDeque<Record>,
+    /// Sum of the encoded lengths of `unacked` (for the endpoint's send-queue bound).
+    unacked_bytes: usize,
     /// Highest inbound seqnum seen (`None` is Python's −1).
     inbound_watermark: Option<u32>,
     next_scid: Option<u32>,
@@ -146,6 +148,7 @@ impl Reliability {
             connected: false,
             next_seqnum: Some(0),
             unacked: VecDeque::new(),
+            unacked_bytes: 0,
             inbound_watermark: None,
             next_scid: Some(match role {
                 Role::Leader => 1,
@@ -168,6 +171,11 @@ impl Reliability {
     /// Records sent but not yet acknowledged, oldest first.
     pub fn unacked(&self) -> impl ExactSizeIterator<Item = &Record> {
         self.unacked.iter()
+    }
+
+    /// The encoded size of every record in [`Reliability::unacked`], in bytes.
+    pub fn unacked_bytes(&self) -> usize {
+        self.unacked_bytes
     }
 
     /// The highest inbound seqnum accepted so far.
@@ -208,6 +216,7 @@ impl Reliability {
         let seqnum = self.next_seqnum.ok_or(L4Error::SeqnumExhausted)?;
         self.next_seqnum = seqnum.checked_add(1);
         let record = make(seqnum);
+        self.unacked_bytes += record.encoded_len();
         self.unacked.push_back(record.clone());
         Ok(self.connected.then_some(record))
     }
@@ -313,7 +322,9 @@ impl Reliability {
                     .and_then(seqnum_of)
                     .is_some_and(|s| s <= resp_seqnum)
                 {
-                    self.unacked.pop_front();
+                    if let Some(r) = self.unacked.pop_front() {
+                        self.unacked_bytes -= r.encoded_len();
+                    }
                 }
             }
             Record::Ping { ping_id } => {
@@ -331,6 +342,7 @@ impl Reliability {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dilation::l3::SUBCHANNEL_HEADER_LEN;
 
     fn sends(actions: &[Action]) -> Vec<Record> {
         actions
@@ -410,8 +422,10 @@ mod tests {
         // A stale ACK changes nothing; a later one retires the rest.
         l.receive(Record::Ack { resp_seqnum: 1 });
         assert_eq!(l.unacked().len(), 3);
+        assert_eq!(l.unacked_bytes(), 3 * (SUBCHANNEL_HEADER_LEN + 1));
         l.receive(Record::Ack { resp_seqnum: 5 });
         assert_eq!(l.unacked().len(), 0);
+        assert_eq!(l.unacked_bytes(), 0);
     }
 
     #[test]

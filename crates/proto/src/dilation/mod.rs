@@ -29,18 +29,25 @@
 //! re-send on it; every record the connection decrypts goes to [`l4::Reliability::receive`],
 //! whose actions are sent back through the same connection or handed to the application.
 //!
-//! **Not built yet:** the tokio driver — listening, publishing and dialling hints, racing
-//! connections (including the 2 s relay delay), the keepalive timer (Leader PINGs every
-//! interval, drops the connection after two intervals without PONG), flow control — and the
-//! public subchannel API (`connector_for` / `listener_for`, `when_dilated`). Until those
-//! exist, nothing in the `wormhole` crate can dilate.
+//! [`endpoint::Dilation`] does all of that wiring as one sans-IO object (plus the keepalive in
+//! [`keepalive`], reconnection backoff, and subchannel flow control in [`subchannel`]); a
+//! driver only moves bytes, mailbox bodies and timers. It takes connections from whatever
+//! dials or accepts them, so the transit race machine can be plugged in by the driver.
+//!
+//! **Not built yet:** the tokio driver (listening, publishing and dialling hints, racing
+//! connections, the 2 s relay delay) and the public subchannel API in the `wormhole` crate.
+//! Until those exist, nothing in the `wormhole` crate can dilate.
 
+pub mod actions;
 pub mod connection;
+pub mod endpoint;
 pub mod frame;
+pub mod keepalive;
 pub mod l3;
 pub mod l4;
 pub mod manager;
 pub mod noise;
+pub mod subchannel;
 
 /// Which end of the Dilation a side plays (docs/protocol.md §6.2): the side whose dilation side
 /// string is greater leads. The Leader is the Noise initiator, allocates odd subchannel ids and
