@@ -109,6 +109,8 @@ struct Node {
     listening: Option<u64>,
     app: App,
     connected: u32,
+    /// Our outbound `dilate-N` counter (the Boss's job in a real client).
+    sent_phases: u64,
 }
 
 #[derive(Default, Debug)]
@@ -192,6 +194,7 @@ impl World {
                 ep: Dilation::new(c, side, psk),
                 listening: None,
                 connected: 0,
+                sent_phases: 0,
                 app: App {
                     opened: Vec::new(),
                     want_open: rng.gen_range(1..=3),
@@ -275,7 +278,10 @@ impl World {
     fn act(&mut self, i: usize, a: Action) {
         let now = self.now;
         match a {
-            Action::SendMailbox { phase, body } => {
+            Action::SendMailbox { body } => {
+                // The sim plays the Boss here: it owns the one dilate-N counter.
+                let phase = format!("dilate-{}", self.nodes[i].sent_phases);
+                self.nodes[i].sent_phases += 1;
                 let copies = if self.rng.gen_bool(0.1) { 2 } else { 1 };
                 self.stats.mailbox_dups += copies - 1;
                 for _ in 0..copies {

@@ -147,9 +147,8 @@ pub enum Error {
 pub enum Action {
     /// Seal `body` as mailbox phase `phase` (`dilate-N`) and send it.
     SendMailbox {
-        /// `dilate-N`.
-        phase: String,
-        /// The JSON body.
+        /// The JSON body. The client machine (`Boss::send_dilation_message`) owns the one
+        /// `dilate-N` counter and numbers it; the endpoint never does.
         body: Vec<u8>,
     },
     /// Start connector generation `generation` as `role`: listen (unless configured not to) and

@@ -274,8 +274,7 @@ impl Dilation {
     fn manager_actions(&mut self, acts: Vec<MAction>, now: Instant) {
         for a in acts {
             match a {
-                MAction::Send { phase, message } => self.push(Action::SendMailbox {
-                    phase,
+                MAction::Send { message } => self.push(Action::SendMailbox {
                     body: message.to_bytes(),
                 }),
                 MAction::StartConnecting { role, generation } => {
