@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use super::postgres::PostgresStorage;
 use super::sqlite::{SqliteStorage, SyncMode};
 use super::{Storage, StorageError};
 
@@ -23,7 +24,13 @@ pub enum StorageConfig {
         /// How hard each commit pushes to the disk.
         sync: SyncMode,
     },
-    // Issue #13 adds `Postgres { url, .. }` here (from `--database postgres://…`).
+    /// A PostgreSQL database (`--database postgres://…`), usage kept in it if `usage`.
+    Postgres {
+        /// The connection URL (may hold a password: never print it).
+        url: String,
+        /// Whether usage records are kept (`--database-usage`).
+        usage: bool,
+    },
 }
 
 impl StorageConfig {
@@ -31,6 +38,7 @@ impl StorageConfig {
     pub fn records_usage(&self) -> bool {
         match self {
             StorageConfig::Sqlite { usage_db, .. } => usage_db.is_some(),
+            StorageConfig::Postgres { usage, .. } => *usage,
         }
     }
 
@@ -46,6 +54,7 @@ impl StorageConfig {
                 usage_db.as_deref(),
                 *sync,
             )?)),
+            StorageConfig::Postgres { url, usage } => Ok(Box::new(PostgresStorage::open(url, *usage)?)),
         }
     }
 }

@@ -9,7 +9,7 @@
 //! Owns: the vocabulary shared by the core and every backend (the records, [`Write`],
 //! [`Snapshot`], [`StorageError`]) and the choice of backend at run time ([`StorageConfig`],
 //! in `backend.rs`). Must not: contain protocol logic or name any database library; backends
-//! (one file each, today [`sqlite`]) must not reorder writes inside a batch or decide protocol
+//! (one file each: [`sqlite`], [`postgres`]) must not reorder writes inside a batch or decide protocol
 //! outcomes, and nothing of theirs (row ids, error types, connections) may reach the core.
 //!
 //! Why this shape:
@@ -25,7 +25,7 @@
 //!   ([`StorageConfig::open`]). The trait is called once per batch (one transaction), so
 //!   dynamic dispatch costs nothing measurable, and a second backend is one new file plus one
 //!   variant of [`StorageConfig`], with no change to `mailbox/`.
-//! - A PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
+//! - The PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
 //!   `commit` runs the batch in one transaction. Several nodes sharing one database need more
 //!   than this trait gives today: claims and allocations decided by the database rather than
 //!   by one node's memory, and messages added on another node arriving as engine inputs. The
@@ -35,6 +35,7 @@
 
 mod backend;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use backend::StorageConfig;
