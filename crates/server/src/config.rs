@@ -22,9 +22,10 @@ pub struct MailboxArgs {
 
     /// Keep the state in this PostgreSQL database instead of SQLite
     /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`); the schema is created or migrated on
-    /// start. Give it a database of its own. Not combinable with the SQLite flags.
+    /// start. Give it a database of its own. Overrides `--channel-db`; `--usage-db` and
+    /// `--sync` (SQLite only) are refused with it.
     #[arg(long, value_name = "URL", env = "WORMHOLE_DATABASE", hide_env_values = true,
-          conflicts_with_all = ["channel_db", "usage_db", "sync"])]
+          conflicts_with_all = ["usage_db", "sync"])]
     pub database: Option<String>,
 
     /// With `--database`: also record usage statistics there (tables `usage_*`).
@@ -203,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn database_flag_selects_postgres_and_excludes_sqlite_flags() {
+    fn database_flag_selects_postgres_and_refuses_sqlite_only_flags() {
         let url = "postgres://u@127.0.0.1:5/db";
         let cli = Cli::try_parse_from(["x", "--database", url, "--database-usage"]).unwrap();
         assert_eq!(
@@ -214,11 +215,12 @@ mod tests {
             }
         );
         assert!(cli.args.storage().records_usage());
-        for extra in [
-            ["--channel-db", "a.sqlite"],
-            ["--usage-db", "u.sqlite"],
-            ["--sync", "normal"],
-        ] {
+        let over = Cli::try_parse_from(["x", "--channel-db", "a.sqlite", "--database", url]).unwrap();
+        assert!(matches!(
+            over.args.storage(),
+            StorageConfig::Postgres { usage: false, .. }
+        ));
+        for extra in [["--usage-db", "u.sqlite"], ["--sync", "normal"]] {
             let mut argv = vec!["x", "--database", url];
             argv.extend(extra);
             assert!(Cli::try_parse_from(argv).is_err(), "{extra:?} with --database");

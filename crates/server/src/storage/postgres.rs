@@ -250,12 +250,12 @@ impl PostgresStorage {
         let usage = self.usage;
         let now = now_secs();
         self.worker.run(async move {
+            let mut statements = Vec::with_capacity(batch.len() + 1);
+            statements.push(write::record_token(&node, token, now));
+            statements.extend(batch.iter().filter_map(|w| write::statement(w, usage, &node)));
             let mut client = connection(&pool).await?;
             let tx = client.transaction().await?;
-            write::record_token(&tx, &node, token, now).await?;
-            for w in &batch {
-                write::apply(&tx, w, usage, &node).await?;
-            }
+            write::run_all(&tx, statements).await?;
             tx.commit().await?;
             Ok(())
         })
