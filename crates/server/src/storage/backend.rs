@@ -11,8 +11,9 @@ use super::postgres::PostgresStorage;
 use super::sqlite::{SqliteStorage, SyncMode};
 use super::{Storage, StorageError};
 
-/// Which store holds the mailbox state, with that store's settings.
-#[derive(Debug, Clone, PartialEq)]
+/// Which store holds the mailbox state, with that store's settings. Its `Debug` never shows
+/// a PostgreSQL URL (it may hold a password).
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum StorageConfig {
     /// SQLite files (`--channel-db`, `--usage-db`, `--sync`); `:memory:` keeps nothing.
@@ -31,6 +32,28 @@ pub enum StorageConfig {
         /// Whether usage records are kept (`--database-usage`).
         usage: bool,
     },
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageConfig::Sqlite {
+                channel_db,
+                usage_db,
+                sync,
+            } => f
+                .debug_struct("Sqlite")
+                .field("channel_db", channel_db)
+                .field("usage_db", usage_db)
+                .field("sync", sync)
+                .finish(),
+            StorageConfig::Postgres { usage, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"(hidden)")
+                .field("usage", usage)
+                .finish(),
+        }
+    }
 }
 
 impl StorageConfig {

@@ -228,3 +228,167 @@ pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static 
         | Write::UsageCurrent { .. } => return None,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::storage::{
+        MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Outcome, UsageRow,
+    };
+    use std::sync::{Arc, Mutex};
+
+    fn every_write() -> Vec<Write> {
+        let s = || "x".to_owned();
+        let usage = UsageRow {
+            app_id: s(),
+            started: 1.0,
+            waiting_time: None,
+            total_time: 2.0,
+            result: Outcome::Happy,
+        };
+        vec![
+            Write::InsertNameplate(NameplateRow {
+                app_id: s(),
+                name: s(),
+                mailbox_id: s(),
+            }),
+            Write::DeleteNameplate {
+                app_id: s(),
+                name: s(),
+            },
+            Write::InsertNameplateSide(NameplateSideRow {
+                app_id: s(),
+                name: s(),
+                side: s(),
+                claimed: true,
+                added: 1.0,
+            }),
+            Write::ReleaseNameplateSide {
+                app_id: s(),
+                name: s(),
+                side: s(),
+            },
+            Write::InsertMailbox(MailboxRow {
+                id: s(),
+                app_id: s(),
+                updated: 1.0,
+                for_nameplate: true,
+            }),
+            Write::TouchMailbox {
+                id: s(),
+                updated: 2.0,
+            },
+            Write::DeleteMailbox { id: s() },
+            Write::InsertMailboxSide(MailboxSideRow {
+                mailbox_id: s(),
+                side: s(),
+                opened: true,
+                added: 1.0,
+                mood: None,
+            }),
+            Write::CloseMailboxSide {
+                mailbox_id: s(),
+                side: s(),
+                mood: Some("happy".into()),
+            },
+            Write::InsertMessage(MessageRow {
+                app_id: s(),
+                mailbox_id: s(),
+                side: s(),
+                phase: s(),
+                body: s(),
+                server_rx: 1.0,
+                msg_id: None,
+            }),
+            Write::UsageNameplate(usage.clone()),
+            Write::UsageMailbox {
+                row: usage,
+                for_nameplate: false,
+            },
+            Write::UsageClientVersion {
+                app_id: s(),
+                side: s(),
+                connect_time: 1.0,
+                implementation: None,
+                version: None,
+            },
+            Write::UsageCurrent {
+                rebooted: 1.0,
+                updated: 2.0,
+                blur_time: Some(60),
+                connections_websocket: 3,
+            },
+        ]
+    }
+
+    /// Highest `$N` placeholder in `sql`.
+    fn placeholders(sql: &str) -> usize {
+        sql.split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn every_write_is_one_statement_with_matching_parameters() {
+        let writes = every_write();
+        for w in &writes {
+            let (sql, params) = statement(w, true, "node").unwrap();
+            assert_eq!(placeholders(sql), params.len(), "{w:?}: {sql}");
+            assert_eq!(sql.matches(';').count(), 0, "one statement: {sql}");
+        }
+        let (sql, params) = record_token("n", 1, 2.0);
+        assert_eq!(placeholders(sql), params.len());
+        // Without usage, the usage writes produce nothing and the rest are unchanged.
+        let kept = writes
+            .iter()
+            .filter(|w| statement(w, false, "n").is_some())
+            .count();
+        assert_eq!(kept, writes.len() - 4);
+    }
+
+    /// A future that logs its first poll, is pending once, then yields `result`.
+    struct Step {
+        id: usize,
+        log: Arc<Mutex<Vec<usize>>>,
+        polled: bool,
+        result: Result<(), usize>,
+    }
+
+    impl Future for Step {
+        type Output = Result<(), usize>;
+        fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+            if !self.polled {
+                self.polled = true;
+                let id = self.id;
+                self.log.lock().unwrap().push(id);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(self.result)
+        }
+    }
+
+    #[tokio::test]
+    async fn futures_are_first_polled_in_order_and_the_first_error_wins() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let steps = |fail: Option<usize>| -> Vec<Step> {
+            (0..40)
+                .map(|id| Step {
+                    id,
+                    log: log.clone(),
+                    polled: false,
+                    result: if Some(id) == fail { Err(id) } else { Ok(()) },
+                })
+                .collect()
+        };
+        assert_eq!(run_in_order(steps(None)).await, Ok(()));
+        assert_eq!(*log.lock().unwrap(), (0..40).collect::<Vec<_>>());
+        assert_eq!(run_in_order(steps(Some(7))).await, Err(7));
+    }
+}
