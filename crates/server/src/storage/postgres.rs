@@ -8,7 +8,7 @@
 //!
 //! The [`Storage`] trait is synchronous and is called from the engine's own thread (and, for
 //! `open`/`load`, once from the start-up code, which may be inside the binary's runtime). So
-//! the backend owns a small tokio runtime of its own ([`Worker`]): each call is spawned there
+//! the backend owns a small tokio runtime of its own (`Worker`): each call is spawned there
 //! and the caller blocks on a plain channel for the answer. That never nests runtimes and
 //! keeps every async type inside this file.
 //!
