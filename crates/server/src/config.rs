@@ -215,7 +215,10 @@ mod tests {
             }
         );
         assert!(cli.args.storage().records_usage());
-        assert!(!format!("{:?}", cli.args.storage()).contains("postgres://"), "URL hidden");
+        assert!(
+            !format!("{:?}", cli.args.storage()).contains("postgres://"),
+            "URL hidden"
+        );
         let over = Cli::try_parse_from(["x", "--channel-db", "a.sqlite", "--database", url]).unwrap();
         assert!(matches!(
             over.args.storage(),

@@ -370,3 +370,26 @@ async fn unusable_urls_fail_at_start_with_an_open_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_second_node_on_the_same_database_is_refused_until_the_first_stops() {
+    let Some(db) = database("two_nodes").await else {
+        return;
+    };
+    let mut first = Spawned::start(&["--database", &db]);
+    let mut c = Client::bound(&first.url(), APP, "a").await;
+    c.claim("12").await;
+    // While the first node runs, a second one waits for the node lock, then gives up.
+    match MailboxServer::start(&pg_args(&db)) {
+        Err(ServerError::Storage(StorageError::Open { what, source })) => {
+            assert!(what.contains("PostgreSQL database"), "{what}");
+            assert!(source.to_string().contains("another mailbox node"), "{source}");
+        }
+        other => panic!("expected the second node to be refused, got {other:?}"),
+    }
+    // Once the first is gone (SIGKILL frees its lock), a replacement starts and has the state.
+    first.kill();
+    let second = Spawned::start(&["--database", &db]);
+    let mut d = Client::bound(&second.url(), APP, "d").await;
+    assert_eq!(d.list().await, json!([{"id": "12"}]));
+}

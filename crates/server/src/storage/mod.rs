@@ -32,6 +32,8 @@
 //!   writes already name the domain operations (claim a side, add a message, close with a
 //!   mood), which is what such a backend turns into conditional statements; the conflict
 //!   answers and the inbound stream will be additions to this trait, made with that backend.
+//!   Until then the PostgreSQL backend holds a node lock on its database (`postgres/lock.rs`)
+//!   so that a second node is refused at start instead of silently diverging.
 
 mod backend;
 mod error;

@@ -24,6 +24,7 @@
 //! statements). Must not: decide protocol outcomes, or let anything PostgreSQL-shaped out
 //! through the trait (errors leave only as the boxed `source` of a [`StorageError`]).
 
+mod lock;
 mod read;
 mod schema;
 mod write;
@@ -68,6 +69,13 @@ pub enum PgError {
     /// The backend's runtime dropped a call (it is shutting down).
     #[error("the PostgreSQL worker stopped")]
     WorkerGone,
+    /// Another mailbox node holds this database (one node per database for now).
+    #[error(
+        "another mailbox node is using this database (one node per database is supported; \
+         waited {} s for it to stop)",
+        CONNECT_WAIT.as_secs()
+    )]
+    InUse,
     /// The database was migrated by a newer server (see [`StorageError::Version`]).
     #[error("database schema version {found} is newer than this server's")]
     TooNew {
@@ -148,6 +156,11 @@ async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, PgError> {
 pub struct PostgresStorage {
     worker: Worker,
     pool: Pool,
+    /// For re-taking the node lock.
+    config: tokio_postgres::Config,
+    /// The single-node guard (`lock.rs`); `None` after its connection was lost and until the
+    /// next commit takes it again.
+    lock: Option<lock::NodeLock>,
     usage: bool,
     /// This process's name in `node_commits` (random per open).
     node: String,
@@ -192,7 +205,7 @@ impl PostgresStorage {
         let fail = |e: PgError| StorageError::open(what.clone(), e);
         let worker = Worker::start().map_err(fail)?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -223,15 +236,29 @@ impl PostgresStorage {
             }
             Err(e) => return Err(fail(e)),
         }
+        let node_lock = worker.run(lock::take(config.clone())).map_err(fail)?;
         let node = format!("{:016x}", rand::random::<u64>());
         Ok(PostgresStorage {
             worker,
             pool,
+            config,
+            lock: Some(node_lock),
             usage,
             node,
             token: 0,
             uncertain: None,
         })
+    }
+
+    /// Make sure this node holds the node lock before it writes (re-taken after a reconnect).
+    fn hold_lock(&mut self) -> Result<(), PgError> {
+        if self.lock.as_ref().is_some_and(|l| !l.is_lost()) {
+            return Ok(());
+        }
+        self.lock = None;
+        tracing::warn!("PostgreSQL node lock lost (connection closed); taking it again");
+        self.lock = Some(self.worker.run(lock::take(self.config.clone()))?);
+        Ok(())
     }
 
     /// After a failed commit: did batch `token` land after all?
@@ -277,6 +304,8 @@ impl Storage for PostgresStorage {
         if batch.is_empty() {
             return Ok(());
         }
+        self.hold_lock()
+            .map_err(|e| StorageError::commit(batch.len(), e))?;
         if let Some((token, writes)) = self.uncertain.take() {
             match self.landed(token) {
                 Ok(true) if writes == batch => return Ok(()),
