@@ -393,3 +393,35 @@ async fn a_second_node_on_the_same_database_is_refused_until_the_first_stops() {
     let mut d = Client::bound(&second.url(), APP, "d").await;
     assert_eq!(d.list().await, json!([{"id": "12"}]));
 }
+
+#[tokio::test]
+async fn nul_and_backslashes_in_client_strings_are_stored_and_replayed_exactly() {
+    // PostgreSQL TEXT cannot hold NUL; the backend escapes it, so such a client neither stops
+    // the server nor comes back altered.
+    let Some(db) = database("nul").await else {
+        return;
+    };
+    let mut server = Spawned::start(&["--database", &db]);
+    let (side, phase, id) = ("s\u{0}\\0", "p\u{0}h\\ase", "i\\d\u{0}");
+    let mut a = Client::bound(&server.url(), "app\u{0}", side).await;
+    let mb = a.claim("20").await;
+    a.open(&mb).await;
+    a.add(phase, "00", id).await;
+    // A mood with NUL on another channel (stored, then deleted with its mailbox).
+    let mut c = Client::bound(&server.url(), "app\u{0}", "third").await;
+    let other = c.claim("21").await;
+    c.open(&other).await;
+    c.cmd(json!({"type": "close", "mood": "x\u{0}"}), "x").await;
+    c.expect("closed").await;
+    server.kill();
+
+    let server = Spawned::start(&["--database", &db]);
+    let mut b = Client::bound(&server.url(), "app\u{0}", "other").await;
+    assert_eq!(b.claim("20").await, mb);
+    b.open(&mb).await;
+    let m = b.expect("message").await;
+    assert_eq!(
+        (&m["side"], &m["phase"], &m["id"]),
+        (&json!(side), &json!(phase), &json!(id))
+    );
+}

@@ -20,13 +20,15 @@
 //! land is not applied twice (no duplicated message).
 //!
 //! Owns: the runtime, the pool, migrations on open, the commit token, and the [`Storage`]
-//! impl; its parts are `schema.rs` (migrations), `read.rs` (SELECTs) and `write.rs` (a batch's
-//! statements). Must not: decide protocol outcomes, or let anything PostgreSQL-shaped out
+//! impl; its parts are `schema.rs` (migrations), `read.rs` (SELECTs), `write.rs` (a batch's
+//! statements), `text.rs` (the NUL-safe escape of stored strings) and `lock.rs` (the
+//! single-node guard). Must not: decide protocol outcomes, or let anything PostgreSQL-shaped out
 //! through the trait (errors leave only as the boxed `source` of a [`StorageError`]).
 
 mod lock;
 mod read;
 mod schema;
+mod text;
 mod write;
 
 use std::future::Future;
@@ -47,7 +49,7 @@ const POOL_SIZE: usize = 4;
 #[non_exhaustive]
 pub enum PgError {
     /// PostgreSQL refused a statement or the connection failed.
-    #[error(transparent)]
+    #[error("{}", sql_message(.0))]
     Sql(#[from] tokio_postgres::Error),
     /// No connection could be had from the pool.
     #[error("no database connection within {secs} s: {source}")]
@@ -82,6 +84,15 @@ pub enum PgError {
         /// The version found.
         found: i64,
     },
+}
+
+/// tokio-postgres says only "db error" at the top; show PostgreSQL's own message and code.
+fn sql_message(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => format!("PostgreSQL: {} (SQLSTATE {})", db.message(), db.code().code()),
+        (None, Some(src)) => format!("{e}: {src}"),
+        (None, None) => e.to_string(),
+    }
 }
 
 /// The backend's runtime: one worker thread that runs every database future.

@@ -6,6 +6,7 @@
 use tokio_postgres::Client;
 
 use super::PgError;
+use super::text::decode;
 use crate::storage::{MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot};
 
 /// Read the whole channel state in one REPEATABLE READ transaction (one consistent view).
@@ -25,9 +26,9 @@ pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgErr
         .iter()
         .map(|r| {
             Ok(NameplateRow {
-                app_id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                mailbox_id: r.try_get(2)?,
+                app_id: decode(r.try_get(0)?),
+                name: decode(r.try_get(1)?),
+                mailbox_id: decode(r.try_get(2)?),
             })
         })
         .collect::<Result<_, PgError>>()?;
@@ -40,9 +41,9 @@ pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgErr
         .iter()
         .map(|r| {
             Ok(NameplateSideRow {
-                app_id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                side: r.try_get(2)?,
+                app_id: decode(r.try_get(0)?),
+                name: decode(r.try_get(1)?),
+                side: decode(r.try_get(2)?),
                 claimed: r.try_get(3)?,
                 added: r.try_get(4)?,
             })
@@ -54,8 +55,8 @@ pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgErr
         .iter()
         .map(|r| {
             Ok(MailboxRow {
-                id: r.try_get(0)?,
-                app_id: r.try_get(1)?,
+                id: decode(r.try_get(0)?),
+                app_id: decode(r.try_get(1)?),
                 updated: r.try_get(2)?,
                 for_nameplate: r.try_get(3)?,
             })
@@ -70,11 +71,11 @@ pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgErr
         .iter()
         .map(|r| {
             Ok(MailboxSideRow {
-                mailbox_id: r.try_get(0)?,
-                side: r.try_get(1)?,
+                mailbox_id: decode(r.try_get(0)?),
+                side: decode(r.try_get(1)?),
                 opened: r.try_get(2)?,
                 added: r.try_get(3)?,
-                mood: r.try_get(4)?,
+                mood: r.try_get::<_, Option<String>>(4)?.map(decode),
             })
         })
         .collect::<Result<_, PgError>>()?;
@@ -88,13 +89,13 @@ pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgErr
         .iter()
         .map(|r| {
             Ok(MessageRow {
-                app_id: r.try_get(0)?,
-                mailbox_id: r.try_get(1)?,
-                side: r.try_get(2)?,
-                phase: r.try_get(3)?,
-                body: r.try_get(4)?,
+                app_id: decode(r.try_get(0)?),
+                mailbox_id: decode(r.try_get(1)?),
+                side: decode(r.try_get(2)?),
+                phase: decode(r.try_get(3)?),
+                body: decode(r.try_get(4)?),
                 server_rx: r.try_get(5)?,
-                msg_id: r.try_get(6)?,
+                msg_id: r.try_get::<_, Option<String>>(6)?.map(decode),
             })
         })
         .collect::<Result<_, PgError>>()?;

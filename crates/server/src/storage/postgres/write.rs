@@ -18,6 +18,7 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
 use super::PgError;
+use super::text::encode;
 use crate::storage::Write;
 
 /// One statement's parameters, owned (they outlive the borrow of the batch by the futures).
@@ -92,7 +93,8 @@ where
 
 /// The one statement that applies `w`, or `None` for a usage write without usage.
 pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static str, Params)> {
-    let s = |v: &String| b(v.clone());
+    let s = |v: &String| b(encode(v).into_owned());
+    let opt = |v: &Option<String>| b(v.as_deref().map(|v| encode(v).into_owned()));
     Some(match w {
         Write::InsertNameplate(r) => (
             "INSERT INTO nameplates (app_id, name, mailbox_id) VALUES ($1, $2, $3)",
@@ -135,7 +137,7 @@ pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static 
                 s(&r.side),
                 b(r.opened),
                 b(r.added),
-                b(r.mood.clone()),
+                opt(&r.mood),
             ],
         ),
         Write::CloseMailboxSide {
@@ -145,7 +147,7 @@ pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static 
         } => (
             "UPDATE mailbox_sides SET opened = FALSE, mood = $1 \
              WHERE mailbox_id = $2 AND side = $3",
-            vec![b(mood.clone()), s(mailbox_id), s(side)],
+            vec![opt(mood), s(mailbox_id), s(side)],
         ),
         Write::InsertMessage(r) => (
             "INSERT INTO messages (app_id, mailbox_id, side, phase, body, server_rx, msg_id) \
@@ -157,7 +159,7 @@ pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static 
                 s(&r.phase),
                 s(&r.body),
                 b(r.server_rx),
-                b(r.msg_id.clone()),
+                opt(&r.msg_id),
             ],
         ),
         Write::UsageNameplate(u) if usage => (
@@ -197,8 +199,8 @@ pub(super) fn statement(w: &Write, usage: bool, node: &str) -> Option<(&'static 
                 s(app_id),
                 s(side),
                 b(*connect_time),
-                b(implementation.clone()),
-                b(version.clone()),
+                opt(implementation),
+                opt(version),
             ],
         ),
         // One summary per node (a single node has one row, as 0.8.0's `current`).
