@@ -34,6 +34,20 @@
 //!   answers and the inbound stream will be additions to this trait, made with that backend.
 //!   Until then the PostgreSQL backend holds a node lock on its database (`postgres/lock.rs`)
 //!   so that a second node is refused at start instead of silently diverging.
+//! - The plan for several nodes, in this trait's terms (not built yet): (1) a channel's rows
+//!   become the authority: before the core decides a `claim`, `open`, `release` or `close`,
+//!   the engine asks the store for that channel's current rows (`SELECT … FOR UPDATE` on the
+//!   nameplate or mailbox row, in the batch's transaction), so crowding and reclaiming are
+//!   decided on what every node committed; `allocate` picks among names that are free in the
+//!   table, and the `(app_id, name)` primary key turns a race into a conflict answer that the
+//!   engine retries with another name. (2) An inbound stream: each commit that adds messages
+//!   sends `NOTIFY` with the mailbox id and `messages.seq`; every node `LISTEN`s, reads
+//!   `messages WHERE mailbox_id = … AND seq > last_seen` for mailboxes it has listeners on,
+//!   and after any reconnect of its listening connection re-reads from its last seen `seq`
+//!   for all of them, so nothing is missed and nothing is delivered twice. Those are two
+//!   additions to this trait (`lock_channel`-style reads inside the commit, and a receiver of
+//!   inbound changes handed to the engine); the core then treats an inbound message as it
+//!   treats a local `add`, minus the write.
 
 mod backend;
 mod error;
