@@ -32,6 +32,12 @@ pub struct MailboxArgs {
     #[arg(long, requires = "database")]
     pub database_usage: bool,
 
+    /// With `--database`: how long to wait for an unreachable database (at start, and at each
+    /// commit) and for another node's lock at start, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub database_wait: u64,
+
     /// Record usage statistics in this SQLite database.
     #[arg(long, value_name = "PATH")]
     pub usage_db: Option<PathBuf>,
@@ -105,6 +111,7 @@ impl MailboxArgs {
             return StorageConfig::Postgres {
                 url: url.clone(),
                 usage: self.database_usage,
+                wait: std::time::Duration::from_secs(self.database_wait),
             };
         }
         StorageConfig::Sqlite {
@@ -121,6 +128,7 @@ impl MailboxArgs {
             channel_db: "relay.sqlite".into(),
             database: None,
             database_usage: false,
+            database_wait: 30,
             usage_db: None,
             blur_usage: None,
             motd: None,
@@ -211,7 +219,8 @@ mod tests {
             cli.args.storage(),
             StorageConfig::Postgres {
                 url: url.into(),
-                usage: true
+                usage: true,
+                wait: std::time::Duration::from_secs(30),
             }
         );
         assert!(cli.args.storage().records_usage());
@@ -230,5 +239,6 @@ mod tests {
             assert!(Cli::try_parse_from(argv).is_err(), "{extra:?} with --database");
         }
         assert!(Cli::try_parse_from(["x", "--database-usage"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--database", url, "--database-wait", "3601"]).is_err());
     }
 }

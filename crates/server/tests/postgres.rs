@@ -362,7 +362,9 @@ async fn unusable_urls_fail_at_start_with_an_open_error() {
         .port();
     let unreachable = format!("postgres://postgres@127.0.0.1:{port}/db");
     for url in ["not a url at all=", &unreachable] {
-        match MailboxServer::start(&pg_args(url)) {
+        let mut args = pg_args(url);
+        args.database_wait = 1;
+        match MailboxServer::start(&args) {
             Err(ServerError::Storage(StorageError::Open { what, .. })) => {
                 assert!(!what.contains("postgres://"), "{what}");
             }
@@ -380,7 +382,9 @@ async fn a_second_node_on_the_same_database_is_refused_until_the_first_stops() {
     let mut c = Client::bound(&first.url(), APP, "a").await;
     c.claim("12").await;
     // While the first node runs, a second one waits for the node lock, then gives up.
-    match MailboxServer::start(&pg_args(&db)) {
+    let mut second_args = pg_args(&db);
+    second_args.database_wait = 2;
+    match MailboxServer::start(&second_args) {
         Err(ServerError::Storage(StorageError::Open { what, source })) => {
             assert!(what.contains("PostgreSQL database"), "{what}");
             assert!(source.to_string().contains("another mailbox node"), "{source}");

@@ -31,6 +31,8 @@ pub enum StorageConfig {
         url: String,
         /// Whether usage records are kept (`--database-usage`).
         usage: bool,
+        /// How long to wait for an unreachable database (`--database-wait`).
+        wait: std::time::Duration,
     },
 }
 
@@ -47,10 +49,11 @@ impl std::fmt::Debug for StorageConfig {
                 .field("usage_db", usage_db)
                 .field("sync", sync)
                 .finish(),
-            StorageConfig::Postgres { usage, .. } => f
+            StorageConfig::Postgres { usage, wait, .. } => f
                 .debug_struct("Postgres")
                 .field("url", &"(hidden)")
                 .field("usage", usage)
+                .field("wait", wait)
                 .finish(),
         }
     }
@@ -77,7 +80,9 @@ impl StorageConfig {
                 usage_db.as_deref(),
                 *sync,
             )?)),
-            StorageConfig::Postgres { url, usage } => Ok(Box::new(PostgresStorage::open(url, *usage)?)),
+            StorageConfig::Postgres { url, usage, wait } => {
+                Ok(Box::new(PostgresStorage::open(url, *usage, *wait)?))
+            }
         }
     }
 }

@@ -13,7 +13,7 @@
 //! keeps every async type inside this file.
 //!
 //! Faults: a pooled connection that PostgreSQL closed is replaced on the next call; a database
-//! that is down is waited for (up to [`CONNECT_WAIT`]) before a commit fails. A `COMMIT` whose
+//! that is down is waited for (up to `--database-wait`, [`DEFAULT_WAIT`]) before a call fails. A `COMMIT` whose
 //! answer was lost (connection cut at that moment) is ambiguous: each batch records a
 //! per-process token in `node_commits` inside its transaction, and when the engine retries the
 //! same batch after such an error the backend first reads the token back, so a batch that did
@@ -39,8 +39,9 @@ use tokio_postgres::NoTls;
 
 use super::{Snapshot, Storage, StorageError, Write};
 
-/// How long a call waits for the database to accept a connection before failing.
-pub const CONNECT_WAIT: Duration = Duration::from_secs(10);
+/// How long a call waits for the database (a connection, the node lock) before failing, unless
+/// `--database-wait` says otherwise: long enough for a PostgreSQL crash recovery or failover.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// Connections kept by the pool (the engine uses one at a time; start-up may use another).
 const POOL_SIZE: usize = 4;
 
@@ -74,10 +75,12 @@ pub enum PgError {
     /// Another mailbox node holds this database (one node per database for now).
     #[error(
         "another mailbox node is using this database (one node per database is supported; \
-         waited {} s for it to stop)",
-        CONNECT_WAIT.as_secs()
+         waited {secs} s for it to stop)"
     )]
-    InUse,
+    InUse {
+        /// How long we waited.
+        secs: u64,
+    },
     /// The database was migrated by a newer server (see [`StorageError::Version`]).
     #[error("database schema version {found} is newer than this server's")]
     TooNew {
@@ -143,15 +146,15 @@ fn now_secs() -> f64 {
         .unwrap_or(0.0)
 }
 
-/// A connection from the pool, waiting up to [`CONNECT_WAIT`] for the database to be up.
-async fn connection(pool: &Pool) -> Result<deadpool_postgres::Object, PgError> {
-    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+/// A connection from the pool, waiting up to `wait` for the database to be up.
+async fn connection(pool: &Pool, wait: Duration) -> Result<deadpool_postgres::Object, PgError> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         match pool.get().await {
             Ok(c) => return Ok(c),
             Err(e) if tokio::time::Instant::now() >= deadline => {
                 return Err(PgError::Pool {
-                    secs: CONNECT_WAIT.as_secs(),
+                    secs: wait.as_secs(),
                     source: e,
                 });
             }
@@ -172,6 +175,8 @@ pub struct PostgresStorage {
     /// The single-node guard (`lock.rs`); `None` after its connection was lost and until the
     /// next commit takes it again.
     lock: Option<lock::NodeLock>,
+    /// How long a call waits for the database.
+    wait: Duration,
     usage: bool,
     /// This process's name in `node_commits` (random per open).
     node: String,
@@ -207,8 +212,9 @@ fn describe(config: &tokio_postgres::Config) -> String {
 
 impl PostgresStorage {
     /// Connect to `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`), create or migrate the
-    /// schema, and keep usage records there when `usage` is set.
-    pub fn open(url: &str, usage: bool) -> Result<Self, StorageError> {
+    /// schema, and keep usage records there when `usage` is set. Every call waits up to `wait`
+    /// for an unreachable database (and, at open, for another node's lock) before failing.
+    pub fn open(url: &str, usage: bool, wait: Duration) -> Result<Self, StorageError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StorageError::open("PostgreSQL database", PgError::Url(e)))?;
@@ -233,7 +239,7 @@ impl PostgresStorage {
         let now = now_secs();
         let p = pool.clone();
         let migrated = worker.run(async move {
-            let mut client = connection(&p).await?;
+            let mut client = connection(&p, wait).await?;
             schema::migrate(&mut client, now).await
         });
         match migrated {
@@ -247,13 +253,14 @@ impl PostgresStorage {
             }
             Err(e) => return Err(fail(e)),
         }
-        let node_lock = worker.run(lock::take(config.clone())).map_err(fail)?;
+        let node_lock = worker.run(lock::take(config.clone(), wait)).map_err(fail)?;
         let node = format!("{:016x}", rand::random::<u64>());
         Ok(PostgresStorage {
             worker,
             pool,
             config,
             lock: Some(node_lock),
+            wait,
             usage,
             node,
             token: 0,
@@ -268,7 +275,7 @@ impl PostgresStorage {
         }
         self.lock = None;
         tracing::warn!("PostgreSQL node lock lost (connection closed); taking it again");
-        self.lock = Some(self.worker.run(lock::take(self.config.clone()))?);
+        self.lock = Some(self.worker.run(lock::take(self.config.clone(), self.wait))?);
         Ok(())
     }
 
@@ -276,8 +283,9 @@ impl PostgresStorage {
     fn landed(&self, token: i64) -> Result<bool, PgError> {
         let pool = self.pool.clone();
         let node = self.node.clone();
+        let wait = self.wait;
         self.worker.run(async move {
-            let client = connection(&pool).await?;
+            let client = connection(&pool, wait).await?;
             Ok(read::committed_token(&client, &node).await? >= token)
         })
     }
@@ -286,12 +294,13 @@ impl PostgresStorage {
         let pool = self.pool.clone();
         let node = self.node.clone();
         let usage = self.usage;
+        let wait = self.wait;
         let now = now_secs();
         self.worker.run(async move {
             let mut statements = Vec::with_capacity(batch.len() + 1);
             statements.push(write::record_token(&node, token, now));
             statements.extend(batch.iter().filter_map(|w| write::statement(w, usage, &node)));
-            let mut client = connection(&pool).await?;
+            let mut client = connection(&pool, wait).await?;
             let tx = client.transaction().await?;
             write::run_all(&tx, statements).await?;
             tx.commit().await?;
@@ -303,9 +312,10 @@ impl PostgresStorage {
 impl Storage for PostgresStorage {
     fn load(&mut self) -> Result<Snapshot, StorageError> {
         let pool = self.pool.clone();
+        let wait = self.wait;
         self.worker
             .run(async move {
-                let mut client = connection(&pool).await?;
+                let mut client = connection(&pool, wait).await?;
                 read::read_snapshot(&mut client).await
             })
             .map_err(StorageError::load)

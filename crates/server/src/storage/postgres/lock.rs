@@ -10,13 +10,15 @@
 //! (PostgreSQL restarted), the next commit takes the lock again before writing, and fails if
 //! another node took it meanwhile. A node killed with SIGKILL frees its lock once PostgreSQL
 //! sees the socket close, so a replacement started right after waits for it (up to
-//! [`super::CONNECT_WAIT`]).
+//! `--database-wait`).
 //!
 //! Owns: that connection and the lock key. Must not: run anything else on the connection.
 
 use tokio_postgres::{Client, Config, NoTls};
 
-use super::{CONNECT_WAIT, PgError};
+use std::time::Duration;
+
+use super::PgError;
 
 /// Key of the node lock (any constant, distinct from the migration lock).
 const NODE_LOCK: i64 = 0x776f_726d_6e6f_6465; // "wormnode"
@@ -34,22 +36,22 @@ impl NodeLock {
 }
 
 /// Connect and take the lock, retrying connection failures and a held lock until
-/// [`CONNECT_WAIT`] has passed.
-pub(super) async fn take(config: Config) -> Result<NodeLock, PgError> {
-    let deadline = tokio::time::Instant::now() + CONNECT_WAIT;
+/// `wait` has passed.
+pub(super) async fn take(config: Config, wait: Duration) -> Result<NodeLock, PgError> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let err = match try_take(&config).await {
+        let err = match try_take(&config, wait).await {
             Ok(lock) => return Ok(lock),
             Err(e) => e,
         };
         if tokio::time::Instant::now() >= deadline {
             return Err(err);
         }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn try_take(config: &Config) -> Result<NodeLock, PgError> {
+async fn try_take(config: &Config, wait: Duration) -> Result<NodeLock, PgError> {
     let (client, connection) = config.connect(NoTls).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
@@ -63,6 +65,6 @@ async fn try_take(config: &Config) -> Result<NodeLock, PgError> {
     if got {
         Ok(NodeLock { client })
     } else {
-        Err(PgError::InUse)
+        Err(PgError::InUse { secs: wait.as_secs() })
     }
 }
