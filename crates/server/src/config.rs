@@ -20,6 +20,24 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "PATH", default_value = "relay.sqlite")]
     pub channel_db: String,
 
+    /// Keep the state in this PostgreSQL database instead of SQLite
+    /// (`postgres://USER[:PASSWORD]@HOST[:PORT]/DB`); the schema is created or migrated on
+    /// start. Give it a database of its own. Overrides `--channel-db`; `--usage-db` and
+    /// `--sync` (SQLite only) are refused with it.
+    #[arg(long, value_name = "URL", env = "WORMHOLE_DATABASE", hide_env_values = true,
+          conflicts_with_all = ["usage_db", "sync"])]
+    pub database: Option<String>,
+
+    /// With `--database`: also record usage statistics there (tables `usage_*`).
+    #[arg(long, requires = "database")]
+    pub database_usage: bool,
+
+    /// With `--database`: how long to wait for an unreachable database (at start, and at each
+    /// commit) and for another node's lock at start, before giving up.
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub database_wait: u64,
+
     /// Record usage statistics in this SQLite database.
     #[arg(long, value_name = "PATH")]
     pub usage_db: Option<PathBuf>,
@@ -85,10 +103,17 @@ pub struct MailboxArgs {
 }
 
 impl MailboxArgs {
-    /// The store the storage flags name: `--channel-db PATH` (with `--usage-db`, `--sync`) is
-    /// SQLite. Issue #13's `--database postgres://…` will be matched here, before the SQLite
-    /// default, and is the only place outside `storage/` that a new backend touches.
+    /// The store the storage flags name: `--database URL` (with `--database-usage`) is
+    /// PostgreSQL; otherwise `--channel-db PATH` (with `--usage-db`, `--sync`) is SQLite.
+    /// This is the only place outside `storage/` that a backend touches.
     pub fn storage(&self) -> StorageConfig {
+        if let Some(url) = &self.database {
+            return StorageConfig::Postgres {
+                url: url.clone(),
+                usage: self.database_usage,
+                wait: std::time::Duration::from_secs(self.database_wait),
+            };
+        }
         StorageConfig::Sqlite {
             channel_db: self.channel_db.clone(),
             usage_db: self.usage_db.clone(),
@@ -101,6 +126,9 @@ impl MailboxArgs {
         MailboxArgs {
             listen: "[::]:4000".into(),
             channel_db: "relay.sqlite".into(),
+            database: None,
+            database_usage: false,
+            database_wait: 30,
             usage_db: None,
             blur_usage: None,
             motd: None,
@@ -181,5 +209,36 @@ mod tests {
             }
         );
         assert!(!MailboxArgs::defaults().storage().records_usage());
+    }
+
+    #[test]
+    fn database_flag_selects_postgres_and_refuses_sqlite_only_flags() {
+        let url = "postgres://u@127.0.0.1:5/db";
+        let cli = Cli::try_parse_from(["x", "--database", url, "--database-usage"]).unwrap();
+        assert_eq!(
+            cli.args.storage(),
+            StorageConfig::Postgres {
+                url: url.into(),
+                usage: true,
+                wait: std::time::Duration::from_secs(30),
+            }
+        );
+        assert!(cli.args.storage().records_usage());
+        assert!(
+            !format!("{:?}", cli.args.storage()).contains("postgres://"),
+            "URL hidden"
+        );
+        let over = Cli::try_parse_from(["x", "--channel-db", "a.sqlite", "--database", url]).unwrap();
+        assert!(matches!(
+            over.args.storage(),
+            StorageConfig::Postgres { usage: false, .. }
+        ));
+        for extra in [["--usage-db", "u.sqlite"], ["--sync", "normal"]] {
+            let mut argv = vec!["x", "--database", url];
+            argv.extend(extra);
+            assert!(Cli::try_parse_from(argv).is_err(), "{extra:?} with --database");
+        }
+        assert!(Cli::try_parse_from(["x", "--database-usage"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--database", url, "--database-wait", "3601"]).is_err());
     }
 }

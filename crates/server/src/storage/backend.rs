@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 
+use super::postgres::PostgresStorage;
 use super::sqlite::{SqliteStorage, SyncMode};
 use super::{Storage, StorageError};
 
-/// Which store holds the mailbox state, with that store's settings.
-#[derive(Debug, Clone, PartialEq)]
+/// Which store holds the mailbox state, with that store's settings. Its `Debug` never shows
+/// a PostgreSQL URL (it may hold a password).
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum StorageConfig {
     /// SQLite files (`--channel-db`, `--usage-db`, `--sync`); `:memory:` keeps nothing.
@@ -23,7 +25,38 @@ pub enum StorageConfig {
         /// How hard each commit pushes to the disk.
         sync: SyncMode,
     },
-    // Issue #13 adds `Postgres { url, .. }` here (from `--database postgres://…`).
+    /// A PostgreSQL database (`--database postgres://…`), usage kept in it if `usage`.
+    Postgres {
+        /// The connection URL (may hold a password: never print it).
+        url: String,
+        /// Whether usage records are kept (`--database-usage`).
+        usage: bool,
+        /// How long to wait for an unreachable database (`--database-wait`).
+        wait: std::time::Duration,
+    },
+}
+
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StorageConfig::Sqlite {
+                channel_db,
+                usage_db,
+                sync,
+            } => f
+                .debug_struct("Sqlite")
+                .field("channel_db", channel_db)
+                .field("usage_db", usage_db)
+                .field("sync", sync)
+                .finish(),
+            StorageConfig::Postgres { usage, wait, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"(hidden)")
+                .field("usage", usage)
+                .field("wait", wait)
+                .finish(),
+        }
+    }
 }
 
 impl StorageConfig {
@@ -31,6 +64,7 @@ impl StorageConfig {
     pub fn records_usage(&self) -> bool {
         match self {
             StorageConfig::Sqlite { usage_db, .. } => usage_db.is_some(),
+            StorageConfig::Postgres { usage, .. } => *usage,
         }
     }
 
@@ -46,6 +80,9 @@ impl StorageConfig {
                 usage_db.as_deref(),
                 *sync,
             )?)),
+            StorageConfig::Postgres { url, usage, wait } => {
+                Ok(Box::new(PostgresStorage::open(url, *usage, *wait)?))
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 //! Owns: the vocabulary shared by the core and every backend (the records, [`Write`],
 //! [`Snapshot`], [`StorageError`]) and the choice of backend at run time ([`StorageConfig`],
 //! in `backend.rs`). Must not: contain protocol logic or name any database library; backends
-//! (one file each, today [`sqlite`]) must not reorder writes inside a batch or decide protocol
+//! (one file each: [`sqlite`], [`postgres`]) must not reorder writes inside a batch or decide protocol
 //! outcomes, and nothing of theirs (row ids, error types, connections) may reach the core.
 //!
 //! Why this shape:
@@ -25,16 +25,33 @@
 //!   ([`StorageConfig::open`]). The trait is called once per batch (one transaction), so
 //!   dynamic dispatch costs nothing measurable, and a second backend is one new file plus one
 //!   variant of [`StorageConfig`], with no change to `mailbox/`.
-//! - A PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
+//! - The PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
 //!   `commit` runs the batch in one transaction. Several nodes sharing one database need more
 //!   than this trait gives today: claims and allocations decided by the database rather than
 //!   by one node's memory, and messages added on another node arriving as engine inputs. The
 //!   writes already name the domain operations (claim a side, add a message, close with a
 //!   mood), which is what such a backend turns into conditional statements; the conflict
 //!   answers and the inbound stream will be additions to this trait, made with that backend.
+//!   Until then the PostgreSQL backend holds a node lock on its database (`postgres/lock.rs`)
+//!   so that a second node is refused at start instead of silently diverging.
+//! - The plan for several nodes, in this trait's terms (not built yet): (1) a channel's rows
+//!   become the authority: before the core decides a `claim`, `open`, `release` or `close`,
+//!   the engine asks the store for that channel's current rows (`SELECT … FOR UPDATE` on the
+//!   nameplate or mailbox row, in the batch's transaction), so crowding and reclaiming are
+//!   decided on what every node committed; `allocate` picks among names that are free in the
+//!   table, and the `(app_id, name)` primary key turns a race into a conflict answer that the
+//!   engine retries with another name. (2) An inbound stream: each commit that adds messages
+//!   sends `NOTIFY` with the mailbox id and `messages.seq`; every node `LISTEN`s, reads
+//!   `messages WHERE mailbox_id = … AND seq > last_seen` for mailboxes it has listeners on,
+//!   and after any reconnect of its listening connection re-reads from its last seen `seq`
+//!   for all of them, so nothing is missed and nothing is delivered twice. Those are two
+//!   additions to this trait (`lock_channel`-style reads inside the commit, and a receiver of
+//!   inbound changes handed to the engine); the core then treats an inbound message as it
+//!   treats a local `add`, minus the write.
 
 mod backend;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 pub use backend::StorageConfig;
