@@ -6,7 +6,7 @@
 //! allocation. The length prefix is checked against a cap before anyone allocates for it, and any
 //! nonce other than the expected counter is refused. No I/O here.
 
-use super::secretbox;
+use wormhole_transit_crypto as secretbox;
 
 /// Bytes of the length prefix.
 pub const RECORD_HEADER: usize = 4;
