@@ -35,7 +35,12 @@ const DEBUG_MACHINES: [&str; 12] = ["B", "N", "M", "S", "O", "K", "SK", "R", "RC
 /// Wormholes are created by speaking the same magic CODE in two different places at the same
 /// time. Wormholes are secure against anyone who doesn't use the same code.
 #[derive(Debug, Parser)]
-#[command(name = "magic-wormhole", bin_name = "wormhole", version)]
+#[command(
+    name = "magic-wormhole",
+    bin_name = "wormhole",
+    version,
+    after_help = "Environment: WORMHOLE_TRANSIT_CRYPTO=auto|rustcrypto picks the transit encryption: auto (default) the fastest\nself-tested SIMD code this CPU has, rustcrypto the audited RustCrypto secretbox."
+)]
 pub struct Cli {
     /// appid to use
     #[arg(long, value_name = "APPID", global = true)]

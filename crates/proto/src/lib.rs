@@ -14,6 +14,8 @@
 //! - [`transit`]: transit hints, handshakes and encrypted records.
 //! - [`transfer`]: the file-transfer (v1) application messages.
 
+#![forbid(unsafe_code)]
+
 pub mod code;
 pub mod dilation;
 pub mod key;

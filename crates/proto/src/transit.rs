@@ -7,14 +7,8 @@
 pub mod handshake;
 pub mod hints;
 pub mod keys;
-#[cfg(target_arch = "x86_64")]
-mod poly1305_ifma;
 pub mod race;
 pub mod record;
-#[cfg(target_arch = "x86_64")]
-mod salsa_avx512;
-mod salsa_rounds;
-mod secretbox;
 
 pub use handshake::{Expect, ExpectError, ExpectProgress};
 pub use hints::{Ability, DirectHint, Hint, RelayHint, TransitMsg};

@@ -49,6 +49,7 @@
 //! # Timing
 //! Pass a [`Timing`] in [`WormholeOptions::timing`] to record every frame; [`Timing::write`]
 //! produces Python's `--dump-timing` JSON.
+#![forbid(unsafe_code)]
 
 mod driver;
 mod events;

@@ -10,7 +10,7 @@
 //!    built next to this binary), plus the relay process's CPU seconds.
 //!
 //! 4. `cli-direct` / `cli-relay`: whole CLI process pairs sending a `--size` file, for each of
-//!    `--impls` (ours, python, go, rs) against itself, on our mailbox server, relayed through
+//!    `--impls` (ours, python, go, rs) against itself (or `a>b`: `a` sends, `b` receives), on our mailbox server, relayed through
 //!    Python's transit relay on 127.0.0.1:4001 (Go cannot be pointed elsewhere): wall time, MB/s,
 //!    CPU seconds and peak RSS of each process (polled from /proc), receiver output checked by
 //!    SHA-256. The relay phase forces the relay with `--no-listen` (ours, Python) and
@@ -45,7 +45,8 @@ struct Args {
     /// Python's `twist` (default: ~/.cache/wormhole-peers/venv/bin/twist).
     #[arg(long)]
     twist: Option<PathBuf>,
-    /// Implementations for the CLI phases (comma separated): ours, python, go, rs.
+    /// Implementations for the CLI phases (comma separated): ours, python, go, rs; `a>b` pairs
+    /// sender `a` with receiver `b`. Our CLI keeps `WORMHOLE_TRANSIT_CRYPTO` from the environment.
     #[arg(long, default_value = "ours,python,go,rs")]
     impls: String,
     /// The transit relay the CLI phases run on 127.0.0.1:4001 (every client's relay there):

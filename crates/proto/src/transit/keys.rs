@@ -5,6 +5,7 @@
 
 use hkdf::Hkdf;
 use sha2::Sha256;
+use zeroize::Zeroize;
 
 /// The default file-transfer AppID.
 pub const DEFAULT_APPID: &str = "lothar.com/wormhole/text-or-file-xfer";
@@ -45,7 +46,7 @@ pub fn transit_key_purpose(appid: &str, rule: &TransitPurpose) -> String {
 
 fn hkdf32(key: &[u8], purpose: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    // 32 bytes is always a valid HKDF-SHA256 output length, so expand cannot fail.
+    // The caller owns (and wipes) the result. 32 bytes is always a valid HKDF-SHA256 output length, so expand cannot fail.
     let _ = Hkdf::<Sha256>::new(None, key).expand(purpose, &mut out);
     out
 }
@@ -58,6 +59,14 @@ pub struct TransitKeys {
     relay_token_hex: String,
     sender_record_key: [u8; 32],
     receiver_record_key: [u8; 32],
+}
+
+impl Drop for TransitKeys {
+    fn drop(&mut self) {
+        self.sender_record_key.zeroize();
+        self.receiver_record_key.zeroize();
+        self.relay_token_hex.zeroize();
+    }
 }
 
 impl std::fmt::Debug for TransitKeys {

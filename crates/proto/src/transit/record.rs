@@ -6,7 +6,8 @@
 //! allocation. The length prefix is checked against a cap before anyone allocates for it, and any
 //! nonce other than the expected counter is refused. No I/O here.
 
-use super::secretbox;
+use wormhole_transit_crypto as secretbox;
+use zeroize::Zeroize;
 
 /// Bytes of the length prefix.
 pub const RECORD_HEADER: usize = 4;
@@ -58,11 +59,42 @@ fn nonce_for(counter: u64) -> [u8; 24] {
     n
 }
 
-/// Encrypts outgoing records.
-#[derive(Clone)]
+/// Encrypts outgoing records. Not `Clone`: a copy would seal with the same counter, reusing
+/// nonces (and so Poly1305 keys). The key is wiped on drop and never printed.
 pub struct RecordSealer {
     key: [u8; 32],
     counter: u64,
+}
+
+impl Drop for RecordSealer {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for RecordSealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSealer")
+            .field("key", &"<redacted>")
+            .field("counter", &self.counter)
+            .finish()
+    }
+}
+
+impl Drop for RecordOpener {
+    fn drop(&mut self) {
+        self.key.zeroize();
+    }
+}
+
+impl std::fmt::Debug for RecordOpener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordOpener")
+            .field("key", &"<redacted>")
+            .field("counter", &self.counter)
+            .field("max_body", &self.max_body)
+            .finish()
+    }
 }
 
 impl RecordSealer {
@@ -112,8 +144,8 @@ impl RecordSealer {
     }
 }
 
-/// Checks and decrypts incoming records.
-#[derive(Clone)]
+/// Checks and decrypts incoming records. Not `Clone` (one counter per direction); the key is
+/// wiped on drop and never printed.
 pub struct RecordOpener {
     key: [u8; 32],
     counter: u64,
@@ -383,6 +415,14 @@ mod tests {
         ));
         let w = RecordWalker::new(100, 0);
         assert!(w.is_done());
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let key = [0xabu8; 32];
+        let s = format!("{:?} {:?}", RecordSealer::new(&key), RecordOpener::new(&key, 10));
+        assert!(!s.contains("171") && !s.to_lowercase().contains("abab"), "{s}");
+        assert!(s.contains("redacted"));
     }
 
     #[test]

@@ -1,5 +1,10 @@
 //! An established transit connection (after the handshake and `go`): encrypted records one at a
 //! time, for small messages such as the final ack. Bulk data goes through `bulk.rs`.
+//!
+//! The record sealer and opener are held by value and lent out by moving them (never copied), so
+//! a nonce can be used only once. Any error poisons the connection: a sealer or opener that was
+//! lent out and not handed back, or a stream left mid-record, makes every later operation fail
+//! with [`TransitError::Poisoned`].
 
 use std::time::Duration;
 
@@ -25,8 +30,12 @@ pub struct TransitConnection {
     pub(crate) stream: TcpStream,
     /// Bytes already read from the socket but not yet consumed as records.
     pub(crate) pending: Vec<u8>,
-    pub(crate) sealer: RecordSealer,
-    pub(crate) opener: RecordOpener,
+    /// `None` while lent to a bulk stage, or for good after an error.
+    sealer: Option<RecordSealer>,
+    /// `None` while lent to a bulk stage, or for good after an error.
+    opener: Option<RecordOpener>,
+    /// Set by the first error; every later operation fails.
+    poisoned: bool,
     pub(crate) max_record: usize,
     pub(crate) idle_timeout: Duration,
     kind: ConnectionKind,
@@ -56,8 +65,9 @@ impl TransitConnection {
         TransitConnection {
             stream,
             pending,
-            sealer: RecordSealer::new(enc),
-            opener: RecordOpener::new(dec, max_record),
+            sealer: Some(RecordSealer::new(enc)),
+            opener: Some(RecordOpener::new(dec, max_record)),
+            poisoned: false,
             max_record,
             idle_timeout: Duration::from_secs(120),
             kind,
@@ -80,9 +90,61 @@ impl TransitConnection {
         self.idle_timeout = t;
     }
 
+    /// Whether an earlier error made this connection unusable.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+
+    /// Pass `r` through; an error poisons the connection.
+    pub(crate) fn settle<T>(&mut self, r: Result<T, TransitError>) -> Result<T, TransitError> {
+        if r.is_err() {
+            self.poisoned = true;
+        }
+        r
+    }
+
+    /// Lend the sealer out (to a bulk stage); [`Self::give_back_sealer`] returns it. Refused once
+    /// poisoned.
+    pub(crate) fn take_sealer(&mut self) -> Result<RecordSealer, TransitError> {
+        match (self.poisoned, self.sealer.take()) {
+            (false, Some(s)) => Ok(s),
+            _ => Err(self.poison()),
+        }
+    }
+
+    /// Lend the opener out (to a bulk stage). Refused once poisoned.
+    pub(crate) fn take_opener(&mut self) -> Result<RecordOpener, TransitError> {
+        match (self.poisoned, self.opener.take()) {
+            (false, Some(o)) => Ok(o),
+            _ => Err(self.poison()),
+        }
+    }
+
+    pub(crate) fn give_back_sealer(&mut self, s: RecordSealer) {
+        self.sealer = Some(s);
+    }
+
+    pub(crate) fn give_back_opener(&mut self, o: RecordOpener) {
+        self.opener = Some(o);
+    }
+
+    fn poison(&mut self) -> TransitError {
+        self.poisoned = true;
+        TransitError::Poisoned
+    }
+
     /// Encrypt and send one record.
     pub async fn send_record(&mut self, plaintext: &[u8]) -> Result<(), TransitError> {
-        let rec = self.sealer.seal(plaintext)?;
+        let r = self.send_record_inner(plaintext).await;
+        self.settle(r)
+    }
+
+    async fn send_record_inner(&mut self, plaintext: &[u8]) -> Result<(), TransitError> {
+        if self.poisoned {
+            return Err(TransitError::Poisoned);
+        }
+        let sealer = self.sealer.as_mut().ok_or(TransitError::Poisoned)?;
+        let rec = sealer.seal(plaintext)?;
         let t = self.idle_timeout;
         tokio::time::timeout(t, self.stream.write_all(&rec))
             .await
@@ -108,12 +170,22 @@ impl TransitConnection {
     /// Receive and decrypt one record. Its length prefix is checked against the cap before any
     /// buffer is sized for it.
     pub async fn receive_record(&mut self) -> Result<Vec<u8>, TransitError> {
+        let r = self.receive_record_inner().await;
+        self.settle(r)
+    }
+
+    async fn receive_record_inner(&mut self) -> Result<Vec<u8>, TransitError> {
+        if self.poisoned || self.opener.is_none() {
+            return Err(TransitError::Poisoned);
+        }
         self.fill(RECORD_HEADER).await?;
         let h = [self.pending[0], self.pending[1], self.pending[2], self.pending[3]];
-        let body = self.opener.body_len(h)?;
+        let opener = self.opener.as_mut().ok_or(TransitError::Poisoned)?;
+        let body = opener.body_len(h)?;
         self.fill(RECORD_HEADER + body).await?;
         let mut rec: Vec<u8> = self.pending.drain(..RECORD_HEADER + body).collect();
-        let pt = self.opener.open_record(&mut rec)?;
+        let opener = self.opener.as_mut().ok_or(TransitError::Poisoned)?;
+        let pt = opener.open_record(&mut rec)?;
         Ok(pt.to_vec())
     }
 

@@ -41,6 +41,11 @@ pub enum TransitError {
     /// The peer sent more data than it declared.
     #[error("{0}")]
     Walk(#[from] WalkError),
+    /// An earlier operation on this connection failed (or was abandoned mid-way), so its record
+    /// counters no longer match the peer's; it refuses every later send and receive rather than
+    /// risk reusing a nonce. Close it and start a new transfer.
+    #[error("transit connection unusable after an earlier error")]
+    Poisoned,
     /// An internal worker thread failed.
     #[error("transit worker failed: {0}")]
     Worker(String),

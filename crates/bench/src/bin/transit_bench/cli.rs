@@ -149,7 +149,8 @@ impl Impl {
 fn clean(program: &Path) -> Command {
     let mut c = Command::new(program);
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("WORMHOLE_") {
+        // The transit crypto choice is what a run compares: it passes through.
+        if k.to_string_lossy().starts_with("WORMHOLE_") && k != "WORMHOLE_TRANSIT_CRYPTO" {
             c.env_remove(k);
         }
     }
@@ -261,10 +262,14 @@ fn file_sha256(p: &Path) -> anyhow::Result<[u8; 32]> {
 
 /// Run the CLI phases (`cli-direct`, `cli-relay`).
 pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()> {
-    let impls: Vec<Impl> = args
+    // `a` pairs an implementation with itself; `a>b` sends with `a` and receives with `b`.
+    let impls: Vec<(Impl, Impl)> = args
         .impls
         .split(',')
-        .map(|s| Impl::parse(s.trim()))
+        .map(|s| match s.trim().split_once('>') {
+            Some((a, b)) => Ok((Impl::parse(a.trim())?, Impl::parse(b.trim())?)),
+            None => Impl::parse(s.trim()).map(|a| (a, a)),
+        })
         .collect::<anyhow::Result<_>>()?;
     let server_bin = std::env::current_exe()?.with_file_name("wormhole-server");
     let server = ServerProc::start(&ServerSpec::Ours {
@@ -302,13 +307,21 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
             "cli-relay" => true,
             other => bail!("unknown phase {other}"),
         };
-        for &imp in &impls {
-            let label = format!("{} {}", imp.name(), if relay { "relay" } else { "direct" });
-            if !imp.program().exists() {
-                println!("{label:<28} skipped ({} not installed)", imp.program().display());
+        for &(imp, peer) in &impls {
+            let name = if imp == peer {
+                imp.name().to_string()
+            } else {
+                format!("{}>{}", imp.name(), peer.name())
+            };
+            let label = format!("{name} {}", if relay { "relay" } else { "direct" });
+            if let Some(missing) = [imp, peer].into_iter().find(|i| !i.program().exists()) {
+                println!(
+                    "{label:<28} skipped ({} not installed)",
+                    missing.program().display()
+                );
                 continue;
             }
-            if relay && imp == Impl::Go && has_direct_addr {
+            if relay && (imp == Impl::Go || peer == Impl::Go) && has_direct_addr {
                 println!(
                     "{label:<28} skipped (Go relays only without a direct address: WORMHOLE_NETNS_NO_TEST_ADDR=1)"
                 );
@@ -327,8 +340,8 @@ pub fn run(args: &Args, phases: &[&str], core: Option<f64>) -> anyhow::Result<()
                 let out = work.join(format!("out{n}"));
                 std::fs::create_dir_all(&out)?;
                 let send = imp.send(&url, &code, &src, relay);
-                let recv = imp.receive(&url, &code, &out, "payload.bin", relay);
-                let stdin: &[u8] = if imp == Impl::Go { b"y\n" } else { b"" };
+                let recv = peer.receive(&url, &code, &out, "payload.bin", relay);
+                let stdin: &[u8] = if peer == Impl::Go { b"y\n" } else { b"" };
                 match run_pair(send, recv, stdin, Duration::from_secs(600)) {
                     Ok(r) => {
                         let got = file_sha256(&out.join("payload.bin")).unwrap_or([0; 32]);

@@ -43,4 +43,4 @@ macro_rules! salsa20_rounds {
     }};
 }
 
-pub(super) use salsa20_rounds;
+pub(crate) use salsa20_rounds;

@@ -1,15 +1,15 @@
 //! Salsa20 keystream XOR with AVX-512F: sixteen 64-byte blocks at once, one block per 32-bit lane
 //! of sixteen `__m512i` state words, with the native 32-bit rotate (`vprold`). The keystream is
 //! transposed back to block order in registers and XORed straight into the caller's buffer, so no
-//! keystream is ever stored. Used by `secretbox.rs` for whole 1 KiB chunks when the CPU has
+//! keystream is ever stored. Used by `salsa.rs` for whole 1 KiB chunks when the CPU has
 //! AVX-512F (checked at run time there); tails go through the narrower paths. No I/O, no state.
 
 use core::arch::x86_64::*;
 
-use super::salsa_rounds::salsa20_rounds;
+use crate::salsa_rounds::salsa20_rounds;
 
 /// Bytes of keystream per call of the core: sixteen blocks.
-pub(super) const CHUNK: usize = 16 * 64;
+pub(crate) const CHUNK: usize = 16 * 64;
 
 macro_rules! step {
     ($t:ident, $s:expr, $r:literal) => {{
@@ -47,7 +47,7 @@ fn interleave4(a: __m512i, b: __m512i, c: __m512i, d: __m512i) -> [__m512i; 4] {
 /// returns the number of bytes done (a multiple of [`CHUNK`]). The caller advances its counter
 /// by `returned / 64` blocks and handles the tail.
 #[target_feature(enable = "avx512f")]
-pub(super) fn xor_chunks(state: &[u32; 16], block: u64, data: &mut [u8]) -> usize {
+pub(crate) fn xor_chunks(state: &[u32; 16], block: u64, data: &mut [u8]) -> usize {
     let s = |i: usize| _mm512_set1_epi32(state[i] as i32);
     let base = [
         s(0),
@@ -107,12 +107,15 @@ pub(super) fn xor_chunks(state: &[u32; 16], block: u64, data: &mut [u8]) -> usiz
             for (b, ks) in blocks {
                 let p = out[64 * b..64 * b + 64].as_mut_ptr();
                 // SAFETY: `p` points at 64 bytes inside `out` (the slice above is bounds
-                // checked); unaligned loads and stores are allowed on any address.
+                // checked); an unaligned load may read any readable address.
+                #[allow(unsafe_code)]
+                let d = unsafe { _mm512_loadu_si512(p.cast()) };
+                let x = _mm512_xor_si512(d, ks);
+                // SAFETY: the same 64 bytes, writable through `out`'s unique borrow.
                 #[allow(unsafe_code)]
                 unsafe {
-                    let d = _mm512_loadu_si512(p.cast());
-                    _mm512_storeu_si512(p.cast(), _mm512_xor_si512(d, ks));
-                }
+                    _mm512_storeu_si512(p.cast(), x)
+                };
             }
         }
     }
