@@ -46,6 +46,8 @@
 //! sender.wait().assert_success();
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod clis;
 pub mod codes;
 pub mod files;

@@ -8,6 +8,8 @@
 //! tells the sender, and the wormhole is closed. The flows live in `send`, `receive`, `files` and
 //! `ssh`; the transfer protocol itself is the `wormhole` library's.
 
+#![forbid(unsafe_code)]
+
 // Nothing we print may panic: a closed stdout or stderr (`wormhole send F 2>&1 | head -3`) is
 // ignored for messages. These shadow the std macros in every module below.
 macro_rules! eprintln {

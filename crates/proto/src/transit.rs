@@ -1,6 +1,9 @@
 //! Transit (v1), the sans-IO half: hint and ability wire types, the transit-key purpose rule and
 //! the keys derived from it, the byte-exact handshakes with an incremental checker, and the
-//! encrypted record codec with counting nonces (docs/protocol.md §4).
+//! encrypted record codec with counting nonces (docs/protocol.md §4), and the connection race
+//! (`race`: which dial wins, relay delay, mismatch grace, nevermind) that Dilation will reuse.
+//! The record cipher itself lives in the `wormhole-transit-crypto` crate, the only crate with
+//! `unsafe`.
 //!
 //! This module never opens a socket or reads a clock; `wormhole::transit` drives it over TCP.
 

@@ -19,6 +19,8 @@
 //!
 //! Peak RSS (VmHWM) is printed after each library phase; it must stay flat whatever `--size` is.
 //! Library phases use generated data and a hashing sink: they measure transit, not disks.
+
+#![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
