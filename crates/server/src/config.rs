@@ -26,7 +26,7 @@ pub struct MailboxArgs {
     /// `--sync` (SQLite only) are refused with it.
     #[arg(long, value_name = "URL", env = "WORMHOLE_DATABASE", hide_env_values = true,
           conflicts_with_all = ["usage_db", "sync"])]
-    pub database: Option<String>,
+    pub database: Option<DatabaseUrl>,
 
     /// With `--database`: also record usage statistics there (tables `usage_*`).
     #[arg(long, requires = "database")]
@@ -102,6 +102,29 @@ pub struct MailboxArgs {
     pub io_threads: usize,
 }
 
+/// A `--database` URL. It may hold a password, so its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
 impl MailboxArgs {
     /// The store the storage flags name: `--database URL` (with `--database-usage`) is
     /// PostgreSQL; otherwise `--channel-db PATH` (with `--usage-db`, `--sync`) is SQLite.
@@ -109,7 +132,7 @@ impl MailboxArgs {
     pub fn storage(&self) -> StorageConfig {
         if let Some(url) = &self.database {
             return StorageConfig::Postgres {
-                url: url.clone(),
+                url: url.0.clone(),
                 usage: self.database_usage,
                 wait: std::time::Duration::from_secs(self.database_wait),
             };
@@ -227,6 +250,10 @@ mod tests {
         assert!(
             !format!("{:?}", cli.args.storage()).contains("postgres://"),
             "URL hidden"
+        );
+        assert!(
+            !format!("{:?}", cli.args).contains("postgres://"),
+            "URL hidden in the flags' Debug too"
         );
         let over = Cli::try_parse_from(["x", "--channel-db", "a.sqlite", "--database", url]).unwrap();
         assert!(matches!(

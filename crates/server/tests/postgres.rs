@@ -41,7 +41,7 @@ async fn database(test: &str) -> Option<String> {
 fn pg_args(url: &str) -> MailboxArgs {
     let mut a = MailboxArgs::defaults();
     a.listen = "127.0.0.1:0".into();
-    a.database = Some(url.to_owned());
+    a.database = Some(url.into());
     a
 }
 
