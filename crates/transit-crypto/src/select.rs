@@ -115,7 +115,7 @@ const SELF_TEST_LENS: [usize; 16] = [
 ];
 
 /// The known-answer self-test: the NaCl vector, then agreement with RustCrypto (ciphertext,
-/// tag, opening, refusing a flipped tag bit) over [`SELF_TEST_LENS`].
+/// tag, opening, refusing a flipped tag bit) over `SELF_TEST_LENS`.
 pub fn self_test(engine: Engine) -> bool {
     let (key, nonce): ([u8; 32], [u8; 24]) = (unhex(KAT_KEY), unhex(KAT_NONCE));
     let mut buf: [u8; 16] = unhex(KAT_PLAIN);

@@ -1,5 +1,5 @@
 //! The vocabulary of the Dilation endpoint ([`super::endpoint::Dilation`]): its limits and
-//! timers ([`Config`]), the one error type ([`Error`]), the actions it asks of its driver
+//! timers ([`Config`]), the one error type ([`enum@Error`]), the actions it asks of its driver
 //! ([`Action`]) and the driver's connection numbers ([`ConnectionId`]).
 //!
 //! Owns: the names and documentation of every input limit and every output. Must not: hold
@@ -152,7 +152,7 @@ pub enum Action {
         body: Vec<u8>,
     },
     /// Start connector generation `generation` as `role`: listen (unless configured not to) and
-    /// report our hints with [`Dilation::local_hints`].
+    /// report our hints with [`Dilation::local_hints`](super::endpoint::Dilation::local_hints).
     StartConnector {
         /// Our role.
         role: Role,
@@ -207,7 +207,7 @@ pub enum Action {
         /// Its subprotocol.
         subprotocol: String,
     },
-    /// One DATA record on `scid`; report its length with [`Dilation::consumed`] once read.
+    /// One DATA record on `scid`; report its length with [`Dilation::consumed`](super::endpoint::Dilation::consumed) once read.
     Data {
         /// Subchannel id.
         scid: u32,
@@ -235,6 +235,6 @@ pub enum Action {
     Ignored(String),
     /// Dilation failed for good ([`Error::PeerCannotDilate`], [`Error::EqualSides`]).
     Failed(Error),
-    /// Dilation stopped after [`Dilation::stop`].
+    /// Dilation stopped after [`Dilation::stop`](super::endpoint::Dilation::stop).
     Stopped,
 }

@@ -1,6 +1,6 @@
 //! The SPAKE2 exchange of phase `pake` (docs/protocol.md §2.3) and its JSON body.
 //!
-//! Owns: NFC-normalising the code and appid, running symmetric SPAKE2 over Ed25519 ([`super::spake2`],
+//! Owns: NFC-normalising the code and appid, running symmetric SPAKE2 over Ed25519 (`key::spake2`,
 //! equal to python-spake2 0.9 and the `spake2` crate, which the tests prove), the key a Go peer
 //! derives when K's top byte is zero ([`super::go_compat`]), the exact 81-byte body Python sends, and strict,
 //! bounded parsing of the peer's body with the checks python-spake2 makes (side byte `S`,

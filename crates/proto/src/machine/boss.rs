@@ -215,7 +215,7 @@ impl Boss {
     }
 
     /// The timer set by [`Action::SetTimer`] expired: reconnect after the backoff, or end the
-    /// brief wait of the Go-key version exchange ([`KeyChoice`]), whichever is due at `now`.
+    /// brief wait of the Go-key version exchange (`KeyChoice`), whichever is due at `now`.
     pub fn timer_fired(&mut self, now: Instant) {
         self.timer_at = None;
         if self.conn == ConnState::Waiting && self.reconnect_at.is_none_or(|t| now >= t) {
