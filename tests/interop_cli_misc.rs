@@ -416,8 +416,10 @@ fn ssh_invite_python_accept_ours() {
     );
 }
 
-/// Drives `wormhole receive` on a pseudo-terminal: types part of the nameplate and of each word,
-/// pressing Tab after each, then Return. Prints everything the terminal showed.
+/// Drives `wormhole receive` on a pseudo-terminal: waits for the prompt, types part of the nameplate
+/// and of each word, pressing Tab after each and waiting until the terminal shows the completion, then
+/// Return; then reads until the program exits. Every wait is for output (30 s hang guard each, then it
+/// gives up: exit status 3). Prints everything the terminal showed.
 const PTY_DRIVER: &str = r#"
 import os, pty, select, sys, time
 argv = sys.argv[1:]
@@ -425,22 +427,46 @@ pid, fd = pty.fork()
 if pid == 0:
     os.execv(argv[0], argv)
 out = b""
-def pump(t):
+def pump_until(want, guard=30.0):
+    # Read until `want` shows up after position `mark` (None: until the terminal closes).
     global out
-    end = time.time() + t
+    mark = len(out)
+    end = time.time() + guard
     while time.time() < end:
+        if want is not None and want in out[mark:]:
+            return True
         r, _, _ = select.select([fd], [], [], 0.05)
         if r:
             try:
-                out += os.read(fd, 4096)
+                chunk = os.read(fd, 4096)
             except OSError:
-                return
-for keys in (b"NP\t", b"retrie\t", b"guid\t", b"\r"):
-    pump(1.0)
-    os.write(fd, keys.replace(b"NP", os.environ["NP"].encode()))
-pump(8.0)
+                chunk = b""
+            if not chunk:
+                return want is None
+            out += chunk
+    return False
+np, full = os.environ["NP"].encode(), os.environ["FULL_NP"].encode()
+steps = (
+    (b"Enter receive wormhole code: ", np + b"\t"),
+    (full + b"-", b"retrie\t"),
+    (b"retrieval-", b"guid\t"),
+    (b"guidance", b"\r"),
+)
+status = 0
+for want, keys in steps:
+    if not pump_until(want):
+        sys.stderr.write("pty driver: no %r on the terminal\n" % want)
+        status = 3
+        break
+    os.write(fd, keys)
+if not pump_until(None, 60.0):
+    sys.stderr.write("pty driver: the program did not exit\n")
+    status = 3
+if status:
+    os.kill(pid, 9)
 os.waitpid(pid, 0)
 sys.stdout.write(out.decode("utf-8", "replace"))
+sys.exit(status)
 "#;
 
 /// Poll the mailbox's `list` (as a client of the CLI's AppID would) until `nameplate` is in it;
@@ -510,9 +536,11 @@ fn interactive_code_entry_completes_nameplate_and_words() {
         .arg(our_bin("wormhole"))
         .args(["--relay-url", server.url(), "receive"])
         .env("NP", partial)
-        .timeout(Duration::from_secs(40))
+        .env("FULL_NP", &nameplate)
+        .timeout(Duration::from_secs(240))
         .run();
     let tx = sender.wait();
+    shown.assert_success();
     tx.assert_success();
     assert!(shown.stdout.contains(&format!("{nameplate}-")), "{shown}");
     assert!(shown.stdout.contains(&code), "words not completed:\n{shown}");

@@ -43,7 +43,7 @@ macro_rules! matrix {
             #[test]
             fn ours_to_python_file_via_relay() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 let out = transfer(
                     Cli::Ours,
                     Cli::Python,
@@ -61,7 +61,7 @@ macro_rules! matrix {
             #[test]
             fn python_to_ours_file_via_relay() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 let out = transfer(
                     Cli::Python,
                     Cli::Ours,

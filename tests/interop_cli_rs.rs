@@ -20,7 +20,7 @@ macro_rules! matrix {
             #[test]
             fn ours_to_rs_file() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 transfer(
                     Cli::Ours,
                     Cli::Rs,
@@ -33,7 +33,7 @@ macro_rules! matrix {
             #[test]
             fn rs_to_ours_file() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 transfer(
                     Cli::Rs,
                     Cli::Ours,
@@ -46,7 +46,7 @@ macro_rules! matrix {
             #[test]
             fn ours_to_rs_file_via_relay() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 let out = transfer(Cli::Ours, Cli::Rs, Payload::File, $kind, Some(&relay), true);
                 assert!(
                     out.sender.stderr.contains("relay"),
@@ -57,7 +57,7 @@ macro_rules! matrix {
             #[test]
             fn rs_to_ours_file_via_relay() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 let out = transfer(Cli::Rs, Cli::Ours, Payload::File, $kind, Some(&relay), true);
                 // wormhole-rs names the connection it used (`Connecting via relay (…)`).
                 assert!(
@@ -69,13 +69,13 @@ macro_rules! matrix {
             #[test]
             fn ours_to_rs_dir_as_zip() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 transfer(Cli::Ours, Cli::Rs, Payload::Dir, $kind, Some(&relay), false);
             }
             #[test]
             fn rs_to_ours_dir_as_tar() {
                 require_netns();
-                let relay = start_python_relay(free_port());
+                let relay = start_python_relay(ANY_PORT);
                 transfer(Cli::Rs, Cli::Ours, Payload::Dir, $kind, Some(&relay), false);
             }
         }

@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use serde_json::json;
 use wormhole::{Mood, Timing, Wormhole, WormholeOptions};
-use wormhole_interop::{MailboxServer, PyClient, free_port, our_bin};
+use wormhole_interop::{MailboxServer, PyClient, our_bin};
 use wormhole_testkit::{ChannelDb, ServerSpec, StartOptions};
 
 const APPID: &str = "example.com/interop-reconnect";
 const T: Duration = Duration::from_secs(60);
 
-/// Our mailbox server on the fixed `port` (a restart must come back on the same address) with the
-/// channel DB `db` (kept across restarts).
+/// Our mailbox server on 127.0.0.1:`port` (0 the first time: the server picks a free one; a restart
+/// must come back on the same address) with the channel DB `db` (kept across restarts).
 fn start_server(port: u16, db: &Path) -> MailboxServer {
     let spec = ServerSpec::Ours {
         bin: our_bin("wormhole-server"),
@@ -43,6 +43,16 @@ fn client(url: &str, who: &str, timing: &Timing) -> Wormhole {
     )
 }
 
+/// Wait until one client's timing log shows the server's `message` frame for `phase` (callers bound it).
+async fn echoed(t: &Timing, phase: &str) {
+    while !t.events().iter().any(|e| {
+        let m = e.details.get("message");
+        e.name == "ws_receive" && m.is_some_and(|m| m["type"] == "message" && m["phase"] == phase)
+    }) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Sides seen in `bind` frames of one client's timing log.
 fn bound_sides(t: &Timing) -> Vec<String> {
     t.events()
@@ -56,9 +66,9 @@ fn bound_sides(t: &Timing) -> Vec<String> {
 async fn server_restart_mid_handshake() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("channel.sqlite");
-    let port = free_port();
-    let url = format!("ws://127.0.0.1:{port}/v1");
-    let mut server = start_server(port, &db);
+    let mut server = start_server(0, &db);
+    let port = server.port();
+    let url = server.url().to_owned();
     let (ta, tb) = (Timing::new(), Timing::new());
     let a = client(&url, "a", &ta);
     let b = client(&url, "b", &tb);
@@ -68,7 +78,10 @@ async fn server_restart_mid_handshake() {
     // A allocates, claims, opens and adds its pake; then the server dies.
     a.allocate_code(2).await.unwrap();
     let code = a.get_code().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The server has stored A's pake once it echoes it back to A.
+    tokio::time::timeout(T, echoed(&ta, "pake"))
+        .await
+        .expect("the server never echoed A's pake");
     server.kill();
 
     // B learns the code while the server is down; A already queues an app message.
@@ -119,9 +132,9 @@ async fn server_restart_mid_handshake() {
 async fn server_restart_with_python_peer() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("channel.sqlite");
-    let port = free_port();
-    let url = format!("ws://127.0.0.1:{port}/v1");
-    let mut server = start_server(port, &db);
+    let mut server = start_server(0, &db);
+    let port = server.port();
+    let url = server.url().to_owned();
     let ta = Timing::new();
     let w = client(&url, "ours", &ta);
     w.get_welcome().await.unwrap();

@@ -491,7 +491,7 @@ fn tcp_transcripts(addr: SocketAddr) -> Vec<(&'static str, Vec<Seen>)> {
 #[test]
 fn same_bytes_as_the_python_relay() {
     require_netns();
-    let python = start_python_relay(free_port());
+    let python = start_python_relay(ANY_PORT);
     let ours = OurRelay::start("127.0.0.1:0".parse().unwrap());
     let theirs = tcp_transcripts(python.addr);
     let mine = tcp_transcripts(ours.addr);

@@ -19,7 +19,8 @@
 //! - [`process`]: [`ChildGuard`] (kill + wait on drop), [`PeerCommand`] (run a CLI with a timeout,
 //!   stdin, captured output).
 //! - [`servers`]: start mailbox servers (ours, Python) and the Python transit relay, wait until they
-//!   accept; [`free_port`], [`refusing_port`]; [`lock_port_4001`] for tests that need the fixed Go relay port.
+//!   accept ([`ANY_PORT`]: the relay binds its own); [`free_port`], [`refusing_port`]; [`lock_port_4001`]
+//!   for tests that need the fixed Go relay port.
 //! - [`netns`]: the network-namespace guard [`require_netns`].
 //! - [`files`]: sha256 of files and directory trees, deterministic test data.
 //! - [`codes`]: [`unique_code`], distinct wormhole codes per test.
@@ -71,7 +72,7 @@ pub use peers::Peers;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
 pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
 pub use servers::{
-    MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001, refusing_port,
-    start_our_mailbox, start_our_mailbox_on_db, start_python_mailbox, start_python_relay,
+    ANY_PORT, MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001,
+    refusing_port, start_our_mailbox, start_our_mailbox_on_db, start_python_mailbox, start_python_relay,
     wait_until_accepting,
 };

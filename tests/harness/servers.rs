@@ -8,8 +8,9 @@
 //! pipe. Nothing here binds anything but loopback.
 
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::mpsc::channel;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -56,7 +57,7 @@ pub fn start_our_mailbox_on_db(channel_db: &Path, extra_args: &[&str]) -> Mailbo
     started("our mailbox server", MailboxServer::start_with(&spec, &opts))
 }
 
-/// Start the Python mailbox server (`twist wormhole-mailbox`) on a free 127.0.0.1 port with a fresh
+/// Start the Python mailbox server (`twist wormhole-mailbox`) on a free 127.0.0.1 port (its own pick) with a fresh
 /// channel DB, plus `extra_args` (e.g. `["--usage-db", "u.sqlite"]`, relative to its directory).
 pub fn start_python_mailbox(extra_args: &[&str]) -> MailboxServer {
     let spec = ServerSpec::Python {
@@ -103,8 +104,13 @@ impl TransitRelay {
     }
 }
 
-/// Start the Python transit relay (`twist transitrelay`) on 127.0.0.1:`port` (use [`free_port`], or
-/// 4001 under [`lock_port_4001`] when Go peers are involved).
+/// Pass to [`start_python_relay`] to let the relay bind a free port itself (read back from its log).
+pub const ANY_PORT: u16 = 0;
+
+/// Start the Python transit relay (`twist transitrelay`) on 127.0.0.1:`port`: [`ANY_PORT`] (the relay
+/// binds a free port and announces it, so no other test can take it in between), or 4001 under
+/// [`lock_port_4001`] when Go peers are involved. Waits for the relay's `starting on PORT` line, then
+/// until it accepts; panics with its output if it exits first (e.g. the port is taken).
 pub fn start_python_relay(port: u16) -> TransitRelay {
     let peers = Peers::locate();
     let dir = tempdir();
@@ -114,19 +120,43 @@ pub fn start_python_relay(port: u16) -> TransitRelay {
         .arg(format!("tcp:{port}:interface=127.0.0.1"))
         .current_dir(dir.path());
     let name = "twist transitrelay";
-    let (mut guard, log) = spawn_logged(cmd, name, None).unwrap_or_else(|e| panic!("{e}"));
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let (tx, rx) = channel();
+    let (mut guard, log) = spawn_logged(cmd, name, Some(tx)).unwrap_or_else(|e| panic!("{e}"));
     let deadline = Instant::now() + SERVER_START_TIMEOUT;
+    let exited = |guard: &mut ChildGuard| {
+        guard.try_wait().map(|status| {
+            // Let the drain threads collect the last words (for the message only).
+            std::thread::sleep(Duration::from_millis(100));
+            format!(
+                "{name} exited ({status}) before accepting; output:\n{}",
+                log.text()
+            )
+        })
+    };
+    let addr = loop {
+        if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
+            break addr;
+        }
+        if let Some(msg) = exited(&mut guard) {
+            panic!("{msg}");
+        }
+        if Instant::now() >= deadline {
+            panic!(
+                "{name} announced no port after {SERVER_START_TIMEOUT:?}; output:\n{}",
+                log.text()
+            );
+        }
+    };
+    assert!(
+        port == ANY_PORT || addr.port() == port,
+        "{name} announced {addr}, not port {port}"
+    );
     loop {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             break;
         }
-        if let Some(status) = guard.try_wait() {
-            std::thread::sleep(Duration::from_millis(100));
-            panic!(
-                "{name} exited ({status}) before accepting on {addr}; output:\n{}",
-                log.text()
-            );
+        if let Some(msg) = exited(&mut guard) {
+            panic!("{msg}");
         }
         if Instant::now() >= deadline {
             panic!(

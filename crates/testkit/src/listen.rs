@@ -1,12 +1,18 @@
-//! Reading the address a server announces: `listening on ADDR` in one line of its output.
+//! Reading the address a server announces: `listening on ADDR` in one line of its output, or
+//! Twisted's `<Factory> starting on PORT` (a `twist` server told to listen on 127.0.0.1 port 0).
 //!
 //! Owns this one parser of a child's (trusted, local) output; must not read pipes itself.
 
 use std::net::SocketAddr;
 
 /// Find `listening on ADDR` in a log line (ANSI colours, a `ws://`/`http://` prefix, a `/v1` path
-/// and trailing punctuation tolerated).
+/// and trailing punctuation tolerated), or Twisted's `… starting on PORT` (then 127.0.0.1:PORT: the
+/// `twist` servers the kit starts are always told `interface=127.0.0.1`).
 pub fn parse_listen_line(line: &str) -> Option<SocketAddr> {
+    parse_listening_on(line).or_else(|| parse_twisted_start(line))
+}
+
+fn parse_listening_on(line: &str) -> Option<SocketAddr> {
     let plain = strip_ansi(line);
     let at = plain.to_ascii_lowercase().find("listening on")? + "listening on".len();
     let rest = plain.get(at..)?.trim_start_matches([' ', ':', '=']);
@@ -17,6 +23,16 @@ pub fn parse_listen_line(line: &str) -> Option<SocketAddr> {
         .trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | '.' | ';' | '(' | ')'))
         .parse()
         .ok()
+}
+
+/// Twisted logs `ServerFactory starting on 40123` once the port is bound.
+fn parse_twisted_start(line: &str) -> Option<SocketAddr> {
+    const MARK: &str = " starting on ";
+    let at = line.find(MARK)? + MARK.len();
+    let rest = line.get(at..)?;
+    let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+    let port: u16 = rest.get(..digits)?.parse().ok()?;
+    (port != 0).then(|| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
 }
 
 fn strip_ansi(s: &str) -> String {
@@ -68,6 +84,20 @@ mod tests {
             Some(want)
         );
         assert_eq!(parse_listen_line("starting up"), None);
+        // Twisted (JSON log lines of `twist`); the mailbox's placeholder URL is no address.
+        assert_eq!(
+            parse_listen_line(r#"{"log_text": "ServerFactory starting on 40123", "x": 1}"#),
+            Some(want)
+        );
+        assert_eq!(
+            parse_listen_line("PrivacyEnhancedSite starting on 40123"),
+            Some(want)
+        );
+        assert_eq!(
+            parse_listen_line("websocket listening on ws://HOSTNAME:PORT/v1"),
+            None
+        );
+        assert_eq!(parse_listen_line("Site starting on port"), None);
         assert_eq!(parse_listen_line("listening on nowhere"), None);
     }
 }

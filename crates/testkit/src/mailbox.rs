@@ -1,19 +1,19 @@
 //! Starting a mailbox server for a test or benchmark: ours (`wormhole-server mailbox`, its address
-//! read from its `listening on ADDR` line) or Python's (`twist wormhole-mailbox` on a free port),
-//! on loopback, and waiting until it accepts TCP connections. The process is killed and reaped when
+//! read from its `listening on ADDR` line) or Python's (`twist wormhole-mailbox` on port 0, its port
+//! read from Twisted's `starting on PORT` line), on loopback, and waiting until it accepts TCP connections. The process is killed and reaped when
 //! the [`MailboxServer`] is dropped; a channel database it made in a fresh directory goes with it.
 //!
 //! Owns the one server spawner of the workspace (the interop harness, the server's integration
 //! tests and the benchmarks all use it). Must not touch a process it did not start, bind anything
 //! but what it is told (loopback by default), or wait longer than [`START_TIMEOUT`].
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
-use crate::net::{try_free_port, wait_until_accepting};
+use crate::net::wait_until_accepting;
 use crate::process::{ChildGuard, Log, clean_command, spawn_logged};
 
 /// How long a server may take to announce its address and accept connections.
@@ -54,7 +54,7 @@ pub enum ChannelDb {
 /// How to start a server beyond its [`ServerSpec`].
 #[derive(Debug, Clone, Default)]
 pub struct StartOptions {
-    /// Our server's `--listen` (default `127.0.0.1:0`); Python's always gets a free 127.0.0.1 port.
+    /// Our server's `--listen` (default `127.0.0.1:0`); Python's always binds 127.0.0.1 port 0.
     pub listen: Option<String>,
     /// The channel database.
     pub channel_db: ChannelDb,
@@ -143,7 +143,7 @@ impl MailboxServer {
                 .and_then(Path::parent)
                 .map(Path::to_path_buf)
         });
-        let (mut cmd, kind, fixed) = match spec {
+        let (mut cmd, kind) = match spec {
             ServerSpec::Ours { bin, args } => {
                 let mut cmd = clean_command(bin);
                 let listen = opts.listen.as_deref().unwrap_or("127.0.0.1:0");
@@ -152,19 +152,20 @@ impl MailboxServer {
                     cmd.arg("--channel-db").arg(db);
                 }
                 cmd.args(args);
-                (cmd, ServerKind::Ours, None)
+                (cmd, ServerKind::Ours)
             }
             ServerSpec::Python { twist, args } => {
-                let port = try_free_port()?;
+                // Port 0: Twisted binds a free port itself and logs `… starting on PORT` (no
+                // window in which another test could take a port picked for it beforehand).
                 let mut cmd = clean_command(twist);
                 cmd.arg("wormhole-mailbox")
                     .arg("--port")
-                    .arg(format!("tcp:{port}:interface=127.0.0.1"));
+                    .arg("tcp:0:interface=127.0.0.1");
                 if let Some(db) = &channel_db {
                     cmd.arg("--channel-db").arg(db);
                 }
                 cmd.args(args);
-                (cmd, ServerKind::Python, Some(port))
+                (cmd, ServerKind::Python)
             }
         };
         if let Some(w) = workdir.as_deref().filter(|w| !w.as_os_str().is_empty()) {
@@ -177,10 +178,7 @@ impl MailboxServer {
         };
         let (mut guard, log) = spawn_logged(cmd, name, Some(tx))?;
         let deadline = Instant::now() + START_TIMEOUT;
-        let addr = match fixed {
-            Some(port) => SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-            None => wait_for_address(&mut guard, &rx, &log, deadline)?,
-        };
+        let addr = wait_for_address(&mut guard, &rx, &log, deadline)?;
         loop {
             if wait_until_accepting(addr, Duration::from_millis(250)) {
                 break;
@@ -279,7 +277,7 @@ mod tests {
     /// A fake "server": prints a listen line for a port a listener of this test holds.
     #[test]
     fn reads_the_address_and_waits_until_accepting() {
-        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         let script = std::env::temp_dir().join(format!("testkit-fake-server-{}", std::process::id()));
         std::fs::write(

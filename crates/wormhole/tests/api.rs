@@ -24,6 +24,17 @@ async fn server(tweak: impl FnOnce(&mut MailboxArgs)) -> String {
     format!("ws://{addr}/v1")
 }
 
+/// Wait until `timing` has recorded a received server message of type `ty` (callers bound it).
+async fn received(timing: &Timing, ty: &str) {
+    while !timing
+        .events()
+        .iter()
+        .any(|e| e.name == "ws_receive" && e.details.get("message").is_some_and(|m| m["type"] == ty))
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn opts(versions: serde_json::Value) -> WormholeOptions {
     WormholeOptions {
         versions,
@@ -267,16 +278,27 @@ async fn input_code_helper() {
 #[tokio::test]
 async fn crowded() {
     let url = server(|_| {}).await;
+    let timing_a = Timing::new();
     let ws: Vec<_> = (0..3)
-        .map(|_| Wormhole::create(APPID, &url, opts(json!({}))))
+        .map(|i| {
+            let timing = (i == 0).then(|| timing_a.clone());
+            Wormhole::create(
+                APPID,
+                &url,
+                WormholeOptions {
+                    timing,
+                    ..opts(json!({}))
+                },
+            )
+        })
         .collect();
     for w in &ws {
         w.get_welcome().await.unwrap();
     }
-    // A claims alone (no peer message, so no release). Then B and C claim at once: the later
-    // claim is the third side and is refused with `crowded`.
+    // A claims alone (no peer message, so no release) and the server has answered `claimed`. Then
+    // B and C claim at once: the later claim is the third side and is refused with `crowded`.
     ws[0].set_code("9-crowded-code").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    timeout(T, received(&timing_a, "claimed")).await.unwrap();
     ws[1].set_code("9-crowded-code").await.unwrap();
     ws[2].set_code("9-crowded-code").await.unwrap();
     let crowded = Err(WormholeError::Crowded);

@@ -45,6 +45,10 @@ async fn mini_relay() -> (u16, tokio::task::JoinHandle<()>) {
     (port, h)
 }
 
+/// Bounds a wait that a correct implementation ends far sooner, and a wrong one only after the much
+/// longer timeout or delay the test configures (a hang guard, not a speed check).
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
 fn relay_hint(port: u16) -> DirectHint {
     DirectHint {
         hostname: "127.0.0.1".into(),
@@ -80,7 +84,7 @@ async fn pair(
 #[tokio::test]
 async fn direct_both_dial_and_listen_bulk_and_ack() {
     require_netns();
-    let t0 = Instant::now();
+    // No relay is configured: the connection can only be direct.
     let (s, r) = pair(
         TransitConfig::default(),
         TransitConfig::default(),
@@ -90,11 +94,8 @@ async fn direct_both_dial_and_listen_bulk_and_ack() {
     )
     .await;
     let (mut s, mut r) = (s.unwrap(), r.unwrap());
-    assert!(
-        t0.elapsed() < Duration::from_secs(2),
-        "direct should win before the relay delay"
-    );
     assert_ne!(s.kind(), ConnectionKind::Relay);
+    assert_ne!(r.kind(), ConnectionKind::Relay);
     let data: Vec<u8> = (0..5_000_037u32).map(|i| (i * 7 + i / 13) as u8).collect();
     let expect_hash: [u8; 32] = sha2::Sha256::digest(&data).into();
     let d2 = data.clone();
@@ -146,18 +147,18 @@ async fn go_style_fixed_roles_receiver_dials_only() {
 async fn relay_only_no_listen_both() {
     require_netns();
     let (port, relay) = mini_relay().await;
+    // A relay delay of an hour: only dialling the relay at once (no direct hints to wait for) ends
+    // this before the hang guard.
     let cfg = TransitConfig {
         listen: false,
         relays: vec![relay_hint(port)],
+        relay_delay: Duration::from_secs(3600),
         ..Default::default()
     };
-    let t0 = Instant::now();
-    let (s, r) = pair(cfg.clone(), cfg, b"k3", b"k3", true).await;
+    let (s, r) = tokio::time::timeout(HANG_GUARD, pair(cfg.clone(), cfg, b"k3", b"k3", true))
+        .await
+        .expect("no direct hints, yet the relay waited for the relay delay");
     let (mut s, mut r) = (s.unwrap(), r.unwrap());
-    assert!(
-        t0.elapsed() < Duration::from_millis(1500),
-        "no direct hints: relay at once"
-    );
     assert_eq!(s.kind(), ConnectionKind::Relay);
     let data = vec![42u8; 100_000];
     let d2 = data.clone();
@@ -227,7 +228,6 @@ fn assert_key_mismatch(
 async fn wrong_key_fails_fast_both_dial_and_listen() {
     require_netns();
     // Default timeouts (60 s per handshake, 120 s overall): only the proof of a wrong key ends it.
-    let t0 = Instant::now();
     let (s, r) = pair(
         TransitConfig::default(),
         TransitConfig::default(),
@@ -236,8 +236,8 @@ async fn wrong_key_fails_fast_both_dial_and_listen() {
         true,
     )
     .await;
+    // A timeout would be another error: the variant shows the proof ended it.
     assert_key_mismatch(&s, &r);
-    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
@@ -249,33 +249,36 @@ async fn wrong_key_fails_fast_with_fixed_roles() {
         listen: false,
         ..Default::default()
     };
-    let t0 = Instant::now();
     let (s, r) = pair(TransitConfig::default(), rcfg, b"right", b"wrong", false).await;
+    // A timeout would be another error: the variant shows the proof ended it.
     assert_key_mismatch(&s, &r);
-    assert!(t0.elapsed() < Duration::from_secs(5), "took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
 async fn wrong_key_with_a_relay_waits_only_the_grace_period() {
     require_netns();
     let (port, relay) = mini_relay().await;
-    // The relay never pairs different keys, so that attempt would wait for its 60 s handshake
-    // timeout; after the direct proof of a wrong key it gets only the grace period.
+    // The relay never pairs different keys, so that attempt would wait for its handshake timeout
+    // (an hour here); after the direct proof of a wrong key it gets only the grace period, so only
+    // the grace ends this before the hang guard.
     let cfg = TransitConfig {
         relays: vec![relay_hint(port)],
         relay_delay: Duration::from_millis(200),
         key_mismatch_grace: Duration::from_millis(1500),
+        handshake_timeout: Duration::from_secs(3600),
+        connect_timeout: Duration::from_secs(7200),
         ..Default::default()
     };
     let t0 = Instant::now();
-    let (s, r) = pair(cfg.clone(), cfg, b"right", b"wrong", true).await;
+    let (s, r) = tokio::time::timeout(HANG_GUARD, pair(cfg.clone(), cfg, b"right", b"wrong", true))
+        .await
+        .expect("the relay attempt was not cut short after the grace period");
     assert_key_mismatch(&s, &r);
     let took = t0.elapsed();
     assert!(
         took >= Duration::from_millis(1400),
         "the grace period was not given: {took:?}"
     );
-    assert!(took < Duration::from_secs(6), "took {took:?}");
     relay.abort();
 }
 
@@ -308,8 +311,10 @@ async fn no_hints_at_all_fails_fast() {
         },
     )
     .unwrap();
-    let t0 = Instant::now();
-    let e = t.connect(b"k", &TransitMsg::new(vec![])).await.unwrap_err();
-    assert!(matches!(e, TransitError::NoConnection(_)));
-    assert!(t0.elapsed() < Duration::from_secs(1));
+    // Default timeouts (minutes): `NoConnection` rather than a timeout shows it gave up at once.
+    let e = tokio::time::timeout(HANG_GUARD, t.connect(b"k", &TransitMsg::new(vec![])))
+        .await
+        .expect("nothing to try, yet it waited")
+        .unwrap_err();
+    assert!(matches!(e, TransitError::NoConnection(_)), "{e:?}");
 }
