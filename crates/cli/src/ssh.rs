@@ -111,48 +111,10 @@ pub async fn send_key<P: MessagePipe>(pipe: &P, key: &PublicKey) -> Result<()> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use tokio::sync::{Mutex, mpsc};
-    use wormhole::transfer::PipeError;
+    use wormhole::transfer::{MemoryPipe, memory_pair};
 
-    /// One end of an in-memory message pipe.
-    struct Mem {
-        tx: mpsc::UnboundedSender<Vec<u8>>,
-        rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-    }
-
-    fn pair() -> (Mem, Mem) {
-        let (atx, arx) = mpsc::unbounded_channel();
-        let (btx, brx) = mpsc::unbounded_channel();
-        (
-            Mem {
-                tx: atx,
-                rx: Mutex::new(brx),
-            },
-            Mem {
-                tx: btx,
-                rx: Mutex::new(arx),
-            },
-        )
-    }
-
-    impl MessagePipe for Mem {
-        async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
-            self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
-        }
-        async fn recv(&self) -> Result<Vec<u8>, PipeError> {
-            self.rx
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or_else(|| PipeError::Other("closed".into()))
-        }
-        fn derive_key(&self, _: &str, len: usize) -> Result<Vec<u8>, PipeError> {
-            Ok(vec![0; len])
-        }
-        fn appid(&self) -> &str {
-            "test"
-        }
+    fn pair() -> (MemoryPipe, MemoryPipe) {
+        memory_pair("test", |_, len| vec![0; len])
     }
 
     #[tokio::test]

@@ -24,6 +24,8 @@ pub mod zip_out;
 
 pub use error::TransferError;
 pub use events::{ConnectionInfo, EventHandler, TransferEvent};
+#[doc(hidden)]
+pub use pipe::{MemoryPipe, memory_pair};
 pub use pipe::{MessagePipe, PipeError};
 pub use receive::{
     Decision, OfferInfo, Offered, ReceiveOptions, Received, inspect_offer, receive, receive_offer,

@@ -1,5 +1,5 @@
 //! The one seam between the transfer flows and a wormhole: send and receive whole application
-//! messages and derive keys. [`crate::Wormhole`] implements it; tests implement it in memory.
+//! messages and derive keys. [`crate::Wormhole`] implements it; [`MemoryPipe`] is the in-memory one tests use.
 
 use std::future::Future;
 
@@ -47,6 +47,61 @@ impl MessagePipe for Wormhole {
 
     fn appid(&self) -> &str {
         Wormhole::appid(self)
+    }
+}
+
+/// One end of an in-memory message pipe: what one end sends, the other receives, in order. For
+/// tests of the transfer flows (here and in the crates that use them); not a wormhole.
+#[doc(hidden)]
+pub struct MemoryPipe {
+    tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<u8>>>,
+    appid: String,
+    derive: fn(&str, usize) -> Vec<u8>,
+}
+
+/// Two connected [`MemoryPipe`] ends that report `appid` and derive keys with `derive`
+/// (`derive(purpose, len)`). A closed peer shows as [`PipeError::Other`].
+#[doc(hidden)]
+pub fn memory_pair(appid: &str, derive: fn(&str, usize) -> Vec<u8>) -> (MemoryPipe, MemoryPipe) {
+    let (atx, arx) = tokio::sync::mpsc::unbounded_channel();
+    let (btx, brx) = tokio::sync::mpsc::unbounded_channel();
+    let end = |tx, rx| MemoryPipe {
+        tx,
+        rx: tokio::sync::Mutex::new(rx),
+        appid: appid.to_owned(),
+        derive,
+    };
+    (end(atx, brx), end(btx, arx))
+}
+
+impl MemoryPipe {
+    /// Queue `msg` for the other end without awaiting (what [`MessagePipe::send`] does).
+    pub fn push(&self, msg: Vec<u8>) -> Result<(), PipeError> {
+        self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
+    }
+}
+
+impl MessagePipe for MemoryPipe {
+    async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
+        self.push(msg)
+    }
+
+    async fn recv(&self) -> Result<Vec<u8>, PipeError> {
+        self.rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| PipeError::Other("closed".into()))
+    }
+
+    fn derive_key(&self, purpose: &str, len: usize) -> Result<Vec<u8>, PipeError> {
+        Ok((self.derive)(purpose, len))
+    }
+
+    fn appid(&self) -> &str {
+        &self.appid
     }
 }
 

@@ -370,50 +370,16 @@ impl Drop for RemoveDirOnDrop {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use tokio::sync::{Mutex, mpsc};
-
     use super::*;
-    use crate::transfer::PipeError;
+    use crate::transfer::{MemoryPipe, memory_pair};
 
-    /// One end of an in-memory message pipe.
-    struct Mem {
-        tx: mpsc::UnboundedSender<Vec<u8>>,
-        rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
+    fn pair() -> (MemoryPipe, MemoryPipe) {
+        memory_pair("example.com/receive-tests", |_, len| vec![7; len])
     }
 
-    fn pair() -> (Mem, Mem) {
-        let (atx, arx) = mpsc::unbounded_channel();
-        let (btx, brx) = mpsc::unbounded_channel();
-        let end = |tx, rx| Mem {
-            tx,
-            rx: Mutex::new(rx),
-        };
-        (end(atx, brx), end(btx, arx))
-    }
-
-    impl MessagePipe for Mem {
-        async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
-            self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
-        }
-        async fn recv(&self) -> Result<Vec<u8>, PipeError> {
-            self.rx
-                .lock()
-                .await
-                .recv()
-                .await
-                .ok_or_else(|| PipeError::Other("closed".into()))
-        }
-        fn derive_key(&self, _: &str, len: usize) -> Result<Vec<u8>, PipeError> {
-            Ok(vec![7; len])
-        }
-        fn appid(&self) -> &str {
-            "example.com/receive-tests"
-        }
-    }
-
-    impl Mem {
+    impl MemoryPipe {
         fn put(&self, m: &AppMsg) {
-            self.tx.send(m.to_bytes()).unwrap();
+            self.push(m.to_bytes()).unwrap();
         }
         async fn take(&self) -> AppMsg {
             AppMsg::parse(&self.recv().await.unwrap()).unwrap()

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{Mutex, mpsc};
-use wormhole::transfer::{MessagePipe, PipeError};
+use wormhole::transfer::{MemoryPipe, MessagePipe, memory_pair};
 use wormhole_proto::transfer::AppMsg;
 use wormhole_proto::transit::{
     RecordOpener, RecordSealer, Role, TransitKeys, TransitMsg, TransitPurpose, transit_key_purpose,
@@ -23,70 +22,48 @@ pub fn require_netns() {
     );
 }
 
-/// One end of an in-memory wormhole.
-pub struct MemPipe {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
-    rx: Mutex<mpsc::UnboundedReceiver<Vec<u8>>>,
-    key: [u8; 32],
+/// One end of an in-memory wormhole (the library's test pipe; [`Scripted`] adds what these tests do
+/// with it).
+pub type MemPipe = MemoryPipe;
+
+/// The shared key both ends of [`MemPipe::pair`] derive from.
+const KEY: [u8; 32] = [0x5a; 32];
+
+/// What the transfer tests do with a [`MemPipe`] beyond [`MessagePipe`].
+#[allow(async_fn_in_trait)]
+pub trait Scripted: Sized {
+    /// Two connected ends with the file-transfer AppID and a shared key.
+    fn pair() -> (Arc<Self>, Arc<Self>);
+    /// Send one application message to the other end.
+    async fn send_msg(&self, m: &AppMsg);
+    /// The next application message from the other end.
+    async fn recv_msg(&self) -> AppMsg;
+    /// The transit keys both ends derive.
+    fn transit_keys(&self) -> TransitKeys;
 }
 
-impl MemPipe {
-    pub fn pair() -> (Arc<MemPipe>, Arc<MemPipe>) {
-        let (atx, arx) = mpsc::unbounded_channel();
-        let (btx, brx) = mpsc::unbounded_channel();
-        let key = [0x5a; 32];
-        (
-            Arc::new(MemPipe {
-                tx: atx,
-                rx: Mutex::new(brx),
-                key,
-            }),
-            Arc::new(MemPipe {
-                tx: btx,
-                rx: Mutex::new(arx),
-                key,
-            }),
-        )
+impl Scripted for MemPipe {
+    fn pair() -> (Arc<MemPipe>, Arc<MemPipe>) {
+        let (a, b) = memory_pair(APPID, |purpose, len| {
+            wormhole_proto::key::derive_key(&KEY, purpose.as_bytes(), len)
+        });
+        (Arc::new(a), Arc::new(b))
     }
 
-    pub async fn send_msg(&self, m: &AppMsg) {
-        self.tx.send(m.to_bytes()).unwrap();
+    async fn send_msg(&self, m: &AppMsg) {
+        self.push(m.to_bytes()).unwrap();
     }
 
-    pub async fn recv_msg(&self) -> AppMsg {
-        let b = self.rx.lock().await.recv().await.expect("peer hung up");
+    async fn recv_msg(&self) -> AppMsg {
+        let b = self.recv().await.expect("peer hung up");
         AppMsg::parse(&b).unwrap()
     }
 
-    pub fn transit_keys(&self) -> TransitKeys {
+    fn transit_keys(&self) -> TransitKeys {
         let tk = self
             .derive_key(&transit_key_purpose(APPID, &TransitPurpose::Auto), 32)
             .unwrap();
         TransitKeys::new(&tk)
-    }
-}
-
-impl MessagePipe for MemPipe {
-    async fn send(&self, msg: Vec<u8>) -> Result<(), PipeError> {
-        self.tx.send(msg).map_err(|_| PipeError::Other("closed".into()))
-    }
-    async fn recv(&self) -> Result<Vec<u8>, PipeError> {
-        self.rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| PipeError::Other("closed".into()))
-    }
-    fn derive_key(&self, purpose: &str, len: usize) -> Result<Vec<u8>, PipeError> {
-        Ok(wormhole_proto::key::derive_key(
-            &self.key,
-            purpose.as_bytes(),
-            len,
-        ))
-    }
-    fn appid(&self) -> &str {
-        APPID
     }
 }
 
