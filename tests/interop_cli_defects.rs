@@ -14,90 +14,13 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wormhole_interop::*;
 
 /// Hang guard for every wait below (never a timing assumption).
 const LONG: Duration = Duration::from_secs(60);
-
-/// A running child whose stdout and stderr lines arrive as they are printed.
-struct Proc {
-    guard: ChildGuard,
-    lines: mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command, name: &str) -> Proc {
-        cmd.env("PYTHONUNBUFFERED", "1");
-        let mut guard = ChildGuard::spawn(cmd, name);
-        let (tx, rx) = mpsc::channel();
-        let child = guard.child_mut();
-        let pipes = [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ];
-        for pipe in pipes.into_iter().flatten() {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Proc {
-            guard,
-            lines: rx,
-            seen: String::new(),
-        }
-    }
-
-    /// Send signal `sig` (a name: `TERM`, `INT`…) to this child, by its PID, with kill(1).
-    fn signal(&self, sig: &str) {
-        let pid = self.guard.pid().to_string();
-        let st = Command::new("kill").args(["-s", sig, &pid]).status().unwrap();
-        assert!(st.success(), "kill -s {sig} {pid}");
-    }
-
-    /// Wait for a line containing `needle`; return it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + LONG;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.seen),
-            }
-        }
-    }
-
-    /// Wait for the exit (hang guard [`LONG`]) and collect the rest of the output.
-    fn exit(&mut self) -> ExitStatus {
-        let st = self
-            .guard
-            .wait_timeout(LONG)
-            .unwrap_or_else(|| panic!("{} did not exit; output:\n{}", self.guard.name(), self.seen));
-        // The reader threads end at EOF; take what they have.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Ok(l) = self
-            .lines
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push_str(&l);
-            self.seen.push('\n');
-        }
-        st
-    }
-}
 
 fn ours(args: &[&str], dir: &Path) -> Command {
     let mut cmd = clean_command(our_bin("wormhole"));
@@ -146,10 +69,10 @@ fn entries(dir: &Path) -> Vec<String> {
 
 /// Start a big file transfer ours → ours, wait until the receiver's temporary file exists,
 /// freeze the sender (SIGSTOP) so the transfer is surely mid-way, and return both.
-fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (Proc, Proc) {
+fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (LiveChild, LiveChild) {
     sparse_file(&src.join("big.bin"), 2 << 30);
     let code = unique_code();
-    let sender = Proc::spawn(
+    let sender = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -164,7 +87,7 @@ fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (Proc, Proc) {
         ),
         "sender",
     );
-    let receiver = Proc::spawn(
+    let receiver = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -197,7 +120,7 @@ fn a_signal_during_receive_removes_the_partial_file() {
         let dst = tempfile::tempdir().unwrap();
         let (mut sender, mut receiver) = transfer_frozen_mid_way(server.url(), src.path(), dst.path());
         receiver.signal(sig);
-        let st = receiver.exit();
+        let st = receiver.exit(LONG);
         assert_eq!(st.code(), Some(code), "signal {sig}: {st:?}\n{}", receiver.seen);
         assert_eq!(
             entries(dst.path()),
@@ -216,7 +139,7 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
     let dst = tempfile::tempdir().unwrap();
     sparse_file(&src.path().join("big.bin"), 2 << 30);
     let code = unique_code();
-    let mut sender = Proc::spawn(
+    let mut sender = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -304,7 +227,7 @@ fn a_closed_stderr_pipe_does_not_stop_the_sender() {
         assert!(head.read_line(&mut first).unwrap() > 0, "{first}");
     }
     drop(head); // the pipe is closed now: every later line hits EPIPE
-    let mut receiver = Proc::spawn(
+    let mut receiver = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -318,7 +241,7 @@ fn a_closed_stderr_pipe_does_not_stop_the_sender() {
         ),
         "receiver",
     );
-    let rx = receiver.exit();
+    let rx = receiver.exit(LONG);
     assert!(rx.success(), "{rx:?}\n{}", receiver.seen);
     assert_eq!(sha256_file(dst.path().join("f.bin")), sent);
     let st = sender.wait_timeout(LONG).expect("sender hung");
@@ -335,7 +258,7 @@ fn a_closed_stdout_refuses_the_text_instead_of_panicking() {
     let server = start_our_mailbox(&[]);
     let dir = tempfile::tempdir().unwrap();
     let code = unique_code();
-    let mut sender = Proc::spawn(
+    let mut sender = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -354,11 +277,11 @@ fn a_closed_stdout_refuses_the_text_instead_of_panicking() {
     drop(reader);
     let mut cmd = ours(&["--relay-url", server.url(), "receive", &code], dir.path());
     cmd.stdout(writer);
-    let mut receiver = Proc::spawn(cmd, "receiver");
-    let st = receiver.exit();
+    let mut receiver = LiveChild::spawn(cmd, "receiver");
+    let st = receiver.exit(LONG);
     assert_eq!(st.code(), Some(1), "{st:?}\n{}", receiver.seen);
     assert!(receiver.seen.contains("stdout"), "{}", receiver.seen);
-    let st = sender.exit();
+    let st = sender.exit(LONG);
     assert_eq!(st.code(), Some(1), "{st:?}\n{}", sender.seen);
     assert!(sender.seen.contains("transfer rejected"), "{}", sender.seen);
 }
@@ -418,7 +341,7 @@ fn a_receiver_without_an_answer_tells_the_sender() {
     let dst = tempfile::tempdir().unwrap();
     write_test_file(src.path().join("f.bin"), 1000, 1);
     let code = unique_code();
-    let mut sender = Proc::spawn(
+    let mut sender = LiveChild::spawn(
         python(
             &[
                 "--relay-url",
@@ -434,17 +357,17 @@ fn a_receiver_without_an_answer_tells_the_sender() {
         "python sender",
     );
     // stdin is /dev/null: the `ok? (Y/n)` question gets no answer.
-    let mut receiver = Proc::spawn(
+    let mut receiver = LiveChild::spawn(
         ours(&["--relay-url", server.url(), "receive", &code], dst.path()),
         "receiver",
     );
-    assert_eq!(receiver.exit().code(), Some(1), "{}", receiver.seen);
+    assert_eq!(receiver.exit(LONG).code(), Some(1), "{}", receiver.seen);
     assert!(
         receiver.seen.contains("standard input is closed"),
         "{}",
         receiver.seen
     );
-    assert_eq!(sender.exit().code(), Some(1), "{}", sender.seen);
+    assert_eq!(sender.exit(LONG).code(), Some(1), "{}", sender.seen);
     assert!(sender.seen.contains("transfer rejected"), "{}", sender.seen);
     assert!(entries(dst.path()).is_empty());
 }
@@ -457,7 +380,7 @@ fn ctrl_c_at_the_prompt_ends_at_once_and_tells_the_sender() {
     let dst = tempfile::tempdir().unwrap();
     write_test_file(src.path().join("f.bin"), 1000, 2);
     let code = unique_code();
-    let mut sender = Proc::spawn(
+    let mut sender = LiveChild::spawn(
         ours(
             &[
                 "--relay-url",
@@ -475,12 +398,12 @@ fn ctrl_c_at_the_prompt_ends_at_once_and_tells_the_sender() {
     // stdin stays open and silent: the prompt waits for a line that never comes.
     let mut cmd = ours(&["--relay-url", server.url(), "receive", &code], dst.path());
     cmd.stdin(Stdio::piped());
-    let mut receiver = Proc::spawn(cmd, "receiver");
+    let mut receiver = LiveChild::spawn(cmd, "receiver");
     let _keep_stdin_open = receiver.guard.child_mut().stdin.take();
-    receiver.wait_for("Receiving file");
+    receiver.wait_for("Receiving file", LONG);
     receiver.signal("INT");
-    assert_eq!(receiver.exit().code(), Some(130), "{}", receiver.seen);
-    assert_eq!(sender.exit().code(), Some(1), "{}", sender.seen);
+    assert_eq!(receiver.exit(LONG).code(), Some(130), "{}", receiver.seen);
+    assert_eq!(sender.exit(LONG).code(), Some(1), "{}", sender.seen);
     assert!(
         sender
             .seen
@@ -505,8 +428,8 @@ fn ssh_invite_adds_a_key_once_and_a_missing_ssh_dir_is_said_once() {
             inviter_home.path(),
         );
         cmd.env("HOME", inviter_home.path());
-        let mut invite = Proc::spawn(cmd, "ssh invite");
-        let line = invite.wait_for("wormhole ssh accept");
+        let mut invite = LiveChild::spawn(cmd, "ssh invite");
+        let line = invite.wait_for("wormhole ssh accept", LONG);
         let code = line.split_whitespace().nth(3).unwrap().to_owned();
         let mut cmd = ours(
             &[
@@ -522,9 +445,9 @@ fn ssh_invite_adds_a_key_once_and_a_missing_ssh_dir_is_said_once() {
             accepter.path(),
         );
         cmd.env("HOME", accepter.path());
-        let mut accept = Proc::spawn(cmd, "ssh accept");
-        assert!(accept.exit().success(), "{}", accept.seen);
-        assert!(invite.exit().success(), "{}", invite.seen);
+        let mut accept = LiveChild::spawn(cmd, "ssh accept");
+        assert!(accept.exit(LONG).success(), "{}", accept.seen);
+        assert!(invite.exit(LONG).success(), "{}", invite.seen);
         if round == 1 {
             assert!(invite.seen.contains("not added again"), "{}", invite.seen);
         }
@@ -539,8 +462,8 @@ fn ssh_invite_adds_a_key_once_and_a_missing_ssh_dir_is_said_once() {
         empty.path(),
     );
     cmd.env("HOME", empty.path());
-    let mut accept = Proc::spawn(cmd, "ssh accept");
-    assert_eq!(accept.exit().code(), Some(1), "{}", accept.seen);
+    let mut accept = LiveChild::spawn(cmd, "ssh accept");
+    assert_eq!(accept.exit(LONG).code(), Some(1), "{}", accept.seen);
     assert!(accept.seen.contains("Can't find"), "{}", accept.seen);
     assert!(
         accept.seen.matches("No such file or directory").count() <= 1,

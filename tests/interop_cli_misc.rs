@@ -5,9 +5,7 @@
 //! Runs inside `scripts/netns-run`; needs `cargo build --workspace` first (see the harness docs).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read};
 use std::process::Stdio;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use wormhole_interop::*;
@@ -37,78 +35,31 @@ fn python() -> PeerCommand {
     PeerCommand::new(Peers::locate().python_wormhole).timeout(Duration::from_secs(60))
 }
 
-/// A child whose stdout and stderr lines arrive on a channel as they are printed.
-struct Live {
-    guard: ChildGuard,
-    lines: mpsc::Receiver<String>,
-    seen: String,
+/// Start `program args` (with `HOME=home` when given), its lines read as they are printed.
+fn live(program: &std::path::Path, args: &[&str], home: Option<&std::path::Path>) -> LiveChild {
+    let mut cmd = clean_command(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(h) = home {
+        cmd.env("HOME", h);
+    }
+    LiveChild::spawn(cmd, "live")
 }
 
-impl Live {
-    fn spawn(program: &std::path::Path, args: &[&str], home: Option<&std::path::Path>) -> Live {
-        let mut cmd = clean_command(program);
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(h) = home {
-            cmd.env("HOME", h);
-        }
-        // Python block-buffers stdout on a pipe; we need its lines as they are printed.
-        cmd.env("PYTHONUNBUFFERED", "1");
-        let mut guard = ChildGuard::spawn(cmd, "live");
-        let (tx, rx) = mpsc::channel();
-        let child = guard.child_mut();
-        for pipe in [
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Live {
-            guard,
-            lines: rx,
-            seen: String::new(),
-        }
-    }
+/// How long [`LiveChild::wait_for`] waits for a line here.
+const LINE_WAIT: Duration = Duration::from_secs(30);
 
-    /// Wait for a line containing `needle`; return it.
-    fn wait_for(&mut self, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!("no line with {needle:?}; output so far:\n{}", self.seen),
-            }
-        }
+/// Wait for exit; true on success. Collects the remaining output into `seen`.
+fn finish(live: &mut LiveChild) -> bool {
+    let st = live.guard.wait_timeout(Duration::from_secs(60));
+    // The readers end (and the channel disconnects) once the pipes close; bounded in case a
+    // grandchild keeps one open.
+    while let Ok(l) = live.lines.recv_timeout(Duration::from_secs(5)) {
+        live.note(&l);
     }
-
-    /// Wait for exit; true on success. Collects the remaining output into `seen`.
-    fn finish(&mut self) -> bool {
-        let st = self.guard.wait_timeout(Duration::from_secs(60));
-        // The readers end (and the channel disconnects) once the pipes close; bounded in case a
-        // grandchild keeps one open.
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            self.seen.push_str(&l);
-            self.seen.push('\n');
-        }
-        st.is_some_and(|s| s.success())
-    }
+    st.is_some_and(|s| s.success())
 }
 
 #[test]
@@ -142,12 +93,12 @@ fn code_typed_on_stdin() {
 fn receive_allocates_the_code() {
     require_netns();
     let server = start_our_mailbox(&[]);
-    let mut rx = Live::spawn(
+    let mut rx = live(
         &our_bin("wormhole"),
         &["--relay-url", server.url(), "receive", "--allocate", "-c", "3"],
         None,
     );
-    let line = rx.wait_for("wormhole send --code");
+    let line = rx.wait_for("wormhole send --code", LINE_WAIT);
     let code = line.split_whitespace().nth(3).unwrap().to_owned();
     assert_eq!(code.split('-').count(), 4, "three words: {code}");
     python()
@@ -162,7 +113,7 @@ fn receive_allocates_the_code() {
         ])
         .run()
         .assert_success();
-    assert!(rx.finish(), "{}", rx.seen);
+    assert!(finish(&mut rx), "{}", rx.seen);
     assert!(rx.seen.contains("allocated\n"), "{}", rx.seen);
 }
 
@@ -360,12 +311,12 @@ fn ssh_invite_ours_accept_python() {
     let home = tempfile::tempdir().unwrap();
     let keydir = tempfile::tempdir().unwrap();
     std::fs::write(keydir.path().join("id_ed25519.pub"), PUBKEY).unwrap();
-    let mut inv = Live::spawn(
+    let mut inv = live(
         &our_bin("wormhole"),
         &["--relay-url", server.url(), "ssh", "invite"],
         Some(home.path()),
     );
-    let line = inv.wait_for("wormhole ssh accept");
+    let line = inv.wait_for("wormhole ssh accept", LINE_WAIT);
     let code = line.split_whitespace().last().unwrap().to_owned();
     python()
         .args(["--relay-url", server.url(), "ssh", "accept", "-y", "-F"])
@@ -373,7 +324,7 @@ fn ssh_invite_ours_accept_python() {
         .arg(&code)
         .run()
         .assert_success();
-    assert!(inv.finish(), "{}", inv.seen);
+    assert!(finish(&mut inv), "{}", inv.seen);
     assert_eq!(
         std::fs::read_to_string(home.path().join(".ssh/authorized_keys")).unwrap(),
         PUBKEY
@@ -396,12 +347,12 @@ fn ssh_invite_python_accept_ours() {
     let keyhome = tempfile::tempdir().unwrap();
     std::fs::create_dir(keyhome.path().join(".ssh")).unwrap();
     std::fs::write(keyhome.path().join(".ssh/id_ed25519.pub"), PUBKEY).unwrap();
-    let mut inv = Live::spawn(
+    let mut inv = live(
         &Peers::locate().python_wormhole,
         &["--relay-url", server.url(), "ssh", "invite"],
         Some(home.path()),
     );
-    let line = inv.wait_for("wormhole ssh accept");
+    let line = inv.wait_for("wormhole ssh accept", LINE_WAIT);
     let code = line.split_whitespace().last().unwrap().to_owned();
     let acc = ours()
         .args(["--relay-url", server.url(), "ssh", "accept", "-y", &code])
@@ -409,7 +360,7 @@ fn ssh_invite_python_accept_ours() {
         .run();
     acc.assert_success();
     assert!(acc.stdout.contains("Key sent."), "{acc}");
-    assert!(inv.finish(), "{}", inv.seen);
+    assert!(finish(&mut inv), "{}", inv.seen);
     assert_eq!(
         std::fs::read_to_string(home.path().join(".ssh/authorized_keys")).unwrap(),
         PUBKEY

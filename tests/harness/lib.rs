@@ -18,6 +18,8 @@
 //! - [`ours`]: where our own binaries live ([`our_bin`]).
 //! - [`process`]: [`ChildGuard`] (kill + wait on drop), [`PeerCommand`] (run a CLI with a timeout,
 //!   stdin, captured output).
+//! - [`live`]: [`LiveChild`], a running child whose output lines are read while it runs (wait for
+//!   a line, signal it, wait for its exit).
 //! - [`servers`]: start mailbox servers (ours, Python) and the Python transit relay, wait until they
 //!   accept ([`ANY_PORT`]: the relay binds its own); [`free_port`], [`refusing_port`]; [`lock_port_4001`]
 //!   for tests that need the fixed Go relay port.
@@ -53,6 +55,7 @@ pub mod clis;
 pub mod codes;
 pub mod files;
 pub mod go_key_bug;
+pub mod live;
 pub mod netns;
 pub mod ours;
 pub mod peers;
@@ -66,6 +69,7 @@ pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
 };
 pub use go_key_bug::{GO_KEY_BUG_RETRIES, GoKeyBugRetries, GoRole, go_key_bug_signature};
+pub use live::LiveChild;
 pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
