@@ -798,33 +798,58 @@ fn garbage_from_the_server_never_panics() {
     assert!(w.clients[0].closed.is_none());
 }
 
+/// A hand-made peer (side `fff0000000`, raw frames) that answers the PAKE message client 0 of a
+/// [`World`] sent to the server.
+struct HandPeer {
+    /// The shared key.
+    key: [u8; 32],
+    /// This peer's `pake` body, for client 0.
+    pake: Vec<u8>,
+}
+
+impl HandPeer {
+    const SIDE: &str = "fff0000000";
+
+    fn answering(w: &World, code: &str) -> HandPeer {
+        use wormhole_proto::key::Pake;
+        let a_pake = w
+            .server
+            .log
+            .iter()
+            .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
+            .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
+            .unwrap();
+        let (pake, body) = Pake::start(code, APPID);
+        let key = pake.finish(&a_pake).unwrap();
+        HandPeer { key, pake: body }
+    }
+
+    /// A `message` frame from this peer.
+    fn msg(&self, phase: &str, body: &[u8]) -> String {
+        frame(json!({"type": "message", "side": Self::SIDE, "phase": phase, "body": hex::encode(body)}))
+    }
+
+    /// `pt` sealed by this peer for `phase`.
+    fn seal(&self, phase: &str, pt: &[u8]) -> Vec<u8> {
+        use wormhole_proto::key::{derive_phase_key, encrypt_data};
+        encrypt_data(&derive_phase_key(&self.key, Self::SIDE, phase), pt)
+    }
+}
+
 /// A hand-made peer (raw frames) that advertises `can-dilate`: only then may `dilate-N` go out;
 /// its own `dilate-N` and unknown phases are ignored without harm.
 #[test]
 fn dilate_only_to_peers_that_can_dilate() {
-    use wormhole_proto::key::{Pake, derive_phase_key, encrypt_data};
-
     let mut w = World::new(1);
     let code = "7-dil-ate";
     w.clients[0].boss.set_code(code).unwrap();
     w.run();
     let a_side = side_for(0);
-    let a_pake = w
-        .server
-        .log
-        .iter()
-        .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
-        .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
-        .unwrap();
-    let (pake, body) = Pake::start(code, APPID);
-    let key = pake.finish(&a_pake).unwrap();
-    let peer = "fff0000000";
-    let msg = |phase: &str, body: &[u8]| {
-        frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
-    };
-    let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+    let peer = HandPeer::answering(&w, code);
+    let msg = |phase: &str, body: &[u8]| peer.msg(phase, body);
+    let seal = |phase: &str, pt: &[u8]| peer.seal(phase, pt);
     let inbox = &mut w.clients[0].inbox;
-    inbox.push_back(msg("pake", &body));
+    inbox.push_back(msg("pake", &peer.pake));
     inbox.push_back(msg(
         "version",
         &seal("version", br#"{"app_versions": {}, "can-dilate": ["ged"]}"#),
@@ -1098,7 +1123,7 @@ fn search_zero_top_byte_seeds() {
 /// does not count.
 #[test]
 fn dilation_seam_version_fields_and_ordered_dilate_phases() {
-    use wormhole_proto::key::{Pake, decrypt_data, derive_phase_key, encrypt_data};
+    use wormhole_proto::key::{decrypt_data, derive_phase_key};
 
     for (can, expect) in [(json!(["ged"]), true), (json!([1, null]), false)] {
         let mut w = World::new(1);
@@ -1122,23 +1147,12 @@ fn dilation_seam_version_fields_and_ordered_dilate_phases() {
         let code = "7-dil-seam";
         w.clients[0].boss.set_code(code).unwrap();
         w.run();
-        let a_pake = w
-            .server
-            .log
-            .iter()
-            .find(|(_, v)| v["type"] == "add" && v["phase"] == "pake")
-            .map(|(_, v)| hex::decode(v["body"].as_str().unwrap()).unwrap())
-            .unwrap();
-        let (pake, body) = Pake::start(code, APPID);
-        let key = pake.finish(&a_pake).unwrap();
-        let peer = "fff0000000";
-        let msg = |phase: &str, body: &[u8]| {
-            frame(json!({"type": "message", "side": peer, "phase": phase, "body": hex::encode(body)}))
-        };
-        let seal = |phase: &str, pt: &[u8]| encrypt_data(&derive_phase_key(&key, peer, phase), pt);
+        let peer = HandPeer::answering(&w, code);
+        let msg = |phase: &str, body: &[u8]| peer.msg(phase, body);
+        let seal = |phase: &str, pt: &[u8]| peer.seal(phase, pt);
         let version = json!({"app_versions": {}, "can-dilate": can}).to_string();
         let inbox = &mut w.clients[0].inbox;
-        inbox.push_back(msg("pake", &body));
+        inbox.push_back(msg("pake", &peer.pake));
         inbox.push_back(msg("version", &seal("version", version.as_bytes())));
         inbox.push_back(msg("dilate-1", &seal("dilate-1", b"second")));
         inbox.push_back(msg("dilate-0", &seal("dilate-0", b"first")));
@@ -1156,7 +1170,7 @@ fn dilation_seam_version_fields_and_ordered_dilate_phases() {
             .collect();
         assert_eq!(dil, [b"first".to_vec(), b"second".to_vec()]);
         let ours = version_body(&w, 0).unwrap();
-        let pt = decrypt_data(&derive_phase_key(&key, &side_for(0), "version"), &ours).unwrap();
+        let pt = decrypt_data(&derive_phase_key(&peer.key, &side_for(0), "version"), &ours).unwrap();
         let v: Value = serde_json::from_slice(&pt).unwrap();
         assert_eq!(v["app_versions"], json!({"client": 0}));
         assert_eq!(v["can-dilate"], json!(["ged"]));
