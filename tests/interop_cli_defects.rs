@@ -42,6 +42,27 @@ fn python(args: &[&str], dir: &Path) -> Command {
     cmd
 }
 
+/// `send --hide-progress --code CODE FILE` through `url`, run by `peer` (ours or Python) in `src`.
+fn quiet_file_sender(
+    peer: fn(&[&str], &Path) -> Command,
+    url: &str,
+    code: &str,
+    file: &str,
+    src: &Path,
+    name: &str,
+) -> LiveChild {
+    let args = [
+        "--relay-url",
+        url,
+        "send",
+        "--hide-progress",
+        "--code",
+        code,
+        file,
+    ];
+    LiveChild::spawn(peer(&args, src), name)
+}
+
 /// A sparse file of `len` bytes (reads as zeros, takes no disk space at the source).
 fn sparse_file(path: &Path, len: u64) {
     std::fs::File::create(path).unwrap().set_len(len).unwrap();
@@ -72,21 +93,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (LiveChild, LiveChild) {
     sparse_file(&src.join("big.bin"), 2 << 30);
     let code = unique_code();
-    let sender = LiveChild::spawn(
-        ours(
-            &[
-                "--relay-url",
-                url,
-                "send",
-                "--hide-progress",
-                "--code",
-                &code,
-                "big.bin",
-            ],
-            src,
-        ),
-        "sender",
-    );
+    let sender = quiet_file_sender(ours, url, &code, "big.bin", src, "sender");
     let receiver = LiveChild::spawn(
         ours(
             &[
@@ -139,21 +146,7 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
     let dst = tempfile::tempdir().unwrap();
     sparse_file(&src.path().join("big.bin"), 2 << 30);
     let code = unique_code();
-    let mut sender = LiveChild::spawn(
-        ours(
-            &[
-                "--relay-url",
-                server.url(),
-                "send",
-                "--hide-progress",
-                "--code",
-                &code,
-                "big.bin",
-            ],
-            src.path(),
-        ),
-        "sender",
-    );
+    let mut sender = quiet_file_sender(ours, server.url(), &code, "big.bin", src.path(), "sender");
     // The receiver runs on a terminal (script(1) gives it a pseudo-terminal), so it draws its bar.
     let line = format!(
         "stty cols 120 rows 24; exec '{}' --relay-url '{}' receive --accept-file '{code}'",
@@ -341,21 +334,7 @@ fn a_receiver_without_an_answer_tells_the_sender() {
     let dst = tempfile::tempdir().unwrap();
     write_test_file(src.path().join("f.bin"), 1000, 1);
     let code = unique_code();
-    let mut sender = LiveChild::spawn(
-        python(
-            &[
-                "--relay-url",
-                server.url(),
-                "send",
-                "--hide-progress",
-                "--code",
-                &code,
-                "f.bin",
-            ],
-            src.path(),
-        ),
-        "python sender",
-    );
+    let mut sender = quiet_file_sender(python, server.url(), &code, "f.bin", src.path(), "python sender");
     // stdin is /dev/null: the `ok? (Y/n)` question gets no answer.
     let mut receiver = LiveChild::spawn(
         ours(&["--relay-url", server.url(), "receive", &code], dst.path()),
@@ -380,21 +359,7 @@ fn ctrl_c_at_the_prompt_ends_at_once_and_tells_the_sender() {
     let dst = tempfile::tempdir().unwrap();
     write_test_file(src.path().join("f.bin"), 1000, 2);
     let code = unique_code();
-    let mut sender = LiveChild::spawn(
-        ours(
-            &[
-                "--relay-url",
-                server.url(),
-                "send",
-                "--hide-progress",
-                "--code",
-                &code,
-                "f.bin",
-            ],
-            src.path(),
-        ),
-        "sender",
-    );
+    let mut sender = quiet_file_sender(ours, server.url(), &code, "f.bin", src.path(), "sender");
     // stdin stays open and silent: the prompt waits for a line that never comes.
     let mut cmd = ours(&["--relay-url", server.url(), "receive", &code], dst.path());
     cmd.stdin(Stdio::piped());
