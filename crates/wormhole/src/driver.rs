@@ -21,6 +21,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wormhole_proto::machine::{Action, Boss, Event as MEvent, MAX_FRAME_BYTES, WormholeError};
 
+use crate::dilation::port::{DilationPort, Inbound};
 use crate::events::Event;
 use crate::state::Snapshot;
 use crate::timing::Timing;
@@ -49,6 +50,10 @@ pub(crate) enum Request {
     ChooseNameplate(String, Reply),
     ChooseWords(String, Reply),
     Send(Vec<u8>, Reply),
+    /// `dilate()`: attach the Dilation task (`None`: it was attached before).
+    Dilate(oneshot::Sender<Option<mpsc::UnboundedReceiver<Inbound>>>),
+    /// One Dilation body to send as the next `dilate-N`.
+    SendDilation(Vec<u8>),
     Close,
 }
 
@@ -106,6 +111,8 @@ struct Driver {
     last_rx: Instant,
     /// Frames were fed to the socket and not flushed yet.
     unflushed: bool,
+    /// Dilation's mailbox end.
+    dilation: DilationPort,
 }
 
 /// What woke the driver up.
@@ -144,6 +151,7 @@ impl Driver {
             keepalive,
             last_rx: Instant::now(),
             unflushed: false,
+            dilation: DilationPort::default(),
         }
     }
 
@@ -182,7 +190,16 @@ impl Driver {
                 }
                 Action::SetTimer(at) => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
                 Action::CancelTimer => self.timer = None,
-                Action::Deliver(ev) => publish(&self.out, ev),
+                Action::Deliver(MEvent::Dilation(body)) => self.dilation.mailbox(body),
+                Action::Deliver(ev) => {
+                    match &ev {
+                        MEvent::UnverifiedKey(k) => self.dilation.key(*k),
+                        MEvent::Versions(_) => self.dilation.versions(&self.boss),
+                        MEvent::Closed(r) => self.dilation.closed(r.clone().err()),
+                        _ => {}
+                    }
+                    publish(&self.out, ev)
+                }
                 other => tracing::debug!("ignoring unknown action {other:?}"),
             }
         }
@@ -230,6 +247,14 @@ impl Driver {
 
     async fn on_wake(&mut self, wake: Wake) -> Flow {
         match wake {
+            Wake::Request(Some(Request::Dilate(reply))) => {
+                let _ = reply.send(self.dilation.attach(&self.boss));
+            }
+            Wake::Request(Some(Request::SendDilation(body))) => {
+                if let Err(e) = self.boss.send_dilation_message(&body) {
+                    tracing::debug!("Dilation message not sent: {e}");
+                }
+            }
             Wake::Request(Some(r)) => handle_request(&mut self.boss, r),
             Wake::Request(None) => {
                 // Every handle was dropped: close politely.
@@ -358,6 +383,7 @@ fn handle_request(boss: &mut Boss, req: Request) {
             boss.close();
             return;
         }
+        Request::Dilate(_) | Request::SendDilation(_) => return,
     };
     let _ = reply.send(res);
 }

@@ -52,6 +52,8 @@
 #![forbid(unsafe_code)]
 
 mod driver;
+
+pub mod dilation;
 mod events;
 mod input;
 mod state;

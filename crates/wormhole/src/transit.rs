@@ -6,7 +6,7 @@
 //! Protocol decisions (handshake bytes, record framing, nonces) live in `wormhole_proto`; this
 //! module only moves bytes and keeps time.
 
-mod addrs;
+pub(crate) mod addrs;
 mod bulk;
 mod conn;
 mod connect;

@@ -10,6 +10,7 @@ use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use wormhole_proto::key::derive_key_for_purpose;
 use wormhole_proto::machine::{Boss, Config, Mood, Welcome, WormholeError};
 
+use crate::dilation::{Dilated, DilationError, DilationOptions};
 use crate::driver::{self, Outputs, Request};
 use crate::events::Events;
 use crate::input::CodeInputHelper;
@@ -33,6 +34,9 @@ pub struct WormholeOptions {
     /// Extra top-level fields of our `version` message beside `app_versions` (for Dilation:
     /// `can-dilate`, `dilation-abilities`). Default none.
     pub version_fields: serde_json::Map<String, Value>,
+    /// Offer Dilation (`can-dilate`, `dilation-abilities` in our version message), so that
+    /// [`Wormhole::dilate`] can be called. Python's `create(..., dilation=True)`. Default off.
+    pub dilation: bool,
 }
 
 impl Default for WormholeOptions {
@@ -42,6 +46,7 @@ impl Default for WormholeOptions {
             timing: None,
             client_version: Some(("rust-wormhole".into(), env!("CARGO_PKG_VERSION").into())),
             version_fields: serde_json::Map::new(),
+            dilation: false,
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct Wormhole {
     state: watch::Receiver<Snapshot>,
     messages: Mutex<Option<mpsc::UnboundedReceiver<Vec<u8>>>>,
     input_flags: Arc<std::sync::Mutex<(bool, bool)>>,
+    dilation: bool,
 }
 
 pub(crate) async fn call(
@@ -102,6 +108,13 @@ impl Wormhole {
         delegated: bool,
     ) -> (Wormhole, Option<Events>) {
         let side = random_side();
+        let dilation = options.dilation;
+        let mut version_fields = options.version_fields;
+        if dilation {
+            for (k, v) in wormhole_proto::dilation::manager::version_fields() {
+                version_fields.entry(k).or_insert(v);
+            }
+        }
         let cfg = Config {
             appid: appid.to_owned(),
             side: side.clone(),
@@ -112,7 +125,7 @@ impl Wormhole {
             cfg,
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
         )
-        .with_version_fields(options.version_fields);
+        .with_version_fields(version_fields);
         let (req_tx, req_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(Snapshot::default());
         // Delegated: everything, messages included, goes to the event stream; otherwise messages
@@ -138,6 +151,7 @@ impl Wormhole {
             state: state_rx,
             messages: Mutex::new((!delegated).then_some(msg_rx)),
             input_flags: Arc::new(std::sync::Mutex::new((false, false))),
+            dilation,
         };
         (w, events)
     }
@@ -240,6 +254,31 @@ impl Wormhole {
                 .closed_error()
                 .unwrap_or(WormholeError::Closed)),
         }
+    }
+
+    /// Dilate the wormhole (docs/protocol.md §6): once, on a wormhole created with
+    /// [`WormholeOptions::dilation`]. Returns at once; the connection is set up in the
+    /// background once the peer dilates too (await [`Dilated::when_dilated`]). Keep the
+    /// wormhole open while dilated: reconnections are negotiated through the mailbox.
+    pub async fn dilate(&self, options: DilationOptions) -> Result<Dilated, DilationError> {
+        if !self.dilation {
+            return Err(DilationError::NotEnabled);
+        }
+        let checked = crate::dilation::driver::validate(&options)?;
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Dilate(tx))
+            .map_err(|_| DilationError::Wormhole(WormholeError::Closed))?;
+        let inbound = rx
+            .await
+            .map_err(|_| DilationError::Wormhole(WormholeError::Closed))?
+            .ok_or(DilationError::AlreadyDilated)?;
+        Ok(crate::dilation::driver::start(
+            options,
+            checked,
+            inbound,
+            self.requests.clone(),
+        ))
     }
 
     /// Close the wormhole and wait until the server confirmed. `Ok(Mood::Happy)` if the peer

@@ -751,6 +751,18 @@ impl Dilation {
         Ok(scid)
     }
 
+    /// Whether a write of `len` bytes would be accepted by the unacked queue now. When it
+    /// would not, [`Action::Writable`] follows once the queue drained (as after
+    /// [`Error::WouldBlock`]), so a driver can hold the data instead of losing it to the error.
+    pub fn has_room(&mut self, len: usize) -> bool {
+        let unacked = self.unacked_bytes();
+        let room = unacked == 0 || unacked + SUBCHANNEL_HEADER_LEN + len <= self.config.max_unacked_bytes;
+        if !room {
+            self.write_blocked = true;
+        }
+        room
+    }
+
     /// Writes one DATA record on `scid`.
     pub fn write(&mut self, scid: u32, data: Vec<u8>, now: Instant) -> Result<(), Error> {
         self.live()?;

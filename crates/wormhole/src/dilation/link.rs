@@ -1,0 +1,131 @@
+//! One L2 connection's I/O: a reader task and a writer task around a TCP stream. The reader
+//! hands what it reads to the Dilation task through a bounded channel (so a slow Dilation task
+//! slows the reader, not our memory) and stops reading while paused; the writer writes what
+//! the endpoint produced, closes gracefully (after what is queued) or aborts (RST, nothing
+//! flushed).
+//!
+//! Owns: the socket. Must not: look at the bytes.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{mpsc, watch};
+use tokio::task::AbortHandle;
+use wormhole_proto::dilation::endpoint::ConnectionId;
+
+/// Read buffer size.
+const READ_CHUNK: usize = 256 << 10;
+
+/// What a link reports to the Dilation task.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    Data(ConnectionId, Vec<u8>),
+    Lost(ConnectionId, String),
+}
+
+enum WriteCmd {
+    Bytes(Vec<u8>),
+    Close,
+    Abort,
+}
+
+/// The Dilation task's handle on one connection.
+pub(crate) struct Link {
+    writes: mpsc::UnboundedSender<WriteCmd>,
+    paused: watch::Sender<bool>,
+    reader: AbortHandle,
+}
+
+impl Link {
+    /// Starts the tasks of `stream` as connection `id`.
+    pub(crate) fn spawn(id: ConnectionId, stream: TcpStream, events: mpsc::Sender<LinkEvent>) -> Link {
+        let _ = stream.set_nodelay(true);
+        let (r, w) = stream.into_split();
+        let (paused, paused_rx) = watch::channel(false);
+        let reader = tokio::spawn(read_loop(id, r, paused_rx, events.clone())).abort_handle();
+        let (writes, rx) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(id, w, rx, reader.clone(), events));
+        Link {
+            writes,
+            paused,
+            reader,
+        }
+    }
+
+    pub(crate) fn write(&self, bytes: Vec<u8>) {
+        let _ = self.writes.send(WriteCmd::Bytes(bytes));
+    }
+
+    /// Writes what is queued, then closes.
+    pub(crate) fn close(self) {
+        let _ = self.writes.send(WriteCmd::Close);
+    }
+
+    /// Drops the connection now (RST).
+    pub(crate) fn abort(self) {
+        self.reader.abort();
+        let _ = self.writes.send(WriteCmd::Abort);
+    }
+
+    pub(crate) fn pause(&self, paused: bool) {
+        let _ = self.paused.send(paused);
+    }
+}
+
+async fn read_loop(
+    id: ConnectionId,
+    mut r: OwnedReadHalf,
+    mut paused: watch::Receiver<bool>,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    let mut buf = vec![0u8; READ_CHUNK];
+    let why = loop {
+        if paused.wait_for(|p| !*p).await.is_err() {
+            return;
+        }
+        match r.read(&mut buf).await {
+            Ok(0) => break "closed by the peer".to_owned(),
+            Ok(n) => {
+                if events.send(LinkEvent::Data(id, buf[..n].to_vec())).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    let _ = events.send(LinkEvent::Lost(id, why)).await;
+}
+
+async fn write_loop(
+    id: ConnectionId,
+    mut w: OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<WriteCmd>,
+    reader: AbortHandle,
+    events: mpsc::Sender<LinkEvent>,
+) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            WriteCmd::Bytes(b) => {
+                if let Err(e) = w.write_all(&b).await {
+                    reader.abort();
+                    let _ = events.send(LinkEvent::Lost(id, e.to_string())).await;
+                    return;
+                }
+            }
+            WriteCmd::Close => {
+                let _ = w.shutdown().await;
+                reader.abort();
+                return;
+            }
+            WriteCmd::Abort => {
+                let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(std::time::Duration::ZERO));
+                // No FIN first: the socket closes (with RST) once the reader is gone too.
+                w.forget();
+                reader.abort();
+                return;
+            }
+        }
+    }
+    // The Link was dropped without a word: treat it as an abort.
+    reader.abort();
+}
