@@ -30,6 +30,7 @@
 //!   (`Peers::send_text`, `Peers::send_path`, `Peers::receive`), quirks applied.
 //! - [`go_key_bug`]: wormhole-william's SPAKE2 key bug: its exact failure signature and
 //!   [`GoKeyBugRetries`], the bounded, logged retry for Go ⇄ Python / wormhole-rs exchanges.
+//! - [`dilation`]: [`DilationPair`], our `dilation-peer` or the Python driver on either side.
 //! - [`py_client`]: [`PyClient`], the Python library as a peer (`tests/drivers/py_client.py`).
 //!
 //! # Example
@@ -53,6 +54,7 @@
 
 pub mod clis;
 pub mod codes;
+pub mod dilation;
 pub mod files;
 pub mod go_key_bug;
 pub mod live;
@@ -65,6 +67,10 @@ pub mod servers;
 
 pub use clis::{Endpoints, PeerKind};
 pub use codes::unique_code;
+pub use dilation::{
+    DilationImpl, DilationPair, DilationResult, FOLLOWER_SIDE, LEADER_SIDE, bench_stream, dilation_command,
+    expected_digest,
+};
 pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
 };
