@@ -100,8 +100,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the manual page (roff) on stdout (e.g. `wormhole man > wormhole.1`)
-    Man,
+    /// Print the manual page (roff) on stdout (e.g. `wormhole man > wormhole.1`, `wormhole man
+    /// send > wormhole-send.1`)
+    Man {
+        /// The (sub)command whose page to print (none: the main page)
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// Options shared by `send` and `receive`.
@@ -377,8 +382,8 @@ pub enum Invocation {
     Ssh(GlobalOptions, SshOptions),
     /// `wormhole completions SHELL`.
     Completions(Shell),
-    /// `wormhole man`.
-    Man,
+    /// `wormhole man [COMMAND…]`.
+    Man(Vec<String>),
     /// `--show-config`.
     ShowConfig(Box<Settings>),
 }
@@ -791,7 +796,7 @@ impl Cli {
                 ))
             }
             Command::Completions { shell } => Ok(Invocation::Completions(shell)),
-            Command::Man => Ok(Invocation::Man),
+            Command::Man { command } => Ok(Invocation::Man(command)),
         }
     }
 }

@@ -75,7 +75,7 @@ fn command_name(inv: &Invocation) -> &'static str {
         Invocation::Ssh(_, SshOptions::Invite { .. }) => "ssh-invite",
         Invocation::Ssh(_, SshOptions::Accept { .. }) => "ssh-accept",
         Invocation::Completions(_) => "completions",
-        Invocation::Man => "man",
+        Invocation::Man(_) => "man",
         Invocation::ShowConfig(_) => "show-config",
     }
 }
@@ -89,9 +89,20 @@ fn print_only(inv: &Invocation) -> bool {
         Invocation::Completions(shell) => {
             clap_complete::generate(*shell, &mut args::Cli::command(), "wormhole", &mut out);
         }
-        Invocation::Man => {
-            let cmd = args::Cli::command().name("wormhole");
-            if let Err(e) = clap_mangen::Man::new(cmd).render(&mut out) {
+        Invocation::Man(path) => {
+            let mut page = args::Cli::command().name("wormhole");
+            page.build();
+            for name in path {
+                let Some(sub) = page.find_subcommand(name).cloned() else {
+                    usage_exit(
+                        "usage",
+                        &format!("no manual page for {name:?}: not a command"),
+                        false,
+                    );
+                };
+                page = sub;
+            }
+            if let Err(e) = clap_mangen::Man::new(page).render(&mut out) {
                 eprintln!("ERROR: rendering the manual page: {e}");
                 std::process::exit(1);
             }
@@ -298,7 +309,7 @@ async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
                 .map(|_| Summary::default());
             with_close(&w, flow).await
         }
-        Invocation::Completions(_) | Invocation::Man | Invocation::ShowConfig(_) => Ok(Summary::default()),
+        Invocation::Completions(_) | Invocation::Man(_) | Invocation::ShowConfig(_) => Ok(Summary::default()),
         Invocation::Ssh(global, SshOptions::Accept { code, key_file, yes }) => {
             check_code(&code)?;
             let home = std::env::var_os("HOME").context("HOME is not set")?;
