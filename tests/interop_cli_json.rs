@@ -1,6 +1,6 @@
 //! `wormhole --json` (issue 18): our CLI on both sides, on our mailbox server, for a text, a file,
-//! a directory, a file through a transit relay and failed runs (a wrong code, a file offer with
-//! no `--accept-file`, a usage error). Every stdout line of every run must be a JSON object that
+//! a directory, a file through a transit relay, `ssh invite`/`ssh accept` and failed runs (a wrong
+//! code, a file offer with no `--accept-file`, a usage error). Every stdout line of every run must be a JSON object that
 //! validates against docs/cli-json.schema.json (with the `jsonschema` crate), and each run must
 //! show exactly its documented events in order (docs/cli-json.md).
 //!
@@ -24,9 +24,14 @@ fn schema() -> jsonschema::Validator {
 
 /// Every stdout line of `out`, parsed and checked against the schema.
 fn events(out: &PeerOutput) -> Vec<Value> {
+    lines_to_events(&out.stdout, &out.to_string())
+}
+
+/// Every line of `stdout`, parsed and checked against the schema (`out` describes the run).
+fn lines_to_events(stdout: &str, out: &str) -> Vec<Value> {
     let validator = schema();
-    assert!(!out.stdout.is_empty(), "no events:\n{out}");
-    out.stdout
+    assert!(!stdout.is_empty(), "no events:\n{out}");
+    stdout
         .lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line)
@@ -352,6 +357,59 @@ fn usage_errors_are_events_too() {
     let ev = events(&out);
     assert_eq!(names(&ev), ["start", "error"]);
     assert_eq!(ev[1]["kind"], "server_connection");
+}
+
+/// `wormhole --json ssh …` with `HOME=home`, only its stdout read (line by line, as printed).
+fn live_ssh(server: &MailboxServer, home: &Path, args: &[&str]) -> LiveChild {
+    let mut cmd = clean_command(our_bin("wormhole"));
+    cmd.args(["--json", "--relay-url", server.url(), "ssh"])
+        .args(args)
+        .env("HOME", home)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    LiveChild::spawn(cmd, "json ssh")
+}
+
+#[test]
+fn ssh_events() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let inviter = tempfile::tempdir().unwrap();
+    let accepter = tempfile::tempdir().unwrap();
+    let key = accepter.path().join("id.pub");
+    std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJson me@there\n").unwrap();
+    let mut invite = live_ssh(&server, inviter.path(), &["invite"]);
+    let line = invite.wait_for("\"event\":\"code\"", TIMEOUT);
+    let code: Value = serde_json::from_str(&line).unwrap();
+    let code = code["code"].as_str().unwrap().to_owned();
+    let mut accept = live_ssh(
+        &server,
+        accepter.path(),
+        &["accept", &code, "-F", key.to_str().unwrap(), "--yes"],
+    );
+    assert!(accept.exit(TIMEOUT).success(), "{}", accept.seen);
+    assert!(invite.exit(TIMEOUT).success(), "{}", invite.seen);
+    let expected = ["start", "code", "key_established", "verifier", "ssh_key", "done"];
+    let ie = lines_to_events(&invite.seen, &invite.seen);
+    let ae = lines_to_events(&accept.seen, &accept.seen);
+    assert_sequence(&names(&ie), &expected);
+    assert_sequence(&names(&ae), &expected);
+    assert_eq!(find(&ie, "start")["command"], "ssh-invite");
+    assert_eq!(find(&ae, "start")["command"], "ssh-accept");
+    let added = find(&ie, "ssh_key");
+    assert_eq!(
+        (&added["key_type"], &added["keyid"]),
+        (&"ssh-ed25519".into(), &"me@there".into())
+    );
+    assert_eq!(added["added"], true);
+    let auth = inviter.path().join(".ssh/authorized_keys");
+    assert_eq!(Path::new(added["path"].as_str().unwrap()), auth);
+    assert_eq!(find(&ae, "ssh_key")["path"], Value::Null);
+    assert_eq!(
+        find(&ie, "verifier")["verifier"],
+        find(&ae, "verifier")["verifier"]
+    );
 }
 
 #[test]

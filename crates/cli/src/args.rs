@@ -894,6 +894,85 @@ mod tests {
     }
 
     #[test]
+    fn file_sits_between_env_and_default() {
+        let file = Loaded {
+            path: Some(PathBuf::from("/c.toml")),
+            looked_at: None,
+            values: crate::config_file::FileConfig {
+                relay_url: Some("ws://file/v1".into()),
+                code_length: Some(4),
+                qr: Some(false),
+                hide_progress: Some(true),
+                accept_file: Some(true),
+                appid: Some("file/app".into()),
+                transit_helper: None,
+            },
+        };
+        let run = |args: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let mut argv = vec!["wormhole"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().resolve(env, &file).unwrap()
+        };
+        let Invocation::Send(g, s) = run(&["send", "f"], &no_env) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://file/v1");
+        assert_eq!(g.transit_helper, DEFAULT_TRANSIT_HELPER);
+        assert_eq!(g.appid.as_deref(), Some("file/app"));
+        assert_eq!((s.code_length, s.qr, s.hide_progress), (4, false, true));
+        let env = |k: &str| match k {
+            ENV_RELAY_URL => Some("ws://env/v1".to_owned()),
+            ENV_QR => Some("yes".to_owned()),
+            ENV_CODE_LENGTH => Some("5".to_owned()),
+            _ => None,
+        };
+        let Invocation::Send(g, s) = run(&["send", "f"], &env) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://env/v1");
+        assert_eq!((s.code_length, s.qr), (5, true));
+        let Invocation::Send(g, s) = run(
+            &["--relay-url", "ws://flag/v1", "send", "-c", "6", "--no-qr", "f"],
+            &env,
+        ) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://flag/v1");
+        assert_eq!((s.code_length, s.qr), (6, false));
+        let Invocation::Receive(_, r) = run(&["receive", "1-a"], &no_env) else {
+            panic!()
+        };
+        assert!(r.accept_file);
+        let Invocation::Ssh(_, SshOptions::Invite { code_length, .. }) = run(&["ssh", "invite"], &no_env)
+        else {
+            panic!()
+        };
+        assert_eq!(code_length, 4);
+        let Invocation::ShowConfig(shown) = run(&["--show-config"], &env) else {
+            panic!()
+        };
+        assert_eq!(shown.relay_url.source, Source::Env(ENV_RELAY_URL));
+        assert_eq!(shown.hide_progress.source, Source::File);
+        assert_eq!(shown.transit_helper.source, Source::Default);
+        assert!(shown.render().starts_with("# config file: /c.toml\n"));
+    }
+
+    #[test]
+    fn json_refuses_what_would_prompt() {
+        for args in [
+            &["--json", "receive"][..],
+            &["--json", "send", "--verify", "--text", "x"],
+            &["--json", "ssh", "accept", "1-a-b"],
+        ] {
+            assert!(matches!(parse(args), Err(UsageError::JsonPrompt(_))), "{args:?}");
+        }
+        assert!(parse(&["--json", "receive", "1-a-b"]).is_ok());
+        assert!(parse(&["receive", "--json", "--allocate"]).is_ok());
+        assert!(parse(&["--json", "ssh", "accept", "-y", "1-a-b"]).is_ok());
+        assert_eq!(parse(&["--appid", "x"]), Err(UsageError::MissingCommand));
+    }
+
+    #[test]
     fn accept_file_env() {
         let yes = |k: &str| (k == ENV_ACCEPT_FILE).then(|| "1".to_owned());
         let no = |k: &str| (k == ENV_ACCEPT_FILE).then(|| "no".to_owned());

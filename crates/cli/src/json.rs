@@ -288,6 +288,141 @@ mod tests {
         );
     }
 
+    /// One of every event. The match makes a new variant fail to compile here until it has a
+    /// sample (and so a schema check below).
+    fn samples() -> Vec<Event> {
+        let all = vec![
+            Event::Start {
+                command: "send".into(),
+                program_version: "0.1.0".into(),
+            },
+            Event::Welcome {
+                motd: Some("hi".into()),
+                current_cli_version: None,
+            },
+            Event::Code { code: "4-a-b".into() },
+            Event::KeyEstablished {},
+            Event::Verifier {
+                verifier: "ab".repeat(32),
+            },
+            Event::Offer {
+                role: Role::Receiver,
+                kind: OfferKind::Directory,
+                name: Some("d".into()),
+                bytes: 10,
+                files: Some(2),
+                uncompressed_bytes: Some(20),
+            },
+            Event::connected(&ConnectionInfo {
+                kind: ConnectionKind::DirectOutbound,
+                peer: "127.0.0.1:1".into(),
+            }),
+            Event::Progress { bytes: 1, total: 2 },
+            Event::DataSent {},
+            Event::Unpacking {},
+            Event::TextReceived { text: "t".into() },
+            Event::FileWritten {
+                path: "/p".into(),
+                bytes: 1,
+                sha256: "cd".repeat(32),
+            },
+            Event::DirectoryWritten {
+                path: "/d".into(),
+                files: 1,
+                bytes: 1,
+            },
+            Event::SshKey {
+                key_type: "ssh-ed25519".into(),
+                keyid: "me".into(),
+                path: None,
+                added: None,
+            },
+            Event::Done(Summary {
+                bytes: Some(1),
+                seconds: Some(0.5),
+                bytes_per_second: Some(2.0),
+                connection: Some(Via::Relay),
+            }),
+            Event::Error {
+                kind: "wrong_code".into(),
+                message: "m".into(),
+            },
+        ];
+        for e in &all {
+            match e {
+                Event::Start { .. }
+                | Event::Welcome { .. }
+                | Event::Code { .. }
+                | Event::KeyEstablished {}
+                | Event::Verifier { .. }
+                | Event::Offer { .. }
+                | Event::Connected { .. }
+                | Event::Progress { .. }
+                | Event::DataSent {}
+                | Event::Unpacking {}
+                | Event::TextReceived { .. }
+                | Event::FileWritten { .. }
+                | Event::DirectoryWritten { .. }
+                | Event::SshKey { .. }
+                | Event::Done(_)
+                | Event::Error { .. } => {}
+            }
+        }
+        all
+    }
+
+    /// A typed check against docs/cli-json.schema.json (the interop test validates real runs with
+    /// a JSON Schema validator): every event is defined there with exactly our fields, all
+    /// required, and nothing else.
+    #[test]
+    fn every_event_matches_the_schema_file() {
+        let schema: serde_json::Value =
+            serde_json::from_str(include_str!("../../../docs/cli-json.schema.json")).unwrap();
+        let defs = schema["$defs"].as_object().unwrap();
+        let samples = samples();
+        assert_eq!(
+            defs.len(),
+            samples.len(),
+            "the schema and the Event enum list different events"
+        );
+        for e in &samples {
+            let line: serde_json::Value = serde_json::from_str(&to_line(e)).unwrap();
+            let name = line["event"].as_str().unwrap();
+            let def = &defs
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is not in the schema"));
+            assert_eq!(def["additionalProperties"], false, "{name}");
+            let mut fields: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+            let mut props: Vec<&str> = def["properties"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let mut required: Vec<&str> = def["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            fields.sort_unstable();
+            props.sort_unstable();
+            required.sort_unstable();
+            assert_eq!(fields, props, "{name}: fields differ from the schema");
+            assert_eq!(fields, required, "{name}: every field is required");
+        }
+        let kinds = &defs["error"]["properties"]["kind"]["enum"];
+        for k in crate::report::ERROR_KINDS
+            .iter()
+            .chain(["usage", "config", "interrupted", "internal"].iter())
+        {
+            assert!(
+                kinds.as_array().unwrap().iter().any(|v| v == k),
+                "error kind {k} is not in the schema"
+            );
+        }
+    }
+
     #[test]
     fn connection_kinds() {
         let e = Event::connected(&ConnectionInfo {

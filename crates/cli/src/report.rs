@@ -103,6 +103,23 @@ pub fn render(err: &anyhow::Error, relay_url: &str) -> String {
     format!("ERROR: {err:#}")
 }
 
+/// Every kind [`error_kind`] returns (the schema lists them; `main` adds `usage`, `config` and
+/// `interrupted`).
+pub const ERROR_KINDS: [&str; 12] = [
+    "wrong_code",
+    "welcome",
+    "bad_code",
+    "server_connection",
+    "crowded",
+    "lonely",
+    "wormhole",
+    "transfer",
+    "unsendable_file",
+    "prompt_refused",
+    "io",
+    "other",
+];
+
 /// The stable machine-readable kind of a failure (docs/cli-json.md lists them), from the first
 /// typed error in its chain.
 pub fn error_kind(err: &anyhow::Error) -> &'static str {
@@ -199,5 +216,13 @@ mod tests {
         };
         assert_eq!(k(refused.into()), "prompt_refused");
         assert_eq!(k(anyhow::anyhow!("boom")), "other");
+        for e in [
+            anyhow::Error::new(WormholeError::Lonely),
+            UnsendableFileError("x".into()).into(),
+            std::io::Error::other("x").into(),
+            crate::code_input::CodeInputError::Incomplete.into(),
+        ] {
+            assert!(ERROR_KINDS.contains(&k(e)));
+        }
     }
 }
