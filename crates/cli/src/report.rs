@@ -105,6 +105,7 @@ pub fn render(err: &anyhow::Error, relay_url: &str) -> String {
 
 /// Every kind [`error_kind`] returns (the schema lists them; `main` adds `usage`, `config` and
 /// `interrupted`).
+#[cfg(test)]
 pub const ERROR_KINDS: [&str; 12] = [
     "wrong_code",
     "welcome",
