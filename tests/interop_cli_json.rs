@@ -413,6 +413,46 @@ fn ssh_events() {
 }
 
 #[test]
+fn show_config_is_one_event() {
+    let home = tempfile::tempdir().unwrap();
+    let out = PeerCommand::new(our_bin("wormhole"))
+        .env("HOME", home.path())
+        .env("WORMHOLE_QR", "0")
+        .args([
+            "--json",
+            "--show-config",
+            "--relay-url",
+            "ws://flag/v1",
+            "send",
+            "-c",
+            "3",
+        ])
+        .run();
+    out.assert_success();
+    let ev = events(&out);
+    assert_eq!(names(&ev), ["config"]);
+    assert_eq!(ev[0]["file"], Value::Null);
+    let settings = ev[0]["settings"].as_array().unwrap();
+    let get = |k: &str| settings.iter().find(|s| s["key"] == k).unwrap().clone();
+    assert_eq!(get("relay-url")["value"], "ws://flag/v1");
+    assert_eq!(
+        (
+            get("relay-url")["source"].clone(),
+            get("relay-url")["from"].clone()
+        ),
+        ("flag".into(), "--relay-url".into())
+    );
+    assert_eq!(
+        (get("qr")["value"].clone(), get("qr")["source"].clone()),
+        (false.into(), "env".into())
+    );
+    assert_eq!(get("qr")["from"], "WORMHOLE_QR");
+    assert_eq!(get("code-length")["value"], 3);
+    assert_eq!(get("accept-file")["source"], "default");
+    assert_eq!(get("appid")["value"], Value::Null);
+}
+
+#[test]
 fn the_schema_rejects_drift() {
     let v = schema();
     let ok: Value = serde_json::from_str(r#"{"v":1,"event":"code","code":"4-a-b"}"#).unwrap();

@@ -584,6 +584,45 @@ impl Settings {
         })
     }
 
+    /// Every setting: its config-file key, its value (`null`: the command's own appid) and its
+    /// source.
+    pub fn entries(&self) -> Vec<(&'static str, serde_json::Value, Source)> {
+        use serde_json::Value;
+        vec![
+            (
+                "relay-url",
+                Value::from(self.relay_url.value.clone()),
+                self.relay_url.source.clone(),
+            ),
+            (
+                "transit-helper",
+                Value::from(self.transit_helper.value.clone()),
+                self.transit_helper.source.clone(),
+            ),
+            (
+                "appid",
+                self.appid.value.clone().map_or(Value::Null, Value::from),
+                self.appid.source.clone(),
+            ),
+            (
+                "code-length",
+                Value::from(self.code_length.value),
+                self.code_length.source.clone(),
+            ),
+            ("qr", Value::from(self.qr.value), self.qr.source.clone()),
+            (
+                "hide-progress",
+                Value::from(self.hide_progress.value),
+                self.hide_progress.source.clone(),
+            ),
+            (
+                "accept-file",
+                Value::from(self.accept_file.value),
+                self.accept_file.source.clone(),
+            ),
+        ]
+    }
+
     /// The `--show-config` text: the config file, then one `key = value  # source` line per
     /// setting (TOML, so it can be pasted into a config file).
     pub fn render(&self) -> String {
@@ -592,43 +631,24 @@ impl Settings {
             (None, Some(p)) => format!("# config file: none ({} does not exist)", p.display()),
             (None, None) => "# config file: none".to_owned(),
         };
-        let from = |s: &Source| match s {
-            Source::Flag(f) => format!("flag {f}"),
-            Source::Env(e) => format!("environment {e}"),
-            Source::File => "config file".to_owned(),
-            Source::Default => "default".to_owned(),
-        };
-        let q = |v: &str| toml_string(v);
         let mut lines = vec![file];
-        let mut line = |key: &str, value: String, src: &Source| {
-            lines.push(format!("{key} = {value}  # {}", from(src)));
-        };
-        line("relay-url", q(&self.relay_url.value), &self.relay_url.source);
-        line(
-            "transit-helper",
-            q(&self.transit_helper.value),
-            &self.transit_helper.source,
-        );
-        match &self.appid.value {
-            Some(a) => line("appid", q(a), &self.appid.source),
-            None => line("# appid", q(APPID_XFER), &Source::Default),
+        for (key, value, source) in self.entries() {
+            let from = match source {
+                Source::Flag(f) => format!("flag {f}"),
+                Source::Env(e) => format!("environment {e}"),
+                Source::File => "config file".to_owned(),
+                Source::Default => "default".to_owned(),
+            };
+            lines.push(match value {
+                serde_json::Value::String(s) => format!("{key} = {}  # {from}", toml_string(&s)),
+                serde_json::Value::Null => format!(
+                    "# {key} = {}  # {from} (ssh: {})",
+                    toml_string(APPID_XFER),
+                    toml_string(APPID_SSH)
+                ),
+                other => format!("{key} = {other}  # {from}"),
+            });
         }
-        line(
-            "code-length",
-            self.code_length.value.to_string(),
-            &self.code_length.source,
-        );
-        line("qr", self.qr.value.to_string(), &self.qr.source);
-        line(
-            "hide-progress",
-            self.hide_progress.value.to_string(),
-            &self.hide_progress.source,
-        );
-        line(
-            "accept-file",
-            self.accept_file.value.to_string(),
-            &self.accept_file.source,
-        );
         lines.join("\n")
     }
 }

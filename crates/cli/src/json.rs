@@ -96,6 +96,33 @@ pub struct Summary {
     pub connection: Option<Via>,
 }
 
+/// Where a `--show-config` value came from.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingSource {
+    /// A command-line flag.
+    Flag,
+    /// An environment variable.
+    Env,
+    /// The config file.
+    File,
+    /// The built-in default.
+    Default,
+}
+
+/// One `--show-config` setting.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Setting {
+    /// The config-file key (`relay-url`, …).
+    pub key: String,
+    /// The value in force (`null` for `appid`: the command's own).
+    pub value: serde_json::Value,
+    /// Where it came from.
+    pub source: SettingSource,
+    /// The flag or environment variable (`null` for the file and the default).
+    pub from: Option<String>,
+}
+
 /// One event of a run. Serialized with `"event": "<snake_case name>"` and the fields below.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -196,6 +223,13 @@ pub enum Event {
         path: Option<String>,
         /// False when it was there already (`null` on the accepting side).
         added: Option<bool>,
+    },
+    /// `--show-config --json`: the only line.
+    Config {
+        /// The config file read (`null`: none).
+        file: Option<String>,
+        /// Every setting.
+        settings: Vec<Setting>,
     },
     /// The run succeeded; the last line.
     Done(Summary),
@@ -337,6 +371,15 @@ mod tests {
                 path: None,
                 added: None,
             },
+            Event::Config {
+                file: None,
+                settings: vec![Setting {
+                    key: "qr".into(),
+                    value: true.into(),
+                    source: SettingSource::Env,
+                    from: Some("WORMHOLE_QR".into()),
+                }],
+            },
             Event::Done(Summary {
                 bytes: Some(1),
                 seconds: Some(0.5),
@@ -364,6 +407,7 @@ mod tests {
                 | Event::FileWritten { .. }
                 | Event::DirectoryWritten { .. }
                 | Event::SshKey { .. }
+                | Event::Config { .. }
                 | Event::Done(_)
                 | Event::Error { .. } => {}
             }

@@ -107,12 +107,45 @@ fn print_only(inv: &Invocation) -> bool {
                 std::process::exit(1);
             }
         }
+        Invocation::ShowConfig(settings) if json::enabled() => {
+            out = format!("{}\n", json::to_line(&config_event(settings))).into_bytes();
+        }
         Invocation::ShowConfig(settings) => out = format!("{}\n", settings.render()).into_bytes(),
         _ => return false,
     }
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
     true
+}
+
+/// The `config` event of `--show-config --json`.
+fn config_event(shown: &args::Settings) -> Event {
+    use json::SettingSource as S;
+    let settings = shown
+        .entries()
+        .into_iter()
+        .map(|(key, value, source)| {
+            let (source, from) = match source {
+                args::Source::Flag(f) => (S::Flag, Some(f.to_owned())),
+                args::Source::Env(e) => (S::Env, Some(e.to_owned())),
+                args::Source::File => (S::File, None),
+                args::Source::Default => (S::Default, None),
+            };
+            json::Setting {
+                key: key.to_owned(),
+                value,
+                source,
+                from,
+            }
+        })
+        .collect();
+    Event::Config {
+        file: shown
+            .config_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        settings,
+    }
 }
 
 fn main() {
@@ -132,11 +165,13 @@ fn main() {
         Ok(inv) => inv,
         Err(e) => usage_exit("usage", &e.to_string(), json_mode),
     };
+    if json_mode {
+        json::enable();
+    }
     if print_only(&invocation) {
         return;
     }
     if json_mode {
-        json::enable();
         json::emit(&Event::Start {
             command: command_name(&invocation).to_owned(),
             program_version: env!("CARGO_PKG_VERSION").to_owned(),
