@@ -413,6 +413,29 @@ fn ssh_events() {
 }
 
 #[test]
+fn a_signal_ends_with_an_interrupted_event() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let code = unique_code();
+    let mut cmd = clean_command(our_bin("wormhole"));
+    cmd.args(["--json", "--relay-url", server.url(), "receive", &code])
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut receiver = LiveChild::spawn(cmd, "json receiver");
+    // Nobody sends: it waits for the key after the code.
+    receiver.wait_for("\"event\":\"code\"", TIMEOUT);
+    receiver.signal("TERM");
+    let st = receiver.exit(TIMEOUT);
+    assert_eq!(st.code(), Some(128 + 15), "{}", receiver.seen);
+    let ev = lines_to_events(&receiver.seen, &receiver.seen);
+    assert_sequence(&names(&ev), &["start", "welcome", "code", "error"]);
+    assert_eq!(ev.last().unwrap()["kind"], "interrupted");
+}
+
+#[test]
 fn show_config_is_one_event() {
     let home = tempfile::tempdir().unwrap();
     let out = PeerCommand::new(our_bin("wormhole"))
