@@ -2,8 +2,9 @@
 //! transfer, the receiver's destination messages, the `ok? (Y/n)` question and progress bars, on
 //! top of `wormhole::transfer` (which owns transit, the zip formats and the safe-receive rules).
 //!
-//! This module only talks to the user and translates options and errors; it must not decide
-//! destinations or touch received data itself.
+//! This module only talks to the user (and, with `--json`, emits the transfer's events through
+//! `json.rs`) and translates options and errors; it must not decide destinations or touch
+//! received data itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

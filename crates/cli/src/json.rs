@@ -274,10 +274,13 @@ pub fn to_line(event: &Event) -> String {
         event,
     })
     .unwrap_or_else(|e| {
-        format!(
-            "{{\"v\":{SCHEMA_VERSION},\"event\":\"error\",\"kind\":\"internal\",\"message\":{:?}}}",
-            e.to_string()
-        )
+        serde_json::json!({
+            "v": SCHEMA_VERSION,
+            "event": "error",
+            "kind": "internal",
+            "message": format!("cannot write an event: {e}"),
+        })
+        .to_string()
     })
 }
 

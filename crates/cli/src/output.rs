@@ -1,7 +1,8 @@
 //! Small user-facing formatting helpers: sizes like Python's `humanize.naturalsize`, the QR code
 //! of the `wormhole-transfer:` URI, progress bars, and yes/no prompts on the terminal.
 //!
-//! Everything here writes to stderr (or returns strings); stdout is reserved for received text.
+//! Everything here writes to stderr (or returns strings); stdout is reserved for received text
+//! and `--json` events. With `--json` nothing here prompts.
 
 use std::io::{BufRead, IsTerminal, Write};
 

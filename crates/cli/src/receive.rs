@@ -2,7 +2,8 @@
 //! `-0`, `--allocate`, or typed with completion), wait for the key, show the verifier. The offer
 //! itself (text, file or directory) is the `wormhole::transfer` flow's, run from `files.rs`.
 //!
-//! Only the received text goes to stdout; everything else to stderr.
+//! Only the received text goes to stdout (with `--json`: only the events); everything else to
+//! stderr.
 
 use std::io::Write;
 use std::time::Duration;

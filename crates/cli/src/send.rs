@@ -2,8 +2,8 @@
 //! show it, wait for the key (and the user's verifier check), then hand the text, file or
 //! directory to the `wormhole::transfer` flow and report how it ended.
 //!
-//! Only the user-facing half lives here (Python's lines, all on stderr); the protocol is the
-//! library's. Files and directories go through `files.rs`.
+//! Only the user-facing half lives here (Python's lines, all on stderr, and the `--json` events);
+//! the protocol is the library's. Files and directories go through `files.rs`.
 
 use std::io::IsTerminal;
 use std::io::Read;
