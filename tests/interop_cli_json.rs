@@ -390,7 +390,15 @@ fn ssh_events() {
     );
     assert!(accept.exit(TIMEOUT).success(), "{}", accept.seen);
     assert!(invite.exit(TIMEOUT).success(), "{}", invite.seen);
-    let expected = ["start", "code", "key_established", "verifier", "ssh_key", "done"];
+    let expected = [
+        "start",
+        "welcome",
+        "code",
+        "key_established",
+        "verifier",
+        "ssh_key",
+        "done",
+    ];
     let ie = lines_to_events(&invite.seen, &invite.seen);
     let ae = lines_to_events(&accept.seen, &accept.seen);
     assert_sequence(&names(&ie), &expected);

@@ -42,6 +42,7 @@ pub async fn invite(w: &Wormhole, code_length: usize, ssh_dir: &Path) -> Result<
             say(&format!("      '{}' doesn't exist either", ssh_dir.display()));
         }
     }
+    welcome_event(w).await?;
     w.allocate_code(code_length).await?;
     let code = w.get_code().await?;
     json::emit(&Event::Code { code: code.clone() });
@@ -101,11 +102,25 @@ pub async fn receive_key<P: MessagePipe>(pipe: &P, ssh_dir: &Path) -> Result<Pub
 
 /// `ssh accept`: send the key under `code` and wait for the acknowledgement.
 pub async fn accept(w: &Wormhole, code: &str, key: &PublicKey) -> Result<()> {
+    welcome_event(w).await?;
     w.set_code(code).await?;
     let code = w.get_code().await?;
     json::emit(&Event::Code { code });
     verified(w).await?;
     send_key(w, key).await
+}
+
+/// `--json`: the server's welcome as an event (the Python CLI's `ssh` shows none, so neither do
+/// we without `--json`).
+async fn welcome_event(w: &Wormhole) -> Result<()> {
+    if json::enabled() {
+        let welcome = w.get_welcome().await?;
+        json::emit(&Event::Welcome {
+            motd: welcome.motd.clone(),
+            current_cli_version: welcome.current_cli_version.clone(),
+        });
+    }
+    Ok(())
 }
 
 /// Wait for the key and its confirmation, emitting `key_established` and `verifier`.
