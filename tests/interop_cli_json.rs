@@ -1,6 +1,7 @@
 //! `wormhole --json` (issue 18): our CLI on both sides, on our mailbox server, for a text, a file,
-//! a directory, a file through a transit relay, `ssh invite`/`ssh accept` and failed runs (a wrong
-//! code, a file offer with no `--accept-file`, a usage error). Every stdout line of every run must be a JSON object that
+//! a directory, a file through a transit relay, `ssh invite`/`ssh accept`, `--show-config`, and
+//! failed runs (a wrong code, a sender gone mid-transfer, a file offer with no `--accept-file`, a
+//! signal, a usage error). Every stdout line of every run must be a JSON object that
 //! validates against docs/cli-json.schema.json (with the `jsonschema` crate), and each run must
 //! show exactly its documented events in order (docs/cli-json.md).
 //!
@@ -417,6 +418,54 @@ fn ssh_events() {
     assert_eq!(
         find(&ie, "verifier")["verifier"],
         find(&ae, "verifier")["verifier"]
+    );
+}
+
+#[test]
+fn a_sender_gone_mid_transfer_is_an_error_event() {
+    require_netns();
+    let server = start_our_mailbox(&[]);
+    let (_held, relay) = no_relay();
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    // 2 GiB of holes: far more than goes through before the sender is killed.
+    let big = src.path().join("big.bin");
+    std::fs::File::create(&big).unwrap().set_len(2 << 30).unwrap();
+    let code = unique_code();
+    let mut cmd = clean_command(our_bin("wormhole"));
+    cmd.args(["--relay-url", server.url(), "--transit-helper", &relay])
+        .args(["send", "--hide-progress", "--code", &code])
+        .arg(&big)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut sender = ChildGuard::spawn(cmd, "sender");
+    let mut cmd = clean_command(our_bin("wormhole"));
+    cmd.args(["--json", "--relay-url", server.url(), "--transit-helper", &relay])
+        .args(["receive", "--accept-file", &code])
+        .current_dir(dst.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut receiver = LiveChild::spawn(cmd, "json receiver");
+    receiver.wait_for("\"event\":\"progress\"", TIMEOUT);
+    sender.kill();
+    let st = receiver.exit(TIMEOUT);
+    assert_eq!(st.code(), Some(1), "{}", receiver.seen);
+    let ev = lines_to_events(&receiver.seen, &receiver.seen);
+    assert_sequence(
+        &names(&ev),
+        &with_mailbox(&["offer", "connected", "progress*", "error"]),
+    );
+    let err = ev.last().unwrap();
+    assert_eq!(err["kind"], "transfer", "{err}");
+    assert!(
+        ev.iter()
+            .all(|e| e["event"] != "progress" || e["bytes"] != e["total"])
+    );
+    assert!(
+        std::fs::read_dir(dst.path()).unwrap().next().is_none(),
+        "a partial file was left"
     );
 }
 
