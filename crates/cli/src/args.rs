@@ -1,13 +1,17 @@
 //! The command-line surface of `wormhole`, flag-compatible with the Python CLI 0.24 (docs/protocol.md
 //! §5.7), and its resolution into plain option structs.
 //!
-//! Environment variables are not read by clap: [`Cli::resolve`] takes a lookup function, so the
-//! precedence rule (flag, then environment, then default) is unit-tested without touching the
-//! process environment. This module must not do I/O or talk to the network.
+//! Environment variables are not read by clap: [`Cli::resolve`] takes a lookup function and the
+//! config file's values, so the precedence rule (flag, then environment, then config file, then
+//! default; [`Settings`], shown by `--show-config`) is unit-tested without touching the process
+//! environment. This module must not do I/O or talk to the network.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::config::Loaded;
 
 /// The default application id (file transfer).
 pub const APPID_XFER: &str = "lothar.com/wormhole/text-or-file-xfer";
@@ -26,6 +30,12 @@ pub const ENV_TRANSIT_HELPER: &str = "WORMHOLE_TRANSIT_HELPER";
 pub const ENV_ACCEPT_FILE: &str = "WORMHOLE_ACCEPT_FILE";
 /// Env var: show the QR code of the send code.
 pub const ENV_QR: &str = "WORMHOLE_QR";
+/// Env var: the application id.
+pub const ENV_APPID: &str = "WORMHOLE_APPID";
+/// Env var: words of an allocated code.
+pub const ENV_CODE_LENGTH: &str = "WORMHOLE_CODE_LENGTH";
+/// Env var: no progress bar.
+pub const ENV_HIDE_PROGRESS: &str = "WORMHOLE_HIDE_PROGRESS";
 
 /// The state machines the Python CLI can trace with `--debug-state`.
 const DEBUG_MACHINES: [&str; 12] = ["B", "N", "M", "S", "O", "K", "SK", "R", "RC", "L", "C", "T"];
@@ -56,9 +66,20 @@ pub struct Cli {
     /// (debug) write timing data to file
     #[arg(long, value_name = "FILE.json", global = true)]
     pub dump_timing: Option<PathBuf>,
+    /// print events as JSON lines on stdout (schema: docs/cli-json.md); never prompt
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// read defaults from this TOML file [env: WORMHOLE_CONFIG] [default:
+    /// $XDG_CONFIG_HOME/wormhole/config.toml or ~/.config/wormhole/config.toml, if present]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+    /// print every setting, its value and where it came from (flag, environment, config file,
+    /// default), then exit
+    #[arg(long, global = true)]
+    pub show_config: bool,
     /// What to do.
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The subcommands.
@@ -73,6 +94,19 @@ pub enum Command {
     /// Facilitate sending/receiving SSH public keys
     #[command(subcommand)]
     Ssh(SshCommand),
+    /// Print a shell completion script (e.g. `wormhole completions bash > /etc/bash_completion.d/wormhole`)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff) on stdout (e.g. `wormhole man > wormhole.1`, `wormhole man
+    /// send > wormhole-send.1`)
+    Man {
+        /// The (sub)command whose page to print (none: the main page)
+        #[arg(value_name = "COMMAND")]
+        command: Vec<String>,
+    },
 }
 
 /// Options shared by `send` and `receive`.
@@ -175,10 +209,10 @@ pub struct ReceiveArgs {
 pub enum SshCommand {
     /// Add a public-key to a ~/.ssh/authorized_keys file
     Invite {
-        /// length of code (in bytes/words)
-        #[arg(short = 'c', long, value_name = "NUMWORDS", default_value_t = 2,
+        /// length of code (in bytes/words) [default: 2]
+        #[arg(short = 'c', long, value_name = "NUMWORDS",
               value_parser = clap::value_parser!(u16).range(1..=64))]
-        code_length: u16,
+        code_length: Option<u16>,
         /// Add to USER's ~/.ssh/authorized_keys
         #[arg(short = 'u', long, value_name = "USER")]
         user: Option<String>,
@@ -232,6 +266,20 @@ pub enum UsageError {
         /// Its value.
         value: String,
     },
+    /// An environment variable held something that is not a code length.
+    #[error("invalid value {value:?} for {name}: expected a number from 1 to 64")]
+    BadNumberEnv {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// No subcommand (and no `--show-config`).
+    #[error("a subcommand is required (send, receive, ssh, completions, man); see --help")]
+    MissingCommand,
+    /// `--json` with an option that asks a question on the terminal.
+    #[error("--json cannot answer questions: {0}")]
+    JsonPrompt(&'static str),
     /// `--debug-state` named a machine that does not exist.
     #[error("Cannot debug unknown machines: {0}")]
     UnknownDebugMachines(String),
@@ -248,6 +296,8 @@ pub struct GlobalOptions {
     pub transit_helper: String,
     /// Where to write the timing dump.
     pub dump_timing: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
 }
 
 /// Resolved `send` options.
@@ -330,6 +380,12 @@ pub enum Invocation {
     Receive(GlobalOptions, ReceiveOptions),
     /// `wormhole ssh …`.
     Ssh(GlobalOptions, SshOptions),
+    /// `wormhole completions SHELL`.
+    Completions(Shell),
+    /// `wormhole man [COMMAND…]`.
+    Man(Vec<String>),
+    /// `--show-config`.
+    ShowConfig(Box<Settings>),
 }
 
 /// Parse a Click-style boolean environment value. An empty value counts as unset.
@@ -350,6 +406,20 @@ fn env_string(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String
     env(name).filter(|v| !v.is_empty())
 }
 
+/// A code length from the environment (1 to 64). An empty value counts as unset.
+fn env_code_length(
+    name: &'static str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<u16>, UsageError> {
+    let Some(value) = env(name).filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u16>() {
+        Ok(n @ 1..=64) => Ok(Some(n)),
+        _ => Err(UsageError::BadNumberEnv { name, value }),
+    }
+}
+
 fn check_tor(tor: &TorArgs) -> Result<(), UsageError> {
     if tor.tor || tor.launch_tor || tor.tor_control_port.is_some() {
         return Err(UsageError::TorNotSupported);
@@ -367,35 +437,301 @@ fn check_debug_state(common: &CommonArgs) -> Result<(), UsageError> {
     Ok(())
 }
 
-impl Cli {
-    /// Apply the environment and defaults, and check the combinations clap cannot express.
-    pub fn resolve(self, env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
-        let global = GlobalOptions {
-            appid: self.appid,
-            relay_url: self
-                .relay_url
-                .or_else(|| env_string(ENV_RELAY_URL, env))
-                .unwrap_or_else(|| DEFAULT_RELAY_URL.to_owned()),
-            transit_helper: self
-                .transit_helper
-                .or_else(|| env_string(ENV_TRANSIT_HELPER, env))
-                .unwrap_or_else(|| DEFAULT_TRANSIT_HELPER.to_owned()),
-            dump_timing: self.dump_timing,
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// The config file.
+    File,
+    /// The built-in default.
+    Default,
+}
+
+/// A setting's value and its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sourced<T> {
+    /// The value in force.
+    pub value: T,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The first of flag, environment, config file, default that is set.
+fn layered<T>(
+    flag: Option<(T, &'static str)>,
+    env: Option<(T, &'static str)>,
+    file: Option<T>,
+    default: T,
+) -> Sourced<T> {
+    if let Some((value, name)) = flag {
+        return Sourced {
+            value,
+            source: Source::Flag(name),
         };
-        match self.command {
+    }
+    if let Some((value, name)) = env {
+        return Sourced {
+            value,
+            source: Source::Env(name),
+        };
+    }
+    match file {
+        Some(value) => Sourced {
+            value,
+            source: Source::File,
+        },
+        None => Sourced {
+            value: default,
+            source: Source::Default,
+        },
+    }
+}
+
+/// The settings a config file can hold, resolved for this run (flag > env > file > default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The config file read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Where the default config file would be, when there was none.
+    pub config_looked_at: Option<PathBuf>,
+    /// `relay-url`.
+    pub relay_url: Sourced<String>,
+    /// `transit-helper`.
+    pub transit_helper: Sourced<String>,
+    /// `appid` (`None`: the command's own).
+    pub appid: Sourced<Option<String>>,
+    /// `code-length`.
+    pub code_length: Sourced<u16>,
+    /// `qr`.
+    pub qr: Sourced<bool>,
+    /// `hide-progress`.
+    pub hide_progress: Sourced<bool>,
+    /// `accept-file`.
+    pub accept_file: Sourced<bool>,
+}
+
+/// The flags of the settings, wherever on the command line they were given.
+#[derive(Debug, Default)]
+struct SettingFlags {
+    relay_url: Option<String>,
+    transit_helper: Option<String>,
+    appid: Option<String>,
+    code_length: Option<u16>,
+    qr: Option<bool>,
+    hide_progress: bool,
+    accept_file: bool,
+}
+
+fn env_pair<T>(v: Option<T>, name: &'static str) -> Option<(T, &'static str)> {
+    v.map(|v| (v, name))
+}
+
+impl Settings {
+    fn resolve(
+        flags: SettingFlags,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &Loaded,
+    ) -> Result<Settings, UsageError> {
+        let f = &file.values;
+        Ok(Settings {
+            config_file: file.path.clone(),
+            config_looked_at: file.looked_at.clone(),
+            relay_url: layered(
+                flags.relay_url.map(|v| (v, "--relay-url")),
+                env_pair(env_string(ENV_RELAY_URL, env), ENV_RELAY_URL),
+                f.relay_url.clone(),
+                DEFAULT_RELAY_URL.to_owned(),
+            ),
+            transit_helper: layered(
+                flags.transit_helper.map(|v| (v, "--transit-helper")),
+                env_pair(env_string(ENV_TRANSIT_HELPER, env), ENV_TRANSIT_HELPER),
+                f.transit_helper.clone(),
+                DEFAULT_TRANSIT_HELPER.to_owned(),
+            ),
+            appid: layered(
+                flags.appid.map(|v| (Some(v), "--appid")),
+                env_pair(env_string(ENV_APPID, env).map(Some), ENV_APPID),
+                f.appid.clone().map(Some),
+                None,
+            ),
+            code_length: layered(
+                flags.code_length.map(|v| (v, "--code-length")),
+                env_pair(env_code_length(ENV_CODE_LENGTH, env)?, ENV_CODE_LENGTH),
+                f.code_length,
+                2,
+            ),
+            qr: layered(
+                flags.qr.map(|v| (v, if v { "--qr" } else { "--no-qr" })),
+                env_pair(env_bool(ENV_QR, env)?, ENV_QR),
+                f.qr,
+                true,
+            ),
+            hide_progress: layered(
+                flags.hide_progress.then_some((true, "--hide-progress")),
+                env_pair(env_bool(ENV_HIDE_PROGRESS, env)?, ENV_HIDE_PROGRESS),
+                f.hide_progress,
+                false,
+            ),
+            accept_file: layered(
+                flags.accept_file.then_some((true, "--accept-file")),
+                env_pair(env_bool(ENV_ACCEPT_FILE, env)?, ENV_ACCEPT_FILE),
+                f.accept_file,
+                false,
+            ),
+        })
+    }
+
+    /// Every setting: its config-file key, its value (`null`: the command's own appid) and its
+    /// source.
+    pub fn entries(&self) -> Vec<(&'static str, serde_json::Value, Source)> {
+        use serde_json::Value;
+        vec![
+            (
+                "relay-url",
+                Value::from(self.relay_url.value.clone()),
+                self.relay_url.source.clone(),
+            ),
+            (
+                "transit-helper",
+                Value::from(self.transit_helper.value.clone()),
+                self.transit_helper.source.clone(),
+            ),
+            (
+                "appid",
+                self.appid.value.clone().map_or(Value::Null, Value::from),
+                self.appid.source.clone(),
+            ),
+            (
+                "code-length",
+                Value::from(self.code_length.value),
+                self.code_length.source.clone(),
+            ),
+            ("qr", Value::from(self.qr.value), self.qr.source.clone()),
+            (
+                "hide-progress",
+                Value::from(self.hide_progress.value),
+                self.hide_progress.source.clone(),
+            ),
+            (
+                "accept-file",
+                Value::from(self.accept_file.value),
+                self.accept_file.source.clone(),
+            ),
+        ]
+    }
+
+    /// The `--show-config` text: the config file, then one `key = value  # source` line per
+    /// setting (TOML, so it can be pasted into a config file).
+    pub fn render(&self) -> String {
+        let file = match (&self.config_file, &self.config_looked_at) {
+            (Some(p), _) => format!("# config file: {}", p.display()),
+            (None, Some(p)) => format!("# config file: none ({} does not exist)", p.display()),
+            (None, None) => "# config file: none".to_owned(),
+        };
+        let mut lines = vec![file];
+        for (key, value, source) in self.entries() {
+            let from = match source {
+                Source::Flag(f) => format!("flag {f}"),
+                Source::Env(e) => format!("environment {e}"),
+                Source::File => "config file".to_owned(),
+                Source::Default => "default".to_owned(),
+            };
+            lines.push(match value {
+                serde_json::Value::String(s) => format!("{key} = {}  # {from}", toml_string(&s)),
+                serde_json::Value::Null => format!(
+                    "# {key} = {}  # {from} (ssh: {})",
+                    toml_string(APPID_XFER),
+                    toml_string(APPID_SSH)
+                ),
+                other => format!("{key} = {other}  # {from}"),
+            });
+        }
+        lines.join("\n")
+    }
+}
+
+/// A TOML basic string.
+fn toml_string(v: &str) -> String {
+    let mut out = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+impl Cli {
+    /// The setting flags given anywhere on this command line.
+    fn setting_flags(&self) -> SettingFlags {
+        let mut flags = SettingFlags {
+            relay_url: self.relay_url.clone(),
+            transit_helper: self.transit_helper.clone(),
+            appid: self.appid.clone(),
+            ..SettingFlags::default()
+        };
+        match &self.command {
+            Some(Command::Send(a)) => {
+                flags.code_length = a.common.code_length;
+                flags.hide_progress = a.common.hide_progress;
+                flags.qr = if a.qr {
+                    Some(true)
+                } else if a.no_qr {
+                    Some(false)
+                } else {
+                    None
+                };
+            }
+            Some(Command::Receive(a)) => {
+                flags.code_length = a.common.code_length;
+                flags.hide_progress = a.common.hide_progress;
+                flags.accept_file = a.accept_file;
+            }
+            Some(Command::Ssh(SshCommand::Invite { code_length, .. })) => flags.code_length = *code_length,
+            _ => {}
+        }
+        flags
+    }
+
+    /// Apply the environment, the config file and the defaults, and check the combinations
+    /// clap cannot express.
+    pub fn resolve(
+        self,
+        env: &dyn Fn(&str) -> Option<String>,
+        file: &Loaded,
+    ) -> Result<Invocation, UsageError> {
+        let settings = Settings::resolve(self.setting_flags(), env, file)?;
+        if self.show_config {
+            return Ok(Invocation::ShowConfig(Box::new(settings)));
+        }
+        let global = GlobalOptions {
+            appid: settings.appid.value.clone(),
+            relay_url: settings.relay_url.value.clone(),
+            transit_helper: settings.transit_helper.value.clone(),
+            dump_timing: self.dump_timing,
+            json: self.json,
+        };
+        let json = self.json;
+        let code_length = usize::from(settings.code_length.value);
+        match self.command.ok_or(UsageError::MissingCommand)? {
             Command::Send(a) => {
                 check_tor(&a.common.tor)?;
                 check_debug_state(&a.common)?;
                 if a.common.zeromode && a.code.is_some() {
                     return Err(UsageError::ZeroModeWithCode);
                 }
-                let qr = if a.qr {
-                    true
-                } else if a.no_qr {
-                    false
-                } else {
-                    env_bool(ENV_QR, env)?.unwrap_or(true)
-                };
+                if json && a.common.verify {
+                    return Err(UsageError::JsonPrompt(
+                        "--verify asks to confirm the verifier; drop it (the verifier event shows it)",
+                    ));
+                }
                 let code = if a.common.zeromode {
                     Some("0-".to_owned())
                 } else {
@@ -406,11 +742,11 @@ impl Cli {
                     SendOptions {
                         code,
                         zeromode: a.common.zeromode,
-                        code_length: usize::from(a.common.code_length.unwrap_or(2)),
+                        code_length,
                         verify: a.common.verify,
-                        hide_progress: a.common.hide_progress,
+                        hide_progress: settings.hide_progress.value,
                         listen: !a.common.no_listen,
-                        qr,
+                        qr: settings.qr.value,
                         text: a.text,
                         what: a.what,
                         ignore_unsendable_files: a.ignore_unsendable_files,
@@ -432,7 +768,11 @@ impl Cli {
                 if a.common.zeromode && a.allocate {
                     return Err(UsageError::ZeroModeWithAllocate);
                 }
-                let accept_file = a.accept_file || env_bool(ENV_ACCEPT_FILE, env)?.unwrap_or(false);
+                if json && a.code.is_none() && !a.allocate && !a.common.zeromode {
+                    return Err(UsageError::JsonPrompt(
+                        "the code cannot be typed; give it as an argument (or use --allocate)",
+                    ));
+                }
                 let code = if a.common.zeromode {
                     Some("0-".to_owned())
                 } else {
@@ -444,29 +784,19 @@ impl Cli {
                         code,
                         zeromode: a.common.zeromode,
                         allocate: a.allocate,
-                        code_length: usize::from(a.common.code_length.unwrap_or(2)),
+                        code_length,
                         verify: a.common.verify,
-                        hide_progress: a.common.hide_progress,
+                        hide_progress: settings.hide_progress.value,
                         listen: !a.common.no_listen,
                         only_text: a.only_text,
-                        accept_file,
+                        accept_file: settings.accept_file.value,
                         output_file: a.output_file,
                     },
                 ))
             }
-            Command::Ssh(SshCommand::Invite {
-                code_length,
-                user,
-                tor,
-            }) => {
+            Command::Ssh(SshCommand::Invite { user, tor, .. }) => {
                 check_tor(&tor)?;
-                Ok(Invocation::Ssh(
-                    global,
-                    SshOptions::Invite {
-                        code_length: usize::from(code_length),
-                        user,
-                    },
-                ))
+                Ok(Invocation::Ssh(global, SshOptions::Invite { code_length, user }))
             }
             Command::Ssh(SshCommand::Accept {
                 code,
@@ -475,11 +805,18 @@ impl Cli {
                 tor,
             }) => {
                 check_tor(&tor)?;
+                if json && !yes {
+                    return Err(UsageError::JsonPrompt(
+                        "ssh accept asks before sending the key; give --yes",
+                    ));
+                }
                 Ok(Invocation::Ssh(
                     global,
                     SshOptions::Accept { code, key_file, yes },
                 ))
             }
+            Command::Completions { shell } => Ok(Invocation::Completions(shell)),
+            Command::Man { command } => Ok(Invocation::Man(command)),
         }
     }
 }
@@ -501,7 +838,9 @@ mod tests {
     fn parse_env(args: &[&str], env: &dyn Fn(&str) -> Option<String>) -> Result<Invocation, UsageError> {
         let mut argv = vec!["wormhole"];
         argv.extend_from_slice(args);
-        Cli::try_parse_from(argv).unwrap().resolve(env)
+        Cli::try_parse_from(argv)
+            .unwrap()
+            .resolve(env, &Loaded::default())
     }
 
     fn send(args: &[&str]) -> (GlobalOptions, SendOptions) {
@@ -572,6 +911,85 @@ mod tests {
         // Global options are also accepted after the subcommand.
         let (g, _) = receive_env(&["receive", "--relay-url", "ws://late/v1", "1-x"], &env);
         assert_eq!(g.relay_url, "ws://late/v1");
+    }
+
+    #[test]
+    fn file_sits_between_env_and_default() {
+        let file = Loaded {
+            path: Some(PathBuf::from("/c.toml")),
+            looked_at: None,
+            values: crate::config_file::FileConfig {
+                relay_url: Some("ws://file/v1".into()),
+                code_length: Some(4),
+                qr: Some(false),
+                hide_progress: Some(true),
+                accept_file: Some(true),
+                appid: Some("file/app".into()),
+                transit_helper: None,
+            },
+        };
+        let run = |args: &[&str], env: &dyn Fn(&str) -> Option<String>| {
+            let mut argv = vec!["wormhole"];
+            argv.extend_from_slice(args);
+            Cli::try_parse_from(argv).unwrap().resolve(env, &file).unwrap()
+        };
+        let Invocation::Send(g, s) = run(&["send", "f"], &no_env) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://file/v1");
+        assert_eq!(g.transit_helper, DEFAULT_TRANSIT_HELPER);
+        assert_eq!(g.appid.as_deref(), Some("file/app"));
+        assert_eq!((s.code_length, s.qr, s.hide_progress), (4, false, true));
+        let env = |k: &str| match k {
+            ENV_RELAY_URL => Some("ws://env/v1".to_owned()),
+            ENV_QR => Some("yes".to_owned()),
+            ENV_CODE_LENGTH => Some("5".to_owned()),
+            _ => None,
+        };
+        let Invocation::Send(g, s) = run(&["send", "f"], &env) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://env/v1");
+        assert_eq!((s.code_length, s.qr), (5, true));
+        let Invocation::Send(g, s) = run(
+            &["--relay-url", "ws://flag/v1", "send", "-c", "6", "--no-qr", "f"],
+            &env,
+        ) else {
+            panic!()
+        };
+        assert_eq!(g.relay_url, "ws://flag/v1");
+        assert_eq!((s.code_length, s.qr), (6, false));
+        let Invocation::Receive(_, r) = run(&["receive", "1-a"], &no_env) else {
+            panic!()
+        };
+        assert!(r.accept_file);
+        let Invocation::Ssh(_, SshOptions::Invite { code_length, .. }) = run(&["ssh", "invite"], &no_env)
+        else {
+            panic!()
+        };
+        assert_eq!(code_length, 4);
+        let Invocation::ShowConfig(shown) = run(&["--show-config"], &env) else {
+            panic!()
+        };
+        assert_eq!(shown.relay_url.source, Source::Env(ENV_RELAY_URL));
+        assert_eq!(shown.hide_progress.source, Source::File);
+        assert_eq!(shown.transit_helper.source, Source::Default);
+        assert!(shown.render().starts_with("# config file: /c.toml\n"));
+    }
+
+    #[test]
+    fn json_refuses_what_would_prompt() {
+        for args in [
+            &["--json", "receive"][..],
+            &["--json", "send", "--verify", "--text", "x"],
+            &["--json", "ssh", "accept", "1-a-b"],
+        ] {
+            assert!(matches!(parse(args), Err(UsageError::JsonPrompt(_))), "{args:?}");
+        }
+        assert!(parse(&["--json", "receive", "1-a-b"]).is_ok());
+        assert!(parse(&["receive", "--json", "--allocate"]).is_ok());
+        assert!(parse(&["--json", "ssh", "accept", "-y", "1-a-b"]).is_ok());
+        assert_eq!(parse(&["--appid", "x"]), Err(UsageError::MissingCommand));
     }
 
     #[test]

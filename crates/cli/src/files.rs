@@ -2,8 +2,9 @@
 //! transfer, the receiver's destination messages, the `ok? (Y/n)` question and progress bars, on
 //! top of `wormhole::transfer` (which owns transit, the zip formats and the safe-receive rules).
 //!
-//! This module only talks to the user and translates options and errors; it must not decide
-//! destinations or touch received data itself.
+//! This module only talks to the user (and, with `--json`, emits the transfer's events through
+//! `json.rs`) and translates options and errors; it must not decide destinations or touch
+//! received data itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,13 +15,15 @@ use wormhole::transfer::{
     self, Decision, EventHandler, OfferInfo, Offered, Received, SendItem, TransferError as LibError,
     TransferEvent, TransitPurpose, parse_relay_url,
 };
-use wormhole::transit::{Progress, TransitConfig};
+use wormhole::transit::TransitConfig;
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
 use crate::interrupt::Run;
+use crate::json::{self, Event, OfferKind, Role, Summary};
+use crate::meter::Meter;
 use crate::notices::show_welcome;
-use crate::output::{ask, finish_bar, is_yes_default, naturalsize, progress_bar, show_bar, stop_bar};
-use crate::report::{TransferError, UnsendableFileError};
+use crate::output::{ask, is_yes_default, naturalsize};
+use crate::report::{PromptRefused, TransferError, UnsendableFileError};
 use crate::stdin::STDIN_FILE_NAME;
 use crate::text::python_repr;
 
@@ -114,30 +117,74 @@ fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig>
 /// `Receiving (…)..`) once transit is connected, before any data (shown even with
 /// `--hide-progress`, like Python); `File sent.. waiting for confirmation` when the sender's data
 /// is out; `Unpacking zipfile..` before a received directory is extracted. Lines are printed
-/// around the progress bar, never through it.
-fn transfer_lines(bar: &indicatif::ProgressBar, verb: &'static str) -> EventHandler {
-    let bar = bar.clone();
+/// around the progress bar, never through it. Each is also a JSON event.
+fn transfer_lines(meter: &Meter, verb: &'static str) -> EventHandler {
+    let meter = meter.clone();
     Arc::new(move |event| match event {
         TransferEvent::Connected(info) => {
+            meter.connected(info);
+            json::emit(&Event::connected(info));
             let line = format!("{verb} ({})..", info.describe());
-            bar.suspend(|| eprintln!("{line}"));
+            meter.bar().suspend(|| eprintln!("{line}"));
         }
         TransferEvent::DataSent => {
-            finish_bar(&bar);
+            meter.finish();
+            json::emit(&Event::DataSent {});
             eprintln!("File sent.. waiting for confirmation");
         }
         TransferEvent::Unpacking => {
-            finish_bar(&bar);
+            meter.finish();
+            json::emit(&Event::Unpacking {});
             eprintln!("Unpacking zipfile..");
         }
         _ => {}
     })
 }
 
-/// A progress callback driving a bar.
-fn progress_for(bar: &indicatif::ProgressBar) -> Progress {
-    let bar = bar.clone();
-    Arc::new(move |done, _total| bar.set_position(done))
+/// The `offer` event of what we send.
+fn sent_offer(item: &SendItem) -> Event {
+    match item.offer() {
+        wormhole::transfer::Offer::Directory(d) => Event::Offer {
+            role: Role::Sender,
+            kind: OfferKind::Directory,
+            name: Some(d.dirname),
+            bytes: d.zipsize,
+            files: Some(d.numfiles),
+            uncompressed_bytes: Some(d.numbytes),
+        },
+        wormhole::transfer::Offer::File { filename, filesize } => Event::Offer {
+            role: Role::Sender,
+            kind: OfferKind::File,
+            name: Some(filename),
+            bytes: filesize,
+            files: None,
+            uncompressed_bytes: None,
+        },
+        _ => Event::Offer {
+            role: Role::Sender,
+            kind: OfferKind::File,
+            name: None,
+            bytes: item.wire_size(),
+            files: None,
+            uncompressed_bytes: None,
+        },
+    }
+}
+
+/// The `offer` event of what we were offered.
+fn received_offer(info: &OfferInfo) -> Event {
+    Event::Offer {
+        role: Role::Receiver,
+        kind: if info.is_directory {
+            OfferKind::Directory
+        } else {
+            OfferKind::File
+        },
+        name: Some(info.offered_name.clone()),
+        bytes: info.transfer_size,
+        files: info.is_directory.then_some(info.numfiles),
+        uncompressed_bytes: info.is_directory.then_some(info.numbytes),
+    }
 }
 
 /// The sender after the wormhole is open: welcome, code, key, then the transfer.
@@ -146,24 +193,26 @@ pub async fn run_send(
     opts: &SendOptions,
     global: &GlobalOptions,
     prepared: Prepared,
-) -> Result<()> {
+) -> Result<Summary> {
     let welcome = w.get_welcome().await?;
     show_welcome(&welcome, &global.relay_url, env!("CARGO_PKG_VERSION"));
     crate::send::establish_code(w, opts).await?;
     crate::send::confirm_peer(w, opts.verify).await?;
-    let size = prepared.item.wire_size();
-    let bar = progress_bar(size, opts.hide_progress);
+    json::emit(&sent_offer(&prepared.item));
+    let meter = Meter::new(opts.hide_progress);
+    meter.start(prepared.item.wire_size());
     let send_opts = transfer::SendOptions {
         transit: transit_config(global, opts.listen)?,
         purpose: TRANSIT_PURPOSE,
-        progress: Some(progress_for(&bar)),
-        events: Some(transfer_lines(&bar, "Sending")),
+        progress: Some(meter.progress()),
+        events: Some(transfer_lines(&meter, "Sending")),
     };
     let result = transfer::send_item(w, &prepared.item, send_opts).await;
-    stop_bar(&bar);
+    meter.stop();
     result.map_err(|e| cli_error(e, true))?;
     eprintln!("Confirmation received. Transfer complete.");
-    Ok(())
+    meter.print_summary();
+    Ok(meter.summary())
 }
 
 /// Print the destination lines for an offer.
@@ -202,16 +251,24 @@ fn announce(info: &OfferInfo, opts: &ReceiveOptions) {
     }
 }
 
-/// Ask `ok? (Y/n)` (unless `--accept-file`). `Err` when there is no answer (stdin closed); a
-/// signal meanwhile ends the run in `main`, which then tells the sender (see `interrupt.rs`).
-async fn ask_permission(opts: &ReceiveOptions, run: &Run) -> std::io::Result<bool> {
+/// Ask `ok? (Y/n)` (unless `--accept-file`). `Err` when there is no answer (stdin closed, or
+/// `--json`, which never asks); a signal meanwhile ends the run in `main`, which then tells the
+/// sender (see `interrupt.rs`).
+async fn ask_permission(opts: &ReceiveOptions, run: &Run) -> Result<bool> {
     if opts.accept_file {
         return Ok(true);
+    }
+    if json::enabled() {
+        return Err(PromptRefused {
+            question: "ok? (Y/n): ".to_owned(),
+            hint: "give --accept-file to accept files (or --only-text to refuse them)",
+        }
+        .into());
     }
     run.set_offer_pending(true);
     let answer = ask("ok? (Y/n): ".to_owned()).await;
     run.set_offer_pending(false);
-    if is_yes_default(&answer?) {
+    if is_yes_default(&answer.context("asking for permission")?) {
         Ok(true)
     } else {
         eprintln!("transfer rejected");
@@ -267,15 +324,15 @@ pub async fn run_receive(
     opts: &ReceiveOptions,
     global: &GlobalOptions,
     run: &Run,
-) -> Result<()> {
+) -> Result<Summary> {
     let cwd: PathBuf = std::env::current_dir().context("finding the current directory")?;
-    // Shown once the offer is accepted (its size known then).
-    let bar = indicatif::ProgressBar::hidden();
+    // The bar is shown once the offer is accepted (its size known then).
+    let meter = Meter::new(opts.hide_progress);
     let ropts = transfer::ReceiveOptions {
         transit: transit_config(global, opts.listen)?,
         purpose: TRANSIT_PURPOSE,
-        progress: Some(progress_for(&bar)),
-        events: Some(transfer_lines(&bar, "Receiving")),
+        progress: Some(meter.progress()),
+        events: Some(transfer_lines(&meter, "Receiving")),
         output: opts.output_file.clone(),
         cwd,
         accept_files: !opts.only_text,
@@ -283,24 +340,35 @@ pub async fn run_receive(
     let mut local_failure: Option<anyhow::Error> = None;
     let mut accepted = false;
     let result = transfer::receive_with(w, ropts, async |offered: Offered<'_>| match offered {
-        Offered::Text(text) => match crate::receive::print_text(text) {
-            Ok(()) => Decision::Accept,
-            Err(e) => {
-                local_failure = Some(e);
-                Decision::Reject
+        Offered::Text(text) => {
+            json::emit(&Event::Offer {
+                role: Role::Receiver,
+                kind: OfferKind::Text,
+                name: None,
+                bytes: text.len() as u64,
+                files: None,
+                uncompressed_bytes: None,
+            });
+            match crate::receive::print_text(text) {
+                Ok(()) => Decision::Accept,
+                Err(e) => {
+                    local_failure = Some(e);
+                    Decision::Reject
+                }
             }
-        },
+        }
         Offered::Files(info) => {
+            json::emit(&received_offer(info));
             announce(info, opts);
             match ask_permission(opts, run).await {
                 Ok(true) => {
                     accepted = true;
-                    show_bar(&bar, info.transfer_size, opts.hide_progress);
+                    meter.start(info.transfer_size);
                     Decision::Accept
                 }
                 Ok(false) => Decision::Reject,
                 Err(e) => {
-                    local_failure = Some(anyhow::Error::new(e).context("asking for permission"));
+                    local_failure = Some(e);
                     Decision::Reject
                 }
             }
@@ -308,11 +376,17 @@ pub async fn run_receive(
     })
     .await;
     if result.is_ok() {
-        finish_bar(&bar);
+        meter.finish();
     } else {
-        stop_bar(&bar);
+        meter.stop();
     }
-    finish_receive(result, local_failure, accepted)
+    let transit = matches!(result, Ok(Received::File { .. } | Received::Directory { .. }));
+    finish_receive(result, local_failure, accepted)?;
+    if !transit {
+        return Ok(Summary::default());
+    }
+    meter.print_summary();
+    Ok(meter.summary())
 }
 
 /// Report how the receive ended. A refusal before we accepted (our checks, the options, the
@@ -323,8 +397,22 @@ fn finish_receive(
     accepted: bool,
 ) -> Result<()> {
     match result {
-        Ok(Received::File { path, .. }) => eprintln!("Received file written to: {}", shown_path(&path)),
-        Ok(Received::Directory { path, .. }) => eprintln!("Received files written to: {}", shown_path(&path)),
+        Ok(Received::File { path, bytes, sha256 }) => {
+            json::emit(&Event::FileWritten {
+                path: path.to_string_lossy().into_owned(),
+                bytes,
+                sha256: hex::encode(sha256),
+            });
+            eprintln!("Received file written to: {}", shown_path(&path));
+        }
+        Ok(Received::Directory { path, files, bytes }) => {
+            json::emit(&Event::DirectoryWritten {
+                path: path.to_string_lossy().into_owned(),
+                files,
+                bytes,
+            });
+            eprintln!("Received files written to: {}", shown_path(&path));
+        }
         Ok(Received::Text(_)) => {}
         Err(LibError::Rejected) if local_failure.is_some() => {
             return Err(local_failure.unwrap_or_else(|| anyhow::anyhow!("transfer rejected")));
@@ -363,6 +451,7 @@ mod tests {
             relay_url: "ws://x/v1".into(),
             transit_helper: "tcp:127.0.0.1:4001".into(),
             dump_timing: None,
+            json: false,
         };
         let c = transit_config(&g, false).unwrap();
         assert_eq!(c.relays.len(), 1);

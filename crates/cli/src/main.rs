@@ -27,8 +27,12 @@ macro_rules! println {
 
 mod args;
 mod code_input;
+mod config;
+mod config_file;
 mod files;
 mod interrupt;
+mod json;
+mod meter;
 mod notices;
 mod output;
 mod real;
@@ -43,21 +47,136 @@ mod text;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use wormhole::{Timing, Wormhole, WormholeOptions};
 
 use crate::args::{APPID_SSH, APPID_XFER, GlobalOptions, Invocation, SshOptions};
 use crate::interrupt::Run;
+use crate::json::{Event, Summary};
+
+/// A usage or configuration error: shown (and in JSON mode emitted), exit 2.
+fn usage_exit(kind: &str, message: &str, json: bool) -> ! {
+    if json {
+        json::enable();
+        json::emit(&Event::Error {
+            kind: kind.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+    eprintln!("Error: {message}");
+    std::process::exit(2);
+}
+
+/// The command's name in the `start` event.
+fn command_name(inv: &Invocation) -> &'static str {
+    match inv {
+        Invocation::Send(..) => "send",
+        Invocation::Receive(..) => "receive",
+        Invocation::Ssh(_, SshOptions::Invite { .. }) => "ssh-invite",
+        Invocation::Ssh(_, SshOptions::Accept { .. }) => "ssh-accept",
+        Invocation::Completions(_) => "completions",
+        Invocation::Man(_) => "man",
+        Invocation::ShowConfig(_) => "show-config",
+    }
+}
+
+/// Print what needs no wormhole (completions, man page, settings); false for a real run. Built
+/// in memory first: a closed stdout (`| head`) must not panic the generators.
+fn print_only(inv: &Invocation) -> bool {
+    use std::io::Write as _;
+    let mut out = Vec::new();
+    match inv {
+        Invocation::Completions(shell) => {
+            clap_complete::generate(*shell, &mut args::Cli::command(), "wormhole", &mut out);
+        }
+        Invocation::Man(path) => {
+            let mut page = args::Cli::command().name("wormhole");
+            page.build();
+            for name in path {
+                let Some(sub) = page.find_subcommand(name).cloned() else {
+                    usage_exit(
+                        "usage",
+                        &format!("no manual page for {name:?}: not a command"),
+                        false,
+                    );
+                };
+                page = sub;
+            }
+            if let Err(e) = clap_mangen::Man::new(page).render(&mut out) {
+                eprintln!("ERROR: rendering the manual page: {e}");
+                std::process::exit(1);
+            }
+        }
+        Invocation::ShowConfig(settings) if json::enabled() => {
+            out = format!("{}\n", json::to_line(&config_event(settings))).into_bytes();
+        }
+        Invocation::ShowConfig(settings) => out = format!("{}\n", settings.render()).into_bytes(),
+        _ => return false,
+    }
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(&out).and_then(|()| stdout.flush());
+    true
+}
+
+/// The `config` event of `--show-config --json`.
+fn config_event(shown: &args::Settings) -> Event {
+    use json::SettingSource as S;
+    let settings = shown
+        .entries()
+        .into_iter()
+        .map(|(key, value, source)| {
+            let (source, from) = match source {
+                args::Source::Flag(f) => (S::Flag, Some(f.to_owned())),
+                args::Source::Env(e) => (S::Env, Some(e.to_owned())),
+                args::Source::File => (S::File, None),
+                args::Source::Default => (S::Default, None),
+            };
+            json::Setting {
+                key: key.to_owned(),
+                value,
+                source,
+                from,
+            }
+        })
+        .collect();
+    Event::Config {
+        file: shown
+            .config_file
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
+        settings,
+    }
+}
 
 fn main() {
     let cli = args::Cli::parse();
-    let invocation = match cli.resolve(&|k| std::env::var(k).ok()) {
-        Ok(inv) => inv,
-        Err(e) => {
-            eprintln!("Error: {e}");
-            std::process::exit(2);
-        }
+    let json_mode = cli.json;
+    if cli.command.is_none() && !cli.show_config && std::env::args_os().len() <= 1 {
+        // Like clap for a required subcommand: the help, on stderr, exit 2.
+        let _ = args::Cli::command().write_help(&mut std::io::stderr());
+        std::process::exit(2);
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    let loaded = match config::load_config(cli.config.as_deref(), &env) {
+        Ok(l) => l,
+        Err(e) => usage_exit("config", &e.to_string(), json_mode),
     };
+    let invocation = match cli.resolve(&env, &loaded) {
+        Ok(inv) => inv,
+        Err(e) => usage_exit("usage", &e.to_string(), json_mode),
+    };
+    if json_mode {
+        json::enable();
+    }
+    if print_only(&invocation) {
+        return;
+    }
+    if json_mode {
+        json::emit(&Event::Start {
+            command: command_name(&invocation).to_owned(),
+            program_version: env!("CARGO_PKG_VERSION").to_owned(),
+        });
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -65,12 +184,18 @@ fn main() {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("ERROR: cannot start the async runtime: {e}");
+            let e = anyhow::Error::new(e).context("cannot start the async runtime");
+            json::emit(&Event::Error {
+                kind: report::error_kind(&e).to_owned(),
+                message: format!("{e:#}"),
+            });
+            eprintln!("ERROR: {e:#}");
             std::process::exit(1);
         }
     };
     let relay_url = match &invocation {
         Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => g.relay_url.clone(),
+        _ => String::new(),
     };
     let state = Run::default();
     let result = runtime.block_on(async {
@@ -95,12 +220,21 @@ fn main() {
     // Do not wait for stray blocking tasks (e.g. a prompt nobody will answer).
     runtime.shutdown_background();
     match result {
-        Ok(()) => {}
+        Ok(summary) => json::emit(&Event::Done(summary)),
         Err(Ok(e)) => {
-            eprintln!("{}", report::render(&e, &relay_url));
+            let message = report::render(&e, &relay_url);
+            json::emit(&Event::Error {
+                kind: report::error_kind(&e).to_owned(),
+                message: message.clone(),
+            });
+            eprintln!("{message}");
             std::process::exit(1);
         }
         Err(Err(sig)) => {
+            json::emit(&Event::Error {
+                kind: "interrupted".to_owned(),
+                message: "Interrupted.".to_owned(),
+            });
             eprintln!("\nInterrupted.");
             std::process::exit(sig.exit_code());
         }
@@ -152,7 +286,7 @@ fn check_code(code: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run(invocation: Invocation, state: &Run) -> Result<()> {
+async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
     match invocation {
         Invocation::Send(global, opts) => {
             // Check the code and decide what to send (and fail on a missing file) before
@@ -205,9 +339,12 @@ async fn run(invocation: Invocation, state: &Run) -> Result<()> {
             let home = std::env::var_os("HOME").context("HOME is not set")?;
             let dir = ssh::ssh_dir(user.as_deref(), Path::new(&home))?;
             let w = open(state, &global, APPID_SSH, None);
-            let flow = ssh::invite(&w, code_length, &dir).await.map(|_| ());
+            let flow = ssh::invite(&w, code_length, &dir)
+                .await
+                .map(|_| Summary::default());
             with_close(&w, flow).await
         }
+        Invocation::Completions(_) | Invocation::Man(_) | Invocation::ShowConfig(_) => Ok(Summary::default()),
         Invocation::Ssh(global, SshOptions::Accept { code, key_file, yes }) => {
             check_code(&code)?;
             let home = std::env::var_os("HOME").context("HOME is not set")?;
@@ -230,7 +367,10 @@ async fn run(invocation: Invocation, state: &Run) -> Result<()> {
             })
             .await
             .context("choosing a key")??;
-            println!("Sending public key type='{}' keyid='{}'", key.kind, key.keyid);
+            json::say(&format!(
+                "Sending public key type='{}' keyid='{}'",
+                key.kind, key.keyid
+            ));
             if !yes {
                 let answer = output::ask(format!("Really send public key '{}' ? [y/N]: ", key.keyid)).await?;
                 if !answer.trim().to_lowercase().starts_with('y') {
@@ -238,7 +378,7 @@ async fn run(invocation: Invocation, state: &Run) -> Result<()> {
                 }
             }
             let w = open(state, &global, APPID_SSH, None);
-            let flow = ssh::accept(&w, &code, &key).await;
+            let flow = ssh::accept(&w, &code, &key).await.map(|()| Summary::default());
             with_close(&w, flow).await
         }
     }

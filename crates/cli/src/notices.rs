@@ -19,8 +19,13 @@ pub async fn with_notice<F: Future>(fut: F, after: Duration, notice: &str) -> F:
     fut.await
 }
 
-/// Print the welcome's message of the day and version warning like Python's `handle_welcome`.
+/// Print the welcome's message of the day and version warning like Python's `handle_welcome`
+/// (and emit the `welcome` event in JSON mode).
 pub fn show_welcome(welcome: &Welcome, relay_url: &str, own_version: &str) {
+    crate::json::emit(&crate::json::Event::Welcome {
+        motd: welcome.motd.clone(),
+        current_cli_version: welcome.current_cli_version.clone(),
+    });
     if let Some(motd) = &welcome.motd {
         let lines: Vec<&str> = motd.lines().collect();
         eprintln!("Server (at {relay_url}) says:\n {}", lines.join("\n "));

@@ -1,7 +1,8 @@
 //! Small user-facing formatting helpers: sizes like Python's `humanize.naturalsize`, the QR code
 //! of the `wormhole-transfer:` URI, progress bars, and yes/no prompts on the terminal.
 //!
-//! Everything here writes to stderr (or returns strings); stdout is reserved for received text.
+//! Everything here writes to stderr (or returns strings); stdout is reserved for received text
+//! and `--json` events. With `--json` nothing here prompts.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -45,29 +46,38 @@ pub fn qr_string(text: &str) -> Option<String> {
     )
 }
 
-/// A byte progress bar on stderr with rate and ETA, hidden when asked or when stderr is not a
-/// terminal.
-pub fn progress_bar(total: u64, hide: bool) -> ProgressBar {
-    let bar = ProgressBar::hidden();
-    show_bar(&bar, total, hide);
-    bar
-}
-
-/// Turn a hidden bar (made before the size was known) into a [`progress_bar`] of `total`.
+/// Turn a hidden bar into a byte progress bar of `total` on stderr with rate and ETA, unless
+/// hidden (`hide`) or stderr is not a terminal.
 pub fn show_bar(bar: &ProgressBar, total: u64, hide: bool) {
     if hide || !std::io::stderr().is_terminal() {
         return;
     }
+    let width = console::Term::stderr()
+        .size_checked()
+        .map_or(80, |(_rows, cols)| usize::from(cols));
     bar.set_length(total);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{percent:>3}%|{wide_bar}| {decimal_bytes}/{decimal_total_bytes} [{elapsed_precise}<{eta_precise}, {decimal_bytes_per_sec}]",
-    ) {
+    if let Ok(style) = ProgressStyle::with_template(bar_template(width)) {
         bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
     }
     bar.set_draw_target(ProgressDrawTarget::stderr());
 }
 
-/// Finish a bar from [`progress_bar`] after all the data went through, leaving it on its own
+/// The bar's template for a terminal of `width` columns: the Python CLI's full line (percent,
+/// bar, bytes, elapsed<ETA, rate) from 80 columns, then fewer fields, so the fixed text never
+/// leaves less than 10 columns of bar and a line never wraps.
+pub fn bar_template(width: usize) -> &'static str {
+    if width >= 80 {
+        "{percent:>3}%|{wide_bar}| {decimal_bytes}/{decimal_total_bytes} [{elapsed_precise}<{eta_precise}, {decimal_bytes_per_sec}]"
+    } else if width >= 50 {
+        "{percent:>3}%|{wide_bar}| {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}"
+    } else if width >= 30 {
+        "{percent:>3}%|{wide_bar}| {decimal_bytes}"
+    } else {
+        "{percent:>3}%|{wide_bar}|"
+    }
+}
+
+/// Finish a bar from [`show_bar`] after all the data went through, leaving it on its own
 /// line (once: later calls do nothing).
 pub fn finish_bar(bar: &ProgressBar) {
     if !bar.is_hidden() && !bar.is_finished() {
@@ -94,8 +104,15 @@ pub async fn ask(prompt: String) -> std::io::Result<String> {
 }
 
 /// Print `prompt` on stderr and read one line from stdin (without the line ending). End of
-/// input gives an error, so a script with no stdin cannot loop forever.
+/// input gives an error, so a script with no stdin cannot loop forever; so does `--json`, which
+/// never asks.
 pub fn prompt_line(prompt: &str) -> std::io::Result<String> {
+    if crate::json::enabled() {
+        // The flows refuse earlier with the flag to use; this keeps any other question out.
+        return Err(std::io::Error::other(format!(
+            "--json: refusing to ask {prompt:?} on the terminal"
+        )));
+    }
     let mut err = std::io::stderr().lock();
     err.write_all(prompt.as_bytes())?;
     err.flush()?;
@@ -142,6 +159,85 @@ mod tests {
         let qr = qr_string("wormhole-transfer:4-purple-sausages").unwrap();
         assert!(qr.lines().count() > 10);
         assert!(qr.contains('█') || qr.contains('▀') || qr.contains('▄'));
+    }
+
+    /// A terminal of fixed width that records what is written on each line.
+    #[derive(Debug, Default, Clone)]
+    struct Recorder {
+        width: u16,
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl indicatif::TermLike for Recorder {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            if !s.is_empty() {
+                self.lines.lock().unwrap().push(s.to_owned());
+            }
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The bar drawn on a terminal of `width` columns, at a few positions of a 3 GB transfer.
+    fn drawn(width: u16) -> Vec<String> {
+        let term = Recorder {
+            width,
+            ..Recorder::default()
+        };
+        let bar = ProgressBar::with_draw_target(
+            Some(3_000_000_000),
+            ProgressDrawTarget::term_like(Box::new(term.clone())),
+        );
+        bar.set_style(
+            ProgressStyle::with_template(bar_template(usize::from(width)))
+                .unwrap()
+                .progress_chars("█▉▊▋▌▍▎▏ "),
+        );
+        for pos in [0, 1_234_567, 999_999_999, 3_000_000_000] {
+            bar.set_position(pos);
+            bar.tick();
+        }
+        bar.finish();
+        term.lines.lock().unwrap().clone()
+    }
+
+    #[test]
+    fn the_bar_never_wraps_on_narrow_terminals() {
+        for width in [20u16, 29, 30, 40, 49, 50, 60, 79, 80, 120] {
+            let lines = drawn(width);
+            assert!(!lines.is_empty(), "{width}: nothing drawn");
+            for l in &lines {
+                let cols = console::measure_text_width(l);
+                assert!(cols <= usize::from(width), "{width} columns, {cols} drawn: {l:?}");
+            }
+            let bar_cells = lines[0].chars().filter(|c| *c == ' ' || *c == '█').count();
+            assert!(bar_cells >= 5, "{width}: bar too short in {:?}", lines[0]);
+        }
+        // Wide terminals keep the Python CLI's fields.
+        assert!(drawn(100).iter().any(|l| l.contains('<') && l.contains("/s")));
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `-0`, `--allocate`, or typed with completion), wait for the key, show the verifier. The offer
 //! itself (text, file or directory) is the `wormhole::transfer` flow's, run from `files.rs`.
 //!
-//! Only the received text goes to stdout; everything else to stderr.
+//! Only the received text goes to stdout (with `--json`: only the events); everything else to
+//! stderr.
 
 use std::io::Write;
 use std::time::Duration;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 use wormhole::Wormhole;
 
 use crate::args::ReceiveOptions;
+use crate::json::{self, Event};
 use crate::notices::{show_welcome, with_notice};
 use crate::text::python_repr_inner;
 
@@ -55,7 +57,8 @@ where
             eprintln!(" (note: you can use <Tab> to complete words)");
         }
     }
-    w.get_code().await?;
+    let code = w.get_code().await?;
+    json::emit(&Event::Code { code });
     Ok(())
 }
 
@@ -68,20 +71,31 @@ pub async fn confirm_peer(w: &Wormhole, verify: bool) -> Result<()> {
         "Waiting for sender...",
     )
     .await?;
+    json::emit(&Event::KeyEstablished {});
     let verifier = with_notice(
         w.get_verifier(),
         Duration::from_secs(1),
         "Key established, waiting for confirmation...",
     )
     .await?;
+    json::emit(&Event::Verifier {
+        verifier: hex::encode(verifier),
+    });
     if verify {
         eprintln!("Verifier {}.", hex::encode(verifier));
     }
     Ok(())
 }
 
-/// Print a received text like Python (`repr(text)[1:-1]` and a newline) on stdout.
+/// Print a received text like Python (`repr(text)[1:-1]` and a newline) on stdout; in JSON
+/// mode the `text_received` event holds it, exactly as sent, instead.
 pub fn print_text(text: &str) -> Result<()> {
+    if json::enabled() {
+        json::emit(&Event::TextReceived {
+            text: text.to_owned(),
+        });
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", python_repr_inner(text)).context("writing the text to stdout")?;
     out.flush().context("writing the text to stdout")

@@ -2,7 +2,8 @@
 //! code, welcome error, bad code format, server connection, transfer errors), wrapped at 70
 //! columns like Python's `textwrap.fill`, and a plain `ERROR: …` for everything else.
 //!
-//! Only formatting lives here; the exit code (always 1 for these) is decided by `main`.
+//! Only formatting lives here; the exit code (always 1 for these) is decided by `main`. The
+//! `kind` of a `--json` error event ([`error_kind`]) is found here too, from the error's type.
 
 use wormhole::WormholeError;
 
@@ -16,6 +17,16 @@ pub struct TransferError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UnsendableFileError(pub String);
+
+/// `--json` would need a question answered on the terminal; the flag that answers it is named.
+#[derive(Debug, thiserror::Error)]
+#[error("--json: refusing to ask {question:?}; {hint}")]
+pub struct PromptRefused {
+    /// The question.
+    pub question: String,
+    /// Which flag answers it.
+    pub hint: &'static str,
+}
 
 const WRONG_PASSWORD: &str = "Key confirmation failed. Either you or your correspondent typed the \
 code wrong, or a would-be man-in-the-middle attacker guessed incorrectly. Try sending the file again.";
@@ -92,6 +103,58 @@ pub fn render(err: &anyhow::Error, relay_url: &str) -> String {
     format!("ERROR: {err:#}")
 }
 
+/// Every kind [`error_kind`] returns (the schema lists them; `main` adds `usage`, `config` and
+/// `interrupted`).
+#[cfg(test)]
+pub const ERROR_KINDS: [&str; 12] = [
+    "wrong_code",
+    "welcome",
+    "bad_code",
+    "server_connection",
+    "crowded",
+    "lonely",
+    "wormhole",
+    "transfer",
+    "unsendable_file",
+    "prompt_refused",
+    "io",
+    "other",
+];
+
+/// The stable machine-readable kind of a failure (docs/cli-json.md lists them), from the first
+/// typed error in its chain.
+pub fn error_kind(err: &anyhow::Error) -> &'static str {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<WormholeError>() {
+            return match e {
+                WormholeError::WrongPassword => "wrong_code",
+                WormholeError::Welcome(_) => "welcome",
+                WormholeError::KeyFormat(_) => "bad_code",
+                WormholeError::ServerConnection(_) => "server_connection",
+                WormholeError::Crowded => "crowded",
+                WormholeError::Lonely => "lonely",
+                _ => "wormhole",
+            };
+        }
+        if cause.is::<TransferError>() {
+            return "transfer";
+        }
+        if cause.is::<crate::code_input::CodeInputError>() {
+            return "bad_code";
+        }
+        if cause.is::<UnsendableFileError>() {
+            return "unsendable_file";
+        }
+        if cause.is::<PromptRefused>() {
+            return "prompt_refused";
+        }
+        if cause.is::<std::io::Error>() {
+            return "io";
+        }
+    }
+    "other"
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -136,5 +199,31 @@ mod tests {
         assert!(s.ends_with("\n\nincomplete wormhole code"), "{s}");
         let s = render(&anyhow::anyhow!("boom"), "u");
         assert_eq!(s, "ERROR: boom");
+    }
+
+    #[test]
+    fn kinds_come_from_types() {
+        let k = |e: anyhow::Error| error_kind(&e);
+        assert_eq!(
+            k(anyhow::Error::new(WormholeError::WrongPassword).context("x")),
+            "wrong_code"
+        );
+        assert_eq!(k(WormholeError::Crowded.into()), "crowded");
+        assert_eq!(k(WormholeError::Closed.into()), "wormhole");
+        assert_eq!(k(TransferError("transfer rejected".into()).into()), "transfer");
+        let refused = PromptRefused {
+            question: "ok? (Y/n): ".into(),
+            hint: "give --accept-file",
+        };
+        assert_eq!(k(refused.into()), "prompt_refused");
+        assert_eq!(k(anyhow::anyhow!("boom")), "other");
+        for e in [
+            anyhow::Error::new(WormholeError::Lonely),
+            UnsendableFileError("x".into()).into(),
+            std::io::Error::other("x").into(),
+            crate::code_input::CodeInputError::Incomplete.into(),
+        ] {
+            assert!(ERROR_KINDS.contains(&k(e)));
+        }
     }
 }

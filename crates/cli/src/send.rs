@@ -2,8 +2,8 @@
 //! show it, wait for the key (and the user's verifier check), then hand the text, file or
 //! directory to the `wormhole::transfer` flow and report how it ended.
 //!
-//! Only the user-facing half lives here (Python's lines, all on stderr); the protocol is the
-//! library's. Files and directories go through `files.rs`.
+//! Only the user-facing half lives here (Python's lines, all on stderr, and the `--json` events);
+//! the protocol is the library's. Files and directories go through `files.rs`.
 
 use std::io::IsTerminal;
 use std::io::Read;
@@ -15,9 +15,10 @@ use wormhole::Wormhole;
 use wormhole::transfer;
 
 use crate::args::SendOptions;
+use crate::json::{self, Event, OfferKind, Role, Summary};
 use crate::notices::with_notice;
 use crate::output::{ask, naturalsize, qr_string};
-use crate::report::TransferError;
+use crate::report::{PromptRefused, TransferError};
 use crate::stdin::{STDIN_FILE_NAME, StdinInput, read_input};
 
 /// What the user asked to send.
@@ -73,6 +74,13 @@ pub async fn decide_what(opts: &SendOptions) -> Result<What> {
         };
     }
     if no_text && opts.what.is_none() {
+        if json::enabled() {
+            return Err(PromptRefused {
+                question: "Text to send: ".to_owned(),
+                hint: "give the text with --text, or a file or directory to send",
+            }
+            .into());
+        }
         text = Some(
             ask("Text to send: ".to_owned())
                 .await
@@ -97,6 +105,7 @@ pub async fn establish_code(w: &Wormhole, opts: &SendOptions) -> Result<String> 
         None => w.allocate_code(opts.code_length).await?,
     }
     let code = w.get_code().await?;
+    json::emit(&Event::Code { code: code.clone() });
     let mut other = String::from("wormhole receive");
     if opts.verify {
         other.push_str(" --verify");
@@ -121,12 +130,16 @@ pub async fn establish_code(w: &Wormhole, opts: &SendOptions) -> Result<String> 
 /// verifier and tell the peer if they say no.
 pub async fn confirm_peer(w: &Wormhole, verify: bool) -> Result<()> {
     w.get_unverified_key().await?;
+    json::emit(&Event::KeyEstablished {});
     let verifier = with_notice(
         w.get_verifier(),
         Duration::from_secs(1),
         "Key established, waiting for confirmation...",
     )
     .await?;
+    json::emit(&Event::Verifier {
+        verifier: hex::encode(verifier),
+    });
     if verify {
         let hex = hex::encode(verifier);
         loop {
@@ -146,14 +159,22 @@ pub async fn confirm_peer(w: &Wormhole, verify: bool) -> Result<()> {
 }
 
 /// The whole text flow after the wormhole is created: welcome, code, key, text.
-pub async fn run_text(w: &Wormhole, opts: &SendOptions, text: &str, relay_url: &str) -> Result<()> {
+pub async fn run_text(w: &Wormhole, opts: &SendOptions, text: &str, relay_url: &str) -> Result<Summary> {
     let welcome = w.get_welcome().await?;
     crate::notices::show_welcome(&welcome, relay_url, env!("CARGO_PKG_VERSION"));
     establish_code(w, opts).await?;
     confirm_peer(w, opts.verify).await?;
+    json::emit(&Event::Offer {
+        role: Role::Sender,
+        kind: OfferKind::Text,
+        name: None,
+        bytes: text.len() as u64,
+        files: None,
+        uncompressed_bytes: None,
+    });
     transfer::send_text(w, text)
         .await
         .map_err(|e| crate::files::cli_error(e, true))?;
     eprintln!("text message sent");
-    Ok(())
+    Ok(Summary::default())
 }

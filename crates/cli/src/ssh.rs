@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use wormhole::Wormhole;
 use wormhole::transfer::{Answer, AppMsg, MessagePipe, Offer};
 
+use crate::json::{self, Event, say};
 use crate::report::TransferError;
 use crate::ssh_keys::{Appended, PublicKey, append_authorized_key, parse_public_key};
 
@@ -36,15 +37,19 @@ pub fn ssh_dir(user: Option<&str>, home: &Path) -> Result<PathBuf> {
 pub async fn invite(w: &Wormhole, code_length: usize, ssh_dir: &Path) -> Result<PublicKey> {
     let auth = ssh_dir.join("authorized_keys");
     if !auth.exists() {
-        println!("Note: '{}' not found; will be created", auth.display());
+        say(&format!("Note: '{}' not found; will be created", auth.display()));
         if !ssh_dir.exists() {
-            println!("      '{}' doesn't exist either", ssh_dir.display());
+            say(&format!("      '{}' doesn't exist either", ssh_dir.display()));
         }
     }
+    welcome_event(w).await?;
     w.allocate_code(code_length).await?;
     let code = w.get_code().await?;
-    println!("Now tell the other user to run:\n\nwormhole ssh accept {code}\n");
-    w.get_verifier().await?;
+    json::emit(&Event::Code { code: code.clone() });
+    say(&format!(
+        "Now tell the other user to run:\n\nwormhole ssh accept {code}\n"
+    ));
+    verified(w).await?;
     receive_key(w, ssh_dir).await
 }
 
@@ -66,29 +71,67 @@ pub async fn receive_key<P: MessagePipe>(pipe: &P, ssh_dir: &Path) -> Result<Pub
     };
     pipe.send(AppMsg::Answer(Answer::MessageAck("ok".into())).to_bytes())
         .await?;
-    match append_authorized_key(ssh_dir, &key)? {
-        Appended::Added(path) => println!(
-            "Appended key type='{}' id='{}' to '{}'",
-            key.kind,
-            key.keyid,
-            path.display()
-        ),
-        Appended::AlreadyPresent(path) => println!(
-            "Key type='{}' id='{}' is already in '{}'; not added again",
-            key.kind,
-            key.keyid,
-            path.display()
-        ),
-    }
+    let (path, added) = match append_authorized_key(ssh_dir, &key)? {
+        Appended::Added(path) => {
+            say(&format!(
+                "Appended key type='{}' id='{}' to '{}'",
+                key.kind,
+                key.keyid,
+                path.display()
+            ));
+            (path, true)
+        }
+        Appended::AlreadyPresent(path) => {
+            say(&format!(
+                "Key type='{}' id='{}' is already in '{}'; not added again",
+                key.kind,
+                key.keyid,
+                path.display()
+            ));
+            (path, false)
+        }
+    };
+    json::emit(&Event::SshKey {
+        key_type: key.kind.clone(),
+        keyid: key.keyid.clone(),
+        path: Some(path.to_string_lossy().into_owned()),
+        added: Some(added),
+    });
     Ok(key)
 }
 
 /// `ssh accept`: send the key under `code` and wait for the acknowledgement.
 pub async fn accept(w: &Wormhole, code: &str, key: &PublicKey) -> Result<()> {
+    welcome_event(w).await?;
     w.set_code(code).await?;
-    w.get_code().await?;
-    w.get_verifier().await?;
+    let code = w.get_code().await?;
+    json::emit(&Event::Code { code });
+    verified(w).await?;
     send_key(w, key).await
+}
+
+/// `--json`: the server's welcome as an event (the Python CLI's `ssh` shows none, so neither do
+/// we without `--json`).
+async fn welcome_event(w: &Wormhole) -> Result<()> {
+    if json::enabled() {
+        let welcome = w.get_welcome().await?;
+        json::emit(&Event::Welcome {
+            motd: welcome.motd.clone(),
+            current_cli_version: welcome.current_cli_version.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Wait for the key and its confirmation, emitting `key_established` and `verifier`.
+async fn verified(w: &Wormhole) -> Result<()> {
+    w.get_unverified_key().await?;
+    json::emit(&Event::KeyEstablished {});
+    let verifier = w.get_verifier().await?;
+    json::emit(&Event::Verifier {
+        verifier: hex::encode(verifier),
+    });
+    Ok(())
 }
 
 /// The accepter's half after the key is confirmed.
@@ -103,7 +146,13 @@ pub async fn send_key<P: MessagePipe>(pipe: &P, key: &PublicKey) -> Result<()> {
             _ => {}
         }
     }
-    println!("Key sent.");
+    say("Key sent.");
+    json::emit(&Event::SshKey {
+        key_type: key.kind.clone(),
+        keyid: key.keyid.clone(),
+        path: None,
+        added: None,
+    });
     Ok(())
 }
 

@@ -36,6 +36,11 @@ fn version_and_help() {
         "--appid",
         "--dump-timing",
         "WORMHOLE_RELAY_URL",
+        "--json",
+        "--config",
+        "--show-config",
+        "completions",
+        "man",
     ] {
         assert!(help.contains(word), "{word} missing from:\n{help}");
     }
@@ -75,6 +80,7 @@ fn usage_errors_exit_2() {
         &["send", "--tor", "--text", "x"],
         &["send", "--text", "x", "file"],
         &["bogus"],
+        &[],
     ] {
         let out = wormhole(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
