@@ -1,13 +1,191 @@
-//! Reading the PostgreSQL tables back: the whole channel state at start-up, and a node's
-//! last commit token.
+//! Reading the PostgreSQL tables back: the channels one batch touches (inside its locked
+//! transaction), the whole channel state, and a node's last commit token.
 //!
 //! Owns: the SELECTs. Must not: write.
 
-use tokio_postgres::Client;
+use std::collections::{BTreeMap, BTreeSet};
+
+use deadpool_postgres::Transaction;
+use tokio_postgres::{Client, Row};
 
 use super::PgError;
-use super::text::decode;
-use crate::storage::{MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot};
+use super::text::{decode, encode};
+use crate::storage::{
+    ChannelKeys, MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot,
+};
+
+fn nameplate(r: &Row) -> Result<NameplateRow, PgError> {
+    Ok(NameplateRow {
+        app_id: decode(r.try_get(0)?),
+        name: decode(r.try_get(1)?),
+        mailbox_id: decode(r.try_get(2)?),
+    })
+}
+
+fn enc(v: &[String]) -> Vec<String> {
+    v.iter().map(|s| encode(s).into_owned()).collect()
+}
+
+/// The rows of the channels named by `keys` (see [`ChannelKeys`]): the nameplates asked for
+/// and their mailboxes; the mailboxes asked for (and, for a prune, the expired ones) with
+/// their sides, messages in stored order, and the nameplates pointing to them with their
+/// sides; and the bare names of the apps asked for. Run inside the batch's transaction,
+/// after its lock, so nothing changes between this read and the batch's writes.
+pub(super) async fn read_channels(tx: &Transaction<'_>, keys: &ChannelKeys) -> Result<Snapshot, PgError> {
+    let mut nameplates: BTreeMap<(String, String), NameplateRow> = BTreeMap::new();
+    let mut with_sides: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut mailbox_ids: BTreeSet<String> = keys.mailboxes.iter().cloned().collect();
+    if !keys.nameplates.is_empty() {
+        let apps: Vec<String> = keys
+            .nameplates
+            .iter()
+            .map(|(a, _)| encode(a).into_owned())
+            .collect();
+        let names: Vec<String> = keys
+            .nameplates
+            .iter()
+            .map(|(_, n)| encode(n).into_owned())
+            .collect();
+        let rows = tx
+            .query(
+                "SELECT n.app_id, n.name, n.mailbox_id FROM nameplates n \
+                 JOIN unnest($1::text[], $2::text[]) AS k(app_id, name) \
+                 ON n.app_id = k.app_id AND n.name = k.name",
+                &[&apps, &names],
+            )
+            .await?;
+        for r in &rows {
+            let np = nameplate(r)?;
+            mailbox_ids.insert(np.mailbox_id.clone());
+            with_sides.insert((np.app_id.clone(), np.name.clone()));
+            nameplates.insert((np.app_id.clone(), np.name.clone()), np);
+        }
+    }
+    if let Some(old) = keys.expired {
+        for r in tx
+            .query("SELECT id FROM mailboxes WHERE updated <= $1", &[&old])
+            .await?
+        {
+            mailbox_ids.insert(decode(r.try_get(0)?));
+        }
+    }
+    let ids: Vec<String> = mailbox_ids.iter().map(|m| encode(m).into_owned()).collect();
+    let mut snap = Snapshot::default();
+    if !ids.is_empty() {
+        for r in &tx
+            .query(
+                "SELECT app_id, name, mailbox_id FROM nameplates WHERE mailbox_id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+        {
+            let np = nameplate(r)?;
+            with_sides.insert((np.app_id.clone(), np.name.clone()));
+            nameplates.insert((np.app_id.clone(), np.name.clone()), np);
+        }
+        snap.mailboxes = tx
+            .query(
+                "SELECT id, app_id, updated, for_nameplate FROM mailboxes WHERE id = ANY($1)",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(mailbox)
+            .collect::<Result<_, PgError>>()?;
+        snap.mailbox_sides = tx
+            .query(
+                "SELECT mailbox_id, side, opened, added, mood FROM mailbox_sides \
+                 WHERE mailbox_id = ANY($1) ORDER BY seq",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(mailbox_side)
+            .collect::<Result<_, PgError>>()?;
+        snap.messages = tx
+            .query(
+                "SELECT app_id, mailbox_id, side, phase, body, server_rx, msg_id FROM messages \
+                 WHERE mailbox_id = ANY($1) ORDER BY seq",
+                &[&ids],
+            )
+            .await?
+            .iter()
+            .map(message)
+            .collect::<Result<_, PgError>>()?;
+    }
+    if !keys.apps.is_empty() {
+        for r in &tx
+            .query(
+                "SELECT app_id, name, mailbox_id FROM nameplates WHERE app_id = ANY($1)",
+                &[&enc(&keys.apps)],
+            )
+            .await?
+        {
+            let np = nameplate(r)?;
+            nameplates
+                .entry((np.app_id.clone(), np.name.clone()))
+                .or_insert(np);
+        }
+    }
+    if !with_sides.is_empty() {
+        let apps: Vec<String> = with_sides.iter().map(|(a, _)| encode(a).into_owned()).collect();
+        let names: Vec<String> = with_sides.iter().map(|(_, n)| encode(n).into_owned()).collect();
+        snap.nameplate_sides = tx
+            .query(
+                "SELECT s.app_id, s.name, s.side, s.claimed, s.added FROM nameplate_sides s \
+                 JOIN unnest($1::text[], $2::text[]) AS k(app_id, name) \
+                 ON s.app_id = k.app_id AND s.name = k.name ORDER BY s.seq",
+                &[&apps, &names],
+            )
+            .await?
+            .iter()
+            .map(nameplate_side)
+            .collect::<Result<_, PgError>>()?;
+    }
+    snap.nameplates = nameplates.into_values().collect();
+    Ok(snap)
+}
+
+fn nameplate_side(r: &Row) -> Result<NameplateSideRow, PgError> {
+    Ok(NameplateSideRow {
+        app_id: decode(r.try_get(0)?),
+        name: decode(r.try_get(1)?),
+        side: decode(r.try_get(2)?),
+        claimed: r.try_get(3)?,
+        added: r.try_get(4)?,
+    })
+}
+
+fn mailbox(r: &Row) -> Result<MailboxRow, PgError> {
+    Ok(MailboxRow {
+        id: decode(r.try_get(0)?),
+        app_id: decode(r.try_get(1)?),
+        updated: r.try_get(2)?,
+        for_nameplate: r.try_get(3)?,
+    })
+}
+
+fn mailbox_side(r: &Row) -> Result<MailboxSideRow, PgError> {
+    Ok(MailboxSideRow {
+        mailbox_id: decode(r.try_get(0)?),
+        side: decode(r.try_get(1)?),
+        opened: r.try_get(2)?,
+        added: r.try_get(3)?,
+        mood: r.try_get::<_, Option<String>>(4)?.map(decode),
+    })
+}
+
+fn message(r: &Row) -> Result<MessageRow, PgError> {
+    Ok(MessageRow {
+        app_id: decode(r.try_get(0)?),
+        mailbox_id: decode(r.try_get(1)?),
+        side: decode(r.try_get(2)?),
+        phase: decode(r.try_get(3)?),
+        body: decode(r.try_get(4)?),
+        server_rx: r.try_get(5)?,
+        msg_id: r.try_get::<_, Option<String>>(6)?.map(decode),
+    })
+}
 
 /// Read the whole channel state in one REPEATABLE READ transaction (one consistent view).
 pub(super) async fn read_snapshot(client: &mut Client) -> Result<Snapshot, PgError> {
