@@ -43,7 +43,7 @@ fn run(args: &[&str]) -> String {
         .env("WORMHOLE_SERVER", our_bin("wormhole-server"))
         .stdin(Stdio::null())
         .output()
-        .expect("run scripts/cluster-up");
+        .unwrap_or_else(|e| panic!("cannot run scripts/cluster-up: {e}"));
     assert!(
         out.status.success(),
         "scripts/cluster-up {args:?} failed:\n{}",
@@ -57,7 +57,9 @@ impl Cluster {
     pub fn start(nodes: usize) -> Cluster {
         let out = run(&["start", &nodes.to_string()]);
         let mut lines = out.lines();
-        let dir = PathBuf::from(lines.next().expect("cluster-up printed no directory"));
+        let Some(dir) = lines.next().map(PathBuf::from) else {
+            panic!("scripts/cluster-up printed no directory");
+        };
         let endpoints = lines
             .filter_map(|l| l.split_once(' '))
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
