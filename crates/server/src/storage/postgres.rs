@@ -389,7 +389,12 @@ async fn apply(
 ) -> Result<(), PgError> {
     let mut statements = Vec::with_capacity(batch.len() + 2);
     statements.push(write::record_token(node, token, now_secs()));
-    statements.extend(batch.iter().filter_map(|w| write::statement(w, usage, node)));
+    let writes = write::without_repeated_touches(batch);
+    statements.extend(
+        writes
+            .into_iter()
+            .filter_map(|w| write::statement(w, usage, node)),
+    );
     statements.extend(write::notices(batch));
     write::run_all(&tx, statements).await?;
     tx.commit().await?;
