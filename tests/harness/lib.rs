@@ -23,6 +23,8 @@
 //! - [`servers`]: start mailbox servers (ours, Python) and the Python transit relay, wait until they
 //!   accept ([`ANY_PORT`]: the relay binds its own); [`free_port`], [`refusing_port`]; [`lock_port_4001`]
 //!   for tests that need the fixed Go relay port.
+//! - [`cluster`]: [`Cluster`], a throwaway PostgreSQL + mailbox nodes + HAProxy started by
+//!   `scripts/cluster-up`.
 //! - [`netns`]: the network-namespace guard [`require_netns`].
 //! - [`files`]: sha256 of files and directory trees, deterministic test data.
 //! - [`codes`]: [`unique_code`], distinct wormhole codes per test.
@@ -53,6 +55,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clis;
+pub mod cluster;
 pub mod codes;
 pub mod dilation;
 pub mod files;
@@ -66,6 +69,7 @@ pub mod py_client;
 pub mod servers;
 
 pub use clis::{Endpoints, PeerKind};
+pub use cluster::{Cluster, cluster_available};
 pub use codes::unique_code;
 pub use dilation::{
     DilationImpl, DilationPair, DilationResult, FOLLOWER_SIDE, LEADER_SIDE, bench_stream, dilation_command,

@@ -18,7 +18,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::Deserialize;
+use std::sync::{Arc, Mutex};
 use tokio::net::TcpStream;
+
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
@@ -309,8 +311,9 @@ impl Conn {
             .await
     }
 
-    /// The part of a pair common to both sides, from `open` to disconnect.
-    async fn converse(mut self, nameplate: &str, mailbox: &str) -> Result<(), PairError> {
+    /// The part of a pair common to both sides, from `open` to disconnect. `probe` times
+    /// side A's last message (phase `0`) from its `add` to side B seeing it.
+    async fn converse(mut self, nameplate: &str, mailbox: &str, probe: Probe<'_>) -> Result<(), PairError> {
         let json = format!(
             r#"{{"type":"open","mailbox":"{mailbox}","id":"{}"}}"#,
             command_id()
@@ -325,8 +328,18 @@ impl Conn {
         self.send(json).await?;
         self.add("version", VERSION_BYTES).await?;
         self.wait_peer("version").await?;
+        if let Probe::Sender(cell) = probe
+            && let Ok(mut c) = cell.lock()
+        {
+            *c = Some(Instant::now());
+        }
         self.add("0", MESSAGE_BYTES).await?;
         self.wait_peer("0").await?;
+        if let Probe::Receiver(cell, out) = probe
+            && let Ok(c) = cell.lock()
+        {
+            *out = c.map(|t| t.elapsed());
+        }
         let json = format!(
             r#"{{"type":"close","mailbox":"{mailbox}","mood":"happy","id":"{}"}}"#,
             command_id()
@@ -346,18 +359,30 @@ impl Conn {
     }
 }
 
+/// When side A added its last message (set by A, read by B).
+type SentAt = Arc<Mutex<Option<Instant>>>;
+
+/// A side's part in timing the A-to-B delivery of the last message.
+enum Probe<'a> {
+    /// Side A: note the time of its `add`.
+    Sender(&'a SentAt),
+    /// Side B: on seeing it, store the elapsed time.
+    Receiver(&'a SentAt, &'a mut Option<Duration>),
+}
+
 /// Side A: bind, allocate, claim, hand the nameplate to side B, then converse.
 async fn allocating_side(
     url: &str,
     deadline: Instant,
     nameplate_tx: oneshot::Sender<String>,
+    sent: &SentAt,
 ) -> Result<(), PairError> {
     let mut conn = Conn::connect(url, deadline).await?;
     conn.bind().await?;
     let nameplate = conn.allocate().await?;
     let mailbox = conn.claim(&nameplate).await?;
     let _ = nameplate_tx.send(nameplate.clone());
-    conn.converse(&nameplate, &mailbox).await
+    conn.converse(&nameplate, &mailbox, Probe::Sender(sent)).await
 }
 
 /// Side B: connect and bind at once, wait for the nameplate ("the code"), claim, then converse.
@@ -365,6 +390,8 @@ async fn claiming_side(
     url: &str,
     deadline: Instant,
     nameplate_rx: oneshot::Receiver<String>,
+    sent: &SentAt,
+    delivery: &mut Option<Duration>,
 ) -> Result<(), PairError> {
     let mut conn = Conn::connect(url, deadline).await?;
     conn.bind().await?;
@@ -375,18 +402,31 @@ async fn claiming_side(
         Ok(Ok(n)) => n,
     };
     let mailbox = conn.claim(&nameplate).await?;
-    conn.converse(&nameplate, &mailbox).await
+    conn.converse(&nameplate, &mailbox, Probe::Receiver(sent, delivery))
+        .await
 }
 
 /// Run one complete client pair against `url`, failing if it takes longer than `timeout`.
 pub async fn run_pair(url: &str, timeout: Duration) -> Result<(), PairError> {
+    run_pair_split(url, url, timeout).await.map(|_| ())
+}
+
+/// Run one complete client pair, side A against `url_a` and side B against `url_b` (two
+/// nodes of a cluster), failing if it takes longer than `timeout`. Returns how long side A's
+/// last message took from its `add` to side B (the delivery latency from one node to the other).
+pub async fn run_pair_split(url_a: &str, url_b: &str, timeout: Duration) -> Result<Duration, PairError> {
     let deadline = Instant::now() + timeout;
     let (tx, rx) = oneshot::channel();
-    let a = allocating_side(url, deadline, tx);
-    let b = claiming_side(url, deadline, rx);
+    let sent = SentAt::default();
+    let mut delivery = None;
+    let a = allocating_side(url_a, deadline, tx, &sent);
+    let b = claiming_side(url_b, deadline, rx, &sent, &mut delivery);
     let (ra, rb) = tokio::join!(a, b);
     // Prefer A's error: B's is often just the consequence.
-    ra.and(rb)
+    ra.and(rb)?;
+    delivery.ok_or(PairError::Protocol(
+        "side B saw the last message before side A sent it".into(),
+    ))
 }
 
 /// Open a connection, `bind` it and wait for the bind's ack: an idle bound client.

@@ -15,7 +15,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use postgres_kit::{Client, Cluster, Spawned, connect, installed};
+use postgres_kit::{
+    Client, Cluster, Spawned, check_numbered, connect, installed, numbered_listener, numbered_sender,
+    stored_ids,
+};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use wormhole_server::storage::StorageError;
@@ -311,16 +314,20 @@ async fn postgres_crash_restart_under_load_loses_and_duplicates_nothing() {
     let mut args = pg_args(&db);
     args.max_mailbox_messages = 100_000;
     let srv = InProcess::start(args).await;
-    let mut a = Client::bound(&srv.url, APP, "side-a").await;
-    let mb = a.claim("8").await;
-    a.open(&mb).await;
+    let urls = vec![srv.url.clone()];
     let n = 3000;
-    let (acked, restarted) = stream_adds(a, n, 200, || cluster.restart_immediate()).await;
-    assert!(restarted);
-    assert_eq!(acked.len(), n, "every add is acknowledged across the restart");
-    let ids = replayed_ids(&srv.url, "8", &mb).await;
-    let expected: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
-    assert_eq!(ids, expected, "each message exactly once, in order");
+    let listener = tokio::spawn(numbered_listener(urls.clone(), APP.into(), "8".into(), n));
+    let run = numbered_sender(&urls, APP, "8", n, 200, || cluster.restart_immediate()).await;
+    assert!(run.faulted);
+    let deliveries = listener.await.unwrap();
+    let stored = stored_ids(&srv.url, APP, "8").await;
+    eprintln!(
+        "restart: {} acks, {} reconnects of the sender, {} listener connections",
+        run.acked.len(),
+        run.reconnects,
+        deliveries.len()
+    );
+    check_numbered(&run, &stored, &deliveries, n);
 }
 
 #[tokio::test]
@@ -338,7 +345,7 @@ async fn schema_is_migrated_once_and_a_newer_one_is_refused() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
     pg.execute("INSERT INTO wormhole_migrations VALUES (99, 0)", &[])
         .await
         .unwrap();
@@ -346,7 +353,7 @@ async fn schema_is_migrated_once_and_a_newer_one_is_refused() {
         Err(ServerError::Storage(StorageError::Version {
             db: "postgres",
             version: 99,
-            expected: 1,
+            expected: 2,
         })) => {}
         other => panic!("expected a version error, got {other:?}"),
     }
@@ -374,58 +381,50 @@ async fn unusable_urls_fail_at_start_with_an_open_error() {
 }
 
 #[tokio::test]
-async fn a_second_node_on_the_same_database_is_refused_until_the_first_stops() {
+async fn two_nodes_never_allocate_the_same_nameplate_and_messages_cross() {
     let Some(db) = database("two_nodes").await else {
         return;
     };
-    let mut first = Spawned::start(&["--database", &db]);
-    let mut c = Client::bound(&first.url(), APP, "a").await;
-    c.claim("12").await;
-    // While the first node runs, a second one waits for the node lock, then gives up.
-    let mut second_args = pg_args(&db);
-    second_args.database_wait = 2;
-    match MailboxServer::start(&second_args) {
-        Err(ServerError::Storage(StorageError::Open { what, source })) => {
-            assert!(what.contains("PostgreSQL database"), "{what}");
-            assert!(source.to_string().contains("another mailbox node"), "{source}");
-        }
-        other => panic!("expected the second node to be refused, got {other:?}"),
+    let a = InProcess::start(pg_args(&db)).await;
+    let b = InProcess::start(pg_args(&db)).await;
+    // 40 clients allocate at once, alternating nodes: 40 distinct names, the shortest free.
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        let url = if i % 2 == 0 { &a.url } else { &b.url };
+        clients.push(Client::bound(url, APP, &format!("s{i}")).await);
     }
-    // Once the first is gone (SIGKILL frees its lock), a replacement starts and has the state.
-    first.kill();
-    let second = Spawned::start(&["--database", &db]);
-    let mut d = Client::bound(&second.url(), APP, "d").await;
-    assert_eq!(d.list().await, json!([{"id": "12"}]));
-}
-
-#[tokio::test]
-async fn nul_and_backslashes_in_client_strings_are_stored_and_replayed_exactly() {
-    // PostgreSQL TEXT cannot hold NUL; the backend escapes it, so such a client neither stops
-    // the server nor comes back altered.
-    let Some(db) = database("nul").await else {
-        return;
-    };
-    let mut server = Spawned::start(&["--database", &db]);
-    let (side, phase, id) = ("s\u{0}\\0", "p\u{0}h\\ase", "i\\d\u{0}");
-    let mut a = Client::bound(&server.url(), "app\u{0}", side).await;
-    let mb = a.claim("20").await;
-    a.open(&mb).await;
-    a.add(phase, "00", id).await;
-    // A mood with NUL on another channel (stored, then deleted with its mailbox).
-    let mut c = Client::bound(&server.url(), "app\u{0}", "third").await;
-    let other = c.claim("21").await;
-    c.open(&other).await;
-    c.cmd(json!({"type": "close", "mood": "x\u{0}"}), "x").await;
-    c.expect("closed").await;
-    server.kill();
-
-    let server = Spawned::start(&["--database", &db]);
-    let mut b = Client::bound(&server.url(), "app\u{0}", "other").await;
-    assert_eq!(b.claim("20").await, mb);
-    b.open(&mb).await;
-    let m = b.expect("message").await;
-    assert_eq!(
-        (&m["side"], &m["phase"], &m["id"]),
-        (&json!(side), &json!(phase), &json!(id))
-    );
+    for c in clients.iter_mut() {
+        c.send(json!({"type": "allocate", "id": "al"})).await;
+    }
+    let mut names = HashSet::new();
+    for c in clients.iter_mut() {
+        c.expect("ack").await;
+        let np = c.expect("allocated").await["nameplate"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(names.insert(np.clone()), "nameplate {np} handed out twice");
+    }
+    let expected: HashSet<String> = (1..=40).map(|n: u32| n.to_string()).collect::<HashSet<_>>();
+    let one_digit = names.iter().filter(|n| n.len() == 1).count();
+    assert_eq!(one_digit, 9, "all of 1-9 used first: {names:?}");
+    assert_eq!(names.len(), expected.len());
+    // A message added on node A reaches the listener on node B, and back.
+    let mut x = Client::bound(&a.url, APP, "x").await;
+    let mut y = Client::bound(&b.url, APP, "y").await;
+    let mb = x.claim("4321").await;
+    assert_eq!(y.claim("4321").await, mb);
+    x.open(&mb).await;
+    y.open(&mb).await;
+    x.add("pake", "0a", "m1").await;
+    assert_eq!(y.expect("message").await["body"], "0a");
+    y.add("pake", "0b", "m2").await;
+    assert_eq!(x.expect("message").await["body"], "0b");
+    // Crowding counts the sides both nodes recorded.
+    let mut z = Client::bound(&a.url, APP, "z").await;
+    z.cmd(json!({"type": "claim", "nameplate": "4321"}), "cz").await;
+    z.expect_error("crowded").await;
+    // Both nodes list the same nameplates.
+    let la = x.list().await;
+    assert_eq!(la, y.list().await);
 }

@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use wormhole_bench::latency::{Latencies, ms};
-use wormhole_bench::mailbox_client::{Conn, PairError, idle_bound, run_pair};
+use wormhole_bench::mailbox_client::{Conn, PairError, idle_bound, run_pair_split};
 use wormhole_bench::server_proc::{ServerProc, ServerSpec};
 use wormhole_bench::sys;
 
@@ -41,6 +41,10 @@ struct Args {
     /// Server WebSocket URL, e.g. ws://127.0.0.1:4000/v1 (or use --spawn-ours / --spawn-python).
     #[arg(long, conflicts_with_all = ["spawn_ours", "spawn_python"])]
     url: Option<String>,
+    /// Side B of every pair connects here instead of to the server (another node of a
+    /// cluster): pairs are split across nodes, and the A-to-B delivery latency is reported.
+    #[arg(long, value_name = "URL")]
+    url_b: Option<String>,
     /// PID of the server at --url, for its peak RSS (VmHWM) and CPU time.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -230,6 +234,18 @@ fn print_latency(lat: &Latencies, result: &mut Vec<(String, String)>) {
     result.push(("max_ms".into(), format!("{:.2}", ms(lat.max()))));
 }
 
+/// The A-to-B delivery of each pair's last message (`add` on side A's server to side B).
+fn print_delivery(d: &Latencies, result: &mut Vec<(String, String)>) {
+    println!(
+        "  delivery A->B (last message, from add to arrival): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(d.quantile(0.5)),
+        ms(d.quantile(0.99)),
+        ms(d.max())
+    );
+    result.push(("delivery_p50_ms".into(), format!("{:.2}", ms(d.quantile(0.5)))));
+    result.push(("delivery_p99_ms".into(), format!("{:.2}", ms(d.quantile(0.99)))));
+}
+
 async fn closed_loop(args: &Args, url: &str, pid: Option<u32>) -> Result<Vec<(String, String)>> {
     let pairs = args.pairs;
     let workers = args.concurrency.clamp(1, 100_000);
@@ -242,24 +258,31 @@ async fn closed_loop(args: &Args, url: &str, pid: Option<u32>) -> Result<Vec<(St
     for _ in 0..workers {
         let next = next.clone();
         let url = url.to_owned();
+        let url_b = args.url_b.clone().unwrap_or_else(|| url.clone());
         set.spawn(async move {
             let mut lat = Latencies::new();
+            let mut delivery = Latencies::new();
             let mut errors = ErrorTally::default();
             while next.fetch_add(1, Ordering::Relaxed) < pairs && Instant::now() < stop_at {
                 let t = Instant::now();
-                match run_pair(&url, pair_timeout).await {
-                    Ok(()) => lat.record(t.elapsed()),
+                match run_pair_split(&url, &url_b, pair_timeout).await {
+                    Ok(d) => {
+                        lat.record(t.elapsed());
+                        delivery.record(d);
+                    }
                     Err(e) => errors.add(&e),
                 }
             }
-            (lat, errors)
+            (lat, delivery, errors)
         });
     }
     let mut lat = Latencies::new();
+    let mut delivery = Latencies::new();
     let mut errors = ErrorTally::default();
     while let Some(r) = set.join_next().await {
-        let (l, e) = r.context("worker panicked")?;
+        let (l, d, e) = r.context("worker panicked")?;
         lat.merge(&l);
+        delivery.merge(&d);
         errors.merge(e);
     }
     let mut result = vec![
@@ -271,6 +294,7 @@ async fn closed_loop(args: &Args, url: &str, pid: Option<u32>) -> Result<Vec<(St
     let rate = ok as f64 / wall.as_secs_f64().max(1e-9);
     println!("  pairs: {ok} ok, {} failed, {rate:.1} pairs/s", errors.total());
     print_latency(&lat, &mut result);
+    print_delivery(&delivery, &mut result);
     errors.print();
     result.push(("pairs_ok".into(), ok.to_string()));
     result.push(("pairs_failed".into(), errors.total().to_string()));
@@ -292,16 +316,22 @@ async fn open_loop(args: &Args, url: &str, pid: Option<u32>, rate: f64) -> Resul
     let meter = Meter::start(pid);
     let t0 = meter.started;
     let hard_stop = t0 + Duration::from_secs_f64(args.max_seconds);
-    let mut set: JoinSet<(Result<(), PairError>, Duration)> = JoinSet::new();
+    let mut set: JoinSet<(Result<Duration, PairError>, Duration)> = JoinSet::new();
     let mut lat = Latencies::new();
+    let mut delivery = Latencies::new();
     let mut errors = ErrorTally::default();
     let mut dropped = 0u64;
     let mut late_starts = 0u64;
-    let absorb =
-        |r: (Result<(), PairError>, Duration), lat: &mut Latencies, errors: &mut ErrorTally| match r.0 {
-            Ok(()) => lat.record(r.1),
-            Err(e) => errors.add(&e),
-        };
+    let absorb = |r: (Result<Duration, PairError>, Duration),
+                  lat: &mut Latencies,
+                  delivery: &mut Latencies,
+                  errors: &mut ErrorTally| match r.0 {
+        Ok(d) => {
+            lat.record(r.1);
+            delivery.record(d);
+        }
+        Err(e) => errors.add(&e),
+    };
     for i in 0..total {
         let scheduled = t0 + interval.mul_f64(i as f64);
         if scheduled >= hard_stop {
@@ -312,15 +342,21 @@ async fn open_loop(args: &Args, url: &str, pid: Option<u32>, rate: f64) -> Resul
             late_starts += 1;
         }
         while let Some(r) = set.try_join_next() {
-            absorb(r.context("pair task panicked")?, &mut lat, &mut errors);
+            absorb(
+                r.context("pair task panicked")?,
+                &mut lat,
+                &mut delivery,
+                &mut errors,
+            );
         }
         if set.len() as u64 >= args.max_in_flight {
             dropped += 1;
             continue;
         }
         let url = url.to_owned();
+        let url_b = args.url_b.clone().unwrap_or_else(|| url.clone());
         set.spawn(async move {
-            let r = run_pair(&url, pair_timeout).await;
+            let r = run_pair_split(&url, &url_b, pair_timeout).await;
             // Latency from the scheduled start: queueing in the generator or server counts.
             (r, scheduled.elapsed())
         });
@@ -331,7 +367,12 @@ async fn open_loop(args: &Args, url: &str, pid: Option<u32>, rate: f64) -> Resul
     let mut unfinished = 0u64;
     loop {
         match tokio::time::timeout_at(drain_deadline, set.join_next()).await {
-            Ok(Some(r)) => absorb(r.context("pair task panicked")?, &mut lat, &mut errors),
+            Ok(Some(r)) => absorb(
+                r.context("pair task panicked")?,
+                &mut lat,
+                &mut delivery,
+                &mut errors,
+            ),
             Ok(None) => break,
             Err(_) => {
                 unfinished = set.len() as u64;
@@ -354,6 +395,7 @@ async fn open_loop(args: &Args, url: &str, pid: Option<u32>, rate: f64) -> Resul
         errors.total()
     );
     print_latency(&lat, &mut result);
+    print_delivery(&delivery, &mut result);
     errors.print();
     result.push(("pairs_ok".into(), ok.to_string()));
     result.push(("pairs_failed".into(), errors.total().to_string()));

@@ -49,6 +49,8 @@ pub struct Shared {
     pub ping_interval: Duration,
     /// Close after this long without any inbound frame.
     pub idle_timeout: Duration,
+    /// Whether the storage is reachable (new WebSockets are refused while it is not).
+    pub health: Arc<crate::storage::StorageHealth>,
 }
 
 /// Decrements the open-connection count when dropped.
@@ -168,12 +170,24 @@ async fn handshake(
         return None;
     };
     let accept = match http::route(&req) {
+        // The root page doubles as the load balancer's health check: 503 without a database.
+        Route::Root if !shared.health.ready() => {
+            let body = "Wormhole Relay: database unavailable\n";
+            http::respond(&mut stream, "503 Service Unavailable", body, req.method == "HEAD").await;
+            return None;
+        }
         Route::Root => {
             http::respond(&mut stream, "200 OK", "Wormhole Relay\n", req.method == "HEAD").await;
             return None;
         }
         Route::Refuse(status, body) => {
             http::respond(&mut stream, status, body, false).await;
+            return None;
+        }
+        Route::Upgrade(_) if !shared.health.ready() => {
+            tracing::warn!("refusing a client: the database is unreachable");
+            let body = "mailbox database unavailable, try another server or later\n";
+            http::respond(&mut stream, "503 Service Unavailable", body, false).await;
             return None;
         }
         Route::Upgrade(accept) => accept,
@@ -337,6 +351,7 @@ mod size_budget {
             out_queue: 1,
             ping_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
+            health: Default::default(),
         });
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

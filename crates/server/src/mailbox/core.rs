@@ -16,7 +16,7 @@ use wormhole_proto::server_msg::{NameplateEntry, ServerMessage, Welcome, YourAdd
 use super::fields;
 use super::state::{ChannelError, ConnId, State, StoredMessage, UsageSettings};
 use super::usage::blur;
-use crate::storage::{Snapshot, Write};
+use crate::storage::{ChannelKeys, Snapshot, Write};
 
 /// Settings of the core (from the command line).
 #[derive(Debug, Clone)]
@@ -174,6 +174,90 @@ impl<R: Rng> Core<R> {
     /// The channel state (for tests and stats).
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The channels that handling `inputs` (in order, at `now`) may read, for a store shared
+    /// by several nodes: the engine reads exactly these from the store, under its lock, and
+    /// hands them to [`Core::reload`] before handling the inputs. It may name more than is
+    /// used, never less: a claim names its nameplate (whose mailbox the store adds), an `add`
+    /// or `close` the connection's mailbox, `list` and `allocate` the app's names, a prune
+    /// tick every expired mailbox.
+    pub fn touches(&self, inputs: &[Input], now: f64) -> ChannelKeys {
+        let now = now.max(self.last_now);
+        let mut keys = ChannelKeys::default();
+        let mut bound: HashMap<ConnId, String> = HashMap::new();
+        for input in inputs {
+            let (conn, msg) = match input {
+                Input::Prune => {
+                    keys.expired = Some(now - self.config.channel_expiration);
+                    continue;
+                }
+                Input::Frame {
+                    conn,
+                    frame: Frame::Json(Value::Object(msg)),
+                } => (*conn, msg),
+                _ => continue,
+            };
+            let c = self.conns.get(&conn);
+            let text = |k: &str| msg.get(k).and_then(Value::as_str).map(str::to_owned);
+            let mtype = msg.get("type").and_then(Value::as_str).unwrap_or("");
+            if mtype == "bind" {
+                if let (None, Some(app)) = (c.and_then(|c| c.app.as_ref()), text("appid")) {
+                    bound.entry(conn).or_insert(app);
+                }
+                continue;
+            }
+            let Some(app) = c
+                .and_then(|c| c.app.clone())
+                .or_else(|| bound.get(&conn).cloned())
+            else {
+                continue;
+            };
+            match mtype {
+                "list" | "allocate" => keys.apps.push(app),
+                "claim" => keys.nameplates.extend(text("nameplate").map(|n| (app, n))),
+                "release" => {
+                    let n = text("nameplate").or_else(|| c.and_then(|c| c.nameplate.clone()));
+                    keys.nameplates.extend(n.map(|n| (app, n)));
+                }
+                "open" => keys.mailboxes.extend(text("mailbox")),
+                "add" => keys.mailboxes.extend(c.and_then(|c| c.open_mailbox.clone())),
+                "close" => {
+                    let m = text("mailbox").or_else(|| c.and_then(|c| c.mailbox_id.clone()));
+                    keys.mailboxes.extend(m);
+                }
+                _ => {}
+            }
+        }
+        keys.dedup();
+        keys
+    }
+
+    /// Mailboxes this node has subscribers on (to re-read after a missed notice).
+    pub fn subscribed_mailboxes(&self) -> Vec<String> {
+        self.state.subscribed_mailboxes()
+    }
+
+    /// Whether this node has subscribers on `mailbox_id`.
+    pub fn is_subscribed(&self, mailbox_id: &str) -> bool {
+        self.state.is_subscribed(mailbox_id)
+    }
+
+    /// Shared store: replace the channel state with the channels just read for this batch,
+    /// and send every subscriber the messages of those mailboxes it has not had yet (added
+    /// on another node), oldest first.
+    pub fn reload(&mut self, snapshot: Snapshot, fx: &mut Effects) {
+        self.state.replace_channels(snapshot);
+        for (conn, messages) in self.state.catch_up() {
+            for m in &messages {
+                fx.send(conn, message(m));
+            }
+        }
+    }
+
+    /// Shared store: forget the channels read for the batch just handled.
+    pub fn forget_channels(&mut self) {
+        self.state.clear_channels();
     }
 
     /// Handle one input at time `now` (seconds since the epoch).

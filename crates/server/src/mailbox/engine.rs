@@ -12,11 +12,21 @@
 //! [`crate::serve_mailbox`] returns the error. Nothing unacknowledged is lost, because nothing
 //! of the failed batch was sent.
 //!
+//! On a store shared by several nodes ([`Storage::shared`], see `crate::storage`) a batch is
+//! different: the engine first asks the core which channels the batch may read, has the
+//! store open the batch's transaction under its channel lock and read them, lets the core
+//! decide on those rows, commits the writes in the same transaction, and forgets the rows.
+//! Notices of other nodes' messages ([`EngineInput::Inbound`]) make it re-read the mailboxes
+//! this node has subscribers on. A failed batch does not stop a shared engine: nothing of it
+//! was sent, its connections are closed (their clients reconnect, perhaps to another node,
+//! and start again from the committed state), and the next batch starts afresh.
+//!
 //! The engine never blocks on a client: replies go into each connection's bounded [`Outbox`];
 //! a client whose queue is full is too slow and is disconnected.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::SeedableRng;
@@ -27,7 +37,7 @@ use wormhole_proto::server_msg::{ServerMessage, YourAddress};
 use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
 use super::outbox::{Outbox, PushError};
 use super::state::ConnId;
-use crate::storage::{Storage, StorageError, Write};
+use crate::storage::{Inbound, Snapshot, Storage, StorageError, Write};
 
 /// Most inputs handled in one batch (one transaction).
 pub const MAX_BATCH: usize = 4096;
@@ -73,6 +83,8 @@ pub enum EngineInput {
     },
     /// Prune tick.
     Prune,
+    /// Another node changed something (shared store only).
+    Inbound(Inbound),
 }
 
 /// Seconds since the epoch.
@@ -114,19 +126,41 @@ pub struct Engine<S> {
     outs: HashMap<ConnId, OutSender>,
     /// Committed-later writes (see [`must_sync`]).
     lazy: Vec<Write>,
+    /// Set when an inbound notice could not be queued: re-read every subscribed mailbox.
+    resync: Arc<AtomicBool>,
+    /// Shared store: connections closed because their batch failed; their frames still in
+    /// the queue are ignored (so nothing after the lost batch is applied), until they are gone.
+    dropped: HashSet<ConnId>,
 }
 
 impl<S: Storage> Engine<S> {
     /// Load the committed state from `storage` and build the core.
     pub fn new(mut storage: S, config: CoreConfig) -> Result<Self, StorageError> {
-        let snapshot = storage.load()?;
+        // A shared store is read per batch, never as a whole.
+        let snapshot = if storage.shared() {
+            Snapshot::default()
+        } else {
+            storage.load()?
+        };
         let core = Core::new(snapshot, config, rand::rngs::StdRng::from_entropy());
         Ok(Engine {
             core,
             storage,
             outs: HashMap::new(),
             lazy: Vec::new(),
+            resync: Arc::new(AtomicBool::new(false)),
+            dropped: HashSet::new(),
         })
+    }
+
+    /// The flag an inbound sink sets when it could not queue a notice.
+    pub fn resync_flag(&self) -> Arc<AtomicBool> {
+        self.resync.clone()
+    }
+
+    /// The store (to hand it the inbound sink before the engine runs).
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
     }
 
     /// Run until every sender of `rx` is gone (Ok) or storage fails twice (Err).
@@ -147,6 +181,10 @@ impl<S: Storage> Engine<S> {
 
     /// Handle one batch: process, commit, deliver.
     pub fn step(&mut self, batch: &mut Vec<EngineInput>) -> Result<(), StorageError> {
+        if self.storage.shared() {
+            self.step_shared(batch);
+            return Ok(());
+        }
         let now = now_secs();
         let mut fx = Effects::default();
         let mut force = false;
@@ -165,6 +203,7 @@ impl<S: Storage> Engine<S> {
                     force = true;
                     Input::Prune
                 }
+                EngineInput::Inbound(_) => continue, // one node: nothing comes from elsewhere
             };
             self.core.handle(input, now, &mut fx);
         }
@@ -175,6 +214,112 @@ impl<S: Storage> Engine<S> {
         }
         self.deliver(fx.out);
         Ok(())
+    }
+
+    /// One batch on a shared store: read the channels it touches under the store's lock,
+    /// decide, commit in the same transaction, then deliver (see the module doc).
+    fn step_shared(&mut self, batch: &mut Vec<EngineInput>) {
+        let now = now_secs();
+        let mut inputs = Vec::with_capacity(batch.len());
+        let mut notices = Vec::new();
+        let mut resync = self.resync.swap(false, Ordering::Relaxed);
+        let mut involved = HashSet::new();
+        for input in batch.drain(..) {
+            inputs.push(match input {
+                EngineInput::Connected { conn, address, out } => {
+                    self.outs.insert(conn, out);
+                    involved.insert(conn);
+                    Input::Connected { conn, address }
+                }
+                EngineInput::Frame { conn, .. } if self.dropped.contains(&conn) => continue,
+                EngineInput::Frame { conn, frame } => {
+                    involved.insert(conn);
+                    Input::Frame { conn, frame }
+                }
+                EngineInput::Disconnected { conn } => {
+                    self.outs.remove(&conn);
+                    self.dropped.remove(&conn);
+                    Input::Disconnected { conn }
+                }
+                EngineInput::Prune => Input::Prune,
+                EngineInput::Inbound(Inbound::Mailbox(m)) => {
+                    notices.push(m);
+                    continue;
+                }
+                EngineInput::Inbound(Inbound::Resync) => {
+                    resync = true;
+                    continue;
+                }
+            });
+        }
+        let mut keys = self.core.touches(&inputs, now);
+        if resync {
+            keys.mailboxes.extend(self.core.subscribed_mailboxes());
+        } else {
+            let subscribed = notices.into_iter().filter(|m| self.core.is_subscribed(m));
+            keys.mailboxes.extend(subscribed);
+        }
+        keys.dedup();
+        let mut fx = Effects::default();
+        let open = !keys.is_empty();
+        if open {
+            match self.storage.begin(&keys) {
+                Ok(snapshot) => self.core.reload(snapshot, &mut fx),
+                Err(e) => {
+                    tracing::error!("storage unavailable, dropping the clients of this batch: {e}");
+                    self.refuse(inputs, &involved, now);
+                    return;
+                }
+            }
+        }
+        for input in inputs {
+            self.core.handle(input, now, &mut fx);
+        }
+        self.core.forget_channels();
+        self.lazy.append(&mut fx.writes);
+        let urgent = self.lazy.iter().any(must_sync);
+        if open || urgent || self.lazy.len() >= MAX_LAZY {
+            let result = self.storage.commit(&self.lazy);
+            self.lazy.clear();
+            if let Err(e) = result {
+                tracing::error!("storage commit failed, dropping the clients of this batch: {e}");
+                let mut affected = involved;
+                for o in &fx.out {
+                    match o {
+                        Out::Send { conn, .. } => {
+                            affected.insert(*conn);
+                        }
+                        Out::Broadcast { conns, .. } => affected.extend(conns.iter().copied()),
+                    }
+                }
+                self.close_all(&affected);
+                self.resync.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        self.deliver(fx.out);
+    }
+
+    /// A batch whose transaction could not start: keep the connection bookkeeping, answer
+    /// nothing, close the connections that sent something (they reconnect and retry).
+    fn refuse(&mut self, inputs: Vec<Input>, involved: &HashSet<ConnId>, now: f64) {
+        let mut ignored = Effects::default();
+        for input in inputs {
+            if matches!(input, Input::Connected { .. } | Input::Disconnected { .. }) {
+                self.core.handle(input, now, &mut ignored);
+            }
+        }
+        self.close_all(involved);
+        self.resync.store(true, Ordering::Relaxed);
+    }
+
+    fn close_all(&mut self, conns: &HashSet<ConnId>) {
+        for conn in conns {
+            if let Some(outbox) = self.outs.remove(conn) {
+                outbox.close();
+                self.dropped.insert(*conn);
+            }
+        }
     }
 
     /// Commit every pending write.

@@ -21,6 +21,7 @@ use super::engine::{Engine, EngineInput};
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
+use crate::storage::StorageHealth;
 
 /// Capacity of the engine's input queue.
 const ENGINE_QUEUE: usize = 8192;
@@ -89,8 +90,23 @@ impl MailboxServer {
             max_mailbox_messages: args.max_mailbox_messages,
             channel_expiration: args.channel_expiration,
         };
-        let engine = Engine::new(storage, config)?;
+        let mut engine = Engine::new(storage, config)?;
+        let health = engine.storage_mut().health();
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
+        if engine.storage_mut().shared() {
+            // Other nodes' notices join the engine's queue. A weak sender, so the engine still
+            // stops once every connection and the accept loop are gone; a notice that does not
+            // fit makes the engine re-read every subscribed mailbox instead of being lost.
+            let resync = engine.resync_flag();
+            let queue = tx.downgrade();
+            engine.storage_mut().inbound(Box::new(move |notice| {
+                if let Some(queue) = queue.upgrade()
+                    && queue.try_send(EngineInput::Inbound(notice)).is_err()
+                {
+                    resync.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+            }));
+        }
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mailbox-engine".into())
@@ -111,12 +127,24 @@ impl MailboxServer {
             out_queue: args.max_mailbox_messages.saturating_add(64),
             ping_interval: Duration::from_secs_f64(args.ping_interval),
             idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+            health,
         });
         Ok(MailboxServer {
             shared,
             prune_interval: Duration::from_secs_f64(args.prune_interval),
             engine_done: done_rx,
         })
+    }
+
+    /// Whether the storage is reachable now (a node without its database refuses new
+    /// clients with `503`); for health endpoints.
+    pub fn storage_ready(&self) -> bool {
+        self.shared.health.ready()
+    }
+
+    /// The storage's health flags, to keep after [`MailboxServer::serve`] took the server.
+    pub fn storage_health(&self) -> Arc<StorageHealth> {
+        self.shared.health.clone()
     }
 
     /// Accept and serve connections on `listener` until the engine stops (storage failure).

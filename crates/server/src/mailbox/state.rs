@@ -78,7 +78,6 @@ struct Mailbox {
     updated: f64,
     sides: Vec<MailboxSide>,
     messages: Vec<StoredMessage>,
-    listeners: Vec<ConnId>,
     /// Names of the nameplates (in `app_id`) pointing here.
     nameplates: Vec<String>,
 }
@@ -98,11 +97,26 @@ pub struct UsageSettings {
     pub blur: Option<u64>,
 }
 
-/// All channels of all apps.
+/// A connection subscribed to a mailbox, and how many of its messages it has been sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Listener {
+    conn: ConnId,
+    /// Messages `0..seen` of the mailbox (in stored order) were sent to it.
+    seen: usize,
+}
+
+/// All channels of all apps, and this process's subscriptions.
+///
+/// The channel maps (`apps`, `mailboxes`) are either the whole committed state (one node:
+/// SQLite) or, on a shared store, only the channels read for the current batch
+/// ([`State::replace_channels`]). The subscriptions (`listeners`) are this node's own and
+/// outlive every reload; each one counts the messages already sent, so a message that reaches
+/// this node twice (its own `add` and a reload after another node's notice) is sent once.
 #[derive(Debug, Default)]
 pub struct State {
     apps: HashMap<String, App>,
     mailboxes: HashMap<String, Mailbox>,
+    listeners: HashMap<String, Vec<Listener>>,
     usage: UsageSettings,
 }
 
@@ -119,6 +133,54 @@ impl State {
             usage,
             ..State::default()
         };
+        st.fill(snap);
+        st
+    }
+
+    /// Replace the channel maps with `snap` (the channels read for one batch from a shared
+    /// store), keeping the subscriptions.
+    pub fn replace_channels(&mut self, snap: Snapshot) {
+        self.clear_channels();
+        self.fill(snap);
+    }
+
+    /// Forget every channel (kept: the subscriptions). On a shared store this runs after each
+    /// batch, so nothing read under one batch's lock is trusted in the next.
+    pub fn clear_channels(&mut self) {
+        self.apps.clear();
+        self.mailboxes.clear();
+    }
+
+    /// For each subscription of a loaded mailbox that has not been sent every stored message:
+    /// the connection and the messages it misses, oldest first (marked as sent).
+    pub fn catch_up(&mut self) -> Vec<(ConnId, Vec<StoredMessage>)> {
+        let mut out = Vec::new();
+        for (id, listeners) in self.listeners.iter_mut() {
+            let Some(mb) = self.mailboxes.get(id) else {
+                continue;
+            };
+            for l in listeners.iter_mut() {
+                if l.seen < mb.messages.len() {
+                    out.push((l.conn, mb.messages[l.seen..].to_vec()));
+                    l.seen = mb.messages.len();
+                }
+            }
+        }
+        out
+    }
+
+    /// The mailboxes this node has subscribers on.
+    pub fn subscribed_mailboxes(&self) -> Vec<String> {
+        self.listeners.keys().cloned().collect()
+    }
+
+    /// Whether this node has subscribers on `mailbox_id`.
+    pub fn is_subscribed(&self, mailbox_id: &str) -> bool {
+        self.listeners.contains_key(mailbox_id)
+    }
+
+    fn fill(&mut self, snap: Snapshot) {
+        let st = self;
         for m in snap.mailboxes {
             st.mailboxes.insert(
                 m.id,
@@ -128,7 +190,6 @@ impl State {
                     updated: m.updated,
                     sides: Vec::new(),
                     messages: Vec::new(),
-                    listeners: Vec::new(),
                     nameplates: Vec::new(),
                 },
             );
@@ -181,7 +242,6 @@ impl State {
                 });
             }
         }
-        st
     }
 
     /// Sorted nameplate names of an app.
@@ -224,7 +284,6 @@ impl State {
                         updated: now,
                         sides: Vec::new(),
                         messages: Vec::new(),
-                        listeners: Vec::new(),
                         nameplates: Vec::new(),
                     },
                 );
@@ -395,21 +454,40 @@ impl State {
 
     /// Subscribe a connection; returns the stored messages to replay.
     pub fn add_listener(&mut self, mailbox_id: &str, conn: ConnId) -> &[StoredMessage] {
-        match self.mailboxes.get_mut(mailbox_id) {
-            Some(mb) => {
-                if !mb.listeners.contains(&conn) {
-                    mb.listeners.push(conn);
-                }
-                &mb.messages
-            }
-            None => &[],
+        let Some(mb) = self.mailboxes.get(mailbox_id) else {
+            return &[];
+        };
+        let listeners = self.listeners.entry(mailbox_id.to_owned()).or_default();
+        if !listeners.iter().any(|l| l.conn == conn) {
+            listeners.push(Listener {
+                conn,
+                seen: mb.messages.len(),
+            });
         }
+        &mb.messages
     }
 
     /// Unsubscribe a connection.
     pub fn remove_listener(&mut self, mailbox_id: &str, conn: ConnId) {
-        if let Some(mb) = self.mailboxes.get_mut(mailbox_id) {
-            mb.listeners.retain(|c| *c != conn);
+        if let Some(listeners) = self.listeners.get_mut(mailbox_id) {
+            listeners.retain(|l| l.conn != conn);
+            if listeners.is_empty() {
+                self.listeners.remove(mailbox_id);
+            }
+        }
+    }
+
+    /// The connections subscribed to `mailbox_id`, marking all its messages as sent to them.
+    fn take_listeners(&mut self, mailbox_id: &str, seen: usize) -> Vec<ConnId> {
+        match self.listeners.get_mut(mailbox_id) {
+            Some(ls) => ls
+                .iter_mut()
+                .map(|l| {
+                    l.seen = seen;
+                    l.conn
+                })
+                .collect(),
+            None => Vec::new(),
         }
     }
 
@@ -438,7 +516,8 @@ impl State {
             updated: msg.server_rx,
         });
         mb.messages.push(msg);
-        mb.listeners.clone()
+        let seen = mb.messages.len();
+        self.take_listeners(mailbox_id, seen)
     }
 
     /// Mark `side` closed with `mood`. If no side remains open, delete the mailbox, its
@@ -515,6 +594,11 @@ impl State {
         w.push(Write::DeleteMailbox {
             id: mailbox_id.to_owned(),
         });
+        let listeners = self
+            .listeners
+            .remove(mailbox_id)
+            .map(|ls| ls.into_iter().map(|l| l.conn).collect())
+            .unwrap_or_default();
         if self.usage.enabled {
             let sides: Vec<(f64, Option<&str>)> =
                 mb.sides.iter().map(|s| (s.added, s.mood.as_deref())).collect();
@@ -523,20 +607,23 @@ impl State {
                 for_nameplate: mb.for_nameplate,
             });
         }
-        mb.listeners
+        listeners
     }
 
     /// Pruning pass: touch mailboxes that have listeners, then delete every mailbox (and its
     /// nameplates) not updated since `old`. Returns the listeners of deleted mailboxes.
     pub fn prune(&mut self, now: f64, old: f64, w: &mut Vec<Write>) -> Vec<ConnId> {
-        for (id, mb) in self.mailboxes.iter_mut() {
-            if !mb.listeners.is_empty() {
+        let mut subscribed: Vec<&String> = self.listeners.keys().collect();
+        subscribed.sort();
+        for id in subscribed {
+            // On a shared store the mailbox may not be loaded: the touch is written anyway.
+            if let Some(mb) = self.mailboxes.get_mut(id) {
                 mb.updated = now;
-                w.push(Write::TouchMailbox {
-                    id: id.clone(),
-                    updated: now,
-                });
             }
+            w.push(Write::TouchMailbox {
+                id: id.clone(),
+                updated: now,
+            });
         }
         let mut old_ids: Vec<String> = self
             .mailboxes
@@ -554,7 +641,7 @@ impl State {
 
     /// Number of subscribed connections (usage `current.connections_websocket`).
     pub fn listener_count(&self) -> usize {
-        self.mailboxes.values().map(|m| m.listeners.len()).sum()
+        self.listeners.values().map(Vec::len).sum()
     }
 
     /// Number of mailboxes (for tests and stats).

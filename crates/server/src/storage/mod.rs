@@ -25,29 +25,26 @@
 //!   ([`StorageConfig::open`]). The trait is called once per batch (one transaction), so
 //!   dynamic dispatch costs nothing measurable, and a second backend is one new file plus one
 //!   variant of [`StorageConfig`], with no change to `mailbox/`.
-//! - The PostgreSQL backend for one node (issue #13) fits as is: `load` reads the tables,
-//!   `commit` runs the batch in one transaction. Several nodes sharing one database need more
-//!   than this trait gives today: claims and allocations decided by the database rather than
-//!   by one node's memory, and messages added on another node arriving as engine inputs. The
-//!   writes already name the domain operations (claim a side, add a message, close with a
-//!   mood), which is what such a backend turns into conditional statements; the conflict
-//!   answers and the inbound stream will be additions to this trait, made with that backend.
-//!   Until then the PostgreSQL backend holds a node lock on its database (`postgres/lock.rs`)
-//!   so that a second node is refused at start instead of silently diverging.
-//! - The plan for several nodes, in this trait's terms (not built yet): (1) a channel's rows
-//!   become the authority: before the core decides a `claim`, `open`, `release` or `close`,
-//!   the engine asks the store for that channel's current rows (`SELECT … FOR UPDATE` on the
-//!   nameplate or mailbox row, in the batch's transaction), so crowding and reclaiming are
-//!   decided on what every node committed; `allocate` picks among names that are free in the
-//!   table, and the `(app_id, name)` primary key turns a race into a conflict answer that the
-//!   engine retries with another name. (2) An inbound stream: each commit that adds messages
-//!   sends `NOTIFY` with the mailbox id and `messages.seq`; every node `LISTEN`s, reads
-//!   `messages WHERE mailbox_id = … AND seq > last_seen` for mailboxes it has listeners on,
-//!   and after any reconnect of its listening connection re-reads from its last seen `seq`
-//!   for all of them, so nothing is missed and nothing is delivered twice. Those are two
-//!   additions to this trait (`lock_channel`-style reads inside the commit, and a receiver of
-//!   inbound changes handed to the engine); the core then treats an inbound message as it
-//!   treats a local `add`, minus the write.
+//! - Several nodes on one PostgreSQL database (issue #13): such a store says so
+//!   ([`Storage::shared`]), and the engine then treats its own memory as a per-batch cache.
+//!   Before handling a batch it asks the core which channels the batch may read
+//!   ([`ChannelKeys`]) and calls [`Storage::begin`], which opens the batch's transaction,
+//!   takes the store's channel lock and returns those channels' committed rows; the core
+//!   decides on them (crowding, reclaiming, allocation among the names free in the table,
+//!   replay), and [`Storage::commit`] applies the writes in that same transaction. So every
+//!   decision is made on what every node committed, and two nodes can never hand out the
+//!   same nameplate. After the batch the engine forgets the channels again; only its
+//!   subscriptions (which connection listens to which mailbox, and how many messages it
+//!   was sent) stay in memory.
+//! - Messages added on another node arrive through [`Storage::inbound`]: the store calls the
+//!   sink with [`Inbound::Mailbox`] for a mailbox that got messages (PostgreSQL: `NOTIFY`
+//!   sent in the adding transaction), or [`Inbound::Resync`] when notices may have been
+//!   missed (the listening connection was re-established). The engine re-reads those
+//!   mailboxes (every subscribed one, for a resync) in its next batch, and the core sends
+//!   each subscriber the stored messages past its count, so nothing is missed and nothing is
+//!   sent twice.
+//! - [`Storage::health`] tells the accept loop whether the store is reachable; a node whose
+//!   database is gone refuses new clients until it is back.
 
 mod backend;
 mod error;
@@ -287,6 +284,89 @@ pub struct Snapshot {
     pub messages: Vec<MessageRow>,
 }
 
+/// The channels one batch may read from a shared store ([`Storage::begin`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelKeys {
+    /// Apps whose nameplate names are all needed (`list`, `allocate`): names and mailbox
+    /// ids only.
+    pub apps: Vec<String>,
+    /// Nameplates `(app_id, name)`, with their sides and their mailbox.
+    pub nameplates: Vec<(String, String)>,
+    /// Mailboxes, with their sides, messages (in stored order) and the nameplates (with
+    /// sides) that point to them.
+    pub mailboxes: Vec<String>,
+    /// Also every mailbox last updated at or before this time (a prune pass).
+    pub expired: Option<f64>,
+}
+
+impl ChannelKeys {
+    /// Nothing to read.
+    pub fn is_empty(&self) -> bool {
+        self.apps.is_empty()
+            && self.nameplates.is_empty()
+            && self.mailboxes.is_empty()
+            && self.expired.is_none()
+    }
+
+    /// Sort and remove repeated keys.
+    pub fn dedup(&mut self) {
+        self.apps.sort();
+        self.apps.dedup();
+        self.nameplates.sort();
+        self.nameplates.dedup();
+        self.mailboxes.sort();
+        self.mailboxes.dedup();
+    }
+}
+
+/// A change made by another node, announced by a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// Messages were added to this mailbox.
+    Mailbox(String),
+    /// Notices may have been missed: re-read every subscribed mailbox.
+    Resync,
+}
+
+/// Where a shared store delivers [`Inbound`] notices (called from the store's own threads;
+/// must not block).
+pub type InboundSink = Box<dyn Fn(Inbound) + Send + Sync>;
+
+/// Whether a store is usable right now (shared by the store and the accept loop).
+#[derive(Debug)]
+pub struct StorageHealth {
+    reachable: std::sync::atomic::AtomicBool,
+    listening: std::sync::atomic::AtomicBool,
+}
+
+impl Default for StorageHealth {
+    fn default() -> Self {
+        StorageHealth {
+            reachable: std::sync::atomic::AtomicBool::new(true),
+            listening: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+}
+
+impl StorageHealth {
+    /// Whether the store answered its last call and (for a shared store) its notice
+    /// connection is up.
+    pub fn ready(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.reachable.load(Relaxed) && self.listening.load(Relaxed)
+    }
+
+    /// Record whether the last call reached the store.
+    pub fn set_reachable(&self, ok: bool) {
+        self.reachable.store(ok, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Record whether the notice connection is up.
+    pub fn set_listening(&self, ok: bool) {
+        self.listening.store(ok, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// A durable store for the mailbox state.
 ///
 /// Contract: [`Storage::commit`] applies the whole batch or nothing, in order, and when it
@@ -297,8 +377,28 @@ pub struct Snapshot {
 pub trait Storage: Send {
     /// Read the whole committed channel state.
     fn load(&mut self) -> Result<Snapshot, StorageError>;
-    /// Apply a batch of writes atomically and durably.
+    /// Apply a batch of writes atomically and durably. On a shared store, ends the
+    /// transaction [`Storage::begin`] opened (or opens one, with the lock, if none is open).
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError>;
+    /// Whether several nodes share this store (see the module doc). Default: no.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Shared store: open the batch's transaction, take the channel lock, and read `keys`.
+    /// The lock is held until the next [`Storage::commit`] (or until the next `begin`, which
+    /// rolls back). Default (not shared): nothing to read.
+    fn begin(&mut self, keys: &ChannelKeys) -> Result<Snapshot, StorageError> {
+        let _ = keys;
+        Ok(Snapshot::default())
+    }
+    /// Shared store: deliver other nodes' changes to `sink` from now on. Default: none come.
+    fn inbound(&mut self, sink: InboundSink) {
+        let _ = sink;
+    }
+    /// The store's health flags. Default: always ready.
+    fn health(&self) -> std::sync::Arc<StorageHealth> {
+        std::sync::Arc::new(StorageHealth::default())
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -307,5 +407,17 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
         (**self).commit(batch)
+    }
+    fn shared(&self) -> bool {
+        (**self).shared()
+    }
+    fn begin(&mut self, keys: &ChannelKeys) -> Result<Snapshot, StorageError> {
+        (**self).begin(keys)
+    }
+    fn inbound(&mut self, sink: InboundSink) {
+        (**self).inbound(sink)
+    }
+    fn health(&self) -> std::sync::Arc<StorageHealth> {
+        (**self).health()
     }
 }

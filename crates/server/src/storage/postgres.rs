@@ -1,49 +1,69 @@
-//! PostgreSQL implementation of [`Storage`] (tokio-postgres behind a deadpool connection pool).
+//! PostgreSQL implementation of [`Storage`] (tokio-postgres behind a deadpool connection pool),
+//! for one or many mailbox nodes sharing one database.
 //!
 //! Same promise as the SQLite backend: [`Storage::commit`] returns `Ok` only after PostgreSQL
 //! answered the `COMMIT` of the batch's one transaction, so (with the server's default
 //! `synchronous_commit = on`) no reply or delivery leaves the engine before its effects are
 //! durable. The schema is created and migrated on open (`schema.rs`, versioned in the
-//! `wormhole_migrations` table). Give the server a database of its own.
+//! `wormhole_migrations` table). Give the server a database of its own (shared by its nodes).
+//!
+//! Several nodes: the store is [`Storage::shared`]. Each batch is one transaction that first
+//! takes the channel lock (`pg_advisory_xact_lock`, held until its `COMMIT`), then reads the
+//! channels the batch touches ([`Storage::begin`], `read.rs`), and later applies the batch's
+//! writes and commits ([`Storage::commit`]). Batches of all nodes are therefore serialized,
+//! and each decides on rows no one else can change until it commits: allocation picks among
+//! names free in the table (the `(app_id, name)` primary key is the backstop), crowding and
+//! reclaiming count the sides every node recorded. Because messages are inserted and
+//! committed under the lock, `messages.seq` order is commit order, so a mailbox's messages
+//! only ever grow at the end and a subscriber's count of messages sent is a complete
+//! cursor. A batch that adds messages `NOTIFY`s their mailboxes in the same transaction (sent
+//! at `COMMIT`); `listen.rs` turns them into [`super::Inbound`] notices on every node.
 //!
 //! The [`Storage`] trait is synchronous and is called from the engine's own thread (and, for
-//! `open`/`load`, once from the start-up code, which may be inside the binary's runtime). So
-//! the backend owns a small tokio runtime of its own (`Worker`): each call is spawned there
-//! and the caller blocks on a plain channel for the answer. That never nests runtimes and
-//! keeps every async type inside this file.
+//! `open`, once from the start-up code, which may be inside the binary's runtime). So the
+//! backend owns a small tokio runtime of its own (`Worker`): each call is spawned there and
+//! the caller blocks on a plain channel for the answer. A batch's transaction lives in one
+//! spawned task from `begin` to `commit`, which hand it the writes over a channel. That never
+//! nests runtimes and keeps every async type inside this file.
 //!
 //! Faults: a pooled connection that PostgreSQL closed is replaced on the next call; a database
-//! that is down is waited for (up to `--database-wait`, [`DEFAULT_WAIT`]) before a call fails. A `COMMIT` whose
-//! answer was lost (connection cut at that moment) is ambiguous: each batch records a
-//! per-process token in `node_commits` inside its transaction, and when the engine retries the
-//! same batch after such an error the backend first reads the token back, so a batch that did
-//! land is not applied twice (no duplicated message).
+//! that is down is waited for (up to `--database-wait`, [`DEFAULT_WAIT`]) before a call fails,
+//! and meanwhile [`StorageHealth`] says unready. A `COMMIT` whose answer was lost (connection
+//! cut at that moment) is ambiguous: each batch records a per-process token in `node_commits`
+//! inside its transaction, and after such an error the backend reads the token back, so a
+//! batch that did land is reported as committed (and its replies are sent) and one that did
+//! not is reported failed (nothing of it was sent; the engine drops its clients).
 //!
-//! Owns: the runtime, the pool, migrations on open, the commit token, and the [`Storage`]
-//! impl; its parts are `schema.rs` (migrations), `read.rs` (SELECTs), `write.rs` (a batch's
-//! statements), `text.rs` (the NUL-safe escape of stored strings) and `lock.rs` (the
-//! single-node guard). Must not: decide protocol outcomes, or let anything PostgreSQL-shaped out
-//! through the trait (errors leave only as the boxed `source` of a [`StorageError`]).
+//! Owns: the runtime, the pool, migrations on open, the batch transaction, the commit token,
+//! and the [`Storage`] impl; its parts are `schema.rs` (migrations), `read.rs` (SELECTs),
+//! `write.rs` (a batch's statements), `text.rs` (the NUL-safe escape of stored strings) and
+//! `listen.rs` (the notice connection). Must not: decide protocol outcomes, or let anything
+//! PostgreSQL-shaped out through the trait (errors leave only as the boxed `source` of a
+//! [`StorageError`]).
 
-mod lock;
+mod listen;
 mod read;
 mod schema;
 mod text;
 mod write;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::NoTls;
 
-use super::{Snapshot, Storage, StorageError, Write};
+use super::{ChannelKeys, InboundSink, Snapshot, Storage, StorageError, StorageHealth, Write};
 
-/// How long a call waits for the database (a connection, the node lock) before failing, unless
+/// How long a call waits for the database (a connection) before failing, unless
 /// `--database-wait` says otherwise: long enough for a PostgreSQL crash recovery or failover.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 /// Connections kept by the pool (the engine uses one at a time; start-up may use another).
 const POOL_SIZE: usize = 4;
+/// Key of the channel lock every batch transaction takes (any constant, distinct from the
+/// migration lock).
+const CHANNEL_LOCK: i64 = 0x776f_726d_6368_616e; // "wormchan"
 
 /// Errors of the PostgreSQL backend (the `source` of a [`StorageError`]).
 #[derive(Debug, thiserror::Error)]
@@ -72,15 +92,6 @@ pub enum PgError {
     /// The backend's runtime dropped a call (it is shutting down).
     #[error("the PostgreSQL worker stopped")]
     WorkerGone,
-    /// Another mailbox node holds this database (one node per database for now).
-    #[error(
-        "another mailbox node is using this database (one node per database is supported; \
-         waited {secs} s for it to stop)"
-    )]
-    InUse {
-        /// How long we waited.
-        secs: u64,
-    },
     /// The database was migrated by a newer server (see [`StorageError::Version`]).
     #[error("database schema version {found} is newer than this server's")]
     TooNew {
@@ -166,24 +177,30 @@ async fn connection(pool: &Pool, wait: Duration) -> Result<deadpool_postgres::Ob
     }
 }
 
+/// A batch transaction that is open on the worker (between `begin` and `commit`).
+struct OpenBatch {
+    /// Hands the task the batch's token and writes (dropping it rolls back).
+    writes: tokio::sync::oneshot::Sender<(i64, Vec<Write>)>,
+    /// The task's answer to the `COMMIT`.
+    done: std::sync::mpsc::Receiver<Result<(), PgError>>,
+}
+
 /// The PostgreSQL store.
 pub struct PostgresStorage {
     worker: Worker,
     pool: Pool,
-    /// For re-taking the node lock.
+    /// For the notice connection.
     config: tokio_postgres::Config,
-    /// The single-node guard (`lock.rs`); `None` after its connection was lost and until the
-    /// next commit takes it again.
-    lock: Option<lock::NodeLock>,
     /// How long a call waits for the database.
     wait: Duration,
     usage: bool,
-    /// This process's name in `node_commits` (random per open).
+    /// This process's name in `node_commits` and `usage_current` (random per open).
     node: String,
     /// Token of the last batch attempted.
     token: i64,
-    /// A batch whose `COMMIT` failed: its token and writes, until we know whether it landed.
-    uncertain: Option<(i64, Vec<Write>)>,
+    /// The batch transaction `begin` opened.
+    open: Option<OpenBatch>,
+    health: Arc<StorageHealth>,
 }
 
 impl std::fmt::Debug for PostgresStorage {
@@ -213,7 +230,7 @@ fn describe(config: &tokio_postgres::Config) -> String {
 impl PostgresStorage {
     /// Connect to `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`), create or migrate the
     /// schema, and keep usage records there when `usage` is set. Every call waits up to `wait`
-    /// for an unreachable database (and, at open, for another node's lock) before failing.
+    /// for an unreachable database before failing.
     pub fn open(url: &str, usage: bool, wait: Duration) -> Result<Self, StorageError> {
         let config: tokio_postgres::Config = url
             .parse()
@@ -253,30 +270,18 @@ impl PostgresStorage {
             }
             Err(e) => return Err(fail(e)),
         }
-        let node_lock = worker.run(lock::take(config.clone(), wait)).map_err(fail)?;
         let node = format!("{:016x}", rand::random::<u64>());
         Ok(PostgresStorage {
             worker,
             pool,
             config,
-            lock: Some(node_lock),
             wait,
             usage,
             node,
             token: 0,
-            uncertain: None,
+            open: None,
+            health: Arc::new(StorageHealth::default()),
         })
-    }
-
-    /// Make sure this node holds the node lock before it writes (re-taken after a reconnect).
-    fn hold_lock(&mut self) -> Result<(), PgError> {
-        if self.lock.as_ref().is_some_and(|l| !l.is_lost()) {
-            return Ok(());
-        }
-        self.lock = None;
-        tracing::warn!("PostgreSQL node lock lost (connection closed); taking it again");
-        self.lock = Some(self.worker.run(lock::take(self.config.clone(), self.wait))?);
-        Ok(())
     }
 
     /// After a failed commit: did batch `token` land after all?
@@ -290,23 +295,110 @@ impl PostgresStorage {
         })
     }
 
-    fn write(&self, token: i64, batch: Vec<Write>) -> Result<(), PgError> {
+    /// Start the batch task: a transaction holding the channel lock, with `keys` read.
+    fn open_batch(&mut self, keys: ChannelKeys) -> Result<Snapshot, PgError> {
+        self.open = None; // a batch still open is rolled back
         let pool = self.pool.clone();
-        let node = self.node.clone();
-        let usage = self.usage;
         let wait = self.wait;
-        let now = now_secs();
-        self.worker.run(async move {
-            let mut statements = Vec::with_capacity(batch.len() + 1);
-            statements.push(write::record_token(&node, token, now));
-            statements.extend(batch.iter().filter_map(|w| write::statement(w, usage, &node)));
-            let mut client = connection(&pool, wait).await?;
-            let tx = client.transaction().await?;
-            write::run_all(&tx, statements).await?;
-            tx.commit().await?;
-            Ok(())
-        })
+        let usage = self.usage;
+        let node = self.node.clone();
+        let (read_tx, read_rx) = std::sync::mpsc::sync_channel(1);
+        let (writes_tx, writes_rx) = tokio::sync::oneshot::channel::<(i64, Vec<Write>)>();
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        let rt = self.worker.rt.as_ref().ok_or(PgError::WorkerGone)?;
+        rt.spawn(async move {
+            let mut client = match connection(&pool, wait).await {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = read_tx.send(Err(e));
+                    return;
+                }
+            };
+            let tx = match locked(&mut client, &keys).await {
+                Ok((tx, snapshot)) => {
+                    let _ = read_tx.send(Ok(snapshot));
+                    tx
+                }
+                Err(e) => {
+                    let _ = read_tx.send(Err(e));
+                    return;
+                }
+            };
+            // Dropped sender: the engine gave up on the batch; dropping `tx` rolls back.
+            let Ok((token, writes)) = writes_rx.await else {
+                return;
+            };
+            let _ = done_tx.send(apply(tx, &node, token, &writes, usage).await);
+        });
+        let snapshot = read_rx.recv().unwrap_or(Err(PgError::WorkerGone))?;
+        self.open = Some(OpenBatch {
+            writes: writes_tx,
+            done: done_rx,
+        });
+        Ok(snapshot)
     }
+
+    /// Commit `batch` in the open batch transaction (opening one if none is).
+    fn finish(&mut self, batch: &[Write]) -> Result<(), PgError> {
+        if self.open.is_none() {
+            self.open_batch(ChannelKeys::default())?;
+        }
+        let open = self.open.take().ok_or(PgError::WorkerGone)?;
+        self.token += 1;
+        let token = self.token;
+        if open.writes.send((token, batch.to_vec())).is_err() {
+            return Err(PgError::WorkerGone);
+        }
+        match open.done.recv().unwrap_or(Err(PgError::WorkerGone)) {
+            Ok(()) => Ok(()),
+            // The COMMIT may have landed even though its answer was lost.
+            Err(e) => match self.landed(token) {
+                Ok(true) => {
+                    tracing::warn!("PostgreSQL commit answer lost, but the batch landed: {e}");
+                    Ok(())
+                }
+                Ok(false) | Err(_) => Err(e),
+            },
+        }
+    }
+}
+
+/// Open a transaction on `client`, take the channel lock, read `keys`.
+async fn locked<'a>(
+    client: &'a mut deadpool_postgres::Object,
+    keys: &ChannelKeys,
+) -> Result<(deadpool_postgres::Transaction<'a>, Snapshot), PgError> {
+    let tx = client.transaction().await?;
+    let lock = tx.prepare_cached("SELECT pg_advisory_xact_lock($1)").await?;
+    tx.execute(&lock, &[&CHANNEL_LOCK]).await?;
+    let snapshot = if keys.is_empty() {
+        Snapshot::default()
+    } else {
+        read::read_channels(&tx, keys).await?
+    };
+    Ok((tx, snapshot))
+}
+
+/// Write the token, the batch and its notices in `tx`, and commit.
+async fn apply(
+    tx: deadpool_postgres::Transaction<'_>,
+    node: &str,
+    token: i64,
+    batch: &[Write],
+    usage: bool,
+) -> Result<(), PgError> {
+    let mut statements = Vec::with_capacity(batch.len() + 2);
+    statements.push(write::record_token(node, token, now_secs()));
+    let writes = write::without_repeated_touches(batch);
+    statements.extend(
+        writes
+            .into_iter()
+            .filter_map(|w| write::statement(w, usage, node)),
+    );
+    statements.extend(write::notices(batch));
+    write::run_all(&tx, statements).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 impl Storage for PostgresStorage {
@@ -322,26 +414,35 @@ impl Storage for PostgresStorage {
     }
 
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
-        if batch.is_empty() {
-            return Ok(());
+        let result = self.finish(batch);
+        self.health.set_reachable(result.is_ok());
+        result.map_err(|e| StorageError::commit(batch.len(), e))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn begin(&mut self, keys: &ChannelKeys) -> Result<Snapshot, StorageError> {
+        let result = self.open_batch(keys.clone());
+        self.health.set_reachable(result.is_ok());
+        result.map_err(StorageError::load)
+    }
+
+    fn inbound(&mut self, sink: InboundSink) {
+        let Some(rt) = self.worker.rt.as_ref() else {
+            return;
+        };
+        self.health.set_listening(false);
+        rt.spawn(listen::run(self.config.clone(), sink, self.health.clone()));
+        // Start serving only once notices flow (or report unready after the wait).
+        let deadline = std::time::Instant::now() + self.wait;
+        while !self.health.ready() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
-        self.hold_lock()
-            .map_err(|e| StorageError::commit(batch.len(), e))?;
-        if let Some((token, writes)) = self.uncertain.take() {
-            match self.landed(token) {
-                Ok(true) if writes == batch => return Ok(()),
-                Ok(_) => {}
-                Err(e) => {
-                    self.uncertain = Some((token, writes));
-                    return Err(StorageError::commit(batch.len(), e));
-                }
-            }
-        }
-        self.token += 1;
-        let token = self.token;
-        self.write(token, batch.to_vec()).map_err(|e| {
-            self.uncertain = Some((token, batch.to_vec()));
-            StorageError::commit(batch.len(), e)
-        })
+    }
+
+    fn health(&self) -> Arc<StorageHealth> {
+        self.health.clone()
     }
 }

@@ -9,6 +9,7 @@
 //! dies without dropping it (SIGKILL, abort), so no postmaster outlives the tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -358,4 +359,238 @@ impl Client {
             }
         }
     }
+}
+
+/// What a [`numbered_sender`] run saw.
+#[derive(Debug, Default)]
+pub struct NumberedRun {
+    /// Numbers whose `add` was acknowledged.
+    pub acked: Vec<usize>,
+    /// How many times the sender had to connect again.
+    pub reconnects: usize,
+    /// Whether the fault was triggered.
+    pub faulted: bool,
+}
+
+/// Connect and bind, retrying (a node without its database answers 503, a dead node does
+/// not answer) for up to [`WAIT`] * 2.
+pub async fn bound_retrying(urls: &[String], turn: usize, appid: &str, side: &str) -> Client {
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    let mut turn = turn;
+    loop {
+        let url = &urls[turn % urls.len()];
+        if let Ok(Ok((ws, _))) = tokio::time::timeout(WAIT, connect_async(url.as_str())).await {
+            let mut c = Client { ws };
+            if c.try_bind(appid, side).await.is_some() {
+                return c;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no node accepted a client"
+        );
+        turn += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl Client {
+    /// Read the welcome and bind; `None` if the connection fails.
+    async fn try_bind(&mut self, appid: &str, side: &str) -> Option<()> {
+        let w = self.try_recv().await?;
+        (w["type"] == "welcome").then_some(())?;
+        let bind = json!({"type": "bind", "appid": appid, "side": side, "id": "b"});
+        self.ws.send(Message::text(bind.to_string())).await.ok()?;
+        let a = self.try_recv().await?;
+        (a["type"] == "ack").then_some(())
+    }
+
+    /// Next data frame, or `None` when the connection ends (or nothing comes for [`WAIT`]).
+    pub async fn try_recv(&mut self) -> Option<Value> {
+        loop {
+            let m = tokio::time::timeout(WAIT, self.ws.next()).await.ok()??.ok()?;
+            match m {
+                Message::Text(t) => return serde_json::from_str(&t).ok(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Claim and open; the message ids replayed (in order), or `None` if the connection fails.
+    async fn try_claim_open(&mut self, nameplate: &str) -> Option<(String, Vec<String>)> {
+        let claim = json!({"type": "claim", "nameplate": nameplate, "id": "c"});
+        self.ws.send(Message::text(claim.to_string())).await.ok()?;
+        let mut mailbox = None;
+        while mailbox.is_none() {
+            let v = self.try_recv().await?;
+            match v["type"].as_str() {
+                Some("ack") => {}
+                Some("claimed") => mailbox = v["mailbox"].as_str().map(str::to_owned),
+                _ => panic!("unexpected answer to claim: {v}"),
+            }
+        }
+        let mailbox = mailbox?;
+        let open = json!({"type": "open", "mailbox": mailbox, "id": "o"});
+        self.ws.send(Message::text(open.to_string())).await.ok()?;
+        let ping = json!({"type": "ping", "ping": 1, "id": "p"});
+        self.ws.send(Message::text(ping.to_string())).await.ok()?;
+        let mut ids = Vec::new();
+        loop {
+            let v = self.try_recv().await?;
+            match v["type"].as_str() {
+                Some("ack") => {}
+                Some("pong") => return Some((mailbox, ids)),
+                Some("message") => ids.push(v["id"].as_str()?.to_owned()),
+                _ => panic!("unexpected answer to open: {v}"),
+            }
+        }
+    }
+}
+
+/// A client that numbers its messages: adds `n0`…`n{count-1}` (pipelined) as side
+/// `numbered` to the mailbox of `nameplate`, connecting to `urls` in turn. Whenever its
+/// connection drops it connects again, learns from the replay which of its messages are
+/// stored, and sends only the others, in order. `fault` runs once `at` adds were acknowledged.
+pub async fn numbered_sender(
+    urls: &[String],
+    appid: &str,
+    nameplate: &str,
+    count: usize,
+    at: usize,
+    fault: impl FnOnce(),
+) -> NumberedRun {
+    let mut run = NumberedRun::default();
+    let mut fault = Some(fault);
+    let mut stored: HashSet<usize> = HashSet::new();
+    for turn in 0.. {
+        assert!(turn < 50, "gave up after {turn} connections");
+        let mut c = bound_retrying(urls, turn, appid, "numbered").await;
+        let Some((_, replayed)) = c.try_claim_open(nameplate).await else {
+            run.reconnects += 1;
+            continue;
+        };
+        let mine: Vec<usize> = replayed
+            .iter()
+            .filter_map(|id| id.strip_prefix('n')?.parse().ok())
+            .collect();
+        let mut seen = HashSet::new();
+        for i in &mine {
+            assert!(seen.insert(*i), "message n{i} stored twice: {mine:?}");
+        }
+        stored.extend(mine);
+        let todo: Vec<usize> = (0..count).filter(|i| !stored.contains(i)).collect();
+        if todo.is_empty() {
+            return run;
+        }
+        let (mut tx, mut rx) = c.ws.split();
+        let sender = tokio::spawn(async move {
+            for i in todo {
+                let m = json!({"type": "add", "phase": format!("p{i}"), "body": format!("{i:08x}"),
+                               "id": format!("n{i}")});
+                if tx.send(Message::text(m.to_string())).await.is_err() {
+                    return;
+                }
+            }
+        });
+        loop {
+            let next = tokio::time::timeout(WAIT, rx.next()).await;
+            let Ok(Some(Ok(Message::Text(t)))) = next else {
+                break;
+            };
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "ack"
+                && let Some(i) = v["id"].as_str().and_then(|id| id.strip_prefix('n')?.parse().ok())
+            {
+                run.acked.push(i);
+                stored.insert(i);
+                if run.acked.len() >= at
+                    && let Some(f) = fault.take()
+                {
+                    run.faulted = true;
+                    f();
+                }
+                if stored.len() == count {
+                    break;
+                }
+            }
+        }
+        sender.abort();
+        if stored.len() == count {
+            return run;
+        }
+        run.reconnects += 1;
+    }
+    unreachable!()
+}
+
+/// Every connection of a listener: the message ids it was sent, in order.
+pub type Deliveries = Vec<Vec<String>>;
+
+/// Listen as side `listener` on the mailbox of `nameplate` until `count` numbered messages
+/// were seen (reconnecting through `urls` when dropped); returns what each connection got.
+pub async fn numbered_listener(
+    urls: Vec<String>,
+    appid: String,
+    nameplate: String,
+    count: usize,
+) -> Deliveries {
+    let mut all: Deliveries = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    for turn in 0..50 {
+        let mut c = bound_retrying(&urls, turn + 1, &appid, "listener").await;
+        let Some((_, replayed)) = c.try_claim_open(&nameplate).await else {
+            continue;
+        };
+        let mut got = replayed;
+        seen.extend(got.iter().cloned());
+        while seen.len() < count {
+            let Some(v) = c.try_recv().await else {
+                break;
+            };
+            if v["type"] == "message"
+                && let Some(id) = v["id"].as_str()
+            {
+                got.push(id.to_owned());
+                seen.insert(id.to_owned());
+            }
+        }
+        all.push(got);
+        if seen.len() >= count {
+            return all;
+        }
+    }
+    panic!("listener gave up: {} of {count} seen", seen.len());
+}
+
+/// Check a numbered run: every acknowledged number stored, the stored messages exactly
+/// `n0..n{count-1}` in order, and no listener connection sent a message twice.
+pub fn check_numbered(run: &NumberedRun, stored: &[String], deliveries: &Deliveries, count: usize) {
+    let expected: Vec<String> = (0..count).map(|i| format!("n{i}")).collect();
+    let have: HashSet<&String> = stored.iter().collect();
+    for i in &run.acked {
+        assert!(have.contains(&format!("n{i}")), "acknowledged n{i} lost");
+    }
+    assert_eq!(
+        stored,
+        expected.as_slice(),
+        "each message stored exactly once, in order"
+    );
+    for (k, got) in deliveries.iter().enumerate() {
+        let mut once = HashSet::new();
+        for id in got {
+            assert!(once.insert(id), "listener connection {k} was sent {id} twice");
+        }
+    }
+}
+
+/// The message ids stored in the mailbox of `nameplate`, as a fresh side sees them replayed.
+pub async fn stored_ids(url: &str, appid: &str, nameplate: &str) -> Vec<String> {
+    // The sender's own side: a third side would make the nameplate crowded.
+    let mut c = bound_retrying(&[url.to_owned()], 0, appid, "numbered").await;
+    let (_, ids) = c
+        .try_claim_open(nameplate)
+        .await
+        .expect("audit connection failed");
+    ids.into_iter().filter(|id| id.starts_with('n')).collect()
 }

@@ -58,6 +58,12 @@ CREATE INDEX usage_client_versions_time_idx ON usage_client_versions (connect_ti
 CREATE TABLE node_commits (
   node TEXT PRIMARY KEY, token BIGINT NOT NULL, updated DOUBLE PRECISION NOT NULL);
 ",
+    // 2: several nodes read single channels per batch: the nameplates of a mailbox, and the
+    //    mailboxes a prune pass expires, by index.
+    "
+CREATE INDEX nameplates_mailbox_idx ON nameplates (mailbox_id);
+CREATE INDEX mailboxes_updated_idx ON mailboxes (updated);
+",
 ];
 
 /// The newest version this server knows.

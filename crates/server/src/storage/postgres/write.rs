@@ -17,8 +17,8 @@ use std::task::Poll;
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::ToSql;
 
-use super::PgError;
 use super::text::encode;
+use super::{PgError, listen};
 use crate::storage::Write;
 
 /// One statement's parameters, owned (they outlive the borrow of the batch by the futures).
@@ -41,6 +41,51 @@ pub(super) fn record_token(node: &str, token: i64, now: f64) -> (&'static str, P
          ON CONFLICT (node) DO UPDATE SET token = EXCLUDED.token, updated = EXCLUDED.updated",
         vec![b(node.to_owned()), b(token), b(now)],
     )
+}
+
+/// The writes of `batch` worth a statement: a mailbox's `TouchMailbox` is dropped when a later
+/// one of the same mailbox follows in the batch (times only grow, so the last touch has the
+/// value; keeping the last one keeps it after any insert of that mailbox). Order is kept.
+pub(super) fn without_repeated_touches(batch: &[Write]) -> Vec<&Write> {
+    let mut later: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut kept: Vec<&Write> = batch
+        .iter()
+        .rev()
+        .filter(|w| match w {
+            Write::TouchMailbox { id, .. } => later.insert(id.as_str()),
+            _ => true,
+        })
+        .collect();
+    kept.reverse();
+    kept
+}
+
+/// The `NOTIFY` of every mailbox that `batch` adds messages to (sent by PostgreSQL at
+/// `COMMIT`, to every node's notice connection, see `listen.rs`).
+pub(super) fn notices(batch: &[Write]) -> Vec<(&'static str, Params)> {
+    let mut ids: Vec<&str> = batch
+        .iter()
+        .filter_map(|w| match w {
+            Write::InsertMessage(m) => Some(m.mailbox_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let stored = encode(id);
+            let payload = if stored.len() > listen::MAX_PAYLOAD {
+                listen::RESYNC_PAYLOAD.to_owned()
+            } else {
+                stored.into_owned()
+            };
+            (
+                "SELECT pg_notify($1, $2)",
+                vec![b(listen::CHANNEL.to_owned()), b(payload)],
+            )
+        })
+        .collect()
 }
 
 /// Prepare and run `statements` in one pipelined burst, in order; the first error wins.
@@ -334,6 +379,22 @@ mod tests {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    #[test]
+    fn only_the_last_touch_of_a_mailbox_is_kept() {
+        let touch = |id: &str, t: f64| Write::TouchMailbox {
+            id: id.into(),
+            updated: t,
+        };
+        let batch = vec![
+            touch("a", 1.0),
+            Write::DeleteMailbox { id: "b".into() },
+            touch("b", 2.0),
+            touch("a", 3.0),
+        ];
+        let kept = without_repeated_touches(&batch);
+        assert_eq!(kept, vec![&batch[1], &batch[2], &batch[3]]);
     }
 
     #[test]
