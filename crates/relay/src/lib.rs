@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod handshake;
+pub mod metrics;
 pub mod registry;
 mod server;
 pub mod splice;
@@ -126,6 +127,7 @@ impl RelayArgs {
             limits: self.limits(),
             usage: UsageSink::start(db, log)?,
             blur_usage: self.blur_usage.filter(|&b| b > 0),
+            metrics: metrics::RelayMetrics::default(),
         })
     }
 }
@@ -203,6 +205,8 @@ pub struct RelayConfig {
     pub usage: UsageSink,
     /// `--blur-usage` seconds.
     pub blur_usage: Option<u64>,
+    /// Where the relay counts what it does.
+    pub metrics: metrics::RelayMetrics,
 }
 
 /// Errors that stop the relay.
@@ -257,13 +261,19 @@ pub enum RelayError {
 
 /// Bind the listeners named by `args` and run the relay until the process is stopped.
 pub async fn run(args: RelayArgs) -> Result<(), RelayError> {
+    run_with_metrics(args, metrics::RelayMetrics::default()).await
+}
+
+/// [`run`], counting into `metrics`.
+pub async fn run_with_metrics(args: RelayArgs, metrics: metrics::RelayMetrics) -> Result<(), RelayError> {
     let tcp = bind(parse_listen(&args.listen)?)?;
     let websocket = args
         .websocket
         .as_deref()
         .map(|a| parse_listen(a).and_then(bind))
         .transpose()?;
-    let config = args.config()?;
+    let mut config = args.config()?;
+    config.metrics = metrics;
     serve(config, tcp, websocket).await
 }
 

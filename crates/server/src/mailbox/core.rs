@@ -16,7 +16,8 @@ use wormhole_proto::server_msg::{NameplateEntry, ServerMessage, Welcome, YourAdd
 use super::fields;
 use super::state::{ChannelError, ConnId, State, StoredMessage, UsageSettings};
 use super::usage::blur;
-use crate::storage::{Snapshot, Write};
+use crate::metrics::Reason;
+use crate::storage::{Outcome, Snapshot, Write};
 
 /// Settings of the core (from the command line).
 #[derive(Debug, Clone)]
@@ -108,6 +109,19 @@ pub struct Effects {
     pub writes: Vec<Write>,
     /// Replies, in order.
     pub out: Vec<Out>,
+    /// Counts for the metrics.
+    pub stats: Stats,
+}
+
+/// What the metrics learn from one batch.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stats {
+    /// Messages added.
+    pub messages: u64,
+    /// Their body bytes.
+    pub message_bytes: u64,
+    /// Commands refused by a limit.
+    pub rejected: Vec<Reason>,
 }
 
 impl Effects {
@@ -174,6 +188,11 @@ impl<R: Rng> Core<R> {
     /// The channel state (for tests and stats).
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// Outcomes of the mailboxes retired since the last call (metrics).
+    pub fn take_retired(&mut self) -> Vec<Outcome> {
+        self.state.take_retired()
     }
 
     /// Handle one input at time `now` (seconds since the epoch).
@@ -352,6 +371,7 @@ impl<R: Rng> Core<R> {
         fx: &mut Effects,
     ) -> Result<(), String> {
         if self.conn(conn)?.did_allocate {
+            fx.stats.rejected.push(Reason::NameplatesPerConnection);
             return Err("you already allocated one, don't be greedy".to_owned());
         }
         let name = self
@@ -386,6 +406,7 @@ impl<R: Rng> Core<R> {
         };
         let c = self.conn(conn)?;
         if c.did_claim {
+            fx.stats.rejected.push(Reason::NameplatesPerConnection);
             return Err("only one claim per connection".to_owned());
         }
         let name = fields::check_nameplate(v)?;
@@ -482,6 +503,7 @@ impl<R: Rng> Core<R> {
         let msg_id = fields::optional_str(msg, "id")?;
         let count = self.state.message_count(&mailbox_id).unwrap_or(0);
         if count >= self.config.max_mailbox_messages {
+            fx.stats.rejected.push(Reason::MailboxFull);
             return Err(format!(
                 "mailbox is full ({} messages); close it and start again",
                 self.config.max_mailbox_messages
@@ -494,6 +516,8 @@ impl<R: Rng> Core<R> {
             server_rx: now,
             msg_id: msg_id.map(str::to_owned),
         };
+        fx.stats.messages += 1;
+        fx.stats.message_bytes += body.len() as u64;
         let out = message(&stored);
         let listeners = self.state.add_message(&mailbox_id, stored, &mut fx.writes);
         if !listeners.is_empty() {

@@ -24,10 +24,16 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wormhole_proto::server_msg::{ServerMessage, YourAddress};
 
-use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
+use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply, Stats};
 use super::outbox::{Outbox, PushError};
 use super::state::ConnId;
+use crate::metrics::MailboxMetrics;
 use crate::storage::{Storage, StorageError, Write};
+
+/// A count as a gauge value.
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// Most inputs handled in one batch (one transaction).
 pub const MAX_BATCH: usize = 4096;
@@ -73,6 +79,8 @@ pub enum EngineInput {
     },
     /// Prune tick.
     Prune,
+    /// `/ready`: run the storage's cheap query and answer (the error's text on failure).
+    Ready(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
 /// Seconds since the epoch.
@@ -114,6 +122,7 @@ pub struct Engine<S> {
     outs: HashMap<ConnId, OutSender>,
     /// Committed-later writes (see [`must_sync`]).
     lazy: Vec<Write>,
+    metrics: MailboxMetrics,
 }
 
 impl<S: Storage> Engine<S> {
@@ -126,7 +135,14 @@ impl<S: Storage> Engine<S> {
             storage,
             outs: HashMap::new(),
             lazy: Vec::new(),
+            metrics: MailboxMetrics::default(),
         })
+    }
+
+    /// Report into `metrics` (instead of a private set nobody reads).
+    pub fn with_metrics(mut self, metrics: MailboxMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Run until every sender of `rx` is gone (Ok) or storage fails twice (Err).
@@ -165,6 +181,10 @@ impl<S: Storage> Engine<S> {
                     force = true;
                     Input::Prune
                 }
+                EngineInput::Ready(answer) => {
+                    let _ = answer.send(self.storage.ready().map_err(|e| e.to_string()));
+                    continue;
+                }
             };
             self.core.handle(input, now, &mut fx);
         }
@@ -173,8 +193,26 @@ impl<S: Storage> Engine<S> {
         if force || self.lazy.len() >= MAX_LAZY || urgent {
             self.flush()?;
         }
+        self.count(&fx.stats);
         self.deliver(fx.out);
         Ok(())
+    }
+
+    /// Bring the metrics up to date after a batch.
+    fn count(&mut self, stats: &Stats) {
+        let m = &self.metrics;
+        m.messages.inc_by(stats.messages);
+        m.message_bytes.inc_by(stats.message_bytes);
+        for r in &stats.rejected {
+            m.reject(*r);
+        }
+        for outcome in self.core.take_retired() {
+            m.retired(outcome);
+        }
+        let state = self.core.state();
+        m.apps.set(gauge(state.app_count()));
+        m.nameplates.set(gauge(state.nameplate_count()));
+        m.mailboxes.set(gauge(state.mailbox_count()));
     }
 
     /// Commit every pending write.
@@ -182,7 +220,12 @@ impl<S: Storage> Engine<S> {
         if self.lazy.is_empty() {
             return Ok(());
         }
-        if let Err(first) = self.storage.commit(&self.lazy) {
+        let started = std::time::Instant::now();
+        let first = self.storage.commit(&self.lazy);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(first) = first {
             tracing::error!("storage commit failed, retrying once: {first}");
             self.storage.commit(&self.lazy)?;
         }

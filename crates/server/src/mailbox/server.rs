@@ -18,9 +18,11 @@ use wormhole_proto::server_msg::Welcome;
 use super::connection::{self, Shared};
 use super::core::CoreConfig;
 use super::engine::{Engine, EngineInput};
+use super::limits::PerIp;
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
+use crate::metrics::MailboxMetrics;
 
 /// Capacity of the engine's input queue.
 const ENGINE_QUEUE: usize = 8192;
@@ -58,6 +60,14 @@ fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         return bad("--idle-timeout must be a positive number of seconds");
     }
+    if !(args.max_connection_lifetime.is_finite() && args.max_connection_lifetime >= 0.0)
+        || args.max_connection_lifetime > MAX_SECS
+    {
+        return bad("--max-connection-lifetime must be 0 (no limit) to 10000000 seconds");
+    }
+    if !(args.commands_per_second.is_finite() && args.commands_per_second >= 0.0) {
+        return bad("--commands-per-second must be zero (no limit) or more");
+    }
     if args.max_message_size < 1024 {
         return bad("--max-message-size must be at least 1024 bytes");
     }
@@ -70,6 +80,11 @@ fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
 impl MailboxServer {
     /// Open the databases, load the committed state and start the engine thread.
     pub fn start(args: &MailboxArgs) -> Result<Self, ServerError> {
+        Self::start_with_metrics(args, MailboxMetrics::default())
+    }
+
+    /// [`MailboxServer::start`], reporting into `metrics`.
+    pub fn start_with_metrics(args: &MailboxArgs, metrics: MailboxMetrics) -> Result<Self, ServerError> {
         check_args(args)?;
         let store = args.storage();
         let storage = store.open()?;
@@ -89,7 +104,7 @@ impl MailboxServer {
             max_mailbox_messages: args.max_mailbox_messages,
             channel_expiration: args.channel_expiration,
         };
-        let engine = Engine::new(storage, config)?;
+        let engine = Engine::new(storage, config)?.with_metrics(metrics.clone());
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
@@ -111,12 +126,24 @@ impl MailboxServer {
             out_queue: args.max_mailbox_messages.saturating_add(64),
             ping_interval: Duration::from_secs_f64(args.ping_interval),
             idle_timeout: Duration::from_secs_f64(args.idle_timeout),
+            max_lifetime: (args.max_connection_lifetime > 0.0)
+                .then(|| Duration::from_secs_f64(args.max_connection_lifetime)),
+            command_rate: args.commands_per_second,
+            command_burst: args.command_burst,
+            conns_per_ip: PerIp::new(args.max_connections_per_ip),
+            nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
+            metrics,
         });
         Ok(MailboxServer {
             shared,
             prune_interval: Duration::from_secs_f64(args.prune_interval),
             engine_done: done_rx,
         })
+    }
+
+    /// The `/ready` probe of this server (asks the engine to query its storage).
+    pub fn probe(&self) -> crate::ops::Probe {
+        crate::ops::Probe::Engine(self.shared.engine.clone())
     }
 
     /// Accept and serve connections on `listener` until the engine stops (storage failure).

@@ -299,6 +299,10 @@ pub trait Storage: Send {
     fn load(&mut self) -> Result<Snapshot, StorageError>;
     /// Apply a batch of writes atomically and durably.
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError>;
+    /// Whether the store answers now: a cheap query, for `/ready`. Changes nothing.
+    fn ready(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -307,5 +311,8 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
         (**self).commit(batch)
+    }
+    fn ready(&mut self) -> Result<(), StorageError> {
+        (**self).ready()
     }
 }

@@ -166,6 +166,9 @@ async fn connection(pool: &Pool, wait: Duration) -> Result<deadpool_postgres::Ob
     }
 }
 
+/// Longest wait of a readiness query (`/ready` answers within seconds).
+const READY_WAIT: Duration = Duration::from_secs(2);
+
 /// The PostgreSQL store.
 pub struct PostgresStorage {
     worker: Worker,
@@ -319,6 +322,18 @@ impl Storage for PostgresStorage {
                 read::read_snapshot(&mut client).await
             })
             .map_err(StorageError::load)
+    }
+
+    fn ready(&mut self) -> Result<(), StorageError> {
+        let pool = self.pool.clone();
+        let wait = self.wait.min(READY_WAIT);
+        self.worker
+            .run(async move {
+                let client = connection(&pool, wait).await?;
+                client.simple_query("SELECT 1").await?;
+                Ok(())
+            })
+            .map_err(StorageError::unreachable)
     }
 
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {
