@@ -115,6 +115,18 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_nameplates_per_ip: usize,
 
+    /// Ask every new connection for a hashcash proof of work of BITS leading zero bits before
+    /// `bind` (the welcome's `permission-required`; 1 to 24, about 2^BITS SHA-1s for the
+    /// client: 20 takes well under a second). Clients that do not support it get a welcome
+    /// `error`.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub require_hashcash: Option<u32>,
+
+    /// With `--require-hashcash`: ask only while more than N connections per second arrive
+    /// (averaged over 10 s); below that, connections bind for free.
+    #[arg(long, value_name = "N", requires = "require_hashcash")]
+    pub hashcash_above_rate: Option<f64>,
+
     /// Serve `/metrics` (Prometheus), `/health` and `/ready` on this address (off by default).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
@@ -202,6 +214,8 @@ impl MailboxArgs {
             command_burst: 100,
             max_nameplates_per_ip: 32,
             metrics: None,
+            require_hashcash: None,
+            hashcash_above_rate: None,
         }
     }
 }

@@ -315,6 +315,7 @@ mod tests {
             usage: UsageSettings::default(),
             max_mailbox_messages: 10,
             channel_expiration: 60.0,
+            hashcash: None,
         };
         let mut engine = Engine::new(rec.clone(), config).unwrap();
         let outbox = Arc::new(Outbox::new(100));

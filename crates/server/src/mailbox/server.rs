@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use wormhole_proto::server_msg::Welcome;
 
 use super::connection::{self, Shared};
-use super::core::CoreConfig;
+use super::core::{CoreConfig, HashcashPolicy};
 use super::engine::{Engine, EngineInput};
 use super::limits::PerIp;
 use super::state::UsageSettings;
@@ -68,6 +68,12 @@ fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
     if !(args.commands_per_second.is_finite() && args.commands_per_second >= 0.0) {
         return bad("--commands-per-second must be zero (no limit) or more");
     }
+    if args
+        .hashcash_above_rate
+        .is_some_and(|r| !(r.is_finite() && r >= 0.0))
+    {
+        return bad("--hashcash-above-rate must be zero or more connections per second");
+    }
     if args.max_message_size < 1024 {
         return bad("--max-message-size must be at least 1024 bytes");
     }
@@ -103,6 +109,10 @@ impl MailboxServer {
             },
             max_mailbox_messages: args.max_mailbox_messages,
             channel_expiration: args.channel_expiration,
+            hashcash: args.require_hashcash.map(|bits| HashcashPolicy {
+                bits,
+                above_rate: args.hashcash_above_rate,
+            }),
         };
         let engine = Engine::new(storage, config)?.with_metrics(metrics.clone());
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
