@@ -18,6 +18,7 @@ pub mod splice;
 pub mod stream;
 pub mod usage;
 pub mod usage_sink;
+pub mod zero_copy;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +97,10 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = splice::DEFAULT_BUFFER_SIZE, value_name = "BYTES",
           value_parser = clap::value_parser!(usize))]
     pub buffer_size: usize,
+
+    /// Relay TCP pairs through the copy loop instead of `splice(2)` (for comparison benchmarks).
+    #[arg(long)]
+    pub no_splice: bool,
 }
 
 impl RelayArgs {
@@ -111,6 +116,7 @@ impl RelayArgs {
             buffer_size: self
                 .buffer_size
                 .clamp(splice::MIN_BUFFER_SIZE, splice::MAX_BUFFER_SIZE),
+            zero_copy: !self.no_splice,
             ..Limits::default()
         }
     }
@@ -192,6 +198,7 @@ impl ServeRelayArgs {
             max_bytes: self.relay_max_bytes,
             max_time: self.relay_max_time,
             buffer_size: splice::DEFAULT_BUFFER_SIZE,
+            no_splice: false,
         }
     }
 }

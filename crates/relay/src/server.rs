@@ -28,6 +28,7 @@ use crate::splice::{self, Carried, End};
 use crate::stream::{RelayStream, WsBytes, tune_tcp, ws_config};
 use crate::usage::{CurrentRow, Half, Mood, UsageRecord};
 use crate::usage_sink::UsageSink;
+use crate::zero_copy;
 use crate::{RelayConfig, RelayError};
 
 /// How often the `current` row is rewritten.
@@ -460,15 +461,35 @@ async fn relay_pair(shared: &Shared, mut a: RelayStream, a_started: f64, a_early
     let end = match greeted {
         Ok(Ok(())) => {
             let mut body = Carried::default();
-            let run = splice::splice(
-                &mut a,
-                &mut b_stream,
-                shared.limits.max_bytes,
-                shared.limits.buffer_size,
-                &shared.live_bytes,
-                &mut body,
-            );
-            let end = match shared.limits.max_time {
+            let limits = &shared.limits;
+            let run = async {
+                match (&mut a, &mut b_stream) {
+                    // Two TCP legs: the kernel moves the bytes (`zero_copy`).
+                    (RelayStream::Tcp(ta), RelayStream::Tcp(tb)) if limits.zero_copy => {
+                        zero_copy::splice_tcp(
+                            ta,
+                            tb,
+                            limits.max_bytes,
+                            limits.buffer_size,
+                            &shared.live_bytes,
+                            &mut body,
+                        )
+                        .await
+                    }
+                    (a, b) => {
+                        splice::splice(
+                            a,
+                            b,
+                            limits.max_bytes,
+                            limits.buffer_size,
+                            &shared.live_bytes,
+                            &mut body,
+                        )
+                        .await
+                    }
+                }
+            };
+            let end = match limits.max_time {
                 Some(t) => tokio::time::timeout(t, run).await.ok(),
                 None => Some(run.await),
             };
