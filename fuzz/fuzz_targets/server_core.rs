@@ -19,6 +19,7 @@ fuzz_target!(|data: &[u8]| {
         },
         max_mailbox_messages: 16,
         channel_expiration: 100.0,
+        hashcash: None,
     };
     let mut core = Core::new(Snapshot::default(), config, rand::rngs::StdRng::seed_from_u64(1));
     let mut fx = Effects::default();

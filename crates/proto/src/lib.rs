@@ -6,6 +6,7 @@
 //!
 //! Module map:
 //! - [`server_msg`]: the client ⇄ mailbox-server wire messages (JSON, serde).
+//! - [`hashcash`]: proof-of-work stamps of the mailbox's `permission-required` scheme.
 //! - [`code`], [`wordlist`]: wormhole codes, the PGP word list and completion.
 //! - [`key`]: SPAKE2, HKDF purposes, secretbox.
 //! - [`machine`]: the client state machines (Boss and friends), events in, actions out.
@@ -18,6 +19,7 @@
 
 pub mod code;
 pub mod dilation;
+pub mod hashcash;
 pub mod key;
 pub mod machine;
 pub mod server_msg;

@@ -111,6 +111,18 @@ pub enum ClientCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<String>,
     },
+    /// Answer the welcome's `permission-required` before `bind` (docs/protocol.md §1.10).
+    /// wormhole-rs 0.8 sends the type as `submit-permission`; servers accept both.
+    #[serde(rename = "submit-permissions", alias = "submit-permission")]
+    SubmitPermissions {
+        /// The method chosen, e.g. `hashcash`.
+        method: String,
+        /// The hashcash stamp.
+        stamp: String,
+        /// Optional command id, echoed in the `ack`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+    },
 }
 
 impl ClientCommand {
@@ -125,7 +137,8 @@ impl ClientCommand {
             | ClientCommand::Release { id, .. }
             | ClientCommand::Open { id, .. }
             | ClientCommand::Add { id, .. }
-            | ClientCommand::Close { id, .. } => id.as_deref(),
+            | ClientCommand::Close { id, .. }
+            | ClientCommand::SubmitPermissions { id, .. } => id.as_deref(),
         }
     }
 }

@@ -535,8 +535,11 @@ fn lose_connection_at_every_step(who: usize) {
             .filter(|(c, v)| *c == who && v["type"] == "bind")
             .map(|(_, v)| v["side"].clone())
             .collect();
+        // Steps 1 and 2 are the two welcomes: a connection lost there never sent its `bind`
+        // (which waits for the welcome, §1.10), so only the reconnection binds.
         if w.lost_while_open {
-            assert!(binds.len() >= 2, "step {at}: no reconnection");
+            assert!(binds.len() >= 2 || at <= 2, "step {at}: no reconnection");
+            assert!(!binds.is_empty(), "step {at}: never bound");
         }
         assert!(binds.iter().all(|s| *s == json!(side_for(who))));
     }

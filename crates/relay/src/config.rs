@@ -31,6 +31,8 @@ pub struct Limits {
     pub buffer_size: usize,
     /// Time given to a polite close (flush, FIN, WebSocket close) before the socket is just dropped.
     pub close_timeout: Duration,
+    /// Join two TCP legs with `splice(2)` (false: the copy loop, as for WebSocket legs).
+    pub zero_copy: bool,
 }
 
 impl Default for Limits {
@@ -44,6 +46,7 @@ impl Default for Limits {
             max_time: None,
             buffer_size: crate::splice::DEFAULT_BUFFER_SIZE,
             close_timeout: Duration::from_secs(5),
+            zero_copy: true,
         }
     }
 }

@@ -11,12 +11,14 @@
 
 pub mod config;
 pub mod handshake;
+pub mod metrics;
 pub mod registry;
 mod server;
 pub mod splice;
 pub mod stream;
 pub mod usage;
 pub mod usage_sink;
+pub mod zero_copy;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,6 +97,10 @@ pub struct RelayArgs {
     #[arg(long, default_value_t = splice::DEFAULT_BUFFER_SIZE, value_name = "BYTES",
           value_parser = clap::value_parser!(usize))]
     pub buffer_size: usize,
+
+    /// Relay TCP pairs through the copy loop instead of `splice(2)` (for comparison benchmarks).
+    #[arg(long)]
+    pub no_splice: bool,
 }
 
 impl RelayArgs {
@@ -110,6 +116,7 @@ impl RelayArgs {
             buffer_size: self
                 .buffer_size
                 .clamp(splice::MIN_BUFFER_SIZE, splice::MAX_BUFFER_SIZE),
+            zero_copy: !self.no_splice,
             ..Limits::default()
         }
     }
@@ -126,6 +133,7 @@ impl RelayArgs {
             limits: self.limits(),
             usage: UsageSink::start(db, log)?,
             blur_usage: self.blur_usage.filter(|&b| b > 0),
+            metrics: metrics::RelayMetrics::default(),
         })
     }
 }
@@ -190,6 +198,7 @@ impl ServeRelayArgs {
             max_bytes: self.relay_max_bytes,
             max_time: self.relay_max_time,
             buffer_size: splice::DEFAULT_BUFFER_SIZE,
+            no_splice: false,
         }
     }
 }
@@ -203,6 +212,8 @@ pub struct RelayConfig {
     pub usage: UsageSink,
     /// `--blur-usage` seconds.
     pub blur_usage: Option<u64>,
+    /// Where the relay counts what it does.
+    pub metrics: metrics::RelayMetrics,
 }
 
 /// Errors that stop the relay.
@@ -257,13 +268,19 @@ pub enum RelayError {
 
 /// Bind the listeners named by `args` and run the relay until the process is stopped.
 pub async fn run(args: RelayArgs) -> Result<(), RelayError> {
+    run_with_metrics(args, metrics::RelayMetrics::default()).await
+}
+
+/// [`run`], counting into `metrics`.
+pub async fn run_with_metrics(args: RelayArgs, metrics: metrics::RelayMetrics) -> Result<(), RelayError> {
     let tcp = bind(parse_listen(&args.listen)?)?;
     let websocket = args
         .websocket
         .as_deref()
         .map(|a| parse_listen(a).and_then(bind))
         .transpose()?;
-    let config = args.config()?;
+    let mut config = args.config()?;
+    config.metrics = metrics;
     serve(config, tcp, websocket).await
 }
 

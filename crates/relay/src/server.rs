@@ -22,11 +22,13 @@ use tokio::time::Instant;
 
 use crate::config::Limits;
 use crate::handshake::{self, LineScan, MAX_LINE, Request};
+use crate::metrics::{Reason, RelayMetrics};
 use crate::registry::{ConnId, Registered, Registry};
 use crate::splice::{self, Carried, End};
 use crate::stream::{RelayStream, WsBytes, tune_tcp, ws_config};
 use crate::usage::{CurrentRow, Half, Mood, UsageRecord};
 use crate::usage_sink::UsageSink;
+use crate::zero_copy;
 use crate::{RelayConfig, RelayError};
 
 /// How often the `current` row is rewritten.
@@ -71,6 +73,7 @@ struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.shared.metrics.connections.dec();
         let mut per_ip = lock(&self.shared.per_ip);
         if let Some(n) = per_ip.get_mut(&self.ip) {
             *n = n.saturating_sub(1);
@@ -93,6 +96,7 @@ struct Shared {
     /// Bytes carried so far by pairs still relaying.
     live_bytes: AtomicU64,
     rebooted: i64,
+    metrics: RelayMetrics,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -101,6 +105,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn record(&self, me: Half, buddy: Option<Half>, mood: Mood) {
+        self.metrics.ended(mood);
         if self.usage.is_enabled() {
             self.usage
                 .record(UsageRecord::new(me, buddy, now(), mood, self.blur));
@@ -117,16 +122,21 @@ impl Shared {
         }
     }
 
-    /// Claim a connection slot, or `None` when a limit is reached.
+    /// Claim a connection slot, or `None` when a limit is reached (counted in the metrics).
     fn admit(self: &Arc<Self>, sem: &Arc<Semaphore>, peer: SocketAddr) -> Option<Slot> {
-        let permit = sem.clone().try_acquire_owned().ok()?;
+        let Ok(permit) = sem.clone().try_acquire_owned() else {
+            self.metrics.reject(Reason::Connections);
+            return None;
+        };
         let ip = peer.ip();
         let mut per_ip = lock(&self.per_ip);
         let n = per_ip.entry(ip).or_insert(0);
         if self.limits.max_connections_per_ip > 0 && *n >= self.limits.max_connections_per_ip {
+            self.metrics.reject(Reason::ConnectionsPerIp);
             return None;
         }
         *n += 1;
+        self.metrics.connections.inc();
         Some(Slot {
             _permit: permit,
             ip,
@@ -160,6 +170,7 @@ pub async fn serve(
         relaying: AtomicU64::new(0),
         live_bytes: AtomicU64::new(0),
         rebooted: now() as i64,
+        metrics: config.metrics,
     });
     let mut tasks = JoinSet::new();
     let mut stats = tokio::time::interval(STATS_INTERVAL);
@@ -431,6 +442,7 @@ async fn relay_pair(shared: &Shared, mut a: RelayStream, a_started: f64, a_early
         _slot: b_slot,
     } = b;
     shared.relaying.fetch_add(2, Ordering::Relaxed);
+    shared.metrics.pairs_active.inc();
     let mut carried = Carried::default();
     let greet = async {
         splice::write_reply(&mut a, OK).await?;
@@ -449,15 +461,35 @@ async fn relay_pair(shared: &Shared, mut a: RelayStream, a_started: f64, a_early
     let end = match greeted {
         Ok(Ok(())) => {
             let mut body = Carried::default();
-            let run = splice::splice(
-                &mut a,
-                &mut b_stream,
-                shared.limits.max_bytes,
-                shared.limits.buffer_size,
-                &shared.live_bytes,
-                &mut body,
-            );
-            let end = match shared.limits.max_time {
+            let limits = &shared.limits;
+            let run = async {
+                match (&mut a, &mut b_stream) {
+                    // Two TCP legs: the kernel moves the bytes (`zero_copy`).
+                    (RelayStream::Tcp(ta), RelayStream::Tcp(tb)) if limits.zero_copy => {
+                        zero_copy::splice_tcp(
+                            ta,
+                            tb,
+                            limits.max_bytes,
+                            limits.buffer_size,
+                            &shared.live_bytes,
+                            &mut body,
+                        )
+                        .await
+                    }
+                    (a, b) => {
+                        splice::splice(
+                            a,
+                            b,
+                            limits.max_bytes,
+                            limits.buffer_size,
+                            &shared.live_bytes,
+                            &mut body,
+                        )
+                        .await
+                    }
+                }
+            };
+            let end = match limits.max_time {
                 Some(t) => tokio::time::timeout(t, run).await.ok(),
                 None => Some(run.await),
             };
@@ -469,17 +501,28 @@ async fn relay_pair(shared: &Shared, mut a: RelayStream, a_started: f64, a_early
             end
         }
         Ok(Err(e)) => Some(End::Error(e)),
-        Err(_) => None,
+        Err(_) => Some(End::Error(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "sending ok timed out",
+        ))),
     };
     match end {
         Some(End::Error(e)) => tracing::debug!("relay pair ended: {e}"),
-        Some(End::ByteCap) => tracing::info!("relay pair closed at the byte limit"),
-        None => tracing::info!("relay pair closed at the time limit"),
+        Some(End::ByteCap) => {
+            shared.metrics.reject(Reason::Bytes);
+            tracing::info!("relay pair closed at the byte limit");
+        }
+        None => {
+            shared.metrics.reject(Reason::Time);
+            tracing::info!("relay pair closed at the time limit");
+        }
         Some(End::ClosedA | End::ClosedB) => {}
     }
     let limit = shared.limits.close_timeout;
     tokio::join!(splice::close(a, limit), splice::close(b_stream, limit));
     shared.relaying.fetch_sub(2, Ordering::Relaxed);
+    shared.metrics.pairs_active.dec();
+    shared.metrics.bytes.inc_by(carried.a_to_b + carried.b_to_a);
     drop(b_slot);
     shared.record(
         Half {

@@ -1,4 +1,6 @@
-//! Gluing two paired connections together: bytes each way through one fixed buffer per direction.
+//! Gluing two paired connections together: bytes each way through one fixed buffer per direction
+//! (used when a leg is a WebSocket, or with `--no-splice`; two TCP legs go through
+//! [`crate::zero_copy`]).
 //!
 //! Owns: the copy loop (backpressure both ways: a direction reads only after its buffer was fully
 //! written to the other side), lazy buffer allocation (an idle pair holds no buffer), byte counting

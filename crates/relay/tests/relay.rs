@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use wormhole_relay::RelayArgs;
+use wormhole_relay::metrics::{Reason, RelayMetrics};
 
 #[derive(Parser)]
 struct Cli {
@@ -28,6 +29,7 @@ struct Relay {
     _log_file: std::fs::File,
     _dir: tempfile::TempDir,
     task: tokio::task::JoinHandle<()>,
+    metrics: RelayMetrics,
 }
 
 impl Drop for Relay {
@@ -46,6 +48,7 @@ async fn relay(extra: &[&str]) -> Relay {
     argv.extend_from_slice(extra);
     let args = Cli::parse_from(argv).relay;
     let config = args.config().unwrap();
+    let metrics = config.metrics.clone();
     let tcp = wormhole_relay::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let ws = wormhole_relay::bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let (tcp_addr, ws_addr) = (tcp.local_addr().unwrap(), ws.local_addr().unwrap());
@@ -60,6 +63,7 @@ async fn relay(extra: &[&str]) -> Relay {
         _log_file: log_file,
         _dir: dir,
         task,
+        metrics,
     }
 }
 
@@ -373,6 +377,10 @@ async fn connection_cap_refuses_extra_connections_and_recovers() {
         .await
         .unwrap();
     assert!(matches!(n, Ok(0) | Err(_)), "refused at once: {n:?}");
+    assert!(
+        r.metrics.rejected_count(Reason::Connections) >= 1,
+        "refusal counted"
+    );
     held.clear();
     // The relay frees the slots once it has seen the closes; until then it refuses new ones, so try
     // pairing until both sides are admitted (bounded wait).
@@ -427,6 +435,8 @@ async fn per_ip_cap() {
         .await
         .unwrap();
     assert!(matches!(n, Ok(0) | Err(_)));
+    assert_eq!(r.metrics.rejected_count(Reason::ConnectionsPerIp), 1);
+    assert_eq!(r.metrics.rejected_count(Reason::Connections), 0);
 }
 
 /// The value of `counter` once it has not moved for a second (polled; gives up after 60 s).
@@ -469,6 +479,11 @@ async fn byte_cap_closes_the_pair() {
         matches!(closed, Ok(Ok(0) | Err(_))),
         "the writer's side is closed too: {closed:?}"
     );
+    assert_eq!(
+        r.metrics.rejected_count(Reason::Bytes),
+        1,
+        "counted before the close"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,6 +493,11 @@ async fn time_cap_closes_the_pair() {
     let t = Instant::now();
     assert_eq!(read_to_end(&mut b).await, b"");
     assert!(t.elapsed() >= Duration::from_millis(900));
+    assert_eq!(
+        r.metrics.rejected_count(Reason::Time),
+        1,
+        "counted before the close"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

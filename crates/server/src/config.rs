@@ -90,6 +90,47 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "SECS", default_value_t = 600.0)]
     pub idle_timeout: f64,
 
+    /// Close a connection this many seconds after it opened, busy or not (0: no limit).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400.0)]
+    pub max_connection_lifetime: f64,
+
+    /// Most simultaneous WebSocket connections from one client IP address (0: no limit); more
+    /// get a welcome `error` and are closed.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_connections_per_ip: usize,
+
+    /// Commands per second one connection may send on average (token bucket; 0: no limit);
+    /// commands over it get an `error` and are dropped.
+    #[arg(long, value_name = "N", default_value_t = 20.0)]
+    pub commands_per_second: f64,
+
+    /// Commands one connection may send at once before `--commands-per-second` applies; a
+    /// connection refused more than this many times in a row is closed.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub command_burst: u32,
+
+    /// Most connections from one client IP address holding a nameplate (claimed or allocated)
+    /// at once (0: no limit); more claims get an `error`. One connection holds at most one
+    /// allocation and one claim (the protocol's own rule).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub max_nameplates_per_ip: usize,
+
+    /// Ask every new connection for a hashcash proof of work of BITS leading zero bits before
+    /// `bind` (the welcome's `permission-required`; 1 to 24, about 2^BITS SHA-1s for the
+    /// client: 20 takes well under a second). Clients that do not support it get a welcome
+    /// `error`.
+    #[arg(long, value_name = "BITS", value_parser = clap::value_parser!(u32).range(1..=24))]
+    pub require_hashcash: Option<u32>,
+
+    /// With `--require-hashcash`: ask only while more than N connections per second arrive
+    /// (averaged over 10 s); below that, connections bind for free.
+    #[arg(long, value_name = "N", requires = "require_hashcash")]
+    pub hashcash_above_rate: Option<f64>,
+
+    /// Serve `/metrics` (Prometheus), `/health` and `/ready` on this address (off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+
     /// SQLite durability: `full` fsyncs every commit (survives power loss); `normal`
     /// survives a crash of the server process only.
     #[arg(long, value_enum, default_value = "full")]
@@ -167,6 +208,14 @@ impl MailboxArgs {
             idle_timeout: 600.0,
             sync: SyncMode::Full,
             io_threads: 0,
+            max_connection_lifetime: 86_400.0,
+            max_connections_per_ip: 64,
+            commands_per_second: 20.0,
+            command_burst: 100,
+            max_nameplates_per_ip: 32,
+            metrics: None,
+            require_hashcash: None,
+            hashcash_above_rate: None,
         }
     }
 }
@@ -195,6 +244,12 @@ mod tests {
         assert_eq!(cli.args.prune_interval, d.prune_interval);
         assert_eq!(cli.args.channel_expiration, d.channel_expiration);
         assert_eq!(cli.args.sync, d.sync);
+        assert_eq!(cli.args.max_connection_lifetime, d.max_connection_lifetime);
+        assert_eq!(cli.args.max_connections_per_ip, d.max_connections_per_ip);
+        assert_eq!(cli.args.commands_per_second, d.commands_per_second);
+        assert_eq!(cli.args.command_burst, d.command_burst);
+        assert_eq!(cli.args.max_nameplates_per_ip, d.max_nameplates_per_ip);
+        assert_eq!(cli.args.metrics, d.metrics);
     }
 
     #[test]

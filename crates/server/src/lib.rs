@@ -13,6 +13,8 @@
 
 pub mod config;
 pub mod mailbox;
+pub mod metrics;
+pub mod ops;
 pub mod rlimit;
 pub mod runtime;
 pub mod storage;

@@ -66,3 +66,74 @@ async fn dual_stack_listen() {
     let (_b, w6) = Client::connect(&format!("ws://[::1]:{port}/v1")).await;
     assert_eq!(w6["welcome"]["your-address"]["ipv6"], "::1");
 }
+
+/// `--metrics` serves the operator endpoint beside the mailbox; `--log-format json` writes one
+/// JSON object per log line (here the warning of a failed `/ready`).
+#[tokio::test]
+async fn metrics_endpoint_and_json_logs() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.sqlite");
+    let server = common::spawn(&[
+        "--log-format",
+        "json",
+        "--channel-db",
+        db.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let wait_for_log = |needle: &str| {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = server.logs().lines().find(|l| l.contains(needle)) {
+                return line.to_owned();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {needle:?} in {}",
+                server.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let line = wait_for_log("metrics on http://");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.strip_suffix("/metrics"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let get = |path: &'static str| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+            s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            out
+        }
+    };
+    let (_c, _) = Client::connect(server.url()).await;
+    let metrics = get("/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert!(
+        metrics.contains("\nwormhole_mailbox_connections 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+    assert!(get("/ready").await.starts_with("HTTP/1.1 200"));
+    std::fs::remove_file(&db).unwrap();
+    assert!(get("/ready").await.starts_with("HTTP/1.1 503"));
+    let warning = wait_for_log("not ready");
+    let v: serde_json::Value = serde_json::from_str(&warning).expect("a JSON log line");
+    assert_eq!(v["level"], "WARN", "{v}");
+    assert!(
+        v["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("not ready: storage is not reachable")
+    );
+}

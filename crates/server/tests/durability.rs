@@ -21,7 +21,15 @@ async fn acknowledged_state_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("channel.sqlite");
     let db = db.to_str().unwrap().to_owned();
-    let flags = ["--channel-db", &db, "--max-mailbox-messages", "100000"];
+    // One connection streams 20,000 adds: no command-rate limit for this test.
+    let flags = [
+        "--channel-db",
+        &db,
+        "--max-mailbox-messages",
+        "100000",
+        "--commands-per-second",
+        "0",
+    ];
     let mut server = common::spawn(&flags);
 
     // Claims: A and B on 31 (full), D released 32 while E keeps it.

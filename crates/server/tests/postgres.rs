@@ -45,6 +45,8 @@ fn pg_args(url: &str) -> MailboxArgs {
     let mut a = MailboxArgs::defaults();
     a.listen = "127.0.0.1:0".into();
     a.database = Some(url.into());
+    // The fault tests stream thousands of adds on one connection.
+    a.commands_per_second = 0.0;
     a
 }
 
@@ -285,7 +287,14 @@ async fn acknowledged_state_survives_sigkill_of_the_server() {
     let Some(db) = database("sigkill").await else {
         return;
     };
-    let flags = ["--database", &db, "--max-mailbox-messages", "100000"];
+    let flags = [
+        "--database",
+        &db,
+        "--max-mailbox-messages",
+        "100000",
+        "--commands-per-second",
+        "0",
+    ];
     let mut server = Spawned::start(&flags);
     let mut a = Client::bound(&server.url(), APP, "side-a").await;
     let mb = a.claim("31").await;

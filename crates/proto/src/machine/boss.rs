@@ -26,6 +26,7 @@ use super::key_choice::KeyChoice;
 use super::mailbox::{Mailbox, Rx};
 use super::nameplate::Nameplate;
 use super::order::Order;
+use super::permission::{self, Permission};
 use super::receive::{Receive, RxOutcome};
 use super::rendezvous::{
     Command, ConnState, FrameError, Inbound, MAX_MESSAGE_BYTES, backoff_delay, parse_frame,
@@ -82,6 +83,8 @@ pub struct Boss {
     phase: Phase,
     result: Option<Result<Mood, WormholeError>>,
     welcome_seen: bool,
+    /// The current connection has not seen its welcome yet, so it is not bound.
+    awaiting_welcome: bool,
     code_str: Option<String>,
     verifier: Option<[u8; 32]>,
     peer_versions: Option<Value>,
@@ -135,6 +138,7 @@ impl Boss {
             phase: Phase::Empty,
             result: None,
             welcome_seen: false,
+            awaiting_welcome: false,
             code_str: None,
             verifier: None,
             peer_versions: None,
@@ -181,16 +185,67 @@ impl Boss {
         self.conn = ConnState::Connected;
         self.ever_connected = true;
         self.attempt = 0;
-        let mut cmds = vec![Command::Bind {
+        // `bind` waits for this connection's welcome, which may ask for a permission first
+        // (§1.10); every server sends the welcome as soon as the WebSocket is up.
+        self.awaiting_welcome = true;
+        self.arm_timers(now);
+    }
+
+    /// Bind this connection (after `stamp`'s `submit-permissions`, if any), then send whatever
+    /// is outstanding (§2.7).
+    fn bind(&mut self, stamp: Option<String>) {
+        let mut cmds: Vec<Command> = stamp.map(Command::SubmitHashcash).into_iter().collect();
+        cmds.push(Command::Bind {
             appid: self.cfg.appid.clone(),
             side: self.cfg.side.clone(),
             client_version: self.cfg.client_version.clone(),
-        }];
+        });
         self.nameplate.connected(&mut cmds);
         self.mailbox.connected(&mut cmds);
         self.code.connected(&mut cmds);
         self.flush(cmds);
-        self.arm_timers(now);
+    }
+
+    /// A welcome arrived on the current connection.
+    fn welcome(&mut self, v: Value, server_tx: Option<f64>) {
+        let permission = permission::answer(&v, server_tx, &mut *self.rng);
+        let refusal = match &permission {
+            Permission::Unsupported(methods) => Some(format!(
+                "the server requires permission by {}, which this client does not support",
+                methods.join(", ")
+            )),
+            Permission::TooHard(bits) => Some(format!(
+                "the server asks for {bits} bits of hashcash, more than the {} this client computes",
+                crate::hashcash::MAX_MINT_BITS
+            )),
+            Permission::NotRequired | Permission::Hashcash(_) => None,
+        };
+        let mut failure = None;
+        if !self.welcome_seen {
+            self.welcome_seen = true;
+            let mut w = Welcome::from_value(v);
+            if matches!(permission, Permission::Hashcash(_)) {
+                // That error is addressed to clients that cannot pay; we do.
+                w.error = None;
+            }
+            match w.error.clone().or(refusal) {
+                Some(e) => failure = Some(e),
+                None => self.deliver(Event::Welcome(w)),
+            }
+        } else {
+            failure = refusal;
+        }
+        // Bind even when failing, so the close that follows reaches the server as before.
+        if std::mem::take(&mut self.awaiting_welcome) {
+            let stamp = match permission {
+                Permission::Hashcash(stamp) => Some(stamp),
+                _ => None,
+            };
+            self.bind(stamp);
+        }
+        if let Some(e) = failure {
+            self.fail(Mood::Unwelcome, WormholeError::Welcome(e));
+        }
     }
 
     /// The connection was lost or a connect attempt failed. `jitter` in `[0,1)` seconds is added
@@ -254,16 +309,7 @@ impl Boss {
     fn inbound(&mut self, inbound: Inbound) {
         let mut cmds = Vec::new();
         match inbound {
-            Inbound::Welcome(v) => {
-                if !self.welcome_seen {
-                    self.welcome_seen = true;
-                    let w = Welcome::from_value(v);
-                    match w.error.clone() {
-                        Some(e) => self.fail(Mood::Unwelcome, WormholeError::Welcome(e)),
-                        None => self.deliver(Event::Welcome(w)),
-                    }
-                }
-            }
+            Inbound::Welcome(v, server_tx) => self.welcome(v, server_tx),
             Inbound::Ack | Inbound::Pong | Inbound::Unknown(_) => {}
             Inbound::Nameplates(ids) => {
                 self.code.rx_nameplates();
@@ -319,8 +365,10 @@ impl Boss {
         }
     }
 
+    /// Connected and bound: commands may go out now (before the welcome they wait for
+    /// [`Boss::bind`]).
     fn connected_now(&self) -> bool {
-        self.conn == ConnState::Connected
+        self.conn == ConnState::Connected && !self.awaiting_welcome
     }
 
     /// Ask the server for a nameplate and build a code of `length` words on it.

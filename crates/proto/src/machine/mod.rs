@@ -13,6 +13,7 @@
 //! - [`reorder`]: deliver the peer's app messages in strict numeric order (bounded buffer).
 //! - `code`: allocate / set / input (+ the allocator, input and lister).
 //! - `terminator`: close completes when nameplate and mailbox are both done.
+//! - [`permission`]: the welcome's `permission-required` (hashcash), answered before `bind`.
 //! - [`boss`]: moods, results, the dilate-N rule, reconnection.
 //!
 //! # Driving it
@@ -31,6 +32,7 @@ mod key_choice;
 mod mailbox;
 mod nameplate;
 mod order;
+pub mod permission;
 mod receive;
 pub mod rendezvous;
 pub mod reorder;

@@ -53,6 +53,8 @@ pub enum Command {
     },
     /// `list` nameplates.
     List,
+    /// `submit-permissions` with a hashcash stamp (before `bind`, §1.10).
+    SubmitHashcash(String),
 }
 
 impl Command {
@@ -95,6 +97,11 @@ impl Command {
                 id,
             },
             Command::List => ClientCommand::List { id },
+            Command::SubmitHashcash(stamp) => ClientCommand::SubmitPermissions {
+                method: "hashcash".to_owned(),
+                stamp: stamp.clone(),
+                id,
+            },
         }
     }
 
@@ -107,8 +114,8 @@ impl Command {
 /// A server frame, parsed (S->C, §1.3). Unknown types are kept as `Unknown` and ignored.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Inbound {
-    /// `welcome` with its dict.
-    Welcome(Value),
+    /// `welcome` with its dict and its `server_tx` (the server's clock, for a hashcash date).
+    Welcome(Value, Option<f64>),
     /// `ack` of a command (ignored by the client).
     Ack,
     /// `pong`.
@@ -184,8 +191,8 @@ pub fn parse_frame(text: &str) -> Result<Inbound, FrameError> {
         why: e.to_string(),
     })?;
     Ok(match msg {
-        ServerMessage::Welcome { welcome, .. } => {
-            Inbound::Welcome(serde_json::to_value(welcome).unwrap_or(Value::Null))
+        ServerMessage::Welcome { welcome, server_tx } => {
+            Inbound::Welcome(serde_json::to_value(welcome).unwrap_or(Value::Null), server_tx)
         }
         ServerMessage::Ack { .. } => Inbound::Ack,
         ServerMessage::Pong { .. } => Inbound::Pong,

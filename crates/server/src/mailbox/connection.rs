@@ -17,12 +17,14 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, error::CapacityError};
-use wormhole_proto::server_msg::YourAddress;
+use wormhole_proto::server_msg::{ServerMessage, Welcome, YourAddress};
 
 use super::core::Frame;
-use super::engine::EngineInput;
+use super::engine::{EngineInput, encode, now_secs};
 use super::http::{self, Route};
+use super::limits::{PerIp, PerIpSlot, TokenBucket, client_ip};
 use super::outbox::Outbox;
+use crate::metrics::{MailboxMetrics, Reason};
 
 /// A client that accepts none of our data for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -51,6 +53,67 @@ pub struct Shared {
     pub idle_timeout: Duration,
     /// Whether the storage is reachable (new WebSockets are refused while it is not).
     pub health: Arc<crate::storage::StorageHealth>,
+    /// Close after this long in all (`None`: no limit).
+    pub max_lifetime: Option<Duration>,
+    /// Commands per second per connection (0: no limit) and the burst allowed.
+    pub command_rate: f64,
+    /// Commands a connection may send at once before the rate applies.
+    pub command_burst: u32,
+    /// Open connections per client address.
+    pub conns_per_ip: Arc<PerIp>,
+    /// Connections holding a nameplate (claimed or allocated) per client address.
+    pub nameplates_per_ip: Arc<PerIp>,
+    /// The metrics.
+    pub metrics: MailboxMetrics,
+}
+
+/// Decrements the connections gauge when dropped.
+struct GaugeGuard<'a>(&'a MailboxMetrics);
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections.dec();
+    }
+}
+
+/// Answer a refused WebSocket with a welcome whose `error` every client shows, then close.
+async fn refuse_in_welcome(ws: &mut WebSocketStream<TcpStream>, text: String) {
+    let welcome = ServerMessage::Welcome {
+        welcome: Welcome {
+            error: Some(text.clone()),
+            ..Welcome::default()
+        },
+        server_tx: None,
+    };
+    if let Some(frame) = encode(&welcome, now_secs()) {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(frame))).await;
+    }
+    close(ws, CloseCode::Policy, &text).await;
+}
+
+/// An `error` frame answering `orig`.
+fn error_frame(text: &str, orig: serde_json::Value) -> Option<String> {
+    let msg = ServerMessage::Error {
+        error: text.to_owned(),
+        orig,
+        server_tx: None,
+    };
+    encode(&msg, now_secs())
+}
+
+/// The `type` of a JSON command, if it has one.
+fn command_type(frame: &Frame) -> Option<&str> {
+    match frame {
+        Frame::Json(v) => v.get("type").and_then(|t| t.as_str()),
+        Frame::Invalid { .. } => None,
+    }
+}
+
+fn frame_value(frame: &Frame) -> serde_json::Value {
+    match frame {
+        Frame::Json(v) => v.clone(),
+        Frame::Invalid { orig, .. } => serde_json::Value::String(orig.clone()),
+    }
 }
 
 /// Decrements the open-connection count when dropped.
@@ -127,9 +190,22 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _guard = OpenGuard(shared.clone());
     // The HTTP phase is boxed so its buffers and futures are freed once the WebSocket is up,
     // keeping the long-lived part of this task small.
-    let Some((ws, address)) = Box::pin(handshake(stream, peer, &shared)).await else {
+    let Some((mut ws, address)) = Box::pin(handshake(stream, peer, &shared)).await else {
         return;
     };
+    let ip = client_ip(peer.ip());
+    let Some(_ip_slot) = shared.conns_per_ip.acquire(ip) else {
+        shared.metrics.reject(Reason::ConnectionsPerIp);
+        let text = format!(
+            "too many connections from your address (at most {}); close some and try again",
+            shared.conns_per_ip.limit()
+        );
+        refuse_in_welcome(&mut ws, text).await;
+        return;
+    };
+    shared.metrics.connections.inc();
+    shared.metrics.connections_opened.inc();
+    let _gauge = GaugeGuard(&shared.metrics);
     let conn = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let outbox = Arc::new(Outbox::new(shared.out_queue));
     let connected = EngineInput::Connected {
@@ -140,7 +216,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     if shared.engine.send(connected).await.is_err() {
         return;
     }
-    websocket_loop(ws, conn, &outbox, &shared).await;
+    websocket_loop(ws, conn, ip, &outbox, &shared).await;
     let _ = shared.engine.send(EngineInput::Disconnected { conn }).await;
 }
 
@@ -213,11 +289,90 @@ async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &st
     let _ = tokio::time::timeout(Duration::from_secs(5), ws.close(Some(frame))).await;
 }
 
-async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &Outbox, shared: &Shared) {
+/// What the limits say about one inbound command.
+enum Verdict {
+    /// Hand it to the engine.
+    Pass,
+    /// Refused with this `error` text; the connection stays.
+    Refuse(Reason, String),
+    /// Refused too often in a row: close with this reason.
+    Close(String),
+}
+
+/// The limits of one connection (see `limits.rs`).
+struct ConnLimits {
+    started: Instant,
+    bucket: TokenBucket,
+    refused_in_row: u32,
+    ip: std::net::IpAddr,
+    nameplate: Option<PerIpSlot>,
+}
+
+impl ConnLimits {
+    fn new(shared: &Shared, ip: std::net::IpAddr) -> Self {
+        ConnLimits {
+            started: Instant::now(),
+            bucket: TokenBucket::new(shared.command_rate, shared.command_burst),
+            refused_in_row: 0,
+            ip,
+            nameplate: None,
+        }
+    }
+
+    fn judge(&mut self, frame: &Frame, shared: &Shared) -> Verdict {
+        if !self.bucket.take(self.started.elapsed()) {
+            self.refused_in_row += 1;
+            if self.refused_in_row > shared.command_burst {
+                return Verdict::Close(format!(
+                    "too many commands: more than {} per second, refused {} in a row",
+                    shared.command_rate, self.refused_in_row
+                ));
+            }
+            let text = format!(
+                "too many commands: at most {} per second (burst {}); this one was dropped",
+                shared.command_rate, shared.command_burst
+            );
+            return Verdict::Refuse(Reason::CommandRate, text);
+        }
+        self.refused_in_row = 0;
+        if matches!(command_type(frame), Some("claim" | "allocate")) && self.nameplate.is_none() {
+            match shared.nameplates_per_ip.acquire(self.ip) {
+                Some(slot) => self.nameplate = Some(slot),
+                None => {
+                    let text = format!(
+                        "too many nameplates in use from your address (at most {}); \
+                         finish or close other wormholes first",
+                        shared.nameplates_per_ip.limit()
+                    );
+                    return Verdict::Refuse(Reason::NameplatesPerIp, text);
+                }
+            }
+        }
+        Verdict::Pass
+    }
+}
+
+async fn sleep_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn websocket_loop(
+    mut ws: WebSocketStream<TcpStream>,
+    conn: u64,
+    ip: std::net::IpAddr,
+    outbox: &Outbox,
+    shared: &Shared,
+) {
     let mut last_rx = Instant::now();
+    let mut limits = ConnLimits::new(shared, ip);
     // One timer for the connection's lifetime, re-armed after each ping.
     let ping_timer = tokio::time::sleep_until(last_rx + shared.ping_interval);
     tokio::pin!(ping_timer);
+    let end_of_life = sleep_opt(shared.max_lifetime.map(|d| last_rx + d));
+    tokio::pin!(end_of_life);
     loop {
         tokio::select! {
             out = outbox.take() => {
@@ -266,6 +421,10 @@ async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &
                             other => other.to_string(),
                         };
                         tracing::debug!("connection {conn}: {reason}");
+                        shared.metrics.reject(Reason::MessageSize);
+                        if let Some(text) = error_frame(&reason, serde_json::Value::Null) {
+                            let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(text))).await;
+                        }
                         close(&mut ws, CloseCode::Size, &reason).await;
                         return;
                     }
@@ -283,13 +442,39 @@ async fn websocket_loop(mut ws: WebSocketStream<TcpStream>, conn: u64, outbox: &
                     }
                 };
                 tracing::trace!("connection {conn}: in {frame:?}");
+                match limits.judge(&frame, shared) {
+                    Verdict::Pass => {}
+                    Verdict::Refuse(reason, text) => {
+                        shared.metrics.reject(reason);
+                        let Some(reply) = error_frame(&text, frame_value(&frame)) else { continue };
+                        let send = ws.send(Message::text(reply));
+                        if !matches!(tokio::time::timeout(WRITE_TIMEOUT, send).await, Ok(Ok(()))) {
+                            return;
+                        }
+                        continue;
+                    }
+                    Verdict::Close(text) => {
+                        shared.metrics.reject(Reason::CommandRate);
+                        close(&mut ws, CloseCode::Policy, &text).await;
+                        return;
+                    }
+                }
+                shared.metrics.commands.inc();
                 if shared.engine.send(EngineInput::Frame { conn, frame }).await.is_err() {
                     close(&mut ws, CloseCode::Away, "server shutting down").await;
                     return;
                 }
             }
+            () = &mut end_of_life => {
+                shared.metrics.reject(Reason::Lifetime);
+                let secs = shared.max_lifetime.map(|d| d.as_secs()).unwrap_or(0);
+                let text = format!("connection lifetime limit reached ({secs} s); reconnect to go on");
+                close(&mut ws, CloseCode::Away, &text).await;
+                return;
+            }
             () = &mut ping_timer => {
                 if last_rx.elapsed() >= shared.idle_timeout {
+                    shared.metrics.reject(Reason::Idle);
                     close(&mut ws, CloseCode::Away, "idle timeout").await;
                     return;
                 }
@@ -352,6 +537,12 @@ mod size_budget {
             ping_interval: std::time::Duration::from_secs(1),
             idle_timeout: std::time::Duration::from_secs(1),
             health: Default::default(),
+            max_lifetime: None,
+            command_rate: 1.0,
+            command_burst: 1,
+            conns_per_ip: super::PerIp::new(1),
+            nameplates_per_ip: super::PerIp::new(1),
+            metrics: Default::default(),
         });
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

@@ -16,7 +16,8 @@ use wormhole_proto::server_msg::{NameplateEntry, ServerMessage, Welcome, YourAdd
 use super::fields;
 use super::state::{ChannelError, ConnId, State, StoredMessage, UsageSettings};
 use super::usage::blur;
-use crate::storage::{ChannelKeys, Snapshot, Write};
+use crate::metrics::Reason;
+use crate::storage::{ChannelKeys, Outcome, Snapshot, Write};
 
 /// Settings of the core (from the command line).
 #[derive(Debug, Clone)]
@@ -31,6 +32,55 @@ pub struct CoreConfig {
     pub max_mailbox_messages: usize,
     /// Seconds of inactivity after which a channel is pruned.
     pub channel_expiration: f64,
+    /// Proof of work asked of new connections before `bind` (`--require-hashcash`).
+    pub hashcash: Option<HashcashPolicy>,
+}
+
+/// `--require-hashcash BITS` [`--hashcash-above-rate N`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HashcashPolicy {
+    /// Leading zero bits a stamp's SHA-1 must have.
+    pub bits: u32,
+    /// Ask only while more than this many connections per second arrive (10 s average);
+    /// `None`: always.
+    pub above_rate: Option<f64>,
+}
+
+/// New connections per second over the last [`RateMeter::WINDOW`] seconds.
+#[derive(Debug, Default, Clone)]
+struct RateMeter {
+    /// (second, arrivals in it), one slot per second of the window.
+    slots: [(i64, u32); RateMeter::WINDOW],
+}
+
+impl RateMeter {
+    const WINDOW: usize = 10;
+
+    fn second(now: f64) -> i64 {
+        now.floor() as i64
+    }
+
+    fn record(&mut self, now: f64) {
+        let sec = Self::second(now);
+        let i = sec.rem_euclid(Self::WINDOW as i64) as usize;
+        if let Some(slot) = self.slots.get_mut(i) {
+            if slot.0 != sec {
+                *slot = (sec, 0);
+            }
+            slot.1 = slot.1.saturating_add(1);
+        }
+    }
+
+    fn rate(&self, now: f64) -> f64 {
+        let sec = Self::second(now);
+        let recent = self
+            .slots
+            .iter()
+            .filter(|(s, _)| *s > sec - Self::WINDOW as i64 && *s <= sec)
+            .map(|(_, n)| f64::from(*n))
+            .sum::<f64>();
+        recent / Self::WINDOW as f64
+    }
 }
 
 /// A frame as parsed by the connection task.
@@ -108,6 +158,19 @@ pub struct Effects {
     pub writes: Vec<Write>,
     /// Replies, in order.
     pub out: Vec<Out>,
+    /// Counts for the metrics.
+    pub stats: Stats,
+}
+
+/// What the metrics learn from one batch.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Stats {
+    /// Messages added.
+    pub messages: u64,
+    /// Their body bytes.
+    pub message_bytes: u64,
+    /// Commands refused by a limit.
+    pub rejected: Vec<Reason>,
 }
 
 impl Effects {
@@ -134,6 +197,8 @@ struct Conn {
     mailbox_id: Option<String>,
     /// The mailbox opened (and subscribed) on this connection.
     open_mailbox: Option<String>,
+    /// The hashcash resource this connection must pay for before `bind` (`None`: free to bind).
+    owes_stamp: Option<String>,
 }
 
 /// The mailbox server logic.
@@ -145,6 +210,7 @@ pub struct Core<R> {
     rng: R,
     last_now: f64,
     rebooted: Option<f64>,
+    arrivals: RateMeter,
 }
 
 fn error(conn: ConnId, fx: &mut Effects, text: impl Into<String>, orig: Value) {
@@ -168,6 +234,7 @@ impl<R: Rng> Core<R> {
             rng,
             last_now: 0.0,
             rebooted: None,
+            arrivals: RateMeter::default(),
         }
     }
 
@@ -260,6 +327,11 @@ impl<R: Rng> Core<R> {
         self.state.clear_channels();
     }
 
+    /// Outcomes of the mailboxes retired since the last call (metrics).
+    pub fn take_retired(&mut self) -> Vec<Outcome> {
+        self.state.take_retired()
+    }
+
     /// Handle one input at time `now` (seconds since the epoch).
     pub fn handle(&mut self, input: Input, now: f64, fx: &mut Effects) {
         // Keep time monotonic so replay order (by server_rx) equals delivery order.
@@ -267,8 +339,16 @@ impl<R: Rng> Core<R> {
         self.last_now = now;
         match input {
             Input::Connected { conn, address } => {
-                self.conns.insert(conn, Conn::default());
+                self.arrivals.record(now);
                 let mut welcome = self.config.welcome.clone();
+                let owes_stamp = self.ask_permission(now, &mut welcome);
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        owes_stamp,
+                        ..Conn::default()
+                    },
+                );
                 welcome.your_address = Some(address);
                 fx.send(
                     conn,
@@ -291,6 +371,66 @@ impl<R: Rng> Core<R> {
                 }
             }
             Input::Prune => self.prune(now, fx),
+        }
+    }
+
+    /// If this connection must pay (docs/operations.md "Proof of work"), put the challenge in
+    /// its welcome, with an `error` for clients that do not know the scheme (they show it and
+    /// stop); return the resource it must pay for.
+    fn ask_permission(&mut self, now: f64, welcome: &mut Welcome) -> Option<String> {
+        let policy = self.config.hashcash?;
+        if policy
+            .above_rate
+            .is_some_and(|limit| self.arrivals.rate(now) <= limit)
+        {
+            return None;
+        }
+        let resource = hex::encode(self.rng.r#gen::<[u8; 8]>());
+        let bits = policy.bits;
+        // `"none": null` says "not offered": wormhole-rs 0.8.1 cannot parse a
+        // `permission-required` without a `none` key (docs/protocol.md §1.10).
+        welcome.extra.insert(
+            "permission-required".to_owned(),
+            serde_json::json!({"none": null, "hashcash": {"bits": bits, "resource": resource}}),
+        );
+        welcome.error.get_or_insert_with(|| {
+            format!(
+                "This server requires a proof of work (hashcash, {bits} bits; \
+                 'permission-required' in the welcome) that this client does not support: \
+                 upgrade the client, or use another mailbox server"
+            )
+        });
+        Some(resource)
+    }
+
+    /// `submit-permissions` (or wormhole-rs's `submit-permission`): check the stamp.
+    fn submit_permission(
+        &mut self,
+        conn: ConnId,
+        msg: &Map<String, Value>,
+        fx: &mut Effects,
+    ) -> Result<(), String> {
+        let bits = self.config.hashcash.map(|p| p.bits).unwrap_or(0);
+        let c = self.conn(conn)?;
+        let Some(resource) = c.owes_stamp.as_deref() else {
+            return Ok(()); // nothing asked of this connection: accepted and ignored
+        };
+        let method = fields::required_str(msg, "method", "submit-permissions requires 'method'")?;
+        let checked = if method != "hashcash" {
+            Err(format!("unknown method {method:?}; this server offers hashcash"))
+        } else {
+            let stamp = fields::required_str(msg, "stamp", "submit-permissions requires 'stamp'")?;
+            wormhole_proto::hashcash::check(stamp, resource, bits).map_err(|e| e.to_string())
+        };
+        match checked {
+            Ok(()) => {
+                c.owes_stamp = None;
+                Ok(())
+            }
+            Err(why) => {
+                fx.stats.rejected.push(Reason::Permission);
+                Err(format!("permission denied: {why}"))
+            }
         }
     }
 
@@ -355,6 +495,7 @@ impl<R: Rng> Core<R> {
     ) -> Result<(), String> {
         match mtype {
             "ping" => return ping(conn, msg, fx),
+            "submit-permissions" | "submit-permission" => return self.submit_permission(conn, msg, fx),
             "bind" => return self.bind(conn, msg, now, fx),
             _ => {}
         }
@@ -410,6 +551,12 @@ impl<R: Rng> Core<R> {
         if c.app.is_some() || c.side.is_some() {
             return Err("already bound".to_owned());
         }
+        if c.owes_stamp.is_some() {
+            fx.stats.rejected.push(Reason::Permission);
+            return Err("permission denied: this server requires a hashcash stamp \
+                        (submit-permissions, as the welcome's 'permission-required' says) before bind"
+                .to_owned());
+        }
         let appid = fields::required_str(msg, "appid", "bind requires 'appid'")?;
         let side = fields::required_str(msg, "side", "bind requires 'side'")?;
         let (implementation, version) = fields::client_version(msg)?;
@@ -436,6 +583,7 @@ impl<R: Rng> Core<R> {
         fx: &mut Effects,
     ) -> Result<(), String> {
         if self.conn(conn)?.did_allocate {
+            fx.stats.rejected.push(Reason::NameplatesPerConnection);
             return Err("you already allocated one, don't be greedy".to_owned());
         }
         let name = self
@@ -470,6 +618,7 @@ impl<R: Rng> Core<R> {
         };
         let c = self.conn(conn)?;
         if c.did_claim {
+            fx.stats.rejected.push(Reason::NameplatesPerConnection);
             return Err("only one claim per connection".to_owned());
         }
         let name = fields::check_nameplate(v)?;
@@ -566,6 +715,7 @@ impl<R: Rng> Core<R> {
         let msg_id = fields::optional_str(msg, "id")?;
         let count = self.state.message_count(&mailbox_id).unwrap_or(0);
         if count >= self.config.max_mailbox_messages {
+            fx.stats.rejected.push(Reason::MailboxFull);
             return Err(format!(
                 "mailbox is full ({} messages); close it and start again",
                 self.config.max_mailbox_messages
@@ -578,6 +728,8 @@ impl<R: Rng> Core<R> {
             server_rx: now,
             msg_id: msg_id.map(str::to_owned),
         };
+        fx.stats.messages += 1;
+        fx.stats.message_bytes += body.len() as u64;
         let out = message(&stored);
         let listeners = self.state.add_message(&mailbox_id, stored, &mut fx.writes);
         if !listeners.is_empty() {
@@ -684,6 +836,7 @@ mod tests {
             },
             max_mailbox_messages: 10,
             channel_expiration: 100.0,
+            hashcash: None,
         };
         Core::new(Snapshot::default(), config, rand::rngs::StdRng::seed_from_u64(7))
     }
@@ -739,6 +892,109 @@ mod tests {
             ServerMessage::Error { error, .. } => Some(error.clone()),
             _ => None,
         })
+    }
+
+    fn paying_core(above_rate: Option<f64>) -> Core<rand::rngs::StdRng> {
+        let mut c = core();
+        c.config.hashcash = Some(HashcashPolicy { bits: 8, above_rate });
+        c
+    }
+
+    /// Connect; the welcome's hashcash resource, if one was asked.
+    fn connect_raw(core: &mut Core<rand::rngs::StdRng>, conn: ConnId, now: f64) -> Option<String> {
+        let mut fx = Effects::default();
+        let address = YourAddress {
+            port: 1,
+            ipv4: Some("127.0.0.1".into()),
+            ipv6: None,
+        };
+        core.handle(Input::Connected { conn, address }, now, &mut fx);
+        let Some(Out::Send {
+            reply: Reply::Msg(ServerMessage::Welcome { welcome, .. }),
+            ..
+        }) = fx.out.first()
+        else {
+            panic!("{:?}", fx.out)
+        };
+        let asked = welcome.extra.get("permission-required")?;
+        assert!(welcome.error.as_deref().unwrap().contains("hashcash, 8 bits"));
+        assert_eq!(asked["hashcash"]["bits"], 8);
+        assert!(
+            asked["none"].is_null(),
+            "present for wormhole-rs, but not offered"
+        );
+        Some(asked["hashcash"]["resource"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn hashcash_is_asked_and_checked_before_bind() {
+        let mut c = paying_core(None);
+        let resource = connect_raw(&mut c, 1, 1.0).expect("asked");
+        let bind = json!({"type": "bind", "appid": "a", "side": "s"});
+        let (r, _) = send(&mut c, 1, bind.clone(), 1.0);
+        assert!(
+            error_text(&r)
+                .unwrap()
+                .starts_with("permission denied: this server requires a hashcash stamp")
+        );
+        let forged = format!("1:8:261203:{resource}::abcd:0");
+        let (r, _) = send(
+            &mut c,
+            1,
+            json!({"type": "submit-permissions", "method": "hashcash", "stamp": forged}),
+            1.0,
+        );
+        let text = error_text(&r).unwrap();
+        assert!(
+            text.starts_with("permission denied: the stamp's SHA-1 has"),
+            "{text}"
+        );
+        let other = wormhole_proto::hashcash::mint("other", 8, "261203", "ab").unwrap();
+        let (r, _) = send(
+            &mut c,
+            1,
+            json!({"type": "submit-permissions", "method": "hashcash", "stamp": other}),
+            1.0,
+        );
+        assert!(error_text(&r).unwrap().contains("another resource"));
+        let stamp = wormhole_proto::hashcash::mint(&resource, 8, "261203", "ab").unwrap();
+        // wormhole-rs spells the type in the singular.
+        let (r, _) = send(
+            &mut c,
+            1,
+            json!({"type": "submit-permission", "method": "hashcash", "stamp": stamp}),
+            1.0,
+        );
+        assert_eq!(error_text(&r), None);
+        let (r, _) = send(&mut c, 1, bind, 1.0);
+        assert_eq!(error_text(&r), None, "bound after paying");
+        // The resource is per connection: the same stamp buys nothing on another one.
+        let resource2 = connect_raw(&mut c, 2, 1.0).expect("asked");
+        assert_ne!(resource, resource2);
+        let (r, _) = send(
+            &mut c,
+            2,
+            json!({"type": "submit-permissions", "method": "hashcash", "stamp": stamp}),
+            1.0,
+        );
+        assert!(error_text(&r).unwrap().contains("another resource"));
+    }
+
+    #[test]
+    fn hashcash_above_a_connection_rate() {
+        // More than 0.5 connections/s over 10 s: from the 6th connection within 10 s.
+        let mut c = paying_core(Some(0.5));
+        for conn in 1..=5 {
+            assert_eq!(
+                connect_raw(&mut c, conn, 100.0 + conn as f64 * 0.1),
+                None,
+                "{conn}"
+            );
+        }
+        assert!(connect_raw(&mut c, 6, 101.0).is_some());
+        // A quiet minute later, free again.
+        assert_eq!(connect_raw(&mut c, 7, 200.0), None);
+        connect(&mut c, 8, "s8"); // and a free connection binds at once
     }
 
     #[test]

@@ -34,10 +34,16 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use wormhole_proto::server_msg::{ServerMessage, YourAddress};
 
-use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply};
+use super::core::{Core, CoreConfig, Effects, Frame, Input, Out, Reply, Stats};
 use super::outbox::{Outbox, PushError};
 use super::state::ConnId;
+use crate::metrics::MailboxMetrics;
 use crate::storage::{Inbound, Snapshot, Storage, StorageError, Write};
+
+/// A count as a gauge value.
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// Most inputs handled in one batch (one transaction).
 pub const MAX_BATCH: usize = 4096;
@@ -85,6 +91,8 @@ pub enum EngineInput {
     Prune,
     /// Another node changed something (shared store only).
     Inbound(Inbound),
+    /// `/ready`: run the storage's cheap query and answer (the error's text on failure).
+    Ready(tokio::sync::oneshot::Sender<Result<(), String>>),
 }
 
 /// Seconds since the epoch.
@@ -131,6 +139,7 @@ pub struct Engine<S> {
     /// Shared store: connections closed because their batch failed; their frames still in
     /// the queue are ignored (so nothing after the lost batch is applied), until they are gone.
     dropped: HashSet<ConnId>,
+    metrics: MailboxMetrics,
 }
 
 impl<S: Storage> Engine<S> {
@@ -150,6 +159,7 @@ impl<S: Storage> Engine<S> {
             lazy: Vec::new(),
             resync: Arc::new(AtomicBool::new(false)),
             dropped: HashSet::new(),
+            metrics: MailboxMetrics::default(),
         })
     }
 
@@ -161,6 +171,12 @@ impl<S: Storage> Engine<S> {
     /// The store (to hand it the inbound sink before the engine runs).
     pub fn storage_mut(&mut self) -> &mut S {
         &mut self.storage
+    }
+
+    /// Report into `metrics` (instead of a private set nobody reads).
+    pub fn with_metrics(mut self, metrics: MailboxMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Run until every sender of `rx` is gone (Ok) or storage fails twice (Err).
@@ -204,6 +220,10 @@ impl<S: Storage> Engine<S> {
                     Input::Prune
                 }
                 EngineInput::Inbound(_) => continue, // one node: nothing comes from elsewhere
+                EngineInput::Ready(answer) => {
+                    let _ = answer.send(self.storage.ready().map_err(|e| e.to_string()));
+                    continue;
+                }
             };
             self.core.handle(input, now, &mut fx);
         }
@@ -212,6 +232,7 @@ impl<S: Storage> Engine<S> {
         if force || self.lazy.len() >= MAX_LAZY || urgent {
             self.flush()?;
         }
+        self.count(&fx.stats);
         self.deliver(fx.out);
         Ok(())
     }
@@ -250,6 +271,10 @@ impl<S: Storage> Engine<S> {
                     resync = true;
                     continue;
                 }
+                EngineInput::Ready(answer) => {
+                    let _ = answer.send(self.storage.ready().map_err(|e| e.to_string()));
+                    continue;
+                }
             });
         }
         let mut keys = self.core.touches(&inputs, now);
@@ -275,6 +300,9 @@ impl<S: Storage> Engine<S> {
         for input in inputs {
             self.core.handle(input, now, &mut fx);
         }
+        // Counted before the batch's channels are forgotten: on a shared store the gauges
+        // describe the channels this batch read, the counters what this node handled.
+        self.count(&fx.stats);
         self.core.forget_channels();
         self.lazy.append(&mut fx.writes);
         let urgent = self.lazy.iter().any(must_sync);
@@ -322,12 +350,34 @@ impl<S: Storage> Engine<S> {
         }
     }
 
+    /// Bring the metrics up to date after a batch.
+    fn count(&mut self, stats: &Stats) {
+        let m = &self.metrics;
+        m.messages.inc_by(stats.messages);
+        m.message_bytes.inc_by(stats.message_bytes);
+        for r in &stats.rejected {
+            m.reject(*r);
+        }
+        for outcome in self.core.take_retired() {
+            m.retired(outcome);
+        }
+        let state = self.core.state();
+        m.apps.set(gauge(state.app_count()));
+        m.nameplates.set(gauge(state.nameplate_count()));
+        m.mailboxes.set(gauge(state.mailbox_count()));
+    }
+
     /// Commit every pending write.
     pub fn flush(&mut self) -> Result<(), StorageError> {
         if self.lazy.is_empty() {
             return Ok(());
         }
-        if let Err(first) = self.storage.commit(&self.lazy) {
+        let started = std::time::Instant::now();
+        let first = self.storage.commit(&self.lazy);
+        self.metrics
+            .commit_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(first) = first {
             tracing::error!("storage commit failed, retrying once: {first}");
             self.storage.commit(&self.lazy)?;
         }
@@ -417,6 +467,7 @@ mod tests {
             usage: UsageSettings::default(),
             max_mailbox_messages: 10,
             channel_expiration: 60.0,
+            hashcash: None,
         };
         let mut engine = Engine::new(rec.clone(), config).unwrap();
         let outbox = Arc::new(Outbox::new(100));

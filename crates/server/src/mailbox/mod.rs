@@ -15,6 +15,7 @@ pub mod core;
 pub mod engine;
 pub mod fields;
 pub mod http;
+pub mod limits;
 pub mod outbox;
 pub mod server;
 pub mod state;

@@ -16,12 +16,14 @@ use tokio::sync::{mpsc, oneshot};
 use wormhole_proto::server_msg::Welcome;
 
 use super::connection::{self, Shared};
-use super::core::CoreConfig;
+use super::core::{CoreConfig, HashcashPolicy};
 use super::engine::{Engine, EngineInput};
+use super::limits::PerIp;
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
 use crate::storage::StorageHealth;
+use crate::metrics::MailboxMetrics;
 
 /// Capacity of the engine's input queue.
 const ENGINE_QUEUE: usize = 8192;
@@ -59,6 +61,20 @@ fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
     if !(args.idle_timeout.is_finite() && args.idle_timeout > 0.0) {
         return bad("--idle-timeout must be a positive number of seconds");
     }
+    if !(args.max_connection_lifetime.is_finite() && args.max_connection_lifetime >= 0.0)
+        || args.max_connection_lifetime > MAX_SECS
+    {
+        return bad("--max-connection-lifetime must be 0 (no limit) to 10000000 seconds");
+    }
+    if !(args.commands_per_second.is_finite() && args.commands_per_second >= 0.0) {
+        return bad("--commands-per-second must be zero (no limit) or more");
+    }
+    if args
+        .hashcash_above_rate
+        .is_some_and(|r| !(r.is_finite() && r >= 0.0))
+    {
+        return bad("--hashcash-above-rate must be zero or more connections per second");
+    }
     if args.max_message_size < 1024 {
         return bad("--max-message-size must be at least 1024 bytes");
     }
@@ -71,6 +87,11 @@ fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
 impl MailboxServer {
     /// Open the databases, load the committed state and start the engine thread.
     pub fn start(args: &MailboxArgs) -> Result<Self, ServerError> {
+        Self::start_with_metrics(args, MailboxMetrics::default())
+    }
+
+    /// [`MailboxServer::start`], reporting into `metrics`.
+    pub fn start_with_metrics(args: &MailboxArgs, metrics: MailboxMetrics) -> Result<Self, ServerError> {
         check_args(args)?;
         let store = args.storage();
         let storage = store.open()?;
@@ -89,8 +110,12 @@ impl MailboxServer {
             },
             max_mailbox_messages: args.max_mailbox_messages,
             channel_expiration: args.channel_expiration,
+            hashcash: args.require_hashcash.map(|bits| HashcashPolicy {
+                bits,
+                above_rate: args.hashcash_above_rate,
+            }),
         };
-        let mut engine = Engine::new(storage, config)?;
+        let mut engine = Engine::new(storage, config)?.with_metrics(metrics.clone());
         let health = engine.storage_mut().health();
         let (tx, rx) = mpsc::channel(ENGINE_QUEUE);
         if engine.storage_mut().shared() {
@@ -128,6 +153,13 @@ impl MailboxServer {
             ping_interval: Duration::from_secs_f64(args.ping_interval),
             idle_timeout: Duration::from_secs_f64(args.idle_timeout),
             health,
+            max_lifetime: (args.max_connection_lifetime > 0.0)
+                .then(|| Duration::from_secs_f64(args.max_connection_lifetime)),
+            command_rate: args.commands_per_second,
+            command_burst: args.command_burst,
+            conns_per_ip: PerIp::new(args.max_connections_per_ip),
+            nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
+            metrics,
         });
         Ok(MailboxServer {
             shared,
@@ -145,6 +177,11 @@ impl MailboxServer {
     /// The storage's health flags, to keep after [`MailboxServer::serve`] took the server.
     pub fn storage_health(&self) -> Arc<StorageHealth> {
         self.shared.health.clone()
+    }
+
+    /// The `/ready` probe of this server (asks the engine to query its storage).
+    pub fn probe(&self) -> crate::ops::Probe {
+        crate::ops::Probe::Engine(self.shared.engine.clone())
     }
 
     /// Accept and serve connections on `listener` until the engine stops (storage failure).

@@ -18,7 +18,7 @@ use rand::Rng;
 use super::allocate::Occupancy;
 use super::usage::{mailbox_usage, nameplate_usage};
 use crate::storage::{
-    MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Snapshot, Write,
+    MailboxRow, MailboxSideRow, MessageRow, NameplateRow, NameplateSideRow, Outcome, Snapshot, Write,
 };
 
 /// Opaque id of a connection (a mailbox listener).
@@ -118,6 +118,8 @@ pub struct State {
     mailboxes: HashMap<String, Mailbox>,
     listeners: HashMap<String, Vec<Listener>>,
     usage: UsageSettings,
+    /// Outcomes of mailboxes retired since the last [`State::take_retired`] (for metrics).
+    retired: Vec<Outcome>,
 }
 
 /// Create a fresh mailbox id: base32 of 8 random bytes, lowercase, unpadded (13 characters).
@@ -599,11 +601,12 @@ impl State {
             .remove(mailbox_id)
             .map(|ls| ls.into_iter().map(|l| l.conn).collect())
             .unwrap_or_default();
+        let sides: Vec<(f64, Option<&str>)> = mb.sides.iter().map(|s| (s.added, s.mood.as_deref())).collect();
+        let row = mailbox_usage(&mb.app_id, &sides, now, pruned, self.usage.blur);
+        self.retired.push(row.result);
         if self.usage.enabled {
-            let sides: Vec<(f64, Option<&str>)> =
-                mb.sides.iter().map(|s| (s.added, s.mood.as_deref())).collect();
             w.push(Write::UsageMailbox {
-                row: mailbox_usage(&mb.app_id, &sides, now, pruned, self.usage.blur),
+                row,
                 for_nameplate: mb.for_nameplate,
             });
         }
@@ -647,5 +650,20 @@ impl State {
     /// Number of mailboxes (for tests and stats).
     pub fn mailbox_count(&self) -> usize {
         self.mailboxes.len()
+    }
+
+    /// Number of apps with at least one nameplate (metrics).
+    pub fn app_count(&self) -> usize {
+        self.apps.len()
+    }
+
+    /// Number of nameplates in all apps (metrics).
+    pub fn nameplate_count(&self) -> usize {
+        self.apps.values().map(|a| a.nameplates.len()).sum()
+    }
+
+    /// The outcomes of the mailboxes retired since the last call (metrics).
+    pub fn take_retired(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.retired)
     }
 }

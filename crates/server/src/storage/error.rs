@@ -35,6 +35,13 @@ pub enum StorageError {
         /// The backend's error.
         source: BackendError,
     },
+    /// The store does not answer a readiness query (`/ready`): the database is down, or its
+    /// file is gone. The server keeps running; commits will fail the same way.
+    #[error("storage is not reachable: {source}")]
+    Unreachable {
+        /// The backend's error.
+        source: BackendError,
+    },
     /// The store has a schema version this server does not understand.
     /// Use a fresh database, or the server version that wrote it.
     #[error("unsupported {db} database version {version} (expected {expected})")]
@@ -60,6 +67,13 @@ impl StorageError {
     /// [`StorageError::Load`] caused by `source`.
     pub fn load(source: impl Into<BackendError>) -> Self {
         StorageError::Load {
+            source: source.into(),
+        }
+    }
+
+    /// [`StorageError::Unreachable`] caused by `source`.
+    pub fn unreachable(source: impl Into<BackendError>) -> Self {
+        StorageError::Unreachable {
             source: source.into(),
         }
     }

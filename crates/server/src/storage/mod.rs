@@ -399,6 +399,11 @@ pub trait Storage: Send {
     fn health(&self) -> std::sync::Arc<StorageHealth> {
         std::sync::Arc::new(StorageHealth::default())
     }
+
+    /// Whether the store answers now: a cheap query, for `/ready`. Changes nothing.
+    fn ready(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 impl<S: Storage + ?Sized> Storage for Box<S> {
@@ -419,5 +424,9 @@ impl<S: Storage + ?Sized> Storage for Box<S> {
     }
     fn health(&self) -> std::sync::Arc<StorageHealth> {
         (**self).health()
+    }
+
+    fn ready(&mut self) -> Result<(), StorageError> {
+        (**self).ready()
     }
 }

@@ -185,6 +185,9 @@ struct OpenBatch {
     done: std::sync::mpsc::Receiver<Result<(), PgError>>,
 }
 
+/// Longest wait of a readiness query (`/ready` answers within seconds).
+const READY_WAIT: Duration = Duration::from_secs(2);
+
 /// The PostgreSQL store.
 pub struct PostgresStorage {
     worker: Worker,
@@ -411,6 +414,18 @@ impl Storage for PostgresStorage {
                 read::read_snapshot(&mut client).await
             })
             .map_err(StorageError::load)
+    }
+
+    fn ready(&mut self) -> Result<(), StorageError> {
+        let pool = self.pool.clone();
+        let wait = self.wait.min(READY_WAIT);
+        self.worker
+            .run(async move {
+                let client = connection(&pool, wait).await?;
+                client.simple_query("SELECT 1").await?;
+                Ok(())
+            })
+            .map_err(StorageError::unreachable)
     }
 
     fn commit(&mut self, batch: &[Write]) -> Result<(), StorageError> {

@@ -58,6 +58,8 @@ pub struct SqliteStorage {
     ids: NameplateIds,
     /// Set to stop the background checkpointer.
     stop: Arc<AtomicBool>,
+    /// The channel DB file (`None` for `:memory:`), checked by [`Storage::ready`].
+    path: Option<std::path::PathBuf>,
 }
 
 impl Drop for SqliteStorage {
@@ -176,11 +178,13 @@ impl SqliteStorage {
                 .map_err(channel)?;
             spawn_checkpointer(channel_db, usage_db, stop.clone());
         }
+        let path = (channel_db != ":memory:" && !channel_db.is_empty()).then(|| channel_db.into());
         Ok(Self {
             conn,
             has_usage,
             ids,
             stop,
+            path,
         })
     }
 }
@@ -208,6 +212,19 @@ impl Storage for SqliteStorage {
         // Only now, with the transaction committed, do the new keys become the known ones.
         let changes = ids.finish();
         self.ids.apply(changes);
+        Ok(())
+    }
+
+    /// The file must still be there (an open connection keeps reading a deleted file, but
+    /// nothing written to it would survive) and answer a query.
+    fn ready(&mut self) -> Result<(), StorageError> {
+        if let Some(path) = &self.path {
+            std::fs::metadata(path).map_err(StorageError::unreachable)?;
+        }
+        let _: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM main.sqlite_master", [], |r| r.get(0))
+            .map_err(StorageError::unreachable)?;
         Ok(())
     }
 }

@@ -1,0 +1,350 @@
+//! The operator's view: `/metrics` (parsed by a Prometheus text parser), `/health`, `/ready`
+//! with the storage gone, and every abuse limit (the limited client gets the error, the others
+//! keep being served, the metric counts it). See docs/operations.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Client, WAIT, args};
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+use wormhole_server::MailboxArgs;
+use wormhole_server::metrics::{MailboxMetrics, Reason};
+use wormhole_server::ops::{self, Ops};
+
+const APP: &str = "ops-app";
+
+/// A server with its metrics and operator endpoint; aborted on drop.
+struct Served {
+    url: String,
+    ops: SocketAddr,
+    metrics: MailboxMetrics,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+async fn served(a: MailboxArgs) -> Served {
+    let metrics = MailboxMetrics::default();
+    let server = wormhole_server::MailboxServer::start_with_metrics(&a, metrics.clone()).unwrap();
+    let mut o = Ops::default();
+    metrics.register(&mut o.registry);
+    o.probes.push(server.probe());
+    let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops_listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1", listener.local_addr().unwrap());
+    let tasks = vec![
+        tokio::spawn(ops::serve(ops_listener, Arc::new(o))),
+        tokio::spawn(async move {
+            let _ = server.serve(listener).await;
+        }),
+    ];
+    Served {
+        url,
+        ops: ops_addr,
+        metrics,
+        tasks,
+    }
+}
+
+/// `GET path` on the operator endpoint: status code and body.
+async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+        .await
+        .expect("operator endpoint answers")
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
+
+/// Samples of `/metrics` as parsed by `prometheus-parse`: name{labels} → value.
+async fn scrape(addr: SocketAddr) -> HashMap<String, f64> {
+    let (code, body) = get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    let lines = body.lines().map(|l| Ok(l.to_owned()));
+    let parsed = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text");
+    let mut out = HashMap::new();
+    for s in parsed.samples {
+        let mut labels: Vec<String> = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        labels.sort();
+        let value = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(h) => h.last().map(|b| b.count).unwrap_or(0.0),
+            prometheus_parse::Value::Summary(_) => continue,
+        };
+        out.insert(format!("{}{{{}}}", s.metric, labels.join(",")), value);
+    }
+    out
+}
+
+/// Next frame of any kind, or `None` once the connection is closed.
+async fn next_frame(c: &mut Client) -> Option<Message> {
+    loop {
+        match tokio::time::timeout(WAIT, c.ws.next()).await.expect("hang guard") {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(m)) => return Some(m),
+            _ => return None,
+        }
+    }
+}
+
+/// Read until the server closes; the close reason (empty if none).
+async fn close_reason(c: &mut Client) -> String {
+    loop {
+        match next_frame(c).await {
+            Some(Message::Close(Some(f))) => return f.reason.to_string(),
+            Some(Message::Close(None)) | None => return String::new(),
+            Some(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn metrics_health_and_ready_with_the_storage_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("channel.sqlite");
+    let mut a = args();
+    a.channel_db = db.to_str().unwrap().to_owned();
+    let srv = served(a).await;
+    // One complete pair: two sides claim, open, add, close happy.
+    let mut x = Client::bound(&srv.url, APP, "x").await;
+    let mut y = Client::bound(&srv.url, APP, "y").await;
+    let mb = x.claim("4").await;
+    assert_eq!(y.claim("4").await, mb);
+    x.open(&mb).await;
+    y.open(&mb).await;
+    x.add("pake", "aabb", "m1").await;
+    y.expect("message").await;
+    y.add("pake", "ccdd", "m2").await;
+    x.expect("message").await;
+    let before_close = scrape(srv.ops).await;
+    assert_eq!(before_close["wormhole_mailbox_connections{}"], 2.0);
+    assert_eq!(before_close["wormhole_mailbox_mailboxes{}"], 1.0);
+    assert_eq!(before_close["wormhole_mailbox_nameplates{}"], 1.0);
+    assert_eq!(before_close["wormhole_mailbox_apps{}"], 1.0);
+    for c in [&mut x, &mut y] {
+        c.cmd(json!({"type": "close", "mailbox": mb, "mood": "happy"}), "cl")
+            .await;
+        c.expect("closed").await;
+    }
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_messages_total{}"], 2.0);
+    assert_eq!(m["wormhole_mailbox_message_bytes_total{}"], 8.0);
+    assert_eq!(m["wormhole_mailbox_pairs_total{mood=happy}"], 1.0);
+    assert_eq!(m["wormhole_mailbox_mailboxes{}"], 0.0);
+    assert!(m["wormhole_mailbox_commit_seconds_count{}"] >= 1.0, "{m:?}");
+    assert!(m["wormhole_mailbox_commands_total{}"] >= 10.0, "{m:?}");
+
+    assert_eq!(get(srv.ops, "/health").await, (200, "ok\n".to_owned()));
+    assert_eq!(get(srv.ops, "/ready").await.0, 200);
+    assert_eq!(get(srv.ops, "/nope").await.0, 404);
+    std::fs::remove_file(&db).unwrap();
+    let (code, body) = get(srv.ops, "/ready").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("not ready: storage is not reachable"), "{body}");
+    assert_eq!(get(srv.ops, "/health").await.0, 200, "alive all the same");
+}
+
+#[tokio::test]
+async fn connections_per_ip() {
+    let mut a = args();
+    a.max_connections_per_ip = 2;
+    let srv = served(a).await;
+    let mut first = Client::bound(&srv.url, APP, "1").await;
+    let _second = Client::bound(&srv.url, APP, "2").await;
+    let (mut third, welcome) = Client::connect(&srv.url).await;
+    let text = welcome["welcome"]["error"].as_str().unwrap();
+    assert!(
+        text.starts_with("too many connections from your address (at most 2)"),
+        "{text}"
+    );
+    assert!(close_reason(&mut third).await.starts_with("too many connections"));
+    first.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::ConnectionsPerIp), 1);
+    let m = scrape(srv.ops).await;
+    assert_eq!(
+        m["wormhole_mailbox_rejected_total{reason=connections_per_ip}"],
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn command_rate_refuses_then_closes_the_flooder() {
+    let mut a = args();
+    // Practically no refill: the burst is all a connection gets during the test.
+    a.commands_per_second = 0.0001;
+    a.command_burst = 3;
+    let srv = served(a).await;
+    let mut other = Client::bound(&srv.url, APP, "other").await; // bind: 1 of its 3
+    let (mut flood, _) = Client::connect(&srv.url).await;
+    for i in 0..3 {
+        flood.sync(i).await;
+    }
+    flood.send(json!({"type": "ping", "ping": 9})).await;
+    let e = flood.expect("error").await;
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many commands: at most 0.0001 per second (burst 3)"),
+        "{e}"
+    );
+    assert_eq!(e["orig"]["ping"], 9);
+    for _ in 0..3 {
+        flood.send(json!({"type": "ping", "ping": 9})).await;
+    }
+    // Refused 4 times in a row (more than the burst): closed.
+    let reason = close_reason(&mut flood).await;
+    assert!(reason.starts_with("too many commands"), "{reason}");
+    other.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::CommandRate), 4);
+}
+
+#[tokio::test]
+async fn message_size_is_refused_with_an_error_and_counted() {
+    let mut a = args();
+    a.max_message_size = 1024;
+    let srv = served(a).await;
+    let mut other = Client::bound(&srv.url, APP, "other").await;
+    let (mut big, _) = Client::connect(&srv.url).await;
+    big.send_raw(Message::text("x".repeat(2000))).await;
+    let e = big.expect("error").await;
+    assert!(e["error"].as_str().unwrap().starts_with("message too big"), "{e}");
+    assert!(close_reason(&mut big).await.starts_with("message too big"));
+    other.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::MessageSize), 1);
+}
+
+#[tokio::test]
+async fn mailbox_messages_and_nameplates_per_connection_are_counted() {
+    let mut a = args();
+    a.max_mailbox_messages = 1;
+    let srv = served(a).await;
+    let mut c = Client::bound(&srv.url, APP, "s").await;
+    c.open("mb").await;
+    c.add("p", "00", "m1").await;
+    c.cmd(json!({"type": "add", "phase": "q", "body": "00"}), "m2")
+        .await;
+    assert!(
+        c.expect("error").await["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("mailbox is full")
+    );
+    c.claim("7").await;
+    c.cmd(json!({"type": "claim", "nameplate": "8"}), "c2").await;
+    c.expect_error("only one claim per connection").await;
+    c.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::MailboxFull), 1);
+    assert_eq!(srv.metrics.rejected_count(Reason::NameplatesPerConnection), 1);
+}
+
+#[tokio::test]
+async fn nameplates_per_ip() {
+    let mut a = args();
+    a.max_nameplates_per_ip = 1;
+    let srv = served(a).await;
+    let mut holder = Client::bound(&srv.url, APP, "h").await;
+    holder.claim("1").await;
+    let mut greedy = Client::bound(&srv.url, APP, "g").await;
+    greedy.send(json!({"type": "allocate", "id": "a"})).await;
+    let e = greedy.expect("error").await;
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many nameplates in use from your address (at most 1)"),
+        "{e}"
+    );
+    // The holder is still served; the refused client still works for everything else.
+    holder.open("mb").await;
+    holder.add("p", "00", "m").await;
+    greedy.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::NameplatesPerIp), 1);
+    // Once the holder is gone its nameplate slot is free again (the server sees the close
+    // asynchronously: poll, with a hang guard).
+    drop(holder);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut c = Client::bound(&srv.url, APP, "later").await;
+        c.send(json!({"type": "claim", "nameplate": "2", "id": "c"}))
+            .await;
+        c.ack("c").await;
+        if c.recv().await["type"] == "claimed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "slot never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_and_lifetime_limits_close_with_a_reason() {
+    let mut a = args();
+    a.idle_timeout = 0.5;
+    a.ping_interval = 0.2;
+    a.max_connection_lifetime = 3.0;
+    let srv = served(a).await;
+    // Upgrades by hand, then never answers the pings: idle. (A WebSocket library would answer
+    // them as soon as it reads; raw bytes show the close frame's reason.)
+    let addr = srv
+        .url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/v1")
+        .to_owned();
+    let mut raw = tokio::net::TcpStream::connect(addr.as_str()).await.unwrap();
+    let upgrade = "GET /v1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                   Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    raw.write_all(upgrade.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(WAIT, raw.read_to_end(&mut bytes))
+        .await
+        .expect("closed within the hang guard")
+        .unwrap();
+    let seen = String::from_utf8_lossy(&bytes);
+    assert!(seen.contains("idle timeout"), "{seen}");
+    // Reads (answers pings) but lives past the lifetime limit.
+    let mut busy = Client::bound(&srv.url, APP, "busy").await;
+    let reason = close_reason(&mut busy).await;
+    assert!(
+        reason.starts_with("connection lifetime limit reached (3 s)"),
+        "{reason}"
+    );
+    assert_eq!(srv.metrics.rejected_count(Reason::Idle), 1);
+    assert_eq!(srv.metrics.rejected_count(Reason::Lifetime), 1);
+}
+
+#[test]
+fn flags_parse_into_the_limits() {
+    // The flags exist with the documented defaults (docs/operations.md).
+    let d = MailboxArgs::defaults();
+    assert_eq!(d.max_connections_per_ip, 64);
+    assert_eq!(d.commands_per_second, 20.0);
+    assert_eq!(d.command_burst, 100);
+    assert_eq!(d.max_nameplates_per_ip, 32);
+    assert_eq!(d.max_connection_lifetime, 86_400.0);
+    assert!(d.metrics.is_none());
+}
