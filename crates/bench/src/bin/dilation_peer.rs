@@ -3,8 +3,9 @@
 //!
 //! Modes (every mode uses `--streams K` subchannels of `--subprotocol NAME`):
 //! - `send`: opens K subchannels and writes the payload on each (`--file PATH`, or `--bytes N` of
-//!   the bench stream below) in writes of `--write-size` bytes, half-closes, then reads until
-//!   the peer's CLOSE (what comes back counts as received);
+//!   the bench stream below) in writes of `--write-size` bytes and half-closes, reading what
+//!   comes back meanwhile until the peer's CLOSE (counted as received; `records_received`
+//!   then counts reads, not records);
 //! - `recv`: accepts K subchannels and reads each to the end (`--out PATH` gets the bytes of a
 //!   single stream; `--bytes N` requires exactly N bytes on each), then half-closes;
 //! - `echo`: accepts K subchannels and writes every record back as it came, then half-closes.
@@ -26,7 +27,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wormhole::dilation::{Dilated, DilationOptions, Role, Subchannel};
 use wormhole::{Wormhole, WormholeOptions};
 use wormhole_bench::sys::own_cpu_time;
@@ -238,16 +239,32 @@ async fn send(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
     let size = args.write_size.max(1);
     let mut tasks = Vec::new();
     for _ in 0..args.streams {
-        let mut ch = d.open(&args.subprotocol).await?;
+        let ch = d.open(&args.subprotocol).await?;
         let data = data.clone();
         tasks.push(tokio::spawn(async move {
+            let id = ch.id();
+            // Read what comes back while writing: a peer that echoes can only go on while we
+            // consume (as with TCP, two sides that both only write would stall each other).
+            let (mut rd, mut wr) = tokio::io::split(ch);
+            let reader = tokio::spawn(async move {
+                let mut s = Stream::default();
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = rd.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    s.add(&buf[..n]);
+                }
+                anyhow::Ok(s)
+            });
             for chunk in data.chunks(size) {
-                ch.write_all(chunk).await?;
+                wr.write_all(chunk).await?;
             }
-            ch.shutdown().await?;
-            let mut s = drain(&mut ch, None, None).await?;
+            wr.shutdown().await?;
+            let mut s = reader.await??;
             s.sent = data.len() as u64;
-            anyhow::Ok((ch.id(), s))
+            anyhow::Ok((id, s))
         }));
     }
     collect(tasks).await
