@@ -29,7 +29,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import react
+from twisted.internet.task import deferLater, react
 from zope.interface import implementer
 
 import wormhole
@@ -216,6 +216,11 @@ def run(reactor, args, start):
         "dilated_ms": dilated_ms,
         "connections": CONNECTIONS[0],
     }
+    # Our last records (and CLOSEs) may still sit in Twisted's buffers while the peer's reading
+    # is paused; closing now would lose them. Wait until the peer acknowledged every record.
+    outbound = w._boss._D._manager._outbound
+    while outbound._outbound_queue:
+        yield deferLater(reactor, 0.02, lambda: None)
     try:
         yield w.close()
     except Exception:

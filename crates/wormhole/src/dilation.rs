@@ -127,6 +127,9 @@ pub struct DilationOptions {
     /// Replace the addresses of our direct hints (tests on loopback); `None`: every
     /// non-loopback address of this host.
     pub advertise: Option<Vec<String>>,
+    /// How long [`Dilated::close`] waits for the peer to acknowledge everything written
+    /// (10 s); after that what is unacknowledged is given up.
+    pub close_linger: Duration,
     /// The endpoint's limits and timers (receive window, unacked queue, backoff, …).
     pub config: EndpointConfig,
 }
@@ -141,6 +144,7 @@ impl Default for DilationOptions {
             relay_delay: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(30),
             advertise: None,
+            close_linger: Duration::from_secs(10),
             config: EndpointConfig::default(),
         }
     }
@@ -274,7 +278,8 @@ impl Dilated {
         self.ask(|r| AppRequest::Listen(name, r)).await
     }
 
-    /// Ends Dilation: the connection is closed after what is queued was written.
+    /// Ends Dilation once the peer has acknowledged everything written (or after
+    /// [`DilationOptions::close_linger`]); then the connection is closed.
     pub async fn close(&self) -> Result<(), DilationError> {
         let _ = self.requests.send(AppRequest::Stop);
         let mut rx = self.status.clone();

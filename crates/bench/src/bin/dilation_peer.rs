@@ -138,6 +138,26 @@ fn bench_block() -> Vec<u8> {
     block
 }
 
+/// How far each subchannel got (shown when a run times out, to tell where it stalled).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+struct Progress {
+    sent: u64,
+    received: u64,
+    /// We half-closed.
+    shut: bool,
+    /// The peer's CLOSE arrived.
+    eof: bool,
+}
+
+static PROGRESS: std::sync::Mutex<std::collections::BTreeMap<u32, Progress>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn progress(scid: u32, f: impl FnOnce(&mut Progress)) {
+    if let Ok(mut m) = PROGRESS.lock() {
+        f(m.entry(scid).or_default());
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -151,7 +171,17 @@ async fn main() {
     let out = match tokio::time::timeout(limit, run(&args, start)).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => json!({"ok": false, "error": format!("{e:#}")}),
-        Err(_) => json!({"ok": false, "error": format!("timed out after {limit:?}")}),
+        Err(_) => {
+            let streams: Vec<_> = PROGRESS
+                .lock()
+                .map(|m| {
+                    m.iter()
+                        .map(|(id, p)| json!({"scid": id, "progress": p}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"ok": false, "error": format!("timed out after {limit:?}"), "streams": streams})
+        }
     };
     let ok = out["ok"].as_bool().unwrap_or(false);
     let mut out = out;
@@ -227,7 +257,9 @@ async fn run(args: &Args, start: Instant) -> anyhow::Result<serde_json::Value> {
 
 async fn payload(args: &Args) -> anyhow::Result<Vec<u8>> {
     if let Some(f) = &args.file {
-        return tokio::fs::read(f).await.with_context(|| format!("reading {}", f.display()));
+        return tokio::fs::read(f)
+            .await
+            .with_context(|| format!("reading {}", f.display()));
     }
     let n = usize::try_from(args.bytes.unwrap_or(0)).context("--bytes too large")?;
     let block = bench_block();
@@ -252,16 +284,20 @@ async fn send(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
                 loop {
                     let n = rd.read(&mut buf).await?;
                     if n == 0 {
+                        progress(id, |p| p.eof = true);
                         break;
                     }
                     s.add(&buf[..n]);
+                    progress(id, |p| p.received += n as u64);
                 }
                 anyhow::Ok(s)
             });
             for chunk in data.chunks(size) {
                 wr.write_all(chunk).await?;
+                progress(id, |p| p.sent += chunk.len() as u64);
             }
             wr.shutdown().await?;
+            progress(id, |p| p.shut = true);
             let mut s = reader.await??;
             s.sent = data.len() as u64;
             anyhow::Ok((id, s))
@@ -289,7 +325,11 @@ async fn serve(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
                 if let Some(w) = want
                     && s.received != w
                 {
-                    bail!("subchannel {}: {} bytes arrived, {w} expected", ch.id(), s.received);
+                    bail!(
+                        "subchannel {}: {} bytes arrived, {w} expected",
+                        ch.id(),
+                        s.received
+                    );
                 }
                 s
             };
@@ -300,7 +340,9 @@ async fn serve(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
     collect(tasks).await
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)>>>) -> anyhow::Result<Tally> {
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)>>>,
+) -> anyhow::Result<Tally> {
     let mut t = Tally::default();
     for task in tasks {
         let (id, s) = task.await??;
@@ -314,13 +356,18 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)
 
 async fn drain(ch: &mut Subchannel, out: Option<PathBuf>, stall: Option<Duration>) -> anyhow::Result<Stream> {
     let mut file = match out {
-        Some(p) => Some(tokio::fs::File::create(&p).await.with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => Some(
+            tokio::fs::File::create(&p)
+                .await
+                .with_context(|| format!("creating {}", p.display()))?,
+        ),
         None => None,
     };
     let mut s = Stream::default();
     let mut stall = stall;
     while let Some(rec) = ch.recv_record().await? {
         s.add(&rec);
+        progress(ch.id(), |p| p.received += rec.len() as u64);
         if let Some(f) = file.as_mut() {
             f.write_all(&rec).await?;
         }
@@ -339,7 +386,11 @@ async fn echo(ch: &mut Subchannel) -> anyhow::Result<Stream> {
     while let Some(rec) = ch.recv_record().await? {
         s.add(&rec);
         s.sent += rec.len() as u64;
+        let n = rec.len() as u64;
+        progress(ch.id(), |p| p.received += n);
         ch.send_record(rec).await?;
+        progress(ch.id(), |p| p.sent += n);
     }
+    progress(ch.id(), |p| p.eof = true);
     Ok(s)
 }
