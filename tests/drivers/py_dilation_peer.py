@@ -13,7 +13,7 @@ j = 0..32767 concatenated, repeated and cut at N bytes (the same as ours).
 `--side` forces Python's Dilation side (the greater side leads) by replacing make_side().
 Prints one JSON line: ok, dilation_role, bytes_sent, bytes_received, records_received,
 sha256_received,
-seconds, dilated_ms, connections, cpu_s (and error). Exit status 0 when ok.
+seconds, dilated_ms, connections, cpu_s, max_rss_kb (and error). Exit status 0 when ok.
 """
 
 import argparse
@@ -271,6 +271,7 @@ def main():
     except SystemExit:
         pass
     out["cpu_s"] = cpu_s()
+    out["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     os._exit(0 if out.get("ok") else 1)

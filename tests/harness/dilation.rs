@@ -176,3 +176,50 @@ pub fn expected_digest(data: &[u8], streams: usize) -> String {
     }
     hex::encode(all.finalize())
 }
+
+/// `sha256_received` of one subchannel that carried the bench stream's first `n` bytes,
+/// computed block by block (a 1 GiB stream costs 1 MiB here).
+pub fn bench_digest(n: u64) -> String {
+    let block = bench_stream(1 << 20);
+    let mut h = Sha256::new();
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(block.len() as u64) as usize;
+        h.update(&block[..take]);
+        left -= take as u64;
+    }
+    hex::encode(h.finalize())
+}
+
+/// Established TCP connections in this network namespace (`ss -Htnp`) whose local end belongs
+/// to one of `pids`, as (local port, peer port) pairs, leaving out those with an end on one of
+/// `except` (the mailbox, say). Tests run in parallel in one namespace: the PIDs keep each to
+/// its own peers' connections.
+pub fn established_tcp(pids: &[u32], except: &[u16]) -> Vec<(u16, u16)> {
+    let out = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .output()
+        .expect("running ss");
+    let port = |s: &str| s.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let owned = |l: &str| pids.iter().any(|p| l.contains(&format!("pid={p},")));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| owned(l))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (a, b) = (port(f.get(2)?)?, port(f.get(3)?)?);
+            (!except.contains(&a) && !except.contains(&b)).then_some((a, b))
+        })
+        .collect()
+}
+
+/// Destroys (`ss -K`, the kernel aborts it and the peer gets a reset) every TCP socket whose
+/// local port is `port`.
+pub fn destroy_tcp(port: u16) {
+    let status = std::process::Command::new("ss")
+        .args(["-K", "-tn", "sport", "=", &format!(":{port}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("running ss -K");
+    assert!(status.success(), "ss -K sport :{port} failed: {status}");
+}
