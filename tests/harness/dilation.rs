@@ -62,7 +62,7 @@ impl DilationPair {
         (b_imp, b_args): (DilationImpl, &[&str]),
         timeout: Duration,
     ) -> DilationPair {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let code_file = dir.path().join("code");
         let mut a = base(mailbox, a_args);
         a.extend(["--allocate".into(), "--code-file".into(), path_arg(&code_file)]);
@@ -199,7 +199,7 @@ pub fn established_tcp(pids: &[u32], except: &[u16]) -> Vec<(u16, u16)> {
     let out = std::process::Command::new("ss")
         .args(["-Htnp", "state", "established"])
         .output()
-        .expect("running ss");
+        .unwrap_or_else(|e| panic!("running ss: {e}"));
     let port = |s: &str| s.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
     let owned = |l: &str| pids.iter().any(|p| l.contains(&format!("pid={p},")));
     String::from_utf8_lossy(&out.stdout)
@@ -220,6 +220,6 @@ pub fn destroy_tcp(port: u16) {
         .args(["-K", "-tn", "sport", "=", &format!(":{port}")])
         .stdout(std::process::Stdio::null())
         .status()
-        .expect("running ss -K");
+        .unwrap_or_else(|e| panic!("running ss -K: {e}"));
     assert!(status.success(), "ss -K sport :{port} failed: {status}");
 }
