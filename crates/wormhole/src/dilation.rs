@@ -6,11 +6,11 @@
 //! Every protocol decision is the sans-IO [`wormhole_proto::dilation::endpoint::Dilation`]'s;
 //! the scheduling of dials is the transit race machine's ([`wormhole_proto::transit::race`]).
 //! The modules here only move bytes:
-//! - [`driver`]: the task that owns the endpoint, its timers and every connection;
-//! - [`connector`]: our listener, our hints, and one race per round of dials;
-//! - [`link`]: one TCP connection's reader and writer tasks;
-//! - [`subchannel`]: the application's handles ([`Subchannel`], [`SubchannelListener`]);
-//! - [`port`]: the wormhole driver's side (mailbox messages to and from the endpoint).
+//! - `driver`: the task that owns the endpoint, its timers and every connection;
+//! - `connector`: our listener, our hints, and one race per round of dials;
+//! - `link`: one TCP connection's reader and writer tasks;
+//! - `subchannel`: the application's handles ([`Subchannel`], [`SubchannelListener`]);
+//! - `port`: the wormhole driver's side (mailbox messages to and from the endpoint).
 //!
 //! # Shape (Python 0.24's `DilatedWormhole`)
 //! ```no_run
