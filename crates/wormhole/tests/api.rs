@@ -111,8 +111,16 @@ async fn awaiting_mode_full_exchange() {
         .map(|e| e["name"].as_str().unwrap().to_owned())
         .collect();
     assert!(names.iter().any(|n| n == "ws_send") && names.iter().any(|n| n == "ws_receive"));
-    assert_eq!(dump[0]["details"]["type"], "bind");
-    assert_eq!(dump[0]["details"]["_side"], a.side());
+    // The first thing sent is the bind (it now waits for the welcome, which may ask for a
+    // proof of work, so a ws_receive can come first).
+    let first_send = dump
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "ws_send")
+        .unwrap();
+    assert_eq!(first_send["details"]["type"], "bind");
+    assert_eq!(first_send["details"]["_side"], a.side());
     let dir = tempfile::tempdir().unwrap();
     timing.write(&dir.path().join("t.json")).unwrap();
     let back: serde_json::Value =

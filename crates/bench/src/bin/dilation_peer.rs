@@ -100,6 +100,12 @@ struct Args {
     /// tests that need a transfer to last).
     #[arg(long, value_name = "MB_PER_S")]
     rate: Option<f64>,
+    /// The receive window per subchannel, bytes (default: the library's).
+    #[arg(long)]
+    recv_window: Option<usize>,
+    /// The unacked outbound queue, bytes (default: the library's).
+    #[arg(long)]
+    max_unacked: Option<usize>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
@@ -241,7 +247,15 @@ async fn run(args: &Args, start: Instant) -> anyhow::Result<serde_json::Value> {
         }
         (None, false) => bail!("give --code or --allocate"),
     }
+    let mut config = wormhole::dilation::EndpointConfig::default();
+    if let Some(w) = args.recv_window {
+        config.recv_window = w;
+    }
+    if let Some(u) = args.max_unacked {
+        config.max_unacked_bytes = u;
+    }
     let options = DilationOptions {
+        config,
         relays: args.relay.clone(),
         no_listen: args.no_listen,
         ping_interval: args.ping_interval.map(Duration::from_secs_f64),
