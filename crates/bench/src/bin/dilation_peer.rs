@@ -227,7 +227,9 @@ async fn run(args: &Args, start: Instant) -> anyhow::Result<serde_json::Value> {
 
 async fn payload(args: &Args) -> anyhow::Result<Vec<u8>> {
     if let Some(f) = &args.file {
-        return tokio::fs::read(f).await.with_context(|| format!("reading {}", f.display()));
+        return tokio::fs::read(f)
+            .await
+            .with_context(|| format!("reading {}", f.display()));
     }
     let n = usize::try_from(args.bytes.unwrap_or(0)).context("--bytes too large")?;
     let block = bench_block();
@@ -289,7 +291,11 @@ async fn serve(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
                 if let Some(w) = want
                     && s.received != w
                 {
-                    bail!("subchannel {}: {} bytes arrived, {w} expected", ch.id(), s.received);
+                    bail!(
+                        "subchannel {}: {} bytes arrived, {w} expected",
+                        ch.id(),
+                        s.received
+                    );
                 }
                 s
             };
@@ -300,7 +306,9 @@ async fn serve(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
     collect(tasks).await
 }
 
-async fn collect(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)>>>) -> anyhow::Result<Tally> {
+async fn collect(
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)>>>,
+) -> anyhow::Result<Tally> {
     let mut t = Tally::default();
     for task in tasks {
         let (id, s) = task.await??;
@@ -314,7 +322,11 @@ async fn collect(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<(u32, Stream)
 
 async fn drain(ch: &mut Subchannel, out: Option<PathBuf>, stall: Option<Duration>) -> anyhow::Result<Stream> {
     let mut file = match out {
-        Some(p) => Some(tokio::fs::File::create(&p).await.with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => Some(
+            tokio::fs::File::create(&p)
+                .await
+                .with_context(|| format!("creating {}", p.display()))?,
+        ),
         None => None,
     };
     let mut s = Stream::default();

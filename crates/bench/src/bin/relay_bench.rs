@@ -301,7 +301,12 @@ fn throughput(args: &Args) -> anyhow::Result<()> {
         );
         summary.push((*w, mb, cpu));
     }
-    let find = |w: Which| summary.iter().find(|(x, ..)| *x == w).map(|(_, mb, cpu)| (*mb, *cpu));
+    let find = |w: Which| {
+        summary
+            .iter()
+            .find(|(x, ..)| *x == w)
+            .map(|(_, mb, cpu)| (*mb, *cpu))
+    };
     if let Some((py_mb, py_cpu)) = find(Which::Python) {
         for w in [Which::Ours, Which::OursCopy] {
             if let Some((mb, cpu)) = find(w) {

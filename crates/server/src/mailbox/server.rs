@@ -22,8 +22,8 @@ use super::limits::PerIp;
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
-use crate::storage::StorageHealth;
 use crate::metrics::MailboxMetrics;
+use crate::storage::StorageHealth;
 
 /// Capacity of the engine's input queue.
 const ENGINE_QUEUE: usize = 8192;
