@@ -38,9 +38,7 @@ pub fn dilation_command(imp: DilationImpl, args: &[String], timeout: Duration) -
             .name("py_dilation_peer.py")
             .arg(workspace_root().join("tests/drivers/py_dilation_peer.py")),
     };
-    cmd.args(args)
-        .args(limit)
-        .timeout(timeout + Duration::from_secs(15))
+    cmd.args(args).args(limit).timeout(timeout + Duration::from_secs(15))
 }
 
 /// Two running Dilation peers.
@@ -100,11 +98,7 @@ fn wait_for_code(path: &PathBuf, limit: Duration) -> String {
         {
             return c.trim().to_owned();
         }
-        assert!(
-            Instant::now() < deadline,
-            "no code in {} within {limit:?}",
-            path.display()
-        );
+        assert!(Instant::now() < deadline, "no code in {} within {limit:?}", path.display());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -134,12 +128,7 @@ impl DilationResult {
     /// Panics with the output unless `ok` is true.
     #[track_caller]
     pub fn assert_ok(&self) -> &Value {
-        assert!(
-            self.json["ok"] == true,
-            "dilation peer failed: {}\n{}",
-            self.json,
-            self.output
-        );
+        assert!(self.json["ok"] == true, "dilation peer failed: {}\n{}", self.json, self.output);
         &self.json
     }
 
