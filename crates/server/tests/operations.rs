@@ -193,6 +193,37 @@ async fn connections_per_ip() {
 }
 
 #[tokio::test]
+async fn connection_rate_per_ip() {
+    let mut a = args();
+    // A burst of 64 new connections per address, then practically no refill.
+    a.connections_per_second_per_ip = 0.0001;
+    let srv = served(a).await;
+    const CHURNER: &str = "127.0.0.4";
+    for _ in 0..64 {
+        let (c, w) = connect_from(&srv.url, CHURNER).await;
+        assert!(w["welcome"].get("error").is_none(), "{w}");
+        drop(c);
+    }
+    let (mut refused, w) = connect_from(&srv.url, CHURNER).await;
+    let text = w["welcome"]["error"].as_str().unwrap();
+    assert!(
+        text.starts_with("too many new connections from your address (at most 0.0001 per second)"),
+        "{text}"
+    );
+    assert!(
+        close_reason(&mut refused)
+            .await
+            .starts_with("too many new connections")
+    );
+    // Another address is not affected.
+    let mut other = Client::bound(&srv.url, APP, "other").await;
+    other.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::ConnectionRate), 1);
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=connection_rate}"], 1.0);
+}
+
+#[tokio::test]
 async fn command_rate_refuses_then_closes_the_flooder() {
     let mut a = args();
     // Practically no refill: the burst is all a connection gets during the test.
@@ -353,6 +384,7 @@ fn flags_parse_into_the_limits() {
     // The flags exist with the documented defaults (docs/operations.md).
     let d = MailboxArgs::defaults();
     assert_eq!(d.max_connections_per_ip, 64);
+    assert_eq!(d.connections_per_second_per_ip, 20.0);
     assert_eq!(d.commands_per_second, 20.0);
     assert_eq!(d.command_burst, 100);
     assert_eq!(d.max_nameplates_per_ip, 32);
@@ -407,8 +439,8 @@ async fn a_flooder_is_limited_while_a_normal_pair_completes() {
         );
         assert!(close_reason(&mut c).await.starts_with("too many connections"));
     }
-    // Each admitted connection pipelines 100 pings at once: 20 served, the rest refused until
-    // the server cuts it.
+    // Each admitted connection pipelines 100 pings at once: 20 served, then 10 refused in a
+    // row, and the 11th refusal cuts it.
     let flooders: Vec<_> = admitted
         .into_iter()
         .enumerate()
@@ -471,7 +503,7 @@ async fn a_flooder_is_limited_while_a_normal_pair_completes() {
     let mut seen = Vec::new();
     for f in flooders {
         let (errors, reason) = f.await.unwrap();
-        assert!(errors <= 81, "at most the 81 refused commands: {errors}");
+        assert!(errors <= 11, "cut after 10 refusals in a row: {errors}");
         assert!(
             reason.is_empty() || reason.starts_with("too many commands"),
             "{reason}"
@@ -485,7 +517,7 @@ async fn a_flooder_is_limited_while_a_normal_pair_completes() {
         4.0
     );
     assert!(
-        m["wormhole_mailbox_rejected_total{reason=command_rate}"] >= 4.0 * 21.0,
+        m["wormhole_mailbox_rejected_total{reason=command_rate}"] >= 4.0 * 11.0,
         "{m:?}"
     );
     assert_eq!(m["wormhole_mailbox_pairs_total{mood=happy}"], 1.0);

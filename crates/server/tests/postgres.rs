@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use postgres_kit::{
-    Client, Cluster, Spawned, check_numbered, connect, installed, numbered_listener, numbered_sender,
+    Client, Cluster, Spawned, WAIT, check_numbered, connect, installed, numbered_listener, numbered_sender,
     stored_ids,
 };
 use serde_json::{Value, json};

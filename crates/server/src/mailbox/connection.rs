@@ -22,7 +22,7 @@ use wormhole_proto::server_msg::{ServerMessage, Welcome, YourAddress};
 use super::core::Frame;
 use super::engine::{EngineInput, encode, now_secs};
 use super::http::{self, Route};
-use super::limits::{PerIp, PerIpSlot, TokenBucket, client_ip};
+use super::limits::{PerIp, PerIpSlot, RatePerIp, TokenBucket, client_ip};
 use super::outbox::Outbox;
 use crate::metrics::{MailboxMetrics, Reason};
 
@@ -61,6 +61,10 @@ pub struct Shared {
     pub command_burst: u32,
     /// Open connections per client address.
     pub conns_per_ip: Arc<PerIp>,
+    /// New connections per second per client address.
+    pub conn_rate_per_ip: RatePerIp,
+    /// The origin of the times given to `conn_rate_per_ip`.
+    pub started: Instant,
     /// Connections holding a nameplate (claimed or allocated) per client address.
     pub nameplates_per_ip: Arc<PerIp>,
     /// The metrics.
@@ -194,6 +198,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
         return;
     };
     let ip = client_ip(peer.ip());
+    if !shared.conn_rate_per_ip.take(ip, shared.started.elapsed()) {
+        shared.metrics.reject(Reason::ConnectionRate);
+        let text = format!(
+            "too many new connections from your address (at most {} per second); wait a little and try again",
+            shared.conn_rate_per_ip.rate()
+        );
+        refuse_in_welcome(&mut ws, text).await;
+        return;
+    }
     let Some(_ip_slot) = shared.conns_per_ip.acquire(ip) else {
         shared.metrics.reject(Reason::ConnectionsPerIp);
         let text = format!(
@@ -299,6 +312,10 @@ enum Verdict {
     Close(String),
 }
 
+/// A connection refused more than this many commands in a row (or more than its burst, if
+/// smaller) is closed: a client that keeps sending after that is not listening.
+const MAX_REFUSED_IN_ROW: u32 = 10;
+
 /// The limits of one connection (see `limits.rs`).
 struct ConnLimits {
     started: Instant,
@@ -322,7 +339,7 @@ impl ConnLimits {
     fn judge(&mut self, frame: &Frame, shared: &Shared) -> Verdict {
         if !self.bucket.take(self.started.elapsed()) {
             self.refused_in_row += 1;
-            if self.refused_in_row > shared.command_burst {
+            if self.refused_in_row > shared.command_burst.min(MAX_REFUSED_IN_ROW) {
                 return Verdict::Close(format!(
                     "too many commands: more than {} per second, refused {} in a row",
                     shared.command_rate, self.refused_in_row
@@ -541,6 +558,8 @@ mod size_budget {
             command_rate: 1.0,
             command_burst: 1,
             conns_per_ip: super::PerIp::new(1),
+            conn_rate_per_ip: super::RatePerIp::new(1.0, 1),
+            started: tokio::time::Instant::now(),
             nameplates_per_ip: super::PerIp::new(1),
             metrics: Default::default(),
         });
