@@ -122,6 +122,13 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_nameplates_per_ip: usize,
 
+    /// Count clients under the `X-Real-IP` header for the per-address limits (the welcome's
+    /// `your-address` uses it either way). Set it behind a front end that sets the header
+    /// (deploy/haproxy.cfg does), or every client counts as the front end's address; never
+    /// without one, or clients choose their own address.
+    #[arg(long)]
+    pub trust_x_real_ip: bool,
+
     /// Ask every new connection for a hashcash proof of work of BITS leading zero bits before
     /// `bind` (the welcome's `permission-required`; 1 to 24, about 2^BITS SHA-1s for the
     /// client: 20 takes well under a second). Clients that do not support it get a welcome
@@ -218,6 +225,7 @@ impl MailboxArgs {
             max_connection_lifetime: 86_400.0,
             max_connections_per_ip: 64,
             connections_per_second_per_ip: 20.0,
+            trust_x_real_ip: false,
             commands_per_second: 20.0,
             command_burst: 100,
             max_nameplates_per_ip: 32,

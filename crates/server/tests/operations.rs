@@ -650,3 +650,44 @@ async fn relay_metrics_and_limits() {
     relay_task.abort();
     ops_task.abort();
 }
+
+/// With `--trust-x-real-ip` (behind a front end) the per-address limits count the header's
+/// address; without it, the socket's.
+#[tokio::test]
+async fn per_address_limits_follow_x_real_ip_only_when_trusted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    async fn via_proxy(url: &str, real_ip: &str) -> serde_json::Value {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("X-Real-IP", real_ip.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut c = Client { ws };
+        let welcome = c.recv().await;
+        // Keep the connection open for the rest of the test.
+        std::mem::forget(c);
+        welcome
+    }
+    for trusted in [true, false] {
+        let mut a = args();
+        a.max_connections_per_ip = 1;
+        a.trust_x_real_ip = trusted;
+        let srv = served(a).await;
+        let first = via_proxy(&srv.url, "192.0.2.1").await;
+        assert!(first["welcome"].get("error").is_none(), "{first}");
+        let other = via_proxy(&srv.url, "192.0.2.2").await;
+        let same = via_proxy(&srv.url, "192.0.2.1").await;
+        if trusted {
+            assert!(other["welcome"].get("error").is_none(), "{other}");
+            assert_eq!(other["welcome"]["your-address"]["ipv4"], "192.0.2.2");
+        } else {
+            assert!(
+                other["welcome"]["error"].is_string(),
+                "one socket address: {other}"
+            );
+        }
+        assert!(same["welcome"]["error"].is_string(), "{same}");
+        assert_eq!(
+            srv.metrics.rejected_count(Reason::ConnectionsPerIp),
+            if trusted { 1 } else { 2 }
+        );
+    }
+}
