@@ -42,7 +42,9 @@ pub struct FloodConfig {
 pub struct FloodReport {
     /// Connections attempted.
     pub attempts: u64,
-    /// Attempts that did not reach a WebSocket (refused, reset, timed out).
+    /// Attempts refused with an HTTP status instead of the upgrade (e.g. `429`).
+    pub http_refused: u64,
+    /// Attempts that did not reach a WebSocket otherwise (refused, reset, timed out).
     pub connect_failed: u64,
     /// Connections whose welcome carried an `error` (refused by the server).
     pub welcome_errors: u64,
@@ -64,6 +66,7 @@ pub struct FloodReport {
 #[derive(Default)]
 struct Counters {
     attempts: AtomicU64,
+    http_refused: AtomicU64,
     connect_failed: AtomicU64,
     welcome_errors: AtomicU64,
     commands_sent: AtomicU64,
@@ -145,6 +148,7 @@ async fn run(cfg: FloodConfig, stop: Arc<AtomicBool>) -> FloodReport {
     let attempts = c.attempts.load(Ordering::Relaxed).min(cfg.max_connections);
     FloodReport {
         attempts,
+        http_refused: c.http_refused.load(Ordering::Relaxed),
         connect_failed: c.connect_failed.load(Ordering::Relaxed),
         welcome_errors: c.welcome_errors.load(Ordering::Relaxed),
         commands_sent: c.commands_sent.load(Ordering::Relaxed),
@@ -170,6 +174,12 @@ async fn one_connection(cfg: &FloodConfig, c: &Counters, stop: &AtomicBool, dead
     let connect_by = (Instant::now() + Duration::from_secs(10)).min(deadline);
     let ws: Ws = match connect_from(&cfg.url, cfg.source, connect_by).await {
         Ok(ws) => ws,
+        Err(e) if e.contains("HTTP error") => {
+            // Refused before the upgrade (tungstenite's "HTTP error: 429 …"): try again at once.
+            c.http_refused.fetch_add(1, Ordering::Relaxed);
+            c.reason(&e);
+            return;
+        }
         Err(_) => {
             c.connect_failed.fetch_add(1, Ordering::Relaxed);
             // Out of ports or refused at the TCP level: do not spin on it.
@@ -258,11 +268,12 @@ impl FloodReport {
     pub fn print(&self) -> Vec<(String, String)> {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         println!(
-            "  flooder: {} connections tried in {:.1} s ({:.0}/s): {} refused in the welcome, {} failed to connect, {} closed by the server",
+            "  flooder: {} connections tried in {:.1} s ({:.0}/s): {} refused in the welcome, {} refused with an HTTP status, {} failed to connect, {} closed by the server",
             self.attempts,
             secs,
             self.attempts as f64 / secs,
             self.welcome_errors,
+            self.http_refused,
             self.connect_failed,
             self.closed_by_server
         );
@@ -279,6 +290,7 @@ impl FloodReport {
         vec![
             ("flood_attempts".into(), self.attempts.to_string()),
             ("flood_welcome_errors".into(), self.welcome_errors.to_string()),
+            ("flood_http_refused".into(), self.http_refused.to_string()),
             ("flood_connect_failed".into(), self.connect_failed.to_string()),
             ("flood_closed".into(), self.closed_by_server.to_string()),
             ("flood_commands".into(), self.commands_sent.to_string()),

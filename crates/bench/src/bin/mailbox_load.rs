@@ -108,6 +108,10 @@ struct Args {
     /// as fast as it can (one thread of its own; starts a second before the measured phase).
     #[arg(long, conflicts_with = "idle")]
     flood: bool,
+    /// Control run: aim the flood at a second spawned server of the same kind instead, so the
+    /// flooder competes with the measured server for CPU only.
+    #[arg(long, requires = "flood")]
+    flood_elsewhere: bool,
     /// The flooder's source address.
     #[arg(long, value_name = "IP", default_value = "127.0.0.2")]
     flood_from: std::net::IpAddr,
@@ -549,13 +553,42 @@ async fn idle(args: &Args, url: &str, pid: Option<u32>, n: u64) -> Result<Vec<(S
     Ok(result)
 }
 
+/// `spec` without its `--metrics ADDR` (a second server cannot bind the same address).
+fn without_metrics(spec: &ServerSpec) -> ServerSpec {
+    let strip = |args: &[String]| {
+        let mut out = Vec::new();
+        let mut skip_next = false;
+        for a in args {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            if a == "--metrics" {
+                skip_next = true;
+            } else if !a.starts_with("--metrics=") {
+                out.push(a.clone());
+            }
+        }
+        out
+    };
+    match spec {
+        ServerSpec::Ours { bin, args } => ServerSpec::Ours {
+            bin: bin.clone(),
+            args: strip(args),
+        },
+        ServerSpec::Python { twist, args } => ServerSpec::Python {
+            twist: twist.clone(),
+            args: strip(args),
+        },
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(n) = args.idle {
         // Raise before spawning a server, so it inherits the limit too.
         sys::raise_nofile(n + 1024).context("raising RLIMIT_NOFILE")?;
     }
-    let server = match (&args.spawn_ours, &args.spawn_python) {
+    let spec = match (&args.spawn_ours, &args.spawn_python) {
         (Some(bin), _) => Some(ServerSpec::Ours {
             bin: bin.clone(),
             args: args.server_args.clone(),
@@ -565,11 +598,24 @@ fn main() -> Result<()> {
             args: args.server_args.clone(),
         }),
         (None, None) => None,
-    }
-    .map(|spec| ServerProc::start(&spec))
-    .transpose()
-    .map_err(anyhow::Error::msg)
-    .context("starting the server")?;
+    };
+    let server = spec
+        .as_ref()
+        .map(ServerProc::start)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("starting the server")?;
+    // The control run: the flood goes to a second server of the same kind, so only its CPU
+    // competes with the measured one.
+    let decoy = match (&spec, args.flood_elsewhere) {
+        (Some(spec), true) => Some(
+            ServerProc::start(&without_metrics(spec))
+                .map_err(anyhow::Error::msg)
+                .context("starting the second server")?,
+        ),
+        (None, true) => bail!("--flood-elsewhere needs --spawn-ours or --spawn-python"),
+        _ => None,
+    };
     let (url, pid) = match (&server, &args.url) {
         (Some(s), _) => (s.url(), Some(s.pid())),
         (None, Some(u)) => (u.clone(), args.server_pid),
@@ -582,15 +628,21 @@ fn main() -> Result<()> {
     wormhole_bench::ws_connect::spread_sources(args.source_ips);
     let flood = if args.flood {
         let f = Flood::start(FloodConfig {
-            url: url.clone(),
+            url: decoy.as_ref().map(ServerProc::url).unwrap_or_else(|| url.clone()),
             source: Some(args.flood_from),
             parallel: args.flood_parallel,
             max_time: Duration::from_secs_f64(args.max_seconds + args.pair_timeout + 5.0),
             max_connections: args.flood_max_connections,
         })?;
         println!(
-            "flooding from {} with {} connections at once (a second before the measured phase)",
-            args.flood_from, args.flood_parallel
+            "flooding {} from {} with {} connections at once (a second before the measured phase)",
+            if decoy.is_some() {
+                "a second server"
+            } else {
+                "the server"
+            },
+            args.flood_from,
+            args.flood_parallel
         );
         std::thread::sleep(Duration::from_secs(1));
         Some(f)
@@ -619,5 +671,6 @@ fn main() -> Result<()> {
     }
     println!("{line}");
     drop(server);
+    drop(decoy);
     Ok(())
 }
