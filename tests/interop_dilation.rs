@@ -22,16 +22,39 @@ fn side(leader: bool) -> &'static str {
 
 /// `sender` opens `streams` subchannels with `bytes` each (in `write_size` writes); `echoer`
 /// echoes them. Both finish ok with the roles asked for; every byte came back.
-fn send_echo(url: &str, sender: DilationImpl, echoer: DilationImpl, sender_leads: bool, extra: &[&str], streams: usize, bytes: usize) {
+fn send_echo(
+    url: &str,
+    sender: DilationImpl,
+    echoer: DilationImpl,
+    sender_leads: bool,
+    extra: &[&str],
+    streams: usize,
+    bytes: usize,
+) {
     let (n, k) = (bytes.to_string(), streams.to_string());
-    let mut s_args = vec!["--mode", "send", "--bytes", &n, "--streams", &k, "--side", side(sender_leads)];
+    let mut s_args = vec![
+        "--mode",
+        "send",
+        "--bytes",
+        &n,
+        "--streams",
+        &k,
+        "--side",
+        side(sender_leads),
+    ];
     let mut e_args = vec!["--mode", "echo", "--streams", &k, "--side", side(!sender_leads)];
     s_args.extend(extra);
     e_args.extend(extra);
     let (e, s) = DilationPair::spawn(url, (echoer, &e_args), (sender, &s_args), T).wait();
     let (sj, ej) = (s.assert_ok(), e.assert_ok());
-    assert_eq!(sj["dilation_role"], if sender_leads { "leader" } else { "follower" });
-    assert_eq!(ej["dilation_role"], if sender_leads { "follower" } else { "leader" });
+    assert_eq!(
+        sj["dilation_role"],
+        if sender_leads { "leader" } else { "follower" }
+    );
+    assert_eq!(
+        ej["dilation_role"],
+        if sender_leads { "follower" } else { "leader" }
+    );
     let want = expected_digest(&bench_stream(bytes), streams);
     assert_eq!(ej["sha256_received"], want.as_str(), "what the echoer got");
     assert_eq!(sj["sha256_received"], want.as_str(), "what came back");
@@ -77,13 +100,32 @@ fn record_boundaries_and_empty_subchannels() {
     require_netns();
     let server = start_our_mailbox(&[]);
     for (sender, receiver) in [(Ours, Python), (Python, Ours)] {
-        let s_args = ["--mode", "send", "--bytes", "2000", "--write-size", "1", "--side", LEADER_SIDE];
+        let s_args = [
+            "--mode",
+            "send",
+            "--bytes",
+            "2000",
+            "--write-size",
+            "1",
+            "--side",
+            LEADER_SIDE,
+        ];
         let r_args = ["--mode", "recv", "--bytes", "2000", "--side", FOLLOWER_SIDE];
         let (r, s) = DilationPair::spawn(server.url(), (receiver, &r_args), (sender, &s_args), T).wait();
         s.assert_ok();
         r.assert_ok();
-        assert_eq!(r.u64("records_received"), 2000, "{:?} → {:?}: {}", sender, receiver, r.json);
-        assert_eq!(r.json["sha256_received"], expected_digest(&bench_stream(2000), 1).as_str());
+        assert_eq!(
+            r.u64("records_received"),
+            2000,
+            "{:?} → {:?}: {}",
+            sender,
+            receiver,
+            r.json
+        );
+        assert_eq!(
+            r.json["sha256_received"],
+            expected_digest(&bench_stream(2000), 1).as_str()
+        );
 
         let s_args = ["--mode", "send", "--bytes", "0", "--side", FOLLOWER_SIDE];
         let r_args = ["--mode", "recv", "--bytes", "0", "--side", LEADER_SIDE];

@@ -131,6 +131,7 @@ fuzz_target!(|data: &[u8]| {
         follower_timeout: Duration::from_secs(4),
         recv_window: 4096,
         max_unacked_bytes: 8192,
+        blocked_read_allowance: 16384,
         max_write_len: 2048,
         max_frame_len: 1 << 16,
         max_pending_opens: 8,
@@ -139,7 +140,8 @@ fuzz_target!(|data: &[u8]| {
         rng_seed: u64::from(ctl),
         ..Config::default()
     };
-    let window = config.recv_window;
+    // A blocked writer reads on past a full window, up to the allowance.
+    let window = config.recv_window.max(config.blocked_read_allowance);
     let mut ep = Dilation::new(config.clone(), mine.into(), PSK);
     let mut peer = Peer {
         noise: None,

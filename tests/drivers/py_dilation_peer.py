@@ -13,7 +13,7 @@ j = 0..32767 concatenated, repeated and cut at N bytes (the same as ours).
 `--side` forces Python's Dilation side (the greater side leads) by replacing make_side().
 Prints one JSON line: ok, dilation_role, bytes_sent, bytes_received, records_received,
 sha256_received,
-seconds, dilated_ms, connections, cpu_s (and error). Exit status 0 when ok.
+seconds, dilated_ms, connections, cpu_s, max_rss_kb (and error). Exit status 0 when ok.
 """
 
 import argparse
@@ -29,7 +29,7 @@ from twisted.internet import reactor as _reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import react
+from twisted.internet.task import deferLater, react
 from zope.interface import implementer
 
 import wormhole
@@ -216,6 +216,11 @@ def run(reactor, args, start):
         "dilated_ms": dilated_ms,
         "connections": CONNECTIONS[0],
     }
+    # Our last records (and CLOSEs) may still sit in Twisted's buffers while the peer's reading
+    # is paused; closing now would lose them. Wait until the peer acknowledged every record.
+    outbound = w._boss._D._manager._outbound
+    while outbound._outbound_queue:
+        yield deferLater(reactor, 0.02, lambda: None)
     try:
         yield w.close()
     except Exception:
@@ -266,6 +271,7 @@ def main():
     except SystemExit:
         pass
     out["cpu_s"] = cpu_s()
+    out["max_rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
     os._exit(0 if out.get("ok") else 1)

@@ -38,7 +38,9 @@ pub fn dilation_command(imp: DilationImpl, args: &[String], timeout: Duration) -
             .name("py_dilation_peer.py")
             .arg(workspace_root().join("tests/drivers/py_dilation_peer.py")),
     };
-    cmd.args(args).args(limit).timeout(timeout + Duration::from_secs(15))
+    cmd.args(args)
+        .args(limit)
+        .timeout(timeout + Duration::from_secs(15))
 }
 
 /// Two running Dilation peers.
@@ -60,7 +62,7 @@ impl DilationPair {
         (b_imp, b_args): (DilationImpl, &[&str]),
         timeout: Duration,
     ) -> DilationPair {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let code_file = dir.path().join("code");
         let mut a = base(mailbox, a_args);
         a.extend(["--allocate".into(), "--code-file".into(), path_arg(&code_file)]);
@@ -98,7 +100,11 @@ fn wait_for_code(path: &PathBuf, limit: Duration) -> String {
         {
             return c.trim().to_owned();
         }
-        assert!(Instant::now() < deadline, "no code in {} within {limit:?}", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "no code in {} within {limit:?}",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -128,7 +134,12 @@ impl DilationResult {
     /// Panics with the output unless `ok` is true.
     #[track_caller]
     pub fn assert_ok(&self) -> &Value {
-        assert!(self.json["ok"] == true, "dilation peer failed: {}\n{}", self.json, self.output);
+        assert!(
+            self.json["ok"] == true,
+            "dilation peer failed: {}\n{}",
+            self.json,
+            self.output
+        );
         &self.json
     }
 
@@ -164,4 +175,51 @@ pub fn expected_digest(data: &[u8], streams: usize) -> String {
         all.update(one);
     }
     hex::encode(all.finalize())
+}
+
+/// `sha256_received` of one subchannel that carried the bench stream's first `n` bytes,
+/// computed block by block (a 1 GiB stream costs 1 MiB here).
+pub fn bench_digest(n: u64) -> String {
+    let block = bench_stream(1 << 20);
+    let mut h = Sha256::new();
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(block.len() as u64) as usize;
+        h.update(&block[..take]);
+        left -= take as u64;
+    }
+    hex::encode(h.finalize())
+}
+
+/// Established TCP connections in this network namespace (`ss -Htnp`) whose local end belongs
+/// to one of `pids`, as (local port, peer port) pairs, leaving out those with an end on one of
+/// `except` (the mailbox, say). Tests run in parallel in one namespace: the PIDs keep each to
+/// its own peers' connections.
+pub fn established_tcp(pids: &[u32], except: &[u16]) -> Vec<(u16, u16)> {
+    let out = std::process::Command::new("ss")
+        .args(["-Htnp", "state", "established"])
+        .output()
+        .unwrap_or_else(|e| panic!("running ss: {e}"));
+    let port = |s: &str| s.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
+    let owned = |l: &str| pids.iter().any(|p| l.contains(&format!("pid={p},")));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| owned(l))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (a, b) = (port(f.get(2)?)?, port(f.get(3)?)?);
+            (!except.contains(&a) && !except.contains(&b)).then_some((a, b))
+        })
+        .collect()
+}
+
+/// Destroys (`ss -K`, the kernel aborts it and the peer gets a reset) every TCP socket whose
+/// local port is `port`.
+pub fn destroy_tcp(port: u16) {
+    let status = std::process::Command::new("ss")
+        .args(["-K", "-tn", "sport", "=", &format!(":{port}")])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap_or_else(|e| panic!("running ss -K: {e}"));
+    assert!(status.success(), "ss -K sport :{port} failed: {status}");
 }

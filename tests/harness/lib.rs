@@ -72,8 +72,8 @@ pub use clis::{Endpoints, PeerKind};
 pub use cluster::{Cluster, cluster_available};
 pub use codes::unique_code;
 pub use dilation::{
-    DilationImpl, DilationPair, DilationResult, FOLLOWER_SIDE, LEADER_SIDE, bench_stream, dilation_command,
-    expected_digest,
+    DilationImpl, DilationPair, DilationResult, FOLLOWER_SIDE, LEADER_SIDE, bench_digest, bench_stream,
+    destroy_tcp, dilation_command, established_tcp, expected_digest,
 };
 pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,

@@ -38,6 +38,7 @@ fn sim_config(seed: u64) -> Config {
         stable_after: Duration::from_secs(3),
         recv_window: 8 * 1024,
         max_unacked_bytes: 16 * 1024,
+        blocked_read_allowance: 32 * 1024,
         max_write_len: 4096,
         max_frame_len: 64 * 1024,
         open_hold: Duration::from_secs(5),
@@ -243,7 +244,7 @@ impl World {
         let c = &self.config;
         let buffered = ep.max_buffered();
         assert!(
-            buffered <= c.recv_window + CHUNK + c.max_write_len + 64,
+            buffered <= c.recv_window.max(c.blocked_read_allowance) + CHUNK + c.max_write_len + 64,
             "seed {}: receive buffer {buffered} over its bound",
             self.seed
         );
@@ -1046,6 +1047,95 @@ fn opens_nobody_listens_for_are_held_bounded_then_closed() {
         .filter(|r| matches!(r, Record::Close { .. }))
         .count();
     assert_eq!(closes, 100);
+}
+
+/// An application that writes back what it reads (an echo, a forwarder) while the peer keeps
+/// sending: our writes wait for ACKs that sit behind the peer's data. Reading must go on past
+/// the full receive window (within the allowance) so the ACK is seen, instead of both sides
+/// waiting for each other forever.
+#[test]
+fn blocked_writer_reads_on_past_a_full_window_to_find_the_acks() {
+    let cfg = sim_config(1);
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg.clone());
+    let scid = ep.open("p", t).unwrap();
+    // Our side fills its unacked queue.
+    let mut n = 0u32;
+    while ep.write(scid, vec![7; 1000], t).is_ok() {
+        n += 1;
+    }
+    raw.take_writes(&mut ep, c);
+    // The peer sends more than a window of data on the same subchannel (nobody consumes),
+    // and only then the ACK of everything we wrote.
+    let mut wire = Vec::new();
+    let record = 1000;
+    let count = 2 * cfg.recv_window / record;
+    for _ in 0..count {
+        let seqnum = raw.next_seqnum();
+        let data = vec![1; record];
+        wire.extend(raw.frame(&Record::Data { scid, seqnum, data }.encode()));
+    }
+    wire.extend(raw.frame(&Record::Ack { resp_seqnum: n }.encode()));
+    let mut paused = false;
+    let mut writable = false;
+    let mut fed = 0;
+    while fed < wire.len() && !paused {
+        let end = (fed + CHUNK).min(wire.len());
+        ep.connection_data(c, &wire[fed..end], t);
+        fed = end;
+        for a in raw.take_writes(&mut ep, c) {
+            match a {
+                Action::PauseReading { .. } => paused = true,
+                Action::ResumeReading { .. } => paused = false,
+                Action::Writable => writable = true,
+                _ => {}
+            }
+        }
+        assert!(ep.buffered(scid) <= cfg.blocked_read_allowance + CHUNK + record + 64);
+    }
+    assert!(writable, "the ACK behind the peer's data was read");
+    assert_eq!(ep.unacked_bytes(), 0);
+    // Once writes flow again the full window pauses reading as usual.
+    assert!(ep.is_reading_paused());
+    // Reading what is buffered resumes it.
+    ep.consumed(scid, ep.buffered(scid), t);
+    assert!(!ep.is_reading_paused());
+}
+
+/// The allowance is a bound, not a hole: a peer that never ACKs cannot make a blocked writer
+/// buffer more than it.
+#[test]
+fn blocked_read_allowance_is_a_hard_bound() {
+    let cfg = sim_config(1);
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg.clone());
+    let scid = ep.open("p", t).unwrap();
+    while ep.write(scid, vec![7; 1000], t).is_ok() {}
+    raw.take_writes(&mut ep, c);
+    let record = 1000;
+    let mut paused = false;
+    let mut sent = 0;
+    while !paused {
+        let seqnum = raw.next_seqnum();
+        let wire = raw.frame(
+            &Record::Data {
+                scid,
+                seqnum,
+                data: vec![1; record],
+            }
+            .encode(),
+        );
+        ep.connection_data(c, &wire, t);
+        sent += record;
+        assert!(sent <= 2 * cfg.blocked_read_allowance, "never paused");
+        paused = raw
+            .take_writes(&mut ep, c)
+            .iter()
+            .any(|a| matches!(a, Action::PauseReading { .. }));
+    }
+    let b = ep.buffered(scid);
+    assert!(
+        b >= cfg.blocked_read_allowance && b <= cfg.blocked_read_allowance + record + 64,
+        "{b}"
+    );
 }
 
 #[test]

@@ -6,11 +6,11 @@
 //! Every protocol decision is the sans-IO [`wormhole_proto::dilation::endpoint::Dilation`]'s;
 //! the scheduling of dials is the transit race machine's ([`wormhole_proto::transit::race`]).
 //! The modules here only move bytes:
-//! - [`driver`]: the task that owns the endpoint, its timers and every connection;
-//! - [`connector`]: our listener, our hints, and one race per round of dials;
-//! - [`link`]: one TCP connection's reader and writer tasks;
-//! - [`subchannel`]: the application's handles ([`Subchannel`], [`SubchannelListener`]);
-//! - [`port`]: the wormhole driver's side (mailbox messages to and from the endpoint).
+//! - `driver`: the task that owns the endpoint, its timers and every connection;
+//! - `connector`: our listener, our hints, and one race per round of dials;
+//! - `link`: one TCP connection's reader and writer tasks;
+//! - `subchannel`: the application's handles ([`Subchannel`], [`SubchannelListener`]);
+//! - `port`: the wormhole driver's side (mailbox messages to and from the endpoint).
 //!
 //! # Shape (Python 0.24's `DilatedWormhole`)
 //! ```no_run
@@ -127,6 +127,9 @@ pub struct DilationOptions {
     /// Replace the addresses of our direct hints (tests on loopback); `None`: every
     /// non-loopback address of this host.
     pub advertise: Option<Vec<String>>,
+    /// How long [`Dilated::close`] waits for the peer to acknowledge everything written
+    /// (10 s); after that what is unacknowledged is given up.
+    pub close_linger: Duration,
     /// The endpoint's limits and timers (receive window, unacked queue, backoff, …).
     pub config: EndpointConfig,
 }
@@ -141,6 +144,7 @@ impl Default for DilationOptions {
             relay_delay: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(30),
             advertise: None,
+            close_linger: Duration::from_secs(10),
             config: EndpointConfig::default(),
         }
     }
@@ -274,7 +278,8 @@ impl Dilated {
         self.ask(|r| AppRequest::Listen(name, r)).await
     }
 
-    /// Ends Dilation: the connection is closed after what is queued was written.
+    /// Ends Dilation once the peer has acknowledged everything written (or after
+    /// [`DilationOptions::close_linger`]); then the connection is closed.
     pub async fn close(&self) -> Result<(), DilationError> {
         let _ = self.requests.send(AppRequest::Stop);
         let mut rx = self.status.clone();

@@ -16,7 +16,7 @@
 //! Prints one JSON line at the end: `ok`, `dilation_role`, `bytes_sent`, `bytes_received`,
 //! `records_received`, `sha256_received` (over the streams in subchannel-id order), `seconds` (from dilated to
 //! done), `dilated_ms` (from create to dilated), `connections` (L2 connections used), `cpu_s`
-//! (this process), and `error` when not ok. Exit status 0 when ok, 1 otherwise.
+//! and `max_rss_kb` (this process), and `error` when not ok. Exit status 0 when ok, 1 otherwise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![forbid(unsafe_code)]
 
@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wormhole::dilation::{Dilated, DilationOptions, Role, Subchannel};
 use wormhole::{Wormhole, WormholeOptions};
-use wormhole_bench::sys::own_cpu_time;
+use wormhole_bench::sys::{own_cpu_time, peak_rss_kb};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -96,6 +96,10 @@ struct Args {
     /// recv: stop reading for this many seconds after the first record (flow-control tests).
     #[arg(long)]
     stall: Option<f64>,
+    /// send: pace the writes; recv: pace the reads, to this many MB/s per subchannel (fault
+    /// tests that need a transfer to last).
+    #[arg(long, value_name = "MB_PER_S")]
+    rate: Option<f64>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600.0)]
     timeout: f64,
@@ -138,6 +142,51 @@ fn bench_block() -> Vec<u8> {
     block
 }
 
+/// Keeps a byte count at `rate` bytes per second from its start (no pacing without a rate).
+struct Pacer {
+    start: Instant,
+    rate: Option<f64>,
+    done: u64,
+}
+
+impl Pacer {
+    fn new(mb_per_s: Option<f64>) -> Pacer {
+        Pacer {
+            start: Instant::now(),
+            rate: mb_per_s.filter(|r| *r > 0.0).map(|r| r * 1e6),
+            done: 0,
+        }
+    }
+
+    async fn pace(&mut self, n: usize) {
+        self.done += n as u64;
+        if let Some(rate) = self.rate {
+            let due = self.start + Duration::from_secs_f64(self.done as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+    }
+}
+
+/// How far each subchannel got (shown when a run times out, to tell where it stalled).
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+struct Progress {
+    sent: u64,
+    received: u64,
+    /// We half-closed.
+    shut: bool,
+    /// The peer's CLOSE arrived.
+    eof: bool,
+}
+
+static PROGRESS: std::sync::Mutex<std::collections::BTreeMap<u32, Progress>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn progress(scid: u32, f: impl FnOnce(&mut Progress)) {
+    if let Ok(mut m) = PROGRESS.lock() {
+        f(m.entry(scid).or_default());
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
@@ -151,11 +200,22 @@ async fn main() {
     let out = match tokio::time::timeout(limit, run(&args, start)).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => json!({"ok": false, "error": format!("{e:#}")}),
-        Err(_) => json!({"ok": false, "error": format!("timed out after {limit:?}")}),
+        Err(_) => {
+            let streams: Vec<_> = PROGRESS
+                .lock()
+                .map(|m| {
+                    m.iter()
+                        .map(|(id, p)| json!({"scid": id, "progress": p}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            json!({"ok": false, "error": format!("timed out after {limit:?}"), "streams": streams})
+        }
     };
     let ok = out["ok"].as_bool().unwrap_or(false);
     let mut out = out;
     out["cpu_s"] = json!(own_cpu_time().as_secs_f64());
+    out["max_rss_kb"] = json!(peak_rss_kb(std::process::id()));
     println!("{out}");
     std::process::exit(if ok { 0 } else { 1 });
 }
@@ -225,24 +285,66 @@ async fn run(args: &Args, start: Instant) -> anyhow::Result<serde_json::Value> {
     }))
 }
 
-async fn payload(args: &Args) -> anyhow::Result<Vec<u8>> {
-    if let Some(f) = &args.file {
-        return tokio::fs::read(f)
-            .await
-            .with_context(|| format!("reading {}", f.display()));
+/// What `send` writes on each subchannel: a file's bytes, or the bench stream made as it is
+/// written (so a 1 GiB send costs 1 MiB of memory).
+#[derive(Clone)]
+enum Payload {
+    File(std::sync::Arc<Vec<u8>>),
+    Bench {
+        block: std::sync::Arc<Vec<u8>>,
+        len: u64,
+    },
+}
+
+impl Payload {
+    async fn load(args: &Args) -> anyhow::Result<Payload> {
+        if let Some(f) = &args.file {
+            let data = tokio::fs::read(f)
+                .await
+                .with_context(|| format!("reading {}", f.display()))?;
+            return Ok(Payload::File(data.into()));
+        }
+        Ok(Payload::Bench {
+            block: bench_block().into(),
+            len: args.bytes.unwrap_or(0),
+        })
     }
-    let n = usize::try_from(args.bytes.unwrap_or(0)).context("--bytes too large")?;
-    let block = bench_block();
-    Ok(block.iter().copied().cycle().take(n).collect())
+
+    fn len(&self) -> u64 {
+        match self {
+            Payload::File(d) => d.len() as u64,
+            Payload::Bench { len, .. } => *len,
+        }
+    }
+
+    /// The `n` bytes at `offset` (`n` is cut at the end).
+    fn chunk(&self, offset: u64, n: usize) -> Vec<u8> {
+        let end = (offset + n as u64).min(self.len());
+        match self {
+            Payload::File(d) => d[offset as usize..end as usize].to_vec(),
+            Payload::Bench { block, .. } => {
+                let mut out = Vec::with_capacity((end - offset) as usize);
+                let mut at = offset;
+                while at < end {
+                    let i = (at % block.len() as u64) as usize;
+                    let take = ((end - at) as usize).min(block.len() - i);
+                    out.extend_from_slice(&block[i..i + take]);
+                    at += take as u64;
+                }
+                out
+            }
+        }
+    }
 }
 
 async fn send(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
-    let data = std::sync::Arc::new(payload(args).await?);
+    let data = Payload::load(args).await?;
     let size = args.write_size.max(1);
     let mut tasks = Vec::new();
     for _ in 0..args.streams {
         let ch = d.open(&args.subprotocol).await?;
         let data = data.clone();
+        let rate = args.rate;
         tasks.push(tokio::spawn(async move {
             let id = ch.id();
             // Read what comes back while writing: a peer that echoes can only go on while we
@@ -254,18 +356,27 @@ async fn send(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
                 loop {
                     let n = rd.read(&mut buf).await?;
                     if n == 0 {
+                        progress(id, |p| p.eof = true);
                         break;
                     }
                     s.add(&buf[..n]);
+                    progress(id, |p| p.received += n as u64);
                 }
                 anyhow::Ok(s)
             });
-            for chunk in data.chunks(size) {
-                wr.write_all(chunk).await?;
+            let mut pacer = Pacer::new(rate);
+            let mut offset = 0;
+            while offset < data.len() {
+                let chunk = data.chunk(offset, size);
+                pacer.pace(chunk.len()).await;
+                wr.write_all(&chunk).await?;
+                offset += chunk.len() as u64;
+                progress(id, |p| p.sent += chunk.len() as u64);
             }
             wr.shutdown().await?;
+            progress(id, |p| p.shut = true);
             let mut s = reader.await??;
-            s.sent = data.len() as u64;
+            s.sent = data.len();
             anyhow::Ok((id, s))
         }));
     }
@@ -282,12 +393,13 @@ async fn serve(args: &Args, d: &Dilated) -> anyhow::Result<Tally> {
         let mode = args.mode;
         let out = args.out.clone().filter(|_| args.streams == 1);
         let stall = args.stall.map(Duration::from_secs_f64);
+        let rate = args.rate;
         let want = args.bytes;
         tasks.push(tokio::spawn(async move {
             let s = if mode == Mode::Echo {
                 echo(&mut ch).await?
             } else {
-                let s = drain(&mut ch, out, stall).await?;
+                let s = drain(&mut ch, out, stall, rate).await?;
                 if let Some(w) = want
                     && s.received != w
                 {
@@ -320,7 +432,13 @@ async fn collect(
     Ok(t)
 }
 
-async fn drain(ch: &mut Subchannel, out: Option<PathBuf>, stall: Option<Duration>) -> anyhow::Result<Stream> {
+async fn drain(
+    ch: &mut Subchannel,
+    out: Option<PathBuf>,
+    stall: Option<Duration>,
+    rate: Option<f64>,
+) -> anyhow::Result<Stream> {
+    let mut pacer = Pacer::new(rate);
     let mut file = match out {
         Some(p) => Some(
             tokio::fs::File::create(&p)
@@ -332,7 +450,9 @@ async fn drain(ch: &mut Subchannel, out: Option<PathBuf>, stall: Option<Duration
     let mut s = Stream::default();
     let mut stall = stall;
     while let Some(rec) = ch.recv_record().await? {
+        pacer.pace(rec.len()).await;
         s.add(&rec);
+        progress(ch.id(), |p| p.received += rec.len() as u64);
         if let Some(f) = file.as_mut() {
             f.write_all(&rec).await?;
         }
@@ -351,7 +471,11 @@ async fn echo(ch: &mut Subchannel) -> anyhow::Result<Stream> {
     while let Some(rec) = ch.recv_record().await? {
         s.add(&rec);
         s.sent += rec.len() as u64;
+        let n = rec.len() as u64;
+        progress(ch.id(), |p| p.received += n);
         ch.send_record(rec).await?;
+        progress(ch.id(), |p| p.sent += n);
     }
+    progress(ch.id(), |p| p.eof = true);
     Ok(s)
 }

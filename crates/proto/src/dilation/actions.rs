@@ -38,6 +38,11 @@ pub struct Config {
     pub recv_window: usize,
     /// Unacked outbound bytes above which writes get [`Error::WouldBlock`].
     pub max_unacked_bytes: usize,
+    /// While our writes wait for the peer's ACKs, reading goes on past a full receive window
+    /// until this many bytes are buffered over all subchannels: the ACKs may sit behind the
+    /// peer's data, and an application that writes back what it reads (an echo, a forwarder)
+    /// would otherwise stall both sides. Covers what TCP buffers hold between the two.
+    pub blocked_read_allowance: usize,
     /// Largest single write (one DATA record).
     pub max_write_len: usize,
     /// Largest inbound frame (passed to each L2 machine); each connection may buffer one, so
@@ -71,6 +76,7 @@ impl Default for Config {
             stable_after: Duration::from_secs(10),
             recv_window: 1 << 20,
             max_unacked_bytes: 4 << 20,
+            blocked_read_allowance: 16 << 20,
             max_write_len: 1 << 20,
             max_frame_len: 4 << 20,
             open_hold: Duration::from_secs(30),

@@ -645,7 +645,11 @@ impl Dilation {
     }
 
     fn update_pause(&mut self) {
-        let want = self.subs.should_pause();
+        // Our writes waiting for ACKs that may sit behind the peer's data: read on, within
+        // the allowance (Config::blocked_read_allowance).
+        let reading_for_acks =
+            self.write_blocked && self.subs.total_buffered() < self.config.blocked_read_allowance;
+        let want = self.subs.should_pause() && !reading_for_acks;
         if want == self.paused {
             return;
         }
@@ -759,6 +763,7 @@ impl Dilation {
         let room = unacked == 0 || unacked + SUBCHANNEL_HEADER_LEN + len <= self.config.max_unacked_bytes;
         if !room {
             self.write_blocked = true;
+            self.update_pause();
         }
         room
     }
@@ -777,6 +782,7 @@ impl Dilation {
         let unacked = l4.unacked_bytes();
         if unacked > 0 && unacked + SUBCHANNEL_HEADER_LEN + data.len() > limit {
             self.write_blocked = true;
+            self.update_pause();
             return Err(Error::WouldBlock { unacked, limit });
         }
         let r = l4.send_data(scid, data)?;

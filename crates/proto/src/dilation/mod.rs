@@ -34,9 +34,9 @@
 //! driver only moves bytes, mailbox bodies and timers. It takes connections from whatever
 //! dials or accepts them, so the transit race machine can be plugged in by the driver.
 //!
-//! **Not built yet:** the tokio driver (listening, publishing and dialling hints, racing
-//! connections, the 2 s relay delay) and the public subchannel API in the `wormhole` crate.
-//! Until those exist, nothing in the `wormhole` crate can dilate.
+//! The tokio driver (listening, publishing and dialling hints, racing connections through the
+//! transit race machine, the 2 s relay delay) and the public subchannel API are the `wormhole`
+//! crate's `dilation` module (docs/dilation.md).
 
 pub mod actions;
 pub mod connection;

@@ -4,7 +4,8 @@
 //!
 //! Owns: per-subchannel "delivered but not yet consumed" byte counts and the set of subchannels
 //! whose count reached the receive window (while that set is non-empty the endpoint stops
-//! reading the connection); held OPENs with the DATA/CLOSE that arrived behind them; OPENs that
+//! reading the connection, unless its writes wait for ACKs: see
+//! [`super::actions::Config::blocked_read_allowance`]); held OPENs with the DATA/CLOSE that arrived behind them; OPENs that
 //! were refused, whose late DATA is dropped.
 //!
 //! Must not: send records, track seqnums or open/close state on the wire (that is
@@ -99,6 +100,11 @@ impl Subchannels {
     /// Bytes delivered on `scid` (or held for it) and not yet consumed.
     pub fn buffered(&self, scid: u32) -> usize {
         self.recv.get(&scid).map_or(0, |r| r.buffered)
+    }
+
+    /// Bytes delivered (or held) and not yet consumed, over all subchannels.
+    pub fn total_buffered(&self) -> usize {
+        self.recv.values().map(|r| r.buffered).sum()
     }
 
     /// The largest [`Subchannels::buffered`] over all subchannels.

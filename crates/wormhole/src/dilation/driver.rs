@@ -87,6 +87,7 @@ pub(crate) fn start(
         listeners: HashMap::new(),
         parked_opens: Vec::new(),
         held: VecDeque::new(),
+        closing: None,
         status: status_tx,
         options,
     };
@@ -113,6 +114,8 @@ enum Held {
 
 struct Task {
     options: DilationOptions,
+    /// `close()` was asked for: stop once nothing is unacknowledged, or at this deadline.
+    closing: Option<Instant>,
     side: String,
     ep: Option<Dilation>,
     psk: Option<[u8; 32]>,
@@ -166,6 +169,7 @@ impl Task {
     async fn run(mut self) {
         loop {
             let now = Instant::now();
+            self.linger_done(now);
             self.perform(now);
             if self.status.borrow().ended.is_some() {
                 break;
@@ -187,7 +191,7 @@ impl Task {
     fn deadline(&self) -> Option<Instant> {
         let ep = self.ep.as_ref().and_then(Dilation::poll_timeout);
         let cand = self.candidates.values().min().copied();
-        [ep, self.connector.poll_timeout(), cand]
+        [ep, self.connector.poll_timeout(), cand, self.closing]
             .into_iter()
             .flatten()
             .min()
@@ -322,7 +326,30 @@ impl Task {
                     ep.consumed(scid, unread, now);
                 }
             }
-            AppRequest::Stop => self.stop(now),
+            AppRequest::Stop => self.close(now),
+        }
+    }
+
+    /// `close()`: linger until the peer acknowledged what we wrote (see [`Task::linger_done`]).
+    fn close(&mut self, now: Instant) {
+        if self.closing.is_none() {
+            self.closing = Some(now + self.options.close_linger);
+        }
+        self.linger_done(now);
+    }
+
+    /// Stops once a lingering close has nothing left to deliver, or its time is up.
+    fn linger_done(&mut self, now: Instant) {
+        let Some(deadline) = self.closing else {
+            return;
+        };
+        let flushed = self.held.is_empty() && self.ep.as_ref().is_none_or(|ep| ep.unacked_bytes() == 0);
+        if flushed || now >= deadline {
+            if !flushed {
+                tracing::info!("Dilation: closing with data the peer never acknowledged");
+            }
+            self.closing = None;
+            self.stop(now);
         }
     }
 
