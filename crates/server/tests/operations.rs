@@ -691,3 +691,41 @@ async fn per_address_limits_follow_x_real_ip_only_when_trusted() {
         );
     }
 }
+
+/// `--require-hashcash`: `bind` without a stamp is refused with an error and counted; after a
+/// valid stamp the same connection binds and is served.
+#[tokio::test]
+async fn bind_without_proof_of_work_is_refused_and_counted() {
+    let mut a = args();
+    a.require_hashcash = Some(8);
+    let srv = served(a).await;
+    let (mut c, welcome) = Client::connect(&srv.url).await;
+    let asked = &welcome["welcome"]["permission-required"]["hashcash"];
+    assert_eq!(asked["bits"], 8, "{welcome}");
+    let resource = asked["resource"].as_str().unwrap().to_owned();
+    c.send(json!({"type": "bind", "appid": APP, "side": "s", "id": "b"}))
+        .await;
+    c.ack("b").await;
+    let e = c.expect("error").await;
+    assert!(
+        e["error"].as_str().unwrap().starts_with("permission denied"),
+        "{e}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let date = wormhole_proto::hashcash::date_yymmdd(now);
+    let stamp = wormhole_proto::hashcash::mint(&resource, 8, &date, "0a1b").unwrap();
+    c.cmd(
+        json!({"type": "submit-permissions", "method": "hashcash", "stamp": stamp}),
+        "p",
+    )
+    .await;
+    c.cmd(json!({"type": "bind", "appid": APP, "side": "s"}), "b2")
+        .await;
+    c.claim("3").await;
+    assert_eq!(srv.metrics.rejected_count(Reason::Permission), 1);
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=permission}"], 1.0);
+}
