@@ -37,9 +37,15 @@ fn ours() -> String {
     our_bin("wormhole-server").display().to_string()
 }
 
+/// The load comes from many loopback addresses, as from many clients, so the server's default
+/// per-address limits (connections, new connections per second, nameplates) stay on.
+const SPREAD: [&str; 2] = ["--source-ips", "250"];
+
 #[test]
 fn closed_loop_pairs_complete_through_our_server() {
     let r = run_load(&[
+        SPREAD[0],
+        SPREAD[1],
         "--spawn-ours",
         &ours(),
         "--concurrency",
@@ -62,6 +68,8 @@ fn closed_loop_pairs_complete_through_our_server() {
 #[test]
 fn open_loop_pairs_complete_through_our_server() {
     let r = run_load(&[
+        SPREAD[0],
+        SPREAD[1],
         "--spawn-ours",
         &ours(),
         "--rate",
@@ -80,7 +88,16 @@ fn open_loop_pairs_complete_through_our_server() {
 
 #[test]
 fn idle_connections_stay_bound_on_our_server() {
-    let r = run_load(&["--spawn-ours", &ours(), "--idle", "300", "--hold", "0.5"]);
+    let r = run_load(&[
+        SPREAD[0],
+        SPREAD[1],
+        "--spawn-ours",
+        &ours(),
+        "--idle",
+        "300",
+        "--hold",
+        "0.5",
+    ]);
     assert_eq!(r["connections"], "300", "{r:?}");
     assert_eq!(r["ping_alive"], "100/100", "{r:?}");
     assert!(r["kb_per_conn"].parse::<f64>().is_ok(), "{r:?}");

@@ -19,12 +19,9 @@ use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
-use tokio::net::TcpStream;
-
 use tokio::sync::oneshot;
 use tokio::time::{Instant, timeout_at};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// The application id the load uses (the file-transfer appid real clients use).
 pub const APPID: &str = "lothar.com/wormhole/text-or-file-xfer";
@@ -108,7 +105,7 @@ struct Seen {
     peer_phases: Vec<String>,
 }
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+use crate::ws_connect::Ws;
 
 /// One client connection to the mailbox server.
 pub struct Conn {
@@ -142,11 +139,12 @@ fn command_id() -> String {
 impl Conn {
     /// Connect to `url` (`ws://HOST:PORT/v1`) and wait for the `welcome`, all before `deadline`.
     pub async fn connect(url: &str, deadline: Instant) -> Result<Conn, PairError> {
-        let connect = tokio_tungstenite::connect_async_with_config(url, None, true);
-        let (ws, _response) = match timeout_at(deadline, connect).await {
-            Err(_) => return Err(PairError::Timeout("the WebSocket handshake")),
-            Ok(Err(e)) => return Err(PairError::Connect(e.to_string())),
-            Ok(Ok(x)) => x,
+        let ws = match crate::ws_connect::connect(url, deadline).await {
+            Err(_) if Instant::now() >= deadline => {
+                return Err(PairError::Timeout("the WebSocket handshake"));
+            }
+            Err(e) => return Err(PairError::Connect(e)),
+            Ok(ws) => ws,
         };
         let mut conn = Conn {
             ws,

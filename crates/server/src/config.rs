@@ -99,13 +99,20 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_connections_per_ip: usize,
 
+    /// New connections per second one client IP address may open on average, after a burst of
+    /// `--max-connections-per-ip` or 64, whichever is more (0: no limit); more get a welcome
+    /// `error` and are closed. Without it, a client closing and reopening connections would get a fresh
+    /// `--command-burst` each time.
+    #[arg(long, value_name = "N", default_value_t = 20.0)]
+    pub connections_per_second_per_ip: f64,
+
     /// Commands per second one connection may send on average (token bucket; 0: no limit);
     /// commands over it get an `error` and are dropped.
     #[arg(long, value_name = "N", default_value_t = 20.0)]
     pub commands_per_second: f64,
 
     /// Commands one connection may send at once before `--commands-per-second` applies; a
-    /// connection refused more than this many times in a row is closed.
+    /// connection refused more than this many (at most 10) times in a row is closed.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub command_burst: u32,
 
@@ -114,6 +121,13 @@ pub struct MailboxArgs {
     /// allocation and one claim (the protocol's own rule).
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub max_nameplates_per_ip: usize,
+
+    /// Count clients under the `X-Real-IP` header for the per-address limits (the welcome's
+    /// `your-address` uses it either way). Set it behind a front end that sets the header
+    /// (deploy/haproxy.cfg does), or every client counts as the front end's address; never
+    /// without one, or clients choose their own address.
+    #[arg(long)]
+    pub trust_x_real_ip: bool,
 
     /// Ask every new connection for a hashcash proof of work of BITS leading zero bits before
     /// `bind` (the welcome's `permission-required`; 1 to 24, about 2^BITS SHA-1s for the
@@ -210,6 +224,8 @@ impl MailboxArgs {
             io_threads: 0,
             max_connection_lifetime: 86_400.0,
             max_connections_per_ip: 64,
+            connections_per_second_per_ip: 20.0,
+            trust_x_real_ip: false,
             commands_per_second: 20.0,
             command_burst: 100,
             max_nameplates_per_ip: 32,
@@ -247,6 +263,10 @@ mod tests {
         assert_eq!(cli.args.max_connection_lifetime, d.max_connection_lifetime);
         assert_eq!(cli.args.max_connections_per_ip, d.max_connections_per_ip);
         assert_eq!(cli.args.commands_per_second, d.commands_per_second);
+        assert_eq!(
+            cli.args.connections_per_second_per_ip,
+            d.connections_per_second_per_ip
+        );
         assert_eq!(cli.args.command_burst, d.command_burst);
         assert_eq!(cli.args.max_nameplates_per_ip, d.max_nameplates_per_ip);
         assert_eq!(cli.args.metrics, d.metrics);

@@ -22,8 +22,10 @@ use crate::storage::Outcome;
 pub enum Reason {
     /// `--max-connections` reached (HTTP 503).
     Connections,
-    /// `--max-connections-per-ip` reached (HTTP 503).
+    /// `--max-connections-per-ip` reached (welcome `error`).
     ConnectionsPerIp,
+    /// `--connections-per-second-per-ip` exceeded (welcome `error`).
+    ConnectionRate,
     /// The connection sent commands faster than `--commands-per-second` allows.
     CommandRate,
     /// A frame over `--max-message-size` (connection closed).
@@ -48,6 +50,7 @@ impl Reason {
         match self {
             Reason::Connections => "connections",
             Reason::ConnectionsPerIp => "connections_per_ip",
+            Reason::ConnectionRate => "connection_rate",
             Reason::CommandRate => "command_rate",
             Reason::MessageSize => "message_size",
             Reason::MailboxFull => "mailbox_full",

@@ -1,5 +1,6 @@
 //! The `wormhole-server mailbox` binary with its flags: the startup line, dual-stack `[::]`,
-//! welcome flags, `--disallow-list`, and pruning with a short expiry written to `--usage-db`.
+//! welcome flags, `--disallow-list`, pruning with a short expiry written to `--usage-db`, the
+//! operator endpoint and JSON logs, and `wormhole-server relay --metrics`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -136,4 +137,60 @@ async fn metrics_endpoint_and_json_logs() {
             .unwrap()
             .starts_with("not ready: storage is not reachable")
     );
+}
+
+/// `wormhole-server relay --metrics` serves the relay's metrics, `/health` and `/ready` (the relay
+/// alone depends on no storage: always ready).
+#[test]
+fn relay_binary_serves_its_metrics() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wormhole-server"))
+        .args(["relay", "--listen", "127.0.0.1:0", "--metrics", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stderr = child.stderr.take().unwrap();
+    let _guard = Kill(child);
+    // Read stderr to the end on a thread (a closed pipe would make the relay's next log line fail)
+    // and hand over the line naming the endpoint.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(addr) = line
+                .split("metrics on http://")
+                .nth(1)
+                .and_then(|r| r.strip_suffix("/metrics"))
+            {
+                let _ = tx.send(addr.to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the relay names its metrics address");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(addr.as_str()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let metrics = get("/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    assert!(metrics.contains("\nwormhole_relay_connections 0\n"), "{metrics}");
+    assert!(!metrics.contains("wormhole_mailbox_"), "relay only: {metrics}");
+    assert!(get("/health").starts_with("HTTP/1.1 200"));
+    assert!(get("/ready").starts_with("HTTP/1.1 200"));
 }

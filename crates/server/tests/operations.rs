@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Client, WAIT, args};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
+use wormhole_relay::metrics::Reason as RelayReason;
 use wormhole_server::MailboxArgs;
 use wormhole_server::metrics::{MailboxMetrics, Reason};
 use wormhole_server::ops::{self, Ops};
@@ -192,6 +193,37 @@ async fn connections_per_ip() {
 }
 
 #[tokio::test]
+async fn connection_rate_per_ip() {
+    let mut a = args();
+    // A burst of 64 new connections per address, then practically no refill.
+    a.connections_per_second_per_ip = 0.0001;
+    let srv = served(a).await;
+    const CHURNER: &str = "127.0.0.4";
+    for _ in 0..64 {
+        let (c, w) = connect_from(&srv.url, CHURNER).await;
+        assert!(w["welcome"].get("error").is_none(), "{w}");
+        drop(c);
+    }
+    let (mut refused, w) = connect_from(&srv.url, CHURNER).await;
+    let text = w["welcome"]["error"].as_str().unwrap();
+    assert!(
+        text.starts_with("too many new connections from your address (at most 0.0001 per second)"),
+        "{text}"
+    );
+    assert!(
+        close_reason(&mut refused)
+            .await
+            .starts_with("too many new connections")
+    );
+    // Another address is not affected.
+    let mut other = Client::bound(&srv.url, APP, "other").await;
+    other.sync(1).await;
+    assert_eq!(srv.metrics.rejected_count(Reason::ConnectionRate), 1);
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=connection_rate}"], 1.0);
+}
+
+#[tokio::test]
 async fn command_rate_refuses_then_closes_the_flooder() {
     let mut a = args();
     // Practically no refill: the burst is all a connection gets during the test.
@@ -254,6 +286,10 @@ async fn mailbox_messages_and_nameplates_per_connection_are_counted() {
             .unwrap()
             .starts_with("mailbox is full")
     );
+    // Another client's mailbox is not full.
+    let mut other = Client::bound(&srv.url, APP, "o").await;
+    other.open("mb2").await;
+    other.add("p", "00", "o1").await;
     c.claim("7").await;
     c.cmd(json!({"type": "claim", "nameplate": "8"}), "c2").await;
     c.expect_error("only one claim per connection").await;
@@ -335,6 +371,12 @@ async fn idle_and_lifetime_limits_close_with_a_reason() {
     );
     assert_eq!(srv.metrics.rejected_count(Reason::Idle), 1);
     assert_eq!(srv.metrics.rejected_count(Reason::Lifetime), 1);
+    // The limits closed those two only: a new client is served as usual.
+    let mut later = Client::bound(&srv.url, APP, "later").await;
+    later.claim("5").await;
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=idle}"], 1.0);
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=lifetime}"], 1.0);
 }
 
 #[test]
@@ -342,9 +384,348 @@ fn flags_parse_into_the_limits() {
     // The flags exist with the documented defaults (docs/operations.md).
     let d = MailboxArgs::defaults();
     assert_eq!(d.max_connections_per_ip, 64);
+    assert_eq!(d.connections_per_second_per_ip, 20.0);
     assert_eq!(d.commands_per_second, 20.0);
     assert_eq!(d.command_burst, 100);
     assert_eq!(d.max_nameplates_per_ip, 32);
     assert_eq!(d.max_connection_lifetime, 86_400.0);
     assert!(d.metrics.is_none());
+}
+
+/// A client whose TCP connection comes from `source` (another loopback address: the server
+/// counts it as another client).
+async fn connect_from(url: &str, source: &str) -> (Client, serde_json::Value) {
+    let addr: SocketAddr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source.parse().unwrap(), 0)).unwrap();
+    let tcp = socket.connect(addr).await.unwrap();
+    let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    let mut c = Client { ws };
+    let welcome = c.recv().await;
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    (c, welcome)
+}
+
+/// The flood of `mailbox-load --flood` (crates/bench/src/flood.rs), in small: one address opens
+/// more connections than it may and pipelines commands without waiting; it is refused and cut,
+/// counted by reason, while a normal pair from another address goes through the whole exchange.
+#[tokio::test]
+async fn a_flooder_is_limited_while_a_normal_pair_completes() {
+    let mut a = args();
+    a.max_connections_per_ip = 4;
+    a.commands_per_second = 0.0001;
+    a.command_burst = 20;
+    let srv = served(a).await;
+    const FLOODER: &str = "127.0.0.2";
+    // The flooder's first four connections are admitted, the next four refused in the welcome.
+    let mut admitted = Vec::new();
+    for _ in 0..4 {
+        let (c, w) = connect_from(&srv.url, FLOODER).await;
+        assert!(w["welcome"].get("error").is_none(), "{w}");
+        admitted.push(c);
+    }
+    for _ in 0..4 {
+        let (mut c, w) = connect_from(&srv.url, FLOODER).await;
+        let text = w["welcome"]["error"].as_str().unwrap();
+        assert!(
+            text.starts_with("too many connections from your address"),
+            "{text}"
+        );
+        assert!(close_reason(&mut c).await.starts_with("too many connections"));
+    }
+    // Each admitted connection pipelines 100 pings at once: 20 served, then 10 refused in a
+    // row, and the 11th refusal cuts it.
+    let flooders: Vec<_> = admitted
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut c)| {
+            tokio::spawn(async move {
+                let side = format!("flood{i}");
+                c.send(json!({"type": "bind", "appid": APP, "side": side})).await;
+                for n in 0..100 {
+                    // The server may cut the connection while we still write.
+                    if c.ws
+                        .send(Message::text(json!({"type": "ping", "ping": n}).to_string()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                let mut errors = 0;
+                let reason = loop {
+                    match next_frame(&mut c).await {
+                        Some(Message::Text(t)) if t.contains("\"error\"") => errors += 1,
+                        Some(Message::Close(f)) => break f.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        None => break String::new(),
+                        Some(_) => {}
+                    }
+                };
+                (errors, reason)
+            })
+        })
+        .collect();
+    // Meanwhile a normal pair, from 127.0.0.1, goes through the whole exchange.
+    let mut x = Client::bound(&srv.url, APP, "x").await;
+    let mut y = Client::bound(&srv.url, APP, "y").await;
+    x.send(json!({"type": "allocate", "id": "al"})).await;
+    x.ack("al").await;
+    let nameplate = x.expect("allocated").await["nameplate"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mb = x.claim(&nameplate).await;
+    assert_eq!(y.claim(&nameplate).await, mb);
+    x.open(&mb).await;
+    y.open(&mb).await;
+    x.add("pake", "aa", "x1").await;
+    assert_eq!(y.expect("message").await["side"], "x");
+    y.add("pake", "bb", "y1").await;
+    assert_eq!(x.expect("message").await["side"], "y");
+    for c in [&mut x, &mut y] {
+        c.cmd(json!({"type": "release", "nameplate": nameplate}), "rl")
+            .await;
+        c.expect("released").await;
+        c.cmd(json!({"type": "close", "mailbox": mb, "mood": "happy"}), "cl")
+            .await;
+        c.expect("closed").await;
+    }
+    // Every flooding connection was cut (its reader ends within the hang guard). What it read
+    // before the cut varies: the server closes with the flood's frames unread, so the kernel may
+    // reset the connection and drop the last `error`s and the close frame on the way. The server's
+    // own counters below are exact.
+    let mut seen = Vec::new();
+    for f in flooders {
+        let (errors, reason) = f.await.unwrap();
+        assert!(errors <= 11, "cut after 10 refusals in a row: {errors}");
+        assert!(
+            reason.is_empty() || reason.starts_with("too many commands"),
+            "{reason}"
+        );
+        seen.push((errors, reason));
+    }
+    eprintln!("flooders saw (errors, close reason): {seen:?}");
+    let m = scrape(srv.ops).await;
+    assert_eq!(
+        m["wormhole_mailbox_rejected_total{reason=connections_per_ip}"],
+        4.0
+    );
+    assert!(
+        m["wormhole_mailbox_rejected_total{reason=command_rate}"] >= 4.0 * 11.0,
+        "{m:?}"
+    );
+    assert_eq!(m["wormhole_mailbox_pairs_total{mood=happy}"], 1.0);
+}
+
+/// The relay's side of the operator endpoint: its metrics parse, count a relayed pair and every
+/// relay limit (connections per address, bytes per pair, time per pair), while other pairs are
+/// served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_metrics_and_limits() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        relay: wormhole_relay::RelayArgs,
+    }
+    let start = |extra: &[&str]| {
+        let mut argv = vec!["relay"];
+        argv.extend_from_slice(extra);
+        let config = Cli::parse_from(argv).relay.config().unwrap();
+        let metrics = config.metrics.clone();
+        let tcp = wormhole_relay::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let _ = wormhole_relay::serve(config, tcp, None).await;
+        });
+        (addr, metrics, task)
+    };
+    let (relay, metrics, relay_task) = start(&[
+        "--max-connections-per-ip",
+        "3",
+        "--max-bytes",
+        "1000",
+        "--max-time",
+        "5",
+    ]);
+    let mut o = Ops::default();
+    metrics.register(&mut o.registry);
+    let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops_listener.local_addr().unwrap();
+    let ops_task = tokio::spawn(ops::serve(ops_listener, Arc::new(o)));
+
+    let token = |n: u8| format!("{n:02x}{}", "ab".repeat(31));
+    async fn side(relay: SocketAddr, source: &str, token: &str, side: &str) -> tokio::net::TcpStream {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::new(source.parse().unwrap(), 0)).unwrap();
+        let mut s = socket.connect(relay).await.unwrap();
+        s.write_all(format!("please relay {token} for side {side}\n").as_bytes())
+            .await
+            .unwrap();
+        s
+    }
+    async fn ok(s: &mut tokio::net::TcpStream) {
+        let mut b = [0u8; 3];
+        tokio::time::timeout(WAIT, s.read_exact(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&b, b"ok\n");
+    }
+    async fn closed(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+            .await
+            .unwrap();
+        rest
+    }
+    // Bytes per pair: 600 bytes go through, the next 600 cross the 1000-byte cap and the pair
+    // is closed.
+    let mut a = side(relay, "127.0.0.1", &token(1), "aaaaaaaaaaaaaaaa").await;
+    let mut b = side(relay, "127.0.0.1", &token(1), "bbbbbbbbbbbbbbbb").await;
+    ok(&mut a).await;
+    ok(&mut b).await;
+    a.write_all(&[7u8; 600]).await.unwrap();
+    let mut got = vec![0u8; 600];
+    tokio::time::timeout(WAIT, b.read_exact(&mut got))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = a.write_all(&[8u8; 600]).await;
+    assert_eq!(closed(&mut b).await, b"", "nothing past the cap");
+    drop((a, b));
+    let settled = |n: i64| {
+        let metrics = metrics.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while metrics.connections.get() != n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "relay never saw {n} connections"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    settled(0).await;
+    // Connections per address: three from 127.0.0.3 are held, the fourth is closed at once.
+    let mut held = Vec::new();
+    for n in 0..3 {
+        held.push(side(relay, "127.0.0.3", &token(10 + n), "cccccccccccccccc").await);
+    }
+    // The relay counts a connection once it has accepted it; wait until all three are in.
+    settled(3).await;
+    let mut fourth = side(relay, "127.0.0.3", &token(20), "dddddddddddddddd").await;
+    assert_eq!(closed(&mut fourth).await, b"", "refused without a byte");
+    // Time per pair, and others served meanwhile: a pair from 127.0.0.1 relays, then is cut at
+    // 5 s (a margin for a loaded machine to deliver the hello first).
+    let mut c = side(relay, "127.0.0.1", &token(2), "aaaaaaaaaaaaaaaa").await;
+    let mut d = side(relay, "127.0.0.1", &token(2), "bbbbbbbbbbbbbbbb").await;
+    ok(&mut c).await;
+    ok(&mut d).await;
+    c.write_all(b"hello").await.unwrap();
+    let mut hello = [0u8; 5];
+    tokio::time::timeout(WAIT, d.read_exact(&mut hello))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&hello, b"hello");
+    assert_eq!(closed(&mut d).await, b"", "cut at --max-time");
+    drop(held);
+    assert_eq!(metrics.rejected_count(RelayReason::Bytes), 1);
+    assert_eq!(metrics.rejected_count(RelayReason::ConnectionsPerIp), 1);
+    assert_eq!(metrics.rejected_count(RelayReason::Time), 1);
+    let m = scrape(ops_addr).await;
+    assert_eq!(m["wormhole_relay_rejected_total{reason=max_bytes}"], 1.0);
+    assert_eq!(m["wormhole_relay_rejected_total{reason=connections_per_ip}"], 1.0);
+    assert_eq!(m["wormhole_relay_rejected_total{reason=max_time}"], 1.0);
+    assert!(m.contains_key("wormhole_relay_connections{}"), "{m:?}");
+    assert!(m.contains_key("wormhole_relay_bytes_total{}"), "{m:?}");
+    relay_task.abort();
+    ops_task.abort();
+}
+
+/// With `--trust-x-real-ip` (behind a front end) the per-address limits count the header's
+/// address; without it, the socket's.
+#[tokio::test]
+async fn per_address_limits_follow_x_real_ip_only_when_trusted() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    async fn via_proxy(url: &str, real_ip: &str) -> serde_json::Value {
+        let mut req = url.into_client_request().unwrap();
+        req.headers_mut().insert("X-Real-IP", real_ip.parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let mut c = Client { ws };
+        let welcome = c.recv().await;
+        // Keep the connection open for the rest of the test.
+        std::mem::forget(c);
+        welcome
+    }
+    for trusted in [true, false] {
+        let mut a = args();
+        a.max_connections_per_ip = 1;
+        a.trust_x_real_ip = trusted;
+        let srv = served(a).await;
+        let first = via_proxy(&srv.url, "192.0.2.1").await;
+        assert!(first["welcome"].get("error").is_none(), "{first}");
+        let other = via_proxy(&srv.url, "192.0.2.2").await;
+        let same = via_proxy(&srv.url, "192.0.2.1").await;
+        if trusted {
+            assert!(other["welcome"].get("error").is_none(), "{other}");
+            assert_eq!(other["welcome"]["your-address"]["ipv4"], "192.0.2.2");
+        } else {
+            assert!(
+                other["welcome"]["error"].is_string(),
+                "one socket address: {other}"
+            );
+        }
+        assert!(same["welcome"]["error"].is_string(), "{same}");
+        assert_eq!(
+            srv.metrics.rejected_count(Reason::ConnectionsPerIp),
+            if trusted { 1 } else { 2 }
+        );
+    }
+}
+
+/// `--require-hashcash`: `bind` without a stamp is refused with an error and counted; after a
+/// valid stamp the same connection binds and is served.
+#[tokio::test]
+async fn bind_without_proof_of_work_is_refused_and_counted() {
+    let mut a = args();
+    a.require_hashcash = Some(8);
+    let srv = served(a).await;
+    let (mut c, welcome) = Client::connect(&srv.url).await;
+    let asked = &welcome["welcome"]["permission-required"]["hashcash"];
+    assert_eq!(asked["bits"], 8, "{welcome}");
+    let resource = asked["resource"].as_str().unwrap().to_owned();
+    c.send(json!({"type": "bind", "appid": APP, "side": "s", "id": "b"}))
+        .await;
+    c.ack("b").await;
+    let e = c.expect("error").await;
+    assert!(
+        e["error"].as_str().unwrap().starts_with("permission denied"),
+        "{e}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let date = wormhole_proto::hashcash::date_yymmdd(now);
+    let stamp = wormhole_proto::hashcash::mint(&resource, 8, &date, "0a1b").unwrap();
+    c.cmd(
+        json!({"type": "submit-permissions", "method": "hashcash", "stamp": stamp}),
+        "p",
+    )
+    .await;
+    c.cmd(json!({"type": "bind", "appid": APP, "side": "s"}), "b2")
+        .await;
+    c.claim("3").await;
+    assert_eq!(srv.metrics.rejected_count(Reason::Permission), 1);
+    let m = scrape(srv.ops).await;
+    assert_eq!(m["wormhole_mailbox_rejected_total{reason=permission}"], 1.0);
 }

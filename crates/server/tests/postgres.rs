@@ -1,7 +1,8 @@
 //! The mailbox server on PostgreSQL (`--database postgres://…`), one node: the conformance
 //! cases that exercise storage (exchange with replay, crowding and reclaiming, pruning, usage
 //! rows), durability under SIGKILL of the server, a PostgreSQL crash-restart under load (no
-//! acknowledged message lost, none duplicated), and the versioned migrations.
+//! acknowledged message lost, none duplicated), the versioned migrations, and `/ready` with
+//! PostgreSQL stopped and started again.
 //!
 //! Each test starts its own throwaway PostgreSQL 15 (`postgres_kit::Cluster`, as
 //! scripts/pg-throwaway does) or a database of its own in a cluster shared by this binary.
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use postgres_kit::{
-    Client, Cluster, Spawned, check_numbered, connect, installed, numbered_listener, numbered_sender,
+    Client, Cluster, Spawned, WAIT, check_numbered, connect, installed, numbered_listener, numbered_sender,
     stored_ids,
 };
 use serde_json::{Value, json};
@@ -436,4 +437,68 @@ async fn two_nodes_never_allocate_the_same_nameplate_and_messages_cross() {
     // Both nodes list the same nameplates.
     let la = x.list().await;
     assert_eq!(la, y.list().await);
+}
+
+/// `/ready` follows PostgreSQL: 200 while it answers, 503 naming the storage once it is stopped
+/// (`/health` stays 200: the process is alive), 200 again once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_follows_postgres_down_and_back() {
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use wormhole_server::metrics::MailboxMetrics;
+    use wormhole_server::ops::{self, Ops};
+    if !installed("ready_pg") {
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(Cluster::start).await.unwrap();
+    let db = cluster.new_database("ready").await;
+    let mut args = pg_args(&db);
+    args.database_wait = 2;
+    let metrics = MailboxMetrics::default();
+    let server = MailboxServer::start_with_metrics(&args, metrics.clone()).expect("start server");
+    let mut o = Ops::default();
+    metrics.register(&mut o.registry);
+    o.probes.push(server.probe());
+    let ops_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ops_addr = ops_listener.local_addr().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tasks = [
+        tokio::spawn(ops::serve(ops_listener, Arc::new(o))),
+        tokio::spawn(async move {
+            let _ = server.serve(listener).await;
+        }),
+    ];
+    let get = |path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(ops_addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        tokio::time::timeout(WAIT, s.read_to_string(&mut out))
+            .await
+            .expect("operator endpoint answers")
+            .unwrap();
+        out
+    };
+    assert!(get("/ready").await.starts_with("HTTP/1.1 200"));
+    let stopper = &cluster;
+    tokio::task::block_in_place(|| stopper.stop());
+    let down = get("/ready").await;
+    assert!(down.starts_with("HTTP/1.1 503"), "{down}");
+    assert!(down.contains("not ready: storage is not reachable"), "{down}");
+    assert!(get("/health").await.starts_with("HTTP/1.1 200"));
+    tokio::task::block_in_place(|| stopper.restart_immediate());
+    // The pool reconnects on the next query; bounded wait for it.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = get("/ready").await;
+        if r.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready after the restart: {r}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for t in tasks {
+        t.abort();
+    }
 }

@@ -8,6 +8,10 @@
 //! - idle: `--idle N` — open N connections, bind each, hold them `--hold` s, and print the server's RSS
 //!   growth per connection (the generator raises its own RLIMIT_NOFILE first).
 //!
+//! With `--flood`, a flooder (crates/bench/src/flood.rs) hammers the server from an address of its
+//! own while the pairs run, and its view of the server's refusals is printed after the figures;
+//! `--source-ips` spreads the pairs over many loopback addresses so per-address limits can stay on.
+//!
 //! The server is given by `--url` (plus `--server-pid` for memory figures) or started by the generator
 //! (`--spawn-ours BIN` / `--spawn-python TWIST`, with `--server-arg` for extra flags). Besides the
 //! figures it prints the generator's own CPU time, so one can see it is not the bottleneck, and a final
@@ -27,6 +31,7 @@ use clap::Parser;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use wormhole_bench::flood::{Flood, FloodConfig};
 use wormhole_bench::latency::{Latencies, ms};
 use wormhole_bench::mailbox_client::{Conn, PairError, idle_bound, run_pair_split};
 use wormhole_bench::server_proc::{ServerProc, ServerSpec};
@@ -93,6 +98,73 @@ struct Args {
     /// A label for the RESULT line (e.g. `ours`, `python`).
     #[arg(long, default_value = "server")]
     label: String,
+    /// Spread the pairs' connections over N loopback source addresses (127.0.1.1 … 127.0.1.N,
+    /// at most 250), like clients from many addresses, so the server's per-address limits can
+    /// stay on (needs a `ws://127.x.x.x` server).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    source_ips: usize,
+    /// While the pairs run (closed or open loop), flood the server from one other address:
+    /// `--flood-parallel` connections opened back to back, each sending `bind` and then pings
+    /// as fast as it can (one thread of its own; starts a second before the measured phase).
+    #[arg(long, conflicts_with = "idle")]
+    flood: bool,
+    /// Control run: aim the flood at a second spawned server of the same kind instead, so the
+    /// flooder competes with the measured server for CPU only.
+    #[arg(long, requires = "flood")]
+    flood_elsewhere: bool,
+    /// The flooder's source address.
+    #[arg(long, value_name = "IP", default_value = "127.0.0.2")]
+    flood_from: std::net::IpAddr,
+    /// Flooding connections kept going at once.
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    flood_parallel: usize,
+    /// Most connections the flooder opens in all.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    flood_max_connections: u64,
+    /// After the run, read the server's `/metrics` at this address (the `--metrics` of our
+    /// server) and print its rejection counters.
+    #[arg(long, value_name = "ADDR:PORT")]
+    scrape_metrics: Option<String>,
+}
+
+/// `GET /metrics` from `addr` and print the `wormhole_mailbox_rejected_total` samples; returns
+/// them as `rejected_REASON=N` pairs for the RESULT line.
+async fn scrape_rejections(addr: &str) -> Vec<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fetch = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await?;
+        std::io::Result::Ok(body)
+    };
+    let body = match tokio::time::timeout(Duration::from_secs(10), fetch).await {
+        Ok(Ok(b)) => b,
+        _ => {
+            println!("  server metrics: cannot read http://{addr}/metrics");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    let mut shown = Vec::new();
+    for line in body.lines() {
+        let Some(rest) = line.strip_prefix("wormhole_mailbox_rejected_total{reason=\"") else {
+            continue;
+        };
+        if let Some((reason, value)) = rest.split_once("\"} ") {
+            shown.push(format!("{reason} {value}"));
+            out.push((format!("rejected_{reason}"), value.to_owned()));
+        }
+    }
+    println!(
+        "  server rejections (/metrics): {}",
+        if shown.is_empty() {
+            "none".to_owned()
+        } else {
+            shown.join(", ")
+        }
+    );
+    out
 }
 
 /// Errors of a run, by kind, with a few examples.
@@ -481,13 +553,42 @@ async fn idle(args: &Args, url: &str, pid: Option<u32>, n: u64) -> Result<Vec<(S
     Ok(result)
 }
 
+/// `spec` without its `--metrics ADDR` (a second server cannot bind the same address).
+fn without_metrics(spec: &ServerSpec) -> ServerSpec {
+    let strip = |args: &[String]| {
+        let mut out = Vec::new();
+        let mut skip_next = false;
+        for a in args {
+            if std::mem::take(&mut skip_next) {
+                continue;
+            }
+            if a == "--metrics" {
+                skip_next = true;
+            } else if !a.starts_with("--metrics=") {
+                out.push(a.clone());
+            }
+        }
+        out
+    };
+    match spec {
+        ServerSpec::Ours { bin, args } => ServerSpec::Ours {
+            bin: bin.clone(),
+            args: strip(args),
+        },
+        ServerSpec::Python { twist, args } => ServerSpec::Python {
+            twist: twist.clone(),
+            args: strip(args),
+        },
+    }
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(n) = args.idle {
         // Raise before spawning a server, so it inherits the limit too.
         sys::raise_nofile(n + 1024).context("raising RLIMIT_NOFILE")?;
     }
-    let server = match (&args.spawn_ours, &args.spawn_python) {
+    let spec = match (&args.spawn_ours, &args.spawn_python) {
         (Some(bin), _) => Some(ServerSpec::Ours {
             bin: bin.clone(),
             args: args.server_args.clone(),
@@ -497,11 +598,24 @@ fn main() -> Result<()> {
             args: args.server_args.clone(),
         }),
         (None, None) => None,
-    }
-    .map(|spec| ServerProc::start(&spec))
-    .transpose()
-    .map_err(anyhow::Error::msg)
-    .context("starting the server")?;
+    };
+    let server = spec
+        .as_ref()
+        .map(ServerProc::start)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+        .context("starting the server")?;
+    // The control run: the flood goes to a second server of the same kind, so only its CPU
+    // competes with the measured one.
+    let decoy = match (&spec, args.flood_elsewhere) {
+        (Some(spec), true) => Some(
+            ServerProc::start(&without_metrics(spec))
+                .map_err(anyhow::Error::msg)
+                .context("starting the second server")?,
+        ),
+        (None, true) => bail!("--flood-elsewhere needs --spawn-ours or --spawn-python"),
+        _ => None,
+    };
     let (url, pid) = match (&server, &args.url) {
         (Some(s), _) => (s.url(), Some(s.pid())),
         (None, Some(u)) => (u.clone(), args.server_pid),
@@ -511,7 +625,31 @@ fn main() -> Result<()> {
         .worker_threads(args.threads.clamp(1, 64))
         .enable_all()
         .build()?;
-    let result = rt.block_on(async {
+    wormhole_bench::ws_connect::spread_sources(args.source_ips);
+    let flood = if args.flood {
+        let f = Flood::start(FloodConfig {
+            url: decoy.as_ref().map(ServerProc::url).unwrap_or_else(|| url.clone()),
+            source: Some(args.flood_from),
+            parallel: args.flood_parallel,
+            max_time: Duration::from_secs_f64(args.max_seconds + args.pair_timeout + 5.0),
+            max_connections: args.flood_max_connections,
+        })?;
+        println!(
+            "flooding {} from {} with {} connections at once (a second before the measured phase)",
+            if decoy.is_some() {
+                "a second server"
+            } else {
+                "the server"
+            },
+            args.flood_from,
+            args.flood_parallel
+        );
+        std::thread::sleep(Duration::from_secs(1));
+        Some(f)
+    } else {
+        None
+    };
+    let mut result = rt.block_on(async {
         if let Some(n) = args.idle {
             idle(&args, &url, pid, n).await
         } else if let Some(rate) = args.rate {
@@ -520,11 +658,19 @@ fn main() -> Result<()> {
             closed_loop(&args, &url, pid).await
         }
     })?;
+    result.push(("flood".into(), args.flood.to_string()));
+    if let Some(f) = flood {
+        result.extend(f.stop().print());
+    }
+    if let Some(addr) = &args.scrape_metrics {
+        result.extend(rt.block_on(scrape_rejections(addr)));
+    }
     let mut line = format!("RESULT label={}", args.label);
     for (k, v) in result {
         line.push_str(&format!(" {k}={v}"));
     }
     println!("{line}");
     drop(server);
+    drop(decoy);
     Ok(())
 }

@@ -22,7 +22,7 @@ use wormhole_proto::server_msg::{ServerMessage, Welcome, YourAddress};
 use super::core::Frame;
 use super::engine::{EngineInput, encode, now_secs};
 use super::http::{self, Route};
-use super::limits::{PerIp, PerIpSlot, TokenBucket, client_ip};
+use super::limits::{PerIp, PerIpSlot, RatePerIp, TokenBucket, client_ip};
 use super::outbox::Outbox;
 use crate::metrics::{MailboxMetrics, Reason};
 
@@ -61,6 +61,14 @@ pub struct Shared {
     pub command_burst: u32,
     /// Open connections per client address.
     pub conns_per_ip: Arc<PerIp>,
+    /// New connections per second per client address.
+    pub conn_rate_per_ip: RatePerIp,
+    /// The origin of the times given to `conn_rate_per_ip`.
+    pub started: Instant,
+    /// Refusals over the connection rate held back at once, per client address.
+    pub held_refusals: Arc<PerIp>,
+    /// Count clients under the front end's `X-Real-IP` (`--trust-x-real-ip`).
+    pub trust_real_ip: bool,
     /// Connections holding a nameplate (claimed or allocated) per client address.
     pub nameplates_per_ip: Arc<PerIp>,
     /// The metrics.
@@ -86,9 +94,31 @@ async fn refuse_in_welcome(ws: &mut WebSocketStream<TcpStream>, text: String) {
         server_tx: None,
     };
     if let Some(frame) = encode(&welcome, now_secs()) {
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.send(Message::text(frame))).await;
+        // Queued only: the close below writes both at once.
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, ws.feed(Message::text(frame))).await;
     }
     close(ws, CloseCode::Policy, &text).await;
+}
+
+/// How long a connection over `--connections-per-second-per-ip` waits for its refusal.
+const RATE_REFUSAL_HOLD: Duration = Duration::from_secs(1);
+
+/// The refusal's text for a connection over `--connections-per-second-per-ip`.
+fn over_rate_text(shared: &Shared) -> String {
+    format!(
+        "too many new connections from your address (at most {} per second); wait a little and try again",
+        shared.conn_rate_per_ip.rate()
+    )
+}
+
+/// Refuse a WebSocket over its address's connection rate in the welcome, after holding it for
+/// [`RATE_REFUSAL_HOLD`] (`held` counts it among its address's held refusals): a client that
+/// reconnects as soon as it is refused then costs the server one connection per second per held
+/// slot. Past those slots, `handshake` answers `429` before the upgrade.
+async fn refuse_over_rate(mut ws: WebSocketStream<TcpStream>, held: PerIpSlot, shared: &Shared) {
+    tokio::time::sleep(RATE_REFUSAL_HOLD).await;
+    drop(held);
+    refuse_in_welcome(&mut ws, over_rate_text(shared)).await;
 }
 
 /// An `error` frame answering `orig`.
@@ -190,10 +220,20 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _guard = OpenGuard(shared.clone());
     // The HTTP phase is boxed so its buffers and futures are freed once the WebSocket is up,
     // keeping the long-lived part of this task small.
-    let Some((mut ws, address)) = Box::pin(handshake(stream, peer, &shared)).await else {
+    let Some(Upgraded {
+        mut ws,
+        address,
+        ip,
+        over_rate,
+    }) = Box::pin(handshake(stream, peer, &shared)).await
+    else {
         return;
     };
-    let ip = client_ip(peer.ip());
+    if let Some(held) = over_rate {
+        // Boxed: the held refusal's timer must not grow every connection's task.
+        Box::pin(refuse_over_rate(ws, held, &shared)).await;
+        return;
+    }
     let Some(_ip_slot) = shared.conns_per_ip.acquire(ip) else {
         shared.metrics.reject(Reason::ConnectionsPerIp);
         let text = format!(
@@ -220,12 +260,31 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
     let _ = shared.engine.send(EngineInput::Disconnected { conn }).await;
 }
 
-/// Read the request; answer plain HTTP requests; upgrade `/v1` to a WebSocket.
-async fn handshake(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    shared: &Shared,
-) -> Option<(WebSocketStream<TcpStream>, YourAddress)> {
+/// A connection upgraded to a WebSocket.
+struct Upgraded {
+    ws: WebSocketStream<TcpStream>,
+    /// The welcome's `your-address`.
+    address: YourAddress,
+    /// The address the per-address limits count it under.
+    ip: IpAddr,
+    /// Over `--connections-per-second-per-ip`: to be refused in the welcome after the hold
+    /// (this slot counts the refusals held for its address).
+    over_rate: Option<PerIpSlot>,
+}
+
+/// The address the per-address limits count a client under: the socket peer, or with
+/// `--trust-x-real-ip` the front end's `X-Real-IP` when it parses as an address.
+pub fn limit_ip(peer: SocketAddr, real_ip: Option<&str>, trust_real_ip: bool) -> IpAddr {
+    let header = real_ip
+        .filter(|_| trust_real_ip)
+        .and_then(|h| h.trim().parse::<IpAddr>().ok());
+    client_ip(header.unwrap_or(peer.ip()))
+}
+
+/// Read the request; answer plain HTTP requests; upgrade `/v1` to a WebSocket. A connection over
+/// its address's connection rate is upgraded only while [`Shared::held_refusals`] has room (to
+/// be refused in the welcome); beyond that it gets a plain `429` at once, the cheapest refusal.
+async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Upgraded> {
     if shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
         http::respond(
             &mut stream,
@@ -269,6 +328,19 @@ async fn handshake(
         Route::Upgrade(accept) => accept,
     };
     let address = your_address(peer, req.header("x-real-ip"), req.header("x-real-port"));
+    let ip = limit_ip(peer, req.header("x-real-ip"), shared.trust_real_ip);
+    let mut over_rate = None;
+    if !shared.conn_rate_per_ip.take(ip, shared.started.elapsed()) {
+        shared.metrics.reject(Reason::ConnectionRate);
+        match shared.held_refusals.acquire(ip) {
+            Some(slot) => over_rate = Some(slot),
+            None => {
+                let body = format!("{}\n", over_rate_text(shared));
+                http::respond(&mut stream, "429 Too Many Requests", &body, false).await;
+                return None;
+            }
+        }
+    }
     http::accept_upgrade(&mut stream, &accept).await.ok()?;
     let ws = WebSocketStream::from_partially_read(
         stream,
@@ -277,7 +349,12 @@ async fn handshake(
         Some(ws_config(shared.max_message_size)),
     )
     .await;
-    Some((ws, address))
+    Some(Upgraded {
+        ws,
+        address,
+        ip,
+        over_rate,
+    })
 }
 
 async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
@@ -298,6 +375,10 @@ enum Verdict {
     /// Refused too often in a row: close with this reason.
     Close(String),
 }
+
+/// A connection refused more than this many commands in a row (or more than its burst, if
+/// smaller) is closed: a client that keeps sending after that is not listening.
+const MAX_REFUSED_IN_ROW: u32 = 10;
 
 /// The limits of one connection (see `limits.rs`).
 struct ConnLimits {
@@ -322,7 +403,7 @@ impl ConnLimits {
     fn judge(&mut self, frame: &Frame, shared: &Shared) -> Verdict {
         if !self.bucket.take(self.started.elapsed()) {
             self.refused_in_row += 1;
-            if self.refused_in_row > shared.command_burst {
+            if self.refused_in_row > shared.command_burst.min(MAX_REFUSED_IN_ROW) {
                 return Verdict::Close(format!(
                     "too many commands: more than {} per second, refused {} in a row",
                     shared.command_rate, self.refused_in_row
@@ -512,6 +593,23 @@ mod tests {
     }
 
     #[test]
+    fn limit_ip_trusts_the_header_only_when_told() {
+        let peer: SocketAddr = "[::ffff:10.0.0.1]:5000".parse().unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(limit_ip(peer, Some("192.0.2.7"), false), v4);
+        assert_eq!(limit_ip(peer, None, true), v4);
+        assert_eq!(limit_ip(peer, Some("not an ip"), true), v4);
+        assert_eq!(
+            limit_ip(peer, Some(" 192.0.2.7 "), true),
+            "192.0.2.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            limit_ip(peer, Some("::ffff:192.0.2.8"), true),
+            "192.0.2.8".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
     fn frames() {
         assert!(matches!(parse_frame(b"{\"type\":\"ping\"}"), Frame::Json(_)));
         assert!(matches!(parse_frame(b"nope"), Frame::Invalid { .. }));
@@ -541,6 +639,10 @@ mod size_budget {
             command_rate: 1.0,
             command_burst: 1,
             conns_per_ip: super::PerIp::new(1),
+            conn_rate_per_ip: super::RatePerIp::new(1.0, 1),
+            started: tokio::time::Instant::now(),
+            held_refusals: super::PerIp::new(1),
+            trust_real_ip: false,
             nameplates_per_ip: super::PerIp::new(1),
             metrics: Default::default(),
         });

@@ -18,7 +18,11 @@ use wormhole_proto::server_msg::Welcome;
 use super::connection::{self, Shared};
 use super::core::{CoreConfig, HashcashPolicy};
 use super::engine::{Engine, EngineInput};
-use super::limits::PerIp;
+use super::limits::{PerIp, RatePerIp};
+
+/// Refusals over `--connections-per-second-per-ip` held back at once per address (see
+/// `connection::refuse_over_rate`); more are answered at once.
+const HELD_REFUSALS_PER_IP: usize = 64;
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
@@ -158,6 +162,13 @@ impl MailboxServer {
             command_rate: args.commands_per_second,
             command_burst: args.command_burst,
             conns_per_ip: PerIp::new(args.max_connections_per_ip),
+            conn_rate_per_ip: RatePerIp::new(
+                args.connections_per_second_per_ip,
+                u32::try_from(args.max_connections_per_ip.max(64)).unwrap_or(u32::MAX),
+            ),
+            started: tokio::time::Instant::now(),
+            held_refusals: PerIp::new(HELD_REFUSALS_PER_IP),
+            trust_real_ip: args.trust_x_real_ip,
             nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
             metrics,
         });
