@@ -14,7 +14,7 @@
 //!
 //! # Shape (Python 0.24's `DilatedWormhole`)
 //! ```no_run
-//! # async fn demo(w: wormhole::Wormhole) -> Result<(), wormhole::dilation::DilationError> {
+//! # async fn demo(w: wormhole::Wormhole) -> Result<(), Box<dyn std::error::Error>> {
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
 //! use wormhole::dilation::DilationOptions;
 //! let dilated = w.dilate(DilationOptions::default()).await?;
