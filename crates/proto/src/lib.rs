@@ -14,11 +14,14 @@
 //!   Noise; fed by the Boss's `dilate-N` seam.
 //! - [`transit`]: transit hints, handshakes and encrypted records.
 //! - [`transfer`]: the file-transfer (v1) application messages.
+//! - [`dilated_transfer`]: the Dilated File-Transfer protocol (transfer-v2): negotiation,
+//!   msgpack records, the checker of an offering peer's records.
 
 #![forbid(unsafe_code)]
 
 pub mod code;
 pub mod dilation;
+pub mod dilated_transfer;
 pub mod hashcash;
 pub mod key;
 pub mod machine;
