@@ -177,6 +177,17 @@ pub struct SendArgs {
     /// as text when it is short UTF-8 text, otherwise as a file named `stdin`)
     #[arg(value_name = "WHAT")]
     pub what: Option<PathBuf>,
+    /// More files or directories to send in the same session (needs a peer that speaks the
+    /// Dilated File-Transfer protocol, i.e. this program)
+    #[arg(value_name = "MORE")]
+    pub more: Vec<PathBuf>,
+    /// Use the classic file-transfer protocol even when the peer speaks the Dilated one
+    #[arg(long)]
+    pub classic: bool,
+    /// With `-`: the name to offer standard input under; it is then streamed as it is read
+    /// (to a peer of ours; a classic peer gets it spooled, as a file)
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// `wormhole receive`.
@@ -202,6 +213,9 @@ pub struct ReceiveArgs {
     /// tab-completion.
     #[arg(value_name = "CODE")]
     pub code: Option<String>,
+    /// Use the classic file-transfer protocol even when the peer speaks the Dilated one
+    #[arg(long)]
+    pub classic: bool,
 }
 
 /// `wormhole ssh …`.
@@ -323,6 +337,12 @@ pub struct SendOptions {
     pub what: Option<PathBuf>,
     /// Skip unreadable files of a directory instead of failing.
     pub ignore_unsendable_files: bool,
+    /// More paths to send (transfer-v2 only).
+    pub more: Vec<PathBuf>,
+    /// `--classic`: never use transfer-v2.
+    pub classic: bool,
+    /// `--name` for standard input.
+    pub name: Option<String>,
 }
 
 /// Resolved `receive` options.
@@ -348,6 +368,8 @@ pub struct ReceiveOptions {
     pub accept_file: bool,
     /// Where to write the received file or directory.
     pub output_file: Option<PathBuf>,
+    /// `--classic`: never use transfer-v2.
+    pub classic: bool,
 }
 
 /// Resolved `ssh` options.
@@ -750,6 +772,9 @@ impl Cli {
                         text: a.text,
                         what: a.what,
                         ignore_unsendable_files: a.ignore_unsendable_files,
+                        more: a.more,
+                        classic: a.classic,
+                        name: a.name,
                     },
                 ))
             }
@@ -791,6 +816,7 @@ impl Cli {
                         only_text: a.only_text,
                         accept_file: settings.accept_file.value,
                         output_file: a.output_file,
+                        classic: a.classic,
                     },
                 ))
             }

@@ -21,7 +21,6 @@ use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
 use crate::interrupt::Run;
 use crate::json::{self, Event, OfferKind, Role, Summary};
 use crate::meter::Meter;
-use crate::notices::show_welcome;
 use crate::output::{ask, is_yes_default, naturalsize};
 use crate::report::{PromptRefused, TransferError, UnsendableFileError};
 use crate::stdin::STDIN_FILE_NAME;
@@ -91,6 +90,15 @@ pub fn prepare_stdin(file: &std::fs::File, size: u64) -> Result<Prepared> {
             size,
         },
     })
+}
+
+/// Standard input spooled to `file`, offered as a file named `name` (`--name`).
+pub fn prepare_stdin_named(file: &std::fs::File, size: u64, name: &str) -> Result<Prepared> {
+    let mut p = prepare_stdin(file, size)?;
+    if let SendItem::File { name: n, .. } = &mut p.item {
+        *n = name.to_owned();
+    }
+    Ok(p)
 }
 
 /// The transit-key purpose. The Python CLI always derives it from the default AppID, even with
@@ -187,17 +195,13 @@ fn received_offer(info: &OfferInfo) -> Event {
     }
 }
 
-/// The sender after the wormhole is open: welcome, code, key, then the transfer.
-pub async fn run_send(
+/// The classic sender after the key is confirmed.
+pub async fn send_classic(
     w: &Wormhole,
     opts: &SendOptions,
     global: &GlobalOptions,
     prepared: Prepared,
 ) -> Result<Summary> {
-    let welcome = w.get_welcome().await?;
-    show_welcome(&welcome, &global.relay_url, env!("CARGO_PKG_VERSION"));
-    crate::send::establish_code(w, opts).await?;
-    crate::send::confirm_peer(w, opts.verify).await?;
     json::emit(&sent_offer(&prepared.item));
     let meter = Meter::new(opts.hide_progress);
     meter.start(prepared.item.wire_size());
@@ -538,6 +542,9 @@ mod tests {
             text: None,
             what: None,
             ignore_unsendable_files: false,
+            more: Vec::new(),
+            classic: false,
+            name: None,
         };
         let e = prepare_send(Path::new("/nonexistent/thing"), &opts)
             .err()

@@ -29,6 +29,7 @@ mod args;
 mod code_input;
 mod config;
 mod config_file;
+mod dilated;
 mod files;
 mod interrupt;
 mod json;
@@ -247,12 +248,10 @@ fn open(
     global: &GlobalOptions,
     default_appid: &str,
     timing: Option<Timing>,
+    options: WormholeOptions,
 ) -> std::rc::Rc<Wormhole> {
     let appid = global.appid.as_deref().unwrap_or(default_appid);
-    let options = WormholeOptions {
-        timing,
-        ..WormholeOptions::default()
-    };
+    let options = WormholeOptions { timing, ..options };
     state.opened(Wormhole::create(appid, &global.relay_url, options))
 }
 
@@ -294,19 +293,40 @@ async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
             if let Some(code) = &opts.code {
                 check_code(code)?;
             }
-            let what = send::decide_what(&opts).await?;
+            let stdin_stream = opts.name.is_some() && opts.what.as_deref() == Some(Path::new("-"));
+            if opts.name.is_some() && !stdin_stream {
+                anyhow::bail!("--name names standard input: give it with `-` as the only path");
+            }
+            let multi = !opts.more.is_empty();
+            if multi {
+                dilated::check_paths(&opts)?;
+            }
+            let what = if stdin_stream || multi {
+                None
+            } else {
+                Some(send::decide_what(&opts).await?)
+            };
             // `what` (for stdin: the spooled file) lives until the flow is done.
             let prepared = match &what {
-                send::What::Text(_) => None,
-                send::What::Path(p) => Some(files::prepare_send(p, &opts)?),
-                send::What::Stdin(f, size) => Some(files::prepare_stdin(f, *size)?),
+                Some(send::What::Path(p)) => Some(files::prepare_send(p, &opts)?),
+                Some(send::What::Stdin(f, size)) => Some(files::prepare_stdin(f, *size)?),
+                _ => None,
+            };
+            let is_text = matches!(what, Some(send::What::Text(_)));
+            // A text goes by the classic protocol; files offer transfer-v2 too.
+            let options = if opts.classic || is_text {
+                WormholeOptions::default()
+            } else {
+                wormhole::transfer::dilated::wormhole_options(
+                    wormhole::transfer::dilated::Mode::Send,
+                    dilated::features(),
+                )
             };
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
-            let w = open(state, &global, APPID_XFER, timing.clone());
-            let flow = match (&what, prepared) {
-                (send::What::Text(text), _) => send::run_text(&w, &opts, text, &global.relay_url).await,
-                (_, Some(p)) => files::run_send(&w, &opts, &global, p).await,
-                (_, None) => Err(anyhow::anyhow!("nothing to send")),
+            let w = open(state, &global, APPID_XFER, timing.clone(), options);
+            let flow = match &what {
+                Some(send::What::Text(text)) => send::run_text(&w, &opts, text, &global.relay_url).await,
+                _ => dilated::send_files(&w, &opts, &global, what.as_ref(), prepared).await,
             };
             let r = with_close(&w, flow).await;
             write_timing(timing.as_ref(), global.dump_timing.as_deref());
@@ -325,10 +345,21 @@ async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
                 }
             }
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
-            let w = open(state, &global, APPID_XFER, timing.clone());
+            let options = if opts.classic {
+                WormholeOptions::default()
+            } else {
+                wormhole::transfer::dilated::wormhole_options(
+                    wormhole::transfer::dilated::Mode::Receive,
+                    dilated::features(),
+                )
+            };
+            let w = open(state, &global, APPID_XFER, timing.clone(), options);
             let flow = async {
                 receive::run(&w, &opts, &global.relay_url, real::input_code).await?;
-                files::run_receive(&w, &opts, &global, state).await
+                match dilated::peer_speaks_v2(&w, opts.classic).await? {
+                    Some(peer) => dilated::run_receive(&w, &opts, &global, state, peer).await,
+                    None => files::run_receive(&w, &opts, &global, state).await,
+                }
             }
             .await;
             let r = with_close(&w, flow).await;
@@ -338,7 +369,7 @@ async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
         Invocation::Ssh(global, SshOptions::Invite { code_length, user }) => {
             let home = std::env::var_os("HOME").context("HOME is not set")?;
             let dir = ssh::ssh_dir(user.as_deref(), Path::new(&home))?;
-            let w = open(state, &global, APPID_SSH, None);
+            let w = open(state, &global, APPID_SSH, None, WormholeOptions::default());
             let flow = ssh::invite(&w, code_length, &dir)
                 .await
                 .map(|_| Summary::default());
@@ -377,7 +408,7 @@ async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
                     anyhow::bail!("Aborted!");
                 }
             }
-            let w = open(state, &global, APPID_SSH, None);
+            let w = open(state, &global, APPID_SSH, None, WormholeOptions::default());
             let flow = ssh::accept(&w, &code, &key).await.map(|()| Summary::default());
             with_close(&w, flow).await
         }

@@ -10,8 +10,11 @@
 //! - [`safety`]: the safe-receive rules (base names, destinations, free space, escaping).
 //! - [`zip_out`] / [`zip_in`]: the streamed STORED zip we send; checked extraction of what we get.
 //!
+//! - [`dilated`]: the Dilated File-Transfer protocol (transfer-v2), used when both peers speak it.
+//!
 //! The flows depend only on [`MessagePipe`], never on the client's internals.
 
+pub mod dilated;
 mod error;
 pub mod events;
 mod pipe;

@@ -101,6 +101,13 @@ pub enum TransferError {
         /// Why.
         reason: String,
     },
+    /// Dilation failed or ended during a transfer-v2 session.
+    #[error("Dilation: {0}")]
+    Dilation(#[from] crate::dilation::DilationError),
+    /// The peer broke the Dilated File-Transfer protocol (a hostile or broken peer); what it
+    /// sent of that offer was not kept.
+    #[error("the peer broke the transfer protocol: {0}")]
+    PeerProtocol(#[from] wormhole_proto::dilated_transfer::InboundError),
 }
 
 impl From<PipeError> for TransferError {

@@ -50,7 +50,7 @@ pub enum SendItem {
     },
 }
 
-fn offered_name(path: &Path) -> Result<String, TransferError> {
+pub(crate) fn offered_name(path: &Path) -> Result<String, TransferError> {
     let abs = std::path::absolute(path).map_err(TransferError::file(path))?;
     // Resolve `.`/`..` lexically so `wormhole send .` offers the directory's real name.
     let mut norm = PathBuf::new();

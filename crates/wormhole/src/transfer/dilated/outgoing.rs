@@ -1,0 +1,368 @@
+//! One offer of ours on its own subchannel: the offer, the peer's answer, the data of each
+//! file with its ack, and the peer's acks checked against ours.
+//!
+//! Owns: reading what we promised (and failing if it changed since the offer), the resume
+//! check of the peer's prefix. Must not: open or close the session.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use tokio::io::AsyncReadExt;
+use wormhole_proto::dilated_transfer::msg::{Hash32, data_record};
+use wormhole_proto::dilated_transfer::{
+    DATA_CHUNK, DataStart, DirectoryOffer, FileAck, FileOffer, Features, InboundError, MsgError,
+    Record,
+};
+
+use super::items::PromisedFile;
+use super::partial::{Hashes, hash_prefix};
+use super::{OfferItem, SessionEvent, SessionEvents, emit};
+use crate::dilation::Subchannel;
+use crate::transfer::TransferError;
+
+/// How our offer ended.
+pub enum Outcome {
+    /// Sent and confirmed; data bytes written.
+    Sent(u64),
+    /// Refused by the peer, with its reason.
+    Rejected(String),
+}
+
+fn protocol(kind: u8, expected: &'static str) -> TransferError {
+    TransferError::PeerProtocol(InboundError::Unexpected { kind, expected })
+}
+
+async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
+    match sub.recv_record().await? {
+        None => Ok(None),
+        Some(r) => Ok(Some(
+            Record::decode(&r).map_err(|e: MsgError| TransferError::PeerProtocol(e.into()))?,
+        )),
+    }
+}
+
+async fn send(sub: &mut Subchannel, r: &Record) -> Result<(), TransferError> {
+    Ok(sub.send_record(r.encode()).await?)
+}
+
+struct Ctx<'a> {
+    events: &'a Option<SessionEvents>,
+    done: u64,
+    total: u64,
+    sent: u64,
+}
+
+impl Ctx<'_> {
+    fn progress(&mut self, n: u64) {
+        self.done += n;
+        emit(
+            self.events,
+            SessionEvent::Progress {
+                done: self.done,
+                total: self.total,
+            },
+        );
+    }
+}
+
+fn changed(f: &PromisedFile, what: String) -> TransferError {
+    TransferError::Unsendable {
+        path: f.source.clone(),
+        reason: format!("{what} since the offer (the offer must match what is sent)"),
+    }
+}
+
+/// Streams one promised file from `offset` (the hashes already hold the bytes before it);
+/// returns its ack.
+async fn stream_file(
+    sub: &mut Subchannel,
+    f: &PromisedFile,
+    offset: u64,
+    mut hashes: Hashes,
+    features: Features,
+    ctx: &mut Ctx<'_>,
+) -> Result<FileAck, TransferError> {
+    let mut file = std::fs::File::open(&f.source).map_err(TransferError::file(&f.source))?;
+    let meta = file.metadata().map_err(TransferError::file(&f.source))?;
+    if meta.len() != f.size || meta.mtime() != f.mtime {
+        return Err(changed(f, "its size or modification time changed".into()));
+    }
+    if offset > 0 {
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::Start(offset))
+            .map_err(TransferError::file(&f.source))?;
+    }
+    let mut left = f.size - offset;
+    let mut buf = vec![0u8; DATA_CHUNK];
+    while left > 0 {
+        let want = usize::try_from(left.min(DATA_CHUNK as u64)).unwrap_or(DATA_CHUNK);
+        let n = file
+            .read(&mut buf[..want])
+            .map_err(TransferError::file(&f.source))?;
+        if n == 0 {
+            return Err(changed(f, "it became shorter".into()));
+        }
+        hashes.update(&buf[..n]);
+        sub.send_record(data_record(&buf[..n])).await?;
+        left -= n as u64;
+        ctx.sent += n as u64;
+        ctx.progress(n as u64);
+    }
+    let (hash, sha) = hashes.finish();
+    Ok(FileAck {
+        bytes: f.size,
+        hash,
+        sha256: features.sha256.then_some(sha),
+    })
+}
+
+fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), TransferError> {
+    let sha_differs = matches!((ours.sha256, theirs.sha256), (Some(a), Some(b)) if a != b);
+    if ours.bytes != theirs.bytes || ours.hash != theirs.hash || sha_differs {
+        let show = |h: Option<Hash32>| h.map(|h| hex::encode(h.0)).unwrap_or_default();
+        return Err(TransferError::HashMismatch {
+            got: format!("{name}: {} bytes {}", theirs.bytes, show(theirs.sha256.or(Some(theirs.hash)))),
+            sent: format!("{} bytes {}", ours.bytes, show(ours.sha256.or(Some(ours.hash)))),
+        });
+    }
+    Ok(())
+}
+
+/// Waits for the peer's answer: `Ok(None)` accepted (with its resume claim inside), or the
+/// rejection reason.
+async fn answer(sub: &mut Subchannel) -> Result<Result<Record, String>, TransferError> {
+    match next(sub).await? {
+        Some(Record::Reject(r)) => Ok(Err(r.reason)),
+        Some(r @ Record::Accept(_)) => Ok(Ok(r)),
+        Some(other) => Err(protocol(other.kind(), "an answer to our offer")),
+        None => Err(TransferError::PeerProtocol(InboundError::Truncated)),
+    }
+}
+
+/// Ends our half and reads the peer's until its CLOSE.
+async fn close(sub: &mut Subchannel) -> Result<(), TransferError> {
+    use tokio::io::AsyncWriteExt;
+    sub.shutdown().await.map_err(|e| TransferError::Pipe(e.to_string()))?;
+    while let Some(r) = sub.recv_record().await? {
+        let k = r.first().copied().unwrap_or(0);
+        return Err(TransferError::PeerProtocol(InboundError::AfterEnd { kind: k }));
+    }
+    Ok(())
+}
+
+/// Offers `item` on `sub` and runs it to its end.
+pub async fn offer(
+    sub: &mut Subchannel,
+    item: &mut OfferItem,
+    features: Features,
+    events: &Option<SessionEvents>,
+) -> Result<Outcome, TransferError> {
+    let name = item.name().to_owned();
+    let total = item.bytes();
+    emit(
+        events,
+        SessionEvent::Offered {
+            name: name.clone(),
+            bytes: total,
+            files: item.files(),
+        },
+    );
+    let mut ctx = Ctx {
+        events,
+        done: 0,
+        total,
+        sent: 0,
+    };
+    match item {
+        OfferItem::File(f) => {
+            send(
+                sub,
+                &Record::FileOffer(FileOffer {
+                    filename: name.clone(),
+                    timestamp: f.mtime,
+                    bytes: f.size,
+                    stream: false,
+                }),
+            )
+            .await?;
+            let claim = match answer(sub).await? {
+                Err(reason) => {
+                    close(sub).await?;
+                    return Ok(Outcome::Rejected(reason));
+                }
+                Ok(Record::Accept(a)) => a.resume,
+                Ok(_) => None,
+            };
+            let mut offset = 0;
+            let mut hashes = Hashes::default();
+            if let Some(c) = claim.filter(|_| features.resume) {
+                let mut ok = false;
+                if c.bytes <= f.size {
+                    let (h, n) = hash_prefix(&f.source, c.bytes).map_err(TransferError::file(&f.source))?;
+                    if n == c.bytes && h.sha_so_far() == c.sha256 {
+                        ok = true;
+                        hashes = h;
+                    }
+                }
+                if ok {
+                    offset = c.bytes;
+                } else {
+                    emit(
+                        events,
+                        SessionEvent::PrefixMismatch {
+                            name: name.clone(),
+                            claimed: c.bytes,
+                        },
+                    );
+                }
+                send(sub, &Record::DataStart(DataStart { offset })).await?;
+            }
+            emit(
+                events,
+                SessionEvent::Accepted {
+                    name: name.clone(),
+                    offset,
+                },
+            );
+            ctx.done = offset;
+            let ours = stream_file(sub, f, offset, hashes, features, &mut ctx).await?;
+            send(sub, &Record::FileAck(ours)).await?;
+            match next(sub).await? {
+                Some(Record::FileAck(theirs)) => check_ack(&ours, &theirs, &name)?,
+                Some(other) => return Err(protocol(other.kind(), "the receiver's file ack")),
+                None => return Err(TransferError::PeerProtocol(InboundError::Truncated)),
+            }
+        }
+        OfferItem::Directory {
+            name: base,
+            files,
+            empty_dirs,
+        } => {
+            let offer = DirectoryOffer {
+                base: base.clone(),
+                size: total,
+                files: files.iter().map(|f| f.segments.clone()).collect(),
+                directories: if features.empty_dirs {
+                    empty_dirs.clone()
+                } else {
+                    Vec::new()
+                },
+            };
+            let rec = Record::DirectoryOffer(offer).encode();
+            let max = sub.max_record();
+            if rec.len() > max {
+                return Err(TransferError::Unsendable {
+                    path: base.clone().into(),
+                    reason: format!(
+                        "its directory offer ({} files) is {} bytes, over the record limit of {max}; \
+                         send its subdirectories separately",
+                        files.len(),
+                        rec.len()
+                    ),
+                });
+            }
+            sub.send_record(rec).await?;
+            if let Err(reason) = answer(sub).await? {
+                close(sub).await?;
+                return Ok(Outcome::Rejected(reason));
+            }
+            emit(
+                events,
+                SessionEvent::Accepted {
+                    name: name.clone(),
+                    offset: 0,
+                },
+            );
+            // The receiver acks each file as it ends; those acks wait in our receive window
+            // (about 100 bytes each, within Dilation's bounds) and are checked at the end.
+            let mut acks = Vec::with_capacity(files.len());
+            for f in files.iter() {
+                let header = FileOffer {
+                    filename: f.segments.last().cloned().unwrap_or_default(),
+                    timestamp: f.mtime,
+                    bytes: f.size,
+                    stream: false,
+                };
+                send(sub, &Record::FileOffer(header)).await?;
+                let ack = stream_file(sub, f, 0, Hashes::default(), features, &mut ctx).await?;
+                send(sub, &Record::FileAck(ack)).await?;
+                acks.push(ack);
+            }
+            for (ours, f) in acks.iter().zip(files.iter()) {
+                match next(sub).await? {
+                    Some(Record::FileAck(theirs)) => {
+                        check_ack(ours, &theirs, &f.segments.join("/"))?
+                    }
+                    Some(other) => return Err(protocol(other.kind(), "the receiver's file ack")),
+                    None => return Err(TransferError::PeerProtocol(InboundError::Truncated)),
+                }
+            }
+        }
+        OfferItem::Stream { reader, .. } => {
+            if !features.stream {
+                return Err(TransferError::Unsupported(
+                    "the peer does not take streams of unknown length".into(),
+                ));
+            }
+            send(
+                sub,
+                &Record::FileOffer(FileOffer {
+                    filename: name.clone(),
+                    timestamp: 0,
+                    bytes: 0,
+                    stream: true,
+                }),
+            )
+            .await?;
+            if let Err(reason) = answer(sub).await? {
+                close(sub).await?;
+                return Ok(Outcome::Rejected(reason));
+            }
+            emit(
+                events,
+                SessionEvent::Accepted {
+                    name: name.clone(),
+                    offset: 0,
+                },
+            );
+            let mut hashes = Hashes::default();
+            let mut buf = vec![0u8; DATA_CHUNK];
+            let mut n_total = 0u64;
+            loop {
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(TransferError::file("standard input"))?;
+                if n == 0 {
+                    break;
+                }
+                hashes.update(&buf[..n]);
+                sub.send_record(data_record(&buf[..n])).await?;
+                n_total += n as u64;
+                ctx.sent += n as u64;
+                ctx.progress(n as u64);
+            }
+            let (hash, sha) = hashes.finish();
+            let ours = FileAck {
+                bytes: n_total,
+                hash,
+                sha256: features.sha256.then_some(sha),
+            };
+            send(sub, &Record::FileAck(ours)).await?;
+            match next(sub).await? {
+                Some(Record::FileAck(theirs)) => check_ack(&ours, &theirs, &name)?,
+                Some(other) => return Err(protocol(other.kind(), "the receiver's file ack")),
+                None => return Err(TransferError::PeerProtocol(InboundError::Truncated)),
+            }
+        }
+    }
+    close(sub).await?;
+    emit(
+        events,
+        SessionEvent::Sent {
+            name,
+            sent: ctx.sent,
+        },
+    );
+    Ok(Outcome::Sent(ctx.sent))
+}
