@@ -97,7 +97,12 @@ where
         Ok(InboundEvent::Offer(o)) => o,
         Ok(_) => return Err(InboundError::Truncated.into()),
         Err(e) => {
-            let _ = refuse(&mut sub, &e.to_string()).await;
+            // Tell the peer why, but do not wait for a broken peer's CLOSE.
+            let reject = Record::Reject(OfferReject {
+                reason: e.to_string(),
+            });
+            let _ = sub.send_record(reject.encode()).await;
+            let _ = sub.shutdown().await;
             return Err(e.into());
         }
     };
