@@ -63,6 +63,22 @@ fn quiet_file_sender(
     LiveChild::spawn(peer(&args, src), name)
 }
 
+/// Our classic sender (`--classic`): between two of ours the Dilated File-Transfer protocol would
+/// be used, and these tests are about the classic flow's behaviour.
+fn classic_file_sender(url: &str, code: &str, file: &str, src: &Path, name: &str) -> LiveChild {
+    let args = [
+        "--relay-url",
+        url,
+        "send",
+        "--classic",
+        "--hide-progress",
+        "--code",
+        code,
+        file,
+    ];
+    LiveChild::spawn(ours(&args, src), name)
+}
+
 /// A sparse file of `len` bytes (reads as zeros, takes no disk space at the source).
 fn sparse_file(path: &Path, len: u64) {
     std::fs::File::create(path).unwrap().set_len(len).unwrap();
@@ -93,7 +109,7 @@ fn entries(dir: &Path) -> Vec<String> {
 fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (LiveChild, LiveChild) {
     sparse_file(&src.join("big.bin"), 2 << 30);
     let code = unique_code();
-    let sender = quiet_file_sender(ours, url, &code, "big.bin", src, "sender");
+    let sender = classic_file_sender(url, &code, "big.bin", src, "sender");
     let receiver = LiveChild::spawn(
         ours(
             &[
@@ -146,7 +162,7 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
     let dst = tempfile::tempdir().unwrap();
     sparse_file(&src.path().join("big.bin"), 2 << 30);
     let code = unique_code();
-    let mut sender = quiet_file_sender(ours, server.url(), &code, "big.bin", src.path(), "sender");
+    let mut sender = classic_file_sender(server.url(), &code, "big.bin", src.path(), "sender");
     // The receiver runs on a terminal (script(1) gives it a pseudo-terminal), so it draws its bar.
     let line = format!(
         "stty cols 120 rows 24; exec '{}' --relay-url '{}' receive --accept-file '{code}'",
@@ -359,7 +375,7 @@ fn ctrl_c_at_the_prompt_ends_at_once_and_tells_the_sender() {
     let dst = tempfile::tempdir().unwrap();
     write_test_file(src.path().join("f.bin"), 1000, 2);
     let code = unique_code();
-    let mut sender = quiet_file_sender(ours, server.url(), &code, "f.bin", src.path(), "sender");
+    let mut sender = classic_file_sender(server.url(), &code, "f.bin", src.path(), "sender");
     // stdin stays open and silent: the prompt waits for a line that never comes.
     let mut cmd = ours(&["--relay-url", server.url(), "receive", &code], dst.path());
     cmd.stdin(Stdio::piped());

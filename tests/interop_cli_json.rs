@@ -96,8 +96,9 @@ fn transfer(
     dst: &Path,
 ) -> (PeerOutput, PeerOutput) {
     let code = unique_code();
+    // `--classic`: these events are the classic flow's (two of ours would use transfer-v2).
     let sender = ours("json sender", server, relay)
-        .args(["send", "--code", &code])
+        .args(["send", "--classic", "--code", &code])
         .args(send_args)
         .spawn();
     let receiver = ours("json receiver", server, relay)
@@ -434,7 +435,7 @@ fn a_sender_gone_mid_transfer_is_an_error_event() {
     let code = unique_code();
     let mut cmd = clean_command(our_bin("wormhole"));
     cmd.args(["--relay-url", server.url(), "--transit-helper", &relay])
-        .args(["send", "--hide-progress", "--code", &code])
+        .args(["send", "--classic", "--hide-progress", "--code", &code])
         .arg(&big)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -48,7 +48,7 @@ fn fifty_columns_no_wrap_and_a_summary() {
     let code = unique_code();
     let wormhole = our_bin("wormhole");
     let inner = format!(
-        "stty cols 50 rows 24; exec {} --relay-url {} --transit-helper {relay} send --no-qr --code {code} {}",
+        "stty cols 50 rows 24; exec {} --relay-url {} --transit-helper {relay} send --classic --no-qr --code {code} {}",
         wormhole.display(),
         server.url(),
         path.display()

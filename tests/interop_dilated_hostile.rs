@@ -308,6 +308,7 @@ fn both_sides_offer_in_connect_mode() {
                 cwd: dir,
                 output: None,
                 events: None,
+                peer_gone_after: None,
             };
             let items = vec![OfferItem::prepare(&file, false).unwrap()];
             let report = dilated::run_session(&w, peer, opts, items, async |_: &Incoming| true)

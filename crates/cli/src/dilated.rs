@@ -40,6 +40,9 @@ pub async fn peer_speaks_v2(w: &Wormhole, classic: bool) -> Result<Option<PeerTr
     Ok(dilated::peer_transfer(&versions, features()))
 }
 
+/// How long a session waits for a peer whose connection is gone (Dilation re-dials meanwhile).
+const PEER_GONE_AFTER: std::time::Duration = std::time::Duration::from_secs(20);
+
 fn dilation_options(global: &GlobalOptions, listen: bool) -> DilationOptions {
     DilationOptions {
         relays: vec![global.transit_helper.clone()],
@@ -201,6 +204,7 @@ pub async fn run_send(
         cwd: std::env::current_dir()?,
         output: None,
         events: Some(events),
+        peer_gone_after: Some(PEER_GONE_AFTER),
     };
     let started = Instant::now();
     let result = dilated::run_session(w, peer, sopts, items, async |_: &Incoming| false).await;
@@ -318,6 +322,7 @@ pub async fn run_receive(
         cwd: std::env::current_dir()?,
         output: opts.output_file.clone(),
         events: Some(events),
+        peer_gone_after: Some(PEER_GONE_AFTER),
     };
     let started = Instant::now();
     let mut prompt_failure: Option<anyhow::Error> = None;

@@ -48,6 +48,9 @@ pub struct SessionOptions {
     pub output: Option<PathBuf>,
     /// Told what happens (offers, progress, files written).
     pub events: Option<SessionEvents>,
+    /// Give up when Dilation has had no connection to the peer for this long (it keeps
+    /// re-dialling meanwhile); `None`: wait for ever.
+    pub peer_gone_after: Option<std::time::Duration>,
 }
 
 /// The event callback.

@@ -108,6 +108,10 @@ pub enum TransferError {
     /// sent of that offer was not kept.
     #[error("the peer broke the transfer protocol: {0}")]
     PeerProtocol(#[from] wormhole_proto::dilated_transfer::InboundError),
+    /// A transfer-v2 session had no Dilation connection to the peer for this long: the peer
+    /// is gone (killed, or its network lost). Partial files are kept for a later resume.
+    #[error("no connection to the peer for {} s: it is gone (a partial file is kept for a resume)", .0.as_secs())]
+    PeerGone(std::time::Duration),
 }
 
 impl From<PipeError> for TransferError {

@@ -158,8 +158,11 @@ where
         Ok::<_, TransferError>(report)
     };
 
-    // The first failure on either side ends the session.
-    let (sent, received) = tokio::try_join!(sending, receiving)?;
+    // The first failure on either side ends the session, and so does a peer gone for good.
+    let (sent, received) = tokio::select! {
+        r = async { tokio::try_join!(sending, receiving) } => r?,
+        e = peer_gone(dilated, opts.peer_gone_after) => return Err(e),
+    };
     Ok(SessionReport {
         bytes_sent: sent.bytes_sent,
         bytes_received: received.bytes_received,
@@ -168,4 +171,28 @@ where
         failed: received.failed,
         declined: received.declined,
     })
+}
+
+/// Resolves once Dilation has been without a connection for `limit` (or ended).
+async fn peer_gone(dilated: &Dilated, limit: Option<std::time::Duration>) -> TransferError {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    let mut st = dilated.watch_status();
+    loop {
+        let down = st
+            .wait_for(|s| !s.connected || s.ended.is_some())
+            .await
+            .map(|s| s.ended.clone());
+        match down {
+            Err(_) | Ok(Some(_)) => return TransferError::Dilation(DilationError::Ended),
+            Ok(None) => {}
+        }
+        let back = tokio::time::timeout(limit, st.wait_for(|s| s.connected || s.ended.is_some()))
+            .await
+            .map(|r| r.is_ok());
+        if back.is_err() {
+            return TransferError::PeerGone(limit);
+        }
+    }
 }
