@@ -40,11 +40,7 @@ struct Hostile {
 }
 
 async fn hostile(url: &str, code: &str) -> Hostile {
-    let w = Wormhole::create(
-        APPID,
-        url,
-        dilated::wormhole_options(Mode::Send, Features::all()),
-    );
+    let w = Wormhole::create(APPID, url, dilated::wormhole_options(Mode::Send, Features::all()));
     w.set_code(code).await.unwrap();
     w.get_verifier().await.unwrap();
     let d = w.dilate(DilationOptions::default()).await.unwrap();
@@ -107,7 +103,13 @@ where
     let code = unique_code();
     let r = PeerCommand::new(our_bin("wormhole"))
         .name("our receiver")
-        .args(["--relay-url", server.url(), "receive", "--accept-file", "--hide-progress"])
+        .args([
+            "--relay-url",
+            server.url(),
+            "receive",
+            "--accept-file",
+            "--hide-progress",
+        ])
         .arg(&code)
         .current_dir(&dst)
         .timeout(Duration::from_secs(120))
@@ -191,7 +193,8 @@ fn directory_files_exceeding_the_declared_size_are_refused() {
         &[],
     );
     assert!(
-        out.stderr.contains("exceed the 10 bytes its directory offer declared"),
+        out.stderr
+            .contains("exceed the 10 bytes its directory offer declared"),
         "{out}"
     );
 }
@@ -214,7 +217,10 @@ fn a_resume_offset_beyond_what_the_receiver_holds_is_refused() {
         // The partial file is the receiver's own and stays for a later, honest resume.
         &[".r.bin.wormhole-partial"],
     );
-    assert!(out.stderr.contains("resumes at byte 800, but we hold 500"), "{out}");
+    assert!(
+        out.stderr.contains("resumes at byte 800, but we hold 500"),
+        "{out}"
+    );
 }
 
 #[test]

@@ -109,7 +109,10 @@ fn several_paths_with_a_tree_and_its_empty_subdirectory() {
         sha256_file(dst.path().join("b.bin")),
         sha256_file(src.path().join("b.bin"))
     );
-    assert_eq!(dir_tree(dst.path().join("tree")), dir_tree(src.path().join("tree")));
+    assert_eq!(
+        dir_tree(dst.path().join("tree")),
+        dir_tree(src.path().join("tree"))
+    );
     assert!(tree.len() > 1);
     assert!(dst.path().join("tree/hollow/inner").is_dir());
     assert_eq!(r.stderr.matches("written to:").count(), 3, "{r}");
@@ -169,12 +172,14 @@ fn offers_refused_by_the_user_and_by_the_rules() {
     let server = start_our_mailbox(&[]);
     let code = unique_code();
     let s = sender(&server, src.path(), &code, &["yes.bin", "no.bin", "exists.bin"]).spawn();
-    let r = receiver(&server, dst.path(), &code, &[])
-        .stdin("y\nn\n")
-        .run();
+    let r = receiver(&server, dst.path(), &code, &[]).stdin("y\nn\n").run();
     let s = s.wait();
     assert!(!s.success(), "the sender must report the refusals:\n{s}");
-    assert!(s.stderr.contains("The receiver refused 'no.bin': transfer rejected"), "{s}");
+    assert!(
+        s.stderr
+            .contains("The receiver refused 'no.bin': transfer rejected"),
+        "{s}"
+    );
     assert!(s.stderr.contains("refusing to overwrite"), "{s}");
     assert!(!r.success(), "{r}");
     assert!(r.stderr.contains("refusing to overwrite"), "{r}");
@@ -201,7 +206,10 @@ fn classic_is_forced_with_the_flag() {
     s.assert_success();
     r.assert_success();
     assert!(!s.stderr.contains("Dilated"), "{s}");
-    assert!(s.stderr.contains("Sending ("), "classic transit line missing:\n{s}");
+    assert!(
+        s.stderr.contains("Sending ("),
+        "classic transit line missing:\n{s}"
+    );
     assert_eq!(sha256_file(dst.path().join("c.bin")), sha);
     // Several paths to a classic peer: a clear refusal.
     let code = unique_code();

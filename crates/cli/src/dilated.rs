@@ -14,8 +14,7 @@ use anyhow::Result;
 use wormhole::Wormhole;
 use wormhole::dilation::DilationOptions;
 use wormhole::transfer::dilated::{
-    self, Features, Incoming, Mode, OfferItem, PeerTransfer, SessionEvent, SessionOptions,
-    SessionReport,
+    self, Features, Incoming, Mode, OfferItem, PeerTransfer, SessionEvent, SessionOptions, SessionReport,
 };
 
 use crate::args::{GlobalOptions, ReceiveOptions, SendOptions};
@@ -386,7 +385,11 @@ async fn ask_permission(opts: &ReceiveOptions, run: &Run) -> Result<bool> {
 
 /// The name of a destination, quoted like the classic receiver's lines.
 fn shown_name(p: &Path) -> String {
-    python_repr(&p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    python_repr(
+        &p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    )
 }
 
 /// A written path, with control characters escaped.
@@ -404,11 +407,9 @@ pub fn check_paths(opts: &SendOptions) -> Result<()> {
             anyhow::bail!("`-` (standard input) cannot be sent together with other paths");
         }
         if std::fs::metadata(p).is_err() {
-            return Err(TransferError(format!(
-                "Cannot send: no file/directory named '{}'",
-                p.display()
-            ))
-            .into());
+            return Err(
+                TransferError(format!("Cannot send: no file/directory named '{}'", p.display())).into(),
+            );
         }
     }
     Ok(())
@@ -451,10 +452,8 @@ pub async fn send_files(
         (Some(p), _) => p,
         (None, Some(name)) => {
             // A classic peer needs the length first: spool standard input now.
-            let input = tokio::task::spawn_blocking(|| {
-                crate::stdin::read_input(std::io::stdin().lock())
-            })
-            .await??;
+            let input =
+                tokio::task::spawn_blocking(|| crate::stdin::read_input(std::io::stdin().lock())).await??;
             let (spool, size) = match input {
                 crate::stdin::StdinInput::File(f, size) => (f, size),
                 crate::stdin::StdinInput::Text(t) => {

@@ -17,8 +17,7 @@ pub mod versions;
 
 pub use inbound::{Inbound, InboundError, InboundEvent};
 pub use msg::{
-    DataStart, DirectoryOffer, FileAck, FileOffer, MsgError, OfferAccept, OfferReject, Record,
-    ResumeClaim,
+    DataStart, DirectoryOffer, FileAck, FileOffer, MsgError, OfferAccept, OfferReject, Record, ResumeClaim,
 };
 pub use versions::{Features, Mode, PeerTransfer, choose, our_versions};
 

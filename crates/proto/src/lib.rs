@@ -20,8 +20,8 @@
 #![forbid(unsafe_code)]
 
 pub mod code;
-pub mod dilation;
 pub mod dilated_transfer;
+pub mod dilation;
 pub mod hashcash;
 pub mod key;
 pub mod machine;

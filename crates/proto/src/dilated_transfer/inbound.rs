@@ -158,9 +158,17 @@ pub enum InboundError {
 enum State {
     WantOffer,
     Answering,
-    WantDataStart { claim: u64 },
-    WantHeader { index: usize },
-    InFile { index: usize, declared: Option<u64>, received: u64 },
+    WantDataStart {
+        claim: u64,
+    },
+    WantHeader {
+        index: usize,
+    },
+    InFile {
+        index: usize,
+        declared: Option<u64>,
+        received: u64,
+    },
     Finished,
     Rejected,
 }
@@ -318,7 +326,10 @@ impl Inbound {
                 if !d.directories.is_empty() && !self.features.empty_dirs {
                     return Err(InboundError::NotNegotiated("empty-dirs"));
                 }
-                d.files.iter().chain(&d.directories).try_for_each(|p| check_path(p))?;
+                d.files
+                    .iter()
+                    .chain(&d.directories)
+                    .try_for_each(|p| check_path(p))?;
                 self.offer = Some(Offer::Directory(d.clone()));
                 self.state = State::Answering;
                 Ok(InboundEvent::Offer(Offer::Directory(d)))
@@ -508,10 +519,7 @@ mod tests {
             Some(InboundEvent::FileStart { offset: 0, .. })
         ));
         i.handle(&data(3)).unwrap();
-        assert!(matches!(
-            i.handle(&ack(5)),
-            Err(InboundError::AckMismatch { .. })
-        ));
+        assert!(matches!(i.handle(&ack(5)), Err(InboundError::AckMismatch { .. })));
         i.handle(&data(2)).unwrap();
         assert!(i.peer_closed().is_err());
         assert!(matches!(

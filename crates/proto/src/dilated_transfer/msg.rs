@@ -352,7 +352,10 @@ mod tests {
             Err(MsgError::Malformed { kind: 1, .. })
         ));
         // An array claiming 2^32 elements in a few bytes must not allocate them.
-        let claim = [2u8, 0x83, 0xa4, b'b', b'a', b's', b'e', 0xa1, b'x', 0xa4, b's', b'i', b'z', b'e', 0, 0xa5, b'f', b'i', b'l', b'e', b's', 0xdd, 0xff, 0xff, 0xff, 0xff];
+        let claim = [
+            2u8, 0x83, 0xa4, b'b', b'a', b's', b'e', 0xa1, b'x', 0xa4, b's', b'i', b'z', b'e', 0, 0xa5, b'f',
+            b'i', b'l', b'e', b's', 0xdd, 0xff, 0xff, 0xff, 0xff,
+        ];
         assert!(Record::decode(&claim).is_err());
     }
 }

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 use wormhole_proto::dilated_transfer::inbound::Offer;
 use wormhole_proto::dilated_transfer::{
-    FileAck, FileOffer, Features, Inbound, InboundError, InboundEvent, OfferAccept, OfferReject,
-    Record, ResumeClaim,
+    Features, FileAck, FileOffer, Inbound, InboundError, InboundEvent, OfferAccept, OfferReject, Record,
+    ResumeClaim,
 };
 
 use super::partial::{
@@ -341,13 +341,7 @@ where
                     h.update(&data);
                 }
                 done += data.len() as u64;
-                emit(
-                    ctx.events,
-                    SessionEvent::Progress {
-                        done,
-                        total: d.size,
-                    },
-                );
+                emit(ctx.events, SessionEvent::Progress { done, total: d.size });
             }
             InboundEvent::FileEnd { ack, .. } => {
                 let Some((f, h, path)) = current.take() else {

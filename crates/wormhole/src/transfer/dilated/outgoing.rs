@@ -10,8 +10,7 @@ use std::os::unix::fs::MetadataExt;
 use tokio::io::AsyncReadExt;
 use wormhole_proto::dilated_transfer::msg::{Hash32, data_record};
 use wormhole_proto::dilated_transfer::{
-    DATA_CHUNK, DataStart, DirectoryOffer, FileAck, FileOffer, Features, InboundError, MsgError,
-    Record,
+    DATA_CHUNK, DataStart, DirectoryOffer, Features, FileAck, FileOffer, InboundError, MsgError, Record,
 };
 
 use super::items::PromisedFile;
@@ -121,7 +120,11 @@ fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), Transfe
     if ours.bytes != theirs.bytes || ours.hash != theirs.hash || sha_differs {
         let show = |h: Option<Hash32>| h.map(|h| hex::encode(h.0)).unwrap_or_default();
         return Err(TransferError::HashMismatch {
-            got: format!("{name}: {} bytes {}", theirs.bytes, show(theirs.sha256.or(Some(theirs.hash)))),
+            got: format!(
+                "{name}: {} bytes {}",
+                theirs.bytes,
+                show(theirs.sha256.or(Some(theirs.hash)))
+            ),
             sent: format!("{} bytes {}", ours.bytes, show(ours.sha256.or(Some(ours.hash)))),
         });
     }
@@ -142,7 +145,9 @@ async fn answer(sub: &mut Subchannel) -> Result<Result<Record, String>, Transfer
 /// Ends our half and reads the peer's until its CLOSE.
 async fn close(sub: &mut Subchannel) -> Result<(), TransferError> {
     use tokio::io::AsyncWriteExt;
-    sub.shutdown().await.map_err(|e| TransferError::Pipe(e.to_string()))?;
+    sub.shutdown()
+        .await
+        .map_err(|e| TransferError::Pipe(e.to_string()))?;
     while let Some(r) = sub.recv_record().await? {
         let k = r.first().copied().unwrap_or(0);
         return Err(TransferError::PeerProtocol(InboundError::AfterEnd { kind: k }));
@@ -290,9 +295,7 @@ pub async fn offer(
             }
             for (ours, f) in acks.iter().zip(files.iter()) {
                 match next(sub).await? {
-                    Some(Record::FileAck(theirs)) => {
-                        check_ack(ours, &theirs, &f.segments.join("/"))?
-                    }
+                    Some(Record::FileAck(theirs)) => check_ack(ours, &theirs, &f.segments.join("/"))?,
                     Some(other) => return Err(protocol(other.kind(), "the receiver's file ack")),
                     None => return Err(TransferError::PeerProtocol(InboundError::Truncated)),
                 }
@@ -357,12 +360,6 @@ pub async fn offer(
         }
     }
     close(sub).await?;
-    emit(
-        events,
-        SessionEvent::Sent {
-            name,
-            sent: ctx.sent,
-        },
-    );
+    emit(events, SessionEvent::Sent { name, sent: ctx.sent });
     Ok(Outcome::Sent(ctx.sent))
 }

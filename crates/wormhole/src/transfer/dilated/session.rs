@@ -36,7 +36,11 @@ where
     let we_offer = opts.mode.may_offer_to(peer.mode);
     let they_offer = peer.mode.may_offer_to(opts.mode);
     if !we_offer && !they_offer {
-        let both = if opts.mode == Mode::Receive { "receive" } else { "send" };
+        let both = if opts.mode == Mode::Receive {
+            "receive"
+        } else {
+            "send"
+        };
         return Err(TransferError::Unsupported(format!(
             "both sides want to {both} only: nothing would be transferred"
         )));
