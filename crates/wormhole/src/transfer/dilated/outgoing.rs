@@ -148,7 +148,7 @@ async fn close(sub: &mut Subchannel) -> Result<(), TransferError> {
     sub.shutdown()
         .await
         .map_err(|e| TransferError::Pipe(e.to_string()))?;
-    while let Some(r) = sub.recv_record().await? {
+    if let Some(r) = sub.recv_record().await? {
         let k = r.first().copied().unwrap_or(0);
         return Err(TransferError::PeerProtocol(InboundError::AfterEnd { kind: k }));
     }
