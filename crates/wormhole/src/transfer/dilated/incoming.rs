@@ -44,7 +44,7 @@ pub enum Outcome {
 }
 
 async fn send(sub: &mut Subchannel, r: Record) -> Result<(), TransferError> {
-    Ok(sub.send_record(r.encode()).await?)
+    super::outgoing::write_record(sub, &r.encode()).await
 }
 
 /// Refuse the offer with `reason` and end the subchannel.

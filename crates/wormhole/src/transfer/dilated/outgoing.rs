@@ -8,6 +8,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use tokio::io::AsyncReadExt;
+use wormhole_proto::dilated_transfer::msg::kind::DATA as DATA_KIND;
 use wormhole_proto::dilated_transfer::msg::{Hash32, data_record};
 use wormhole_proto::dilated_transfer::{
     DATA_CHUNK, DataStart, DirectoryOffer, Features, FileAck, FileOffer, InboundError, MsgError, Record,
@@ -41,7 +42,25 @@ async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
 }
 
 async fn send(sub: &mut Subchannel, r: &Record) -> Result<(), TransferError> {
-    Ok(sub.send_record(r.encode()).await?)
+    write_record(sub, &r.encode()).await
+}
+
+/// Writes one record without waiting for Dilation to take it (the next write, a shutdown or a
+/// flush waits for that), so the writes of a file pipeline: one `write` of at most
+/// `max_record()` bytes is exactly one record.
+pub(super) async fn write_record(sub: &mut Subchannel, rec: &[u8]) -> Result<(), TransferError> {
+    use tokio::io::AsyncWriteExt;
+    let n = sub
+        .write(rec)
+        .await
+        .map_err(|e| TransferError::Pipe(e.to_string()))?;
+    if n != rec.len() {
+        return Err(TransferError::Pipe(format!(
+            "a record of {} bytes was split at {n}",
+            rec.len()
+        )));
+    }
+    Ok(())
 }
 
 struct Ctx<'a> {
@@ -92,17 +111,19 @@ async fn stream_file(
             .map_err(TransferError::file(&f.source))?;
     }
     let mut left = f.size - offset;
-    let mut buf = vec![0u8; DATA_CHUNK];
+    // The kind byte stays in front of each chunk read.
+    let mut buf = vec![0u8; DATA_CHUNK + 1];
+    buf[0] = DATA_KIND;
     while left > 0 {
         let want = usize::try_from(left.min(DATA_CHUNK as u64)).unwrap_or(DATA_CHUNK);
         let n = file
-            .read(&mut buf[..want])
+            .read(&mut buf[1..=want])
             .map_err(TransferError::file(&f.source))?;
         if n == 0 {
             return Err(changed(f, "it became shorter".into()));
         }
-        hashes.update(&buf[..n]);
-        sub.send_record(data_record(&buf[..n])).await?;
+        hashes.update(&buf[1..=n]);
+        write_record(sub, &buf[..=n]).await?;
         left -= n as u64;
         ctx.sent += n as u64;
         ctx.progress(n as u64);
@@ -129,6 +150,14 @@ fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), Transfe
         });
     }
     Ok(())
+}
+
+fn check_dir_ack(r: Option<Record>, ours: &FileAck, f: &PromisedFile) -> Result<(), TransferError> {
+    match r {
+        Some(Record::FileAck(theirs)) => check_ack(ours, &theirs, &f.segments.join("/")),
+        Some(other) => Err(protocol(other.kind(), "the receiver's file ack")),
+        None => Err(TransferError::PeerProtocol(InboundError::Truncated)),
+    }
 }
 
 /// Waits for the peer's answer: `Ok(None)` accepted (with its resume claim inside), or the
@@ -266,7 +295,7 @@ pub async fn offer(
                     ),
                 });
             }
-            sub.send_record(rec).await?;
+            write_record(sub, &rec).await?;
             if let Err(reason) = answer(sub).await? {
                 close(sub).await?;
                 return Ok(Outcome::Rejected(reason));
@@ -278,9 +307,11 @@ pub async fn offer(
                     offset: 0,
                 },
             );
-            // The receiver acks each file as it ends; those acks wait in our receive window
-            // (about 100 bytes each, within Dilation's bounds) and are checked at the end.
+            // The receiver acks each file as it ends; the acks that already arrived are
+            // checked after each file (so they never pile up in our receive window), the rest
+            // after the last one.
             let mut acks = Vec::with_capacity(files.len());
+            let mut checked = 0;
             for f in files.iter() {
                 let header = FileOffer {
                     filename: f.segments.last().cloned().unwrap_or_default(),
@@ -292,13 +323,17 @@ pub async fn offer(
                 let ack = stream_file(sub, f, 0, Hashes::default(), features, &mut ctx).await?;
                 send(sub, &Record::FileAck(ack)).await?;
                 acks.push(ack);
-            }
-            for (ours, f) in acks.iter().zip(files.iter()) {
-                match next(sub).await? {
-                    Some(Record::FileAck(theirs)) => check_ack(ours, &theirs, &f.segments.join("/"))?,
-                    Some(other) => return Err(protocol(other.kind(), "the receiver's file ack")),
-                    None => return Err(TransferError::PeerProtocol(InboundError::Truncated)),
+                while checked < acks.len() {
+                    let Some(r) = futures_util::FutureExt::now_or_never(next(sub)) else {
+                        break;
+                    };
+                    check_dir_ack(r?, &acks[checked], &files[checked])?;
+                    checked += 1;
                 }
+            }
+            while checked < acks.len() {
+                check_dir_ack(next(sub).await?, &acks[checked], &files[checked])?;
+                checked += 1;
             }
         }
         OfferItem::Stream { reader, .. } => {
@@ -340,7 +375,7 @@ pub async fn offer(
                     break;
                 }
                 hashes.update(&buf[..n]);
-                sub.send_record(data_record(&buf[..n])).await?;
+                write_record(sub, &data_record(&buf[..n])).await?;
                 n_total += n as u64;
                 ctx.sent += n as u64;
                 ctx.progress(n as u64);

@@ -19,6 +19,9 @@ use crate::Wormhole;
 use crate::dilation::{Dilated, DilationError};
 use crate::transfer::TransferError;
 
+/// How long the end of a session waits for the peer to end its own.
+const END_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs a session with a peer that speaks transfer-v2 (`peer`, from [`super::peer_transfer`]):
 /// offers `offers` (if our mode and the peer's allow it) and answers the peer's offers with
 /// `decide` (true: accept). The wormhole must have been opened with
@@ -105,7 +108,7 @@ where
                 }
             }
         }
-        control_out
+        (&mut control_out)
             .shutdown()
             .await
             .map_err(|e| TransferError::Pipe(e.to_string()))?;
@@ -167,6 +170,14 @@ where
         r = async { tokio::try_join!(sending, receiving) } => r?,
         e = peer_gone(dilated, opts.peer_gone_after) => return Err(e),
     };
+    // Our handle of the peer's control subchannel is gone (dropped with `receiving`: its CLOSE
+    // is on the way). Wait for the peer to do the same with ours, that is, to end its session,
+    // so that neither side closes Dilation while the other still has records to be
+    // acknowledged (which would make it linger for nothing).
+    let _ = tokio::time::timeout(END_WAIT, async {
+        while let Ok(Some(_)) = control_out.recv_record().await {}
+    })
+    .await;
     Ok(SessionReport {
         bytes_sent: sent.bytes_sent,
         bytes_received: received.bytes_received,
