@@ -108,7 +108,7 @@ where
                 }
             }
         }
-        (&mut control_out)
+        control_out
             .shutdown()
             .await
             .map_err(|e| TransferError::Pipe(e.to_string()))?;
