@@ -133,6 +133,7 @@ where
     inside.sort();
     assert_eq!(inside, keep, "left in the target:\n{out}");
     assert!(!out.success(), "the receiver must fail:\n{out}");
+    eprintln!("receiver: {}", out.stderr.lines().last().unwrap_or(""));
     out
 }
 

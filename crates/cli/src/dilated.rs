@@ -150,8 +150,12 @@ pub async fn run_send(
         meter: Mutex::new(None),
     });
     let b = bars.clone();
+    let offers = items.len();
+    let done_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let index = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let events: dilated::SessionEvents = Arc::new(move |e: &SessionEvent| match e {
         SessionEvent::Offered { name, bytes, files } => {
+            let i = index.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
             json::emit(&Event::Offer {
                 role: Role::Sender,
                 kind: if *files == 1 {
@@ -164,7 +168,14 @@ pub async fn run_send(
                 files: Some(*files),
                 uncompressed_bytes: None,
             });
-            eprintln!("Offering {} ({})", python_repr(name), naturalsize(*bytes));
+            let before = done_bytes.load(std::sync::atomic::Ordering::Relaxed);
+            eprintln!(
+                "Offering {} ({}), {i} of {offers} ({} of {} sent so far)",
+                python_repr(name),
+                naturalsize(*bytes),
+                naturalsize(before),
+                naturalsize(total)
+            );
         }
         SessionEvent::Accepted { name, offset } => {
             if *offset > 0 {
@@ -183,6 +194,7 @@ pub async fn run_send(
         SessionEvent::Progress { done, total } => b.progress(*done, *total),
         SessionEvent::Sent { name, sent } => {
             b.finish();
+            done_bytes.fetch_add(*sent, std::sync::atomic::Ordering::Relaxed);
             json::emit(&Event::DataSent {});
             eprintln!("Sent {} ({sent} bytes of data), confirmed", python_repr(name));
         }
