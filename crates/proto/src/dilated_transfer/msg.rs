@@ -129,9 +129,9 @@ pub struct OfferReject {
 pub struct FileAck {
     /// The file's length.
     pub bytes: u64,
-    /// BLAKE2b-256 of the whole file.
+    /// BLAKE2b-256 of the whole file (32 zero bytes when both sides use `sha256-ack`).
     pub hash: Hash32,
-    /// Feature `sha256-ack`: SHA-256 of the whole file.
+    /// Feature `sha256-ack`: SHA-256 of the whole file (then the check, instead of `hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<Hash32>,
 }

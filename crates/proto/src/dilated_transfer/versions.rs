@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 /// The only version of the protocol we speak.
 pub const VERSION: u32 = 2;
 
-/// Feature: the receiver's [`super::FileAck`] carries the file's SHA-256.
+/// Feature: [`super::FileAck`] carries the file's SHA-256, which replaces its BLAKE2b `hash`.
 pub const FEATURE_SHA256: &str = "sha256-ack";
 /// Feature: resume a single-file offer from a partial file ([`super::ResumeClaim`],
 /// [`super::DataStart`]).

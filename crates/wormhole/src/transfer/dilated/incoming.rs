@@ -18,7 +18,8 @@ use wormhole_proto::dilated_transfer::{
 };
 
 use super::partial::{
-    DirGuard, Hashes, existing_partial, finish, hash_prefix, partial_dir, partial_path, remove_partial,
+    DirGuard, Hashes, acks_differ, existing_partial, finish, hash_prefix, partial_dir, partial_path,
+    remove_partial,
 };
 use super::{Incoming, SessionEvent, SessionEvents, emit};
 use crate::dilation::Subchannel;
@@ -74,11 +75,11 @@ fn free_space_ok(dir: &Path, need: u64) -> Result<(), TransferError> {
 }
 
 fn compare(ours: &FileAck, theirs: &FileAck, what: &Path) -> Result<(), TransferError> {
-    let sha_differs = matches!((ours.sha256, theirs.sha256), (Some(a), Some(b)) if a != b);
-    if ours.hash != theirs.hash || ours.bytes != theirs.bytes || sha_differs {
+    if acks_differ(ours, theirs) {
+        let show = |a: &FileAck| hex::encode(a.sha256.unwrap_or(a.hash).0);
         return Err(TransferError::HashMismatch {
-            got: format!("{}: {}", what.display(), hex::encode(ours.hash.0)),
-            sent: hex::encode(theirs.hash.0),
+            got: format!("{}: {}", what.display(), show(ours)),
+            sent: show(theirs),
         });
     }
     Ok(())
@@ -171,7 +172,8 @@ where
     }
     let mut prefix = None;
     if held > 0 {
-        let (h, n) = hash_prefix(&partial, held).map_err(TransferError::file(&partial))?;
+        let (h, n) = hash_prefix(&partial, held, Hashes::for_features(ctx.features))
+            .map_err(TransferError::file(&partial))?;
         prefix = Some((h, n));
     }
     let claim = prefix.as_ref().map(|(h, n)| ResumeClaim {
@@ -201,7 +203,7 @@ where
     } else {
         remove_partial(&partial);
         let out = File::create_new(&partial).map_err(TransferError::file(&partial))?;
-        (Hashes::default(), out)
+        (Hashes::for_features(ctx.features), out)
     };
     let total = f.bytes;
     let mut done = offset;
@@ -333,7 +335,7 @@ where
                     free_space_ok(dir, bytes.unwrap_or(0))?;
                 }
                 let f = File::create_new(&path).map_err(TransferError::file(&path))?;
-                current = Some((f, Hashes::default(), path));
+                current = Some((f, Hashes::for_features(ctx.features), path));
             }
             InboundEvent::Data(data) => {
                 if let Some((f, h, path)) = current.as_mut() {

@@ -8,14 +8,14 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 
 use tokio::io::AsyncReadExt;
+use wormhole_proto::dilated_transfer::msg::data_record;
 use wormhole_proto::dilated_transfer::msg::kind::DATA as DATA_KIND;
-use wormhole_proto::dilated_transfer::msg::{Hash32, data_record};
 use wormhole_proto::dilated_transfer::{
     DATA_CHUNK, DataStart, DirectoryOffer, Features, FileAck, FileOffer, InboundError, MsgError, Record,
 };
 
 use super::items::PromisedFile;
-use super::partial::{Hashes, hash_prefix};
+use super::partial::{Hashes, acks_differ, hash_prefix};
 use super::{OfferItem, SessionEvent, SessionEvents, emit};
 use crate::dilation::Subchannel;
 use crate::transfer::TransferError;
@@ -137,16 +137,11 @@ async fn stream_file(
 }
 
 fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), TransferError> {
-    let sha_differs = matches!((ours.sha256, theirs.sha256), (Some(a), Some(b)) if a != b);
-    if ours.bytes != theirs.bytes || ours.hash != theirs.hash || sha_differs {
-        let show = |h: Option<Hash32>| h.map(|h| hex::encode(h.0)).unwrap_or_default();
+    if acks_differ(ours, theirs) {
+        let show = |a: &FileAck| format!("{} bytes {}", a.bytes, hex::encode(a.sha256.unwrap_or(a.hash).0));
         return Err(TransferError::HashMismatch {
-            got: format!(
-                "{name}: {} bytes {}",
-                theirs.bytes,
-                show(theirs.sha256.or(Some(theirs.hash)))
-            ),
-            sent: format!("{} bytes {}", ours.bytes, show(ours.sha256.or(Some(ours.hash)))),
+            got: format!("{name}: {}", show(theirs)),
+            sent: show(ours),
         });
     }
     Ok(())
@@ -228,11 +223,12 @@ pub async fn offer(
                 Ok(_) => None,
             };
             let mut offset = 0;
-            let mut hashes = Hashes::default();
+            let mut hashes = Hashes::for_features(features);
             if let Some(c) = claim.filter(|_| features.resume) {
                 let mut ok = false;
                 if c.bytes <= f.size {
-                    let (h, n) = hash_prefix(&f.source, c.bytes).map_err(TransferError::file(&f.source))?;
+                    let (h, n) = hash_prefix(&f.source, c.bytes, Hashes::for_features(features))
+                        .map_err(TransferError::file(&f.source))?;
                     if n == c.bytes && h.sha_so_far() == c.sha256 {
                         ok = true;
                         hashes = h;
@@ -320,7 +316,7 @@ pub async fn offer(
                     stream: false,
                 };
                 send(sub, &Record::FileOffer(header)).await?;
-                let ack = stream_file(sub, f, 0, Hashes::default(), features, &mut ctx).await?;
+                let ack = stream_file(sub, f, 0, Hashes::for_features(features), features, &mut ctx).await?;
                 send(sub, &Record::FileAck(ack)).await?;
                 acks.push(ack);
                 while checked < acks.len() {
@@ -363,7 +359,7 @@ pub async fn offer(
                     offset: 0,
                 },
             );
-            let mut hashes = Hashes::default();
+            let mut hashes = Hashes::for_features(features);
             let mut buf = vec![0u8; DATA_CHUNK];
             let mut n_total = 0u64;
             loop {

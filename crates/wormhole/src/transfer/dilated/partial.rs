@@ -18,28 +18,51 @@ use blake2::Blake2b;
 use blake2::digest::consts::U32;
 use sha2::{Digest, Sha256};
 use wormhole_proto::dilated_transfer::msg::Hash32;
+use wormhole_proto::dilated_transfer::{Features, FileAck};
 
 use super::super::TransferError;
 
-/// The two hashes of a file: BLAKE2b-256 (the spec's ack) and SHA-256 (our feature, and the
-/// resume claim).
-#[derive(Clone, Default)]
+/// The hashes of a file: BLAKE2b-256 (the spec's ack) and SHA-256 (our feature, and the resume
+/// claim). With the `sha256-ack` feature the SHA-256 is the check and BLAKE2b is not computed
+/// (the ack's `hash` is then 32 zero bytes): it would cost more CPU than Dilation itself.
+#[derive(Clone)]
 pub struct Hashes {
-    blake: Blake2b<U32>,
+    blake: Option<Blake2b<U32>>,
     sha: Sha256,
 }
 
+impl Default for Hashes {
+    fn default() -> Self {
+        Hashes {
+            blake: Some(Blake2b::default()),
+            sha: Sha256::default(),
+        }
+    }
+}
+
 impl Hashes {
+    /// The hashes a session with `features` needs.
+    pub fn for_features(features: Features) -> Hashes {
+        Hashes {
+            blake: (!features.sha256).then(Blake2b::default),
+            sha: Sha256::default(),
+        }
+    }
+
     /// Hash more bytes.
     pub fn update(&mut self, b: &[u8]) {
-        self.blake.update(b);
+        if let Some(h) = self.blake.as_mut() {
+            h.update(b);
+        }
         self.sha.update(b);
     }
 
-    /// (BLAKE2b-256, SHA-256).
+    /// (BLAKE2b-256 or zeros, SHA-256).
     pub fn finish(self) -> (Hash32, Hash32) {
         (
-            Hash32(self.blake.finalize().into()),
+            self.blake
+                .map(|h| Hash32(h.finalize().into()))
+                .unwrap_or_default(),
             Hash32(self.sha.finalize().into()),
         )
     }
@@ -50,11 +73,20 @@ impl Hashes {
     }
 }
 
-/// Hashes of the first `len` bytes of `path` (fewer if the file is shorter: the count read is
-/// returned).
-pub fn hash_prefix(path: &Path, len: u64) -> std::io::Result<(Hashes, u64)> {
+/// Whether two acks of one file disagree: by SHA-256 when both carry it, else by BLAKE2b; and by
+/// length.
+pub fn acks_differ(a: &FileAck, b: &FileAck) -> bool {
+    let hashes_differ = match (a.sha256, b.sha256) {
+        (Some(x), Some(y)) => x != y,
+        _ => a.hash != b.hash,
+    };
+    a.bytes != b.bytes || hashes_differ
+}
+
+/// Hashes (started as `h`) of the first `len` bytes of `path` (fewer if the file is shorter:
+/// the count read is returned).
+pub fn hash_prefix(path: &Path, len: u64, mut h: Hashes) -> std::io::Result<(Hashes, u64)> {
     let mut f = File::open(path)?.take(len);
-    let mut h = Hashes::default();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
     loop {
@@ -153,7 +185,7 @@ mod tests {
         std::fs::write(&p, b"hello").unwrap();
         assert_eq!(existing_partial(&p, 10), Some(5));
         assert_eq!(existing_partial(&p, 4), None);
-        let (h, n) = hash_prefix(&p, 3).unwrap();
+        let (h, n) = hash_prefix(&p, 3, Hashes::default()).unwrap();
         assert_eq!(n, 3);
         assert_eq!(h.sha_so_far().0.to_vec(), Sha256::digest(b"hel").to_vec());
         std::fs::write(&dest, b"mine").unwrap();
