@@ -19,6 +19,7 @@ use super::connection::{self, Shared};
 use super::core::{CoreConfig, HashcashPolicy};
 use super::engine::{Engine, EngineInput};
 use super::limits::{PerIp, RatePerIp};
+use super::tls::TlsTerminator;
 
 /// Refusals over `--connections-per-second-per-ip` held back at once per address (see
 /// `connection::refuse_over_rate`); more are answered at once.
@@ -136,6 +137,15 @@ impl MailboxServer {
                 }
             }));
         }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsTerminator::load(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(ServerError::InvalidArgs(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mailbox-engine".into())
@@ -171,6 +181,7 @@ impl MailboxServer {
             trust_real_ip: args.trust_x_real_ip,
             nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
             metrics,
+            tls,
         });
         Ok(MailboxServer {
             shared,
@@ -203,6 +214,7 @@ impl MailboxServer {
             prune_interval,
             mut engine_done,
         } = self;
+        let reloader = shared.tls.as_ref().and_then(|t| t.reload_on_sighup());
         let ticker = {
             let engine = shared.engine.clone();
             tokio::spawn(async move {
@@ -233,6 +245,9 @@ impl MailboxServer {
             }
         };
         ticker.abort();
+        if let Some(r) = reloader {
+            r.abort();
+        }
         result
     }
 }
