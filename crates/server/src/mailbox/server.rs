@@ -39,6 +39,8 @@ pub struct MailboxServer {
     shared: Arc<Shared>,
     prune_interval: Duration,
     engine_done: oneshot::Receiver<Result<(), ServerError>>,
+    /// Reloads the TLS certificate on `SIGHUP` (watched from `start` on, when a runtime runs).
+    reloader: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
@@ -183,8 +185,15 @@ impl MailboxServer {
             metrics,
             tls,
         });
+        // Watch SIGHUP at once, so that a signal sent as soon as `listening on` is printed
+        // reloads instead of ending the process (SIGHUP's default).
+        let reloader = match &shared.tls {
+            Some(t) if tokio::runtime::Handle::try_current().is_ok() => t.reload_on_sighup(),
+            _ => None,
+        };
         Ok(MailboxServer {
             shared,
+            reloader,
             prune_interval: Duration::from_secs_f64(args.prune_interval),
             engine_done: done_rx,
         })
@@ -213,8 +222,9 @@ impl MailboxServer {
             shared,
             prune_interval,
             mut engine_done,
+            reloader,
         } = self;
-        let reloader = shared.tls.as_ref().and_then(|t| t.reload_on_sighup());
+        let reloader = reloader.or_else(|| shared.tls.as_ref().and_then(|t| t.reload_on_sighup()));
         let ticker = {
             let engine = shared.engine.clone();
             tokio::spawn(async move {
