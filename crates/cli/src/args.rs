@@ -55,7 +55,8 @@ pub struct Cli {
     /// appid to use
     #[arg(long, value_name = "APPID", global = true)]
     pub appid: Option<String>,
-    /// rendezvous relay (mailbox server) to use [env: WORMHOLE_RELAY_URL] [default:
+    /// rendezvous relay (mailbox server) to use: ws://HOST:PORT/v1, or wss://HOST[:PORT]/v1 for
+    /// TLS (trusting the system's CAs and SSL_CERT_FILE) [env: WORMHOLE_RELAY_URL] [default:
     /// ws://relay.magic-wormhole.io:4000/v1]
     #[arg(long, value_name = "URL", global = true)]
     pub relay_url: Option<String>,
