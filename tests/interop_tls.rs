@@ -64,7 +64,15 @@ fn python_sends_text_to_ours_over_wss() {
     let ca = s.ca.ca_file();
     let code = "12-tls-text";
     let sender = python(&url, &ca)
-        .args(["send", "--code", code, "--hide-progress", "--no-qr", "--text", "over wss"])
+        .args([
+            "send",
+            "--code",
+            code,
+            "--hide-progress",
+            "--no-qr",
+            "--text",
+            "over wss",
+        ])
         .spawn();
     let out = ours(&url, &ca).args(["receive", code]).run();
     out.assert_success();
@@ -113,7 +121,9 @@ fn refused(s: &Setup, cert: &ServerCert, expect: &str) {
 #[test]
 fn our_cli_names_a_wrong_host_certificate() {
     let s = setup();
-    let cert = s.ca.server("other", &["mailbox.example"], Validity::Current).unwrap();
+    let cert =
+        s.ca.server("other", &["mailbox.example"], Validity::Current)
+            .unwrap();
     refused(&s, &cert, "it is for mailbox.example, not for localhost");
 }
 
@@ -136,9 +146,20 @@ fn the_server_reloads_its_certificate_on_sighup() {
     let try_once = || {
         let sender = python(&url, &ca)
             .timeout(Duration::from_secs(30))
-            .args(["send", "--code", code, "--hide-progress", "--no-qr", "--text", "renewed"])
+            .args([
+                "send",
+                "--code",
+                code,
+                "--hide-progress",
+                "--no-qr",
+                "--text",
+                "renewed",
+            ])
             .spawn();
-        let out = ours(&url, &ca).timeout(Duration::from_secs(30)).args(["receive", code]).run();
+        let out = ours(&url, &ca)
+            .timeout(Duration::from_secs(30))
+            .args(["receive", code])
+            .run();
         drop(sender);
         out
     };
@@ -161,7 +182,10 @@ fn the_server_reloads_its_certificate_on_sighup() {
             break;
         }
         assert!(out.stderr.contains("it expired on"), "unexpected failure: {out}");
-        assert!(Instant::now() < deadline, "the renewed certificate was not served: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate was not served: {out}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -49,7 +49,9 @@ impl TestCa {
     pub fn new(dir: &Path) -> Result<TestCa, PkiError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, "wormhole test CA");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "wormhole test CA");
         params.not_before = rcgen::date_time_ymd(2020, 1, 1);
         params.not_after = rcgen::date_time_ymd(2090, 1, 1);
         let key = KeyPair::generate()?;

@@ -147,7 +147,13 @@ impl Wormhole {
             events: ev_tx,
             timing: options.timing,
         };
-        tokio::spawn(driver::run(boss, mailbox_url.to_owned(), options.network, req_rx, outputs));
+        tokio::spawn(driver::run(
+            boss,
+            mailbox_url.to_owned(),
+            options.network,
+            req_rx,
+            outputs,
+        ));
         let w = Wormhole {
             side,
             appid: appid.to_owned(),

@@ -80,7 +80,10 @@ fn pki() -> Pki {
 #[tokio::test]
 async fn messages_flow_over_wss_by_name_and_by_address() {
     let pki = pki();
-    let cert = pki.ca.server("good", &["localhost", "127.0.0.1"], Validity::Current).unwrap();
+    let cert = pki
+        .ca
+        .server("good", &["localhost", "127.0.0.1"], Validity::Current)
+        .unwrap();
     let port = tls_server(&cert).await;
     exchange(&format!("wss://localhost:{port}/v1"), &pki.ca.ca_file()).await;
     exchange(&format!("wss://127.0.0.1:{port}/v1"), &pki.ca.ca_file()).await;
@@ -89,11 +92,17 @@ async fn messages_flow_over_wss_by_name_and_by_address() {
 #[tokio::test]
 async fn a_certificate_for_another_host_is_refused_clearly() {
     let pki = pki();
-    let cert = pki.ca.server("other", &["other.example"], Validity::Current).unwrap();
+    let cert = pki
+        .ca
+        .server("other", &["other.example"], Validity::Current)
+        .unwrap();
     let port = tls_server(&cert).await;
     let why = first_error(&format!("wss://localhost:{port}/v1"), Some(&pki.ca.ca_file())).await;
     assert!(why.contains("TLS certificate refused"), "{why}");
-    assert!(why.contains("it is for other.example, not for localhost"), "{why}");
+    assert!(
+        why.contains("it is for other.example, not for localhost"),
+        "{why}"
+    );
 }
 
 #[tokio::test]
@@ -129,5 +138,8 @@ async fn an_unreadable_extra_ca_file_is_named_in_the_error() {
     let missing: PathBuf = "/nonexistent/ca.pem".into();
     let why = first_error("wss://localhost:1/v1", Some(&missing)).await;
     // The TCP connection to port 1 fails first, or the trust store does: either names the cause.
-    assert!(why.contains("cannot connect") || why.contains("/nonexistent/ca.pem"), "{why}");
+    assert!(
+        why.contains("cannot connect") || why.contains("/nonexistent/ca.pem"),
+        "{why}"
+    );
 }

@@ -67,7 +67,10 @@ async fn connect_inner(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectErr
     let t = target(url)?;
     let tcp = TcpStream::connect((t.host.as_str(), t.port))
         .await
-        .map_err(|source| ConnectError::Tcp { url: url.to_owned(), source })?;
+        .map_err(|source| ConnectError::Tcp {
+            url: url.to_owned(),
+            source,
+        })?;
     let _ = tcp.set_nodelay(true);
     let stream = if t.tls {
         let config = tls::client_config(net.extra_ca_file.as_deref())?;
@@ -77,8 +80,14 @@ async fn connect_inner(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectErr
             .connect(name, tcp)
             .await
             .map_err(|source| match tls::certificate_problem(&source) {
-                Some(reason) => ConnectError::Certificate { url: url.to_owned(), reason },
-                None => ConnectError::Tls { url: url.to_owned(), source },
+                Some(reason) => ConnectError::Certificate {
+                    url: url.to_owned(),
+                    reason,
+                },
+                None => ConnectError::Tls {
+                    url: url.to_owned(),
+                    source,
+                },
             })?;
         MailboxStream::Tls(Box::new(tls))
     } else {

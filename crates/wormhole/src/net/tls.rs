@@ -35,7 +35,10 @@ pub(crate) fn client_config(extra: Option<&Path>) -> Result<Arc<ClientConfig>, C
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConnectError::Trust(format!("{}: {e}", path.display())))?;
         if certs.is_empty() {
-            return Err(ConnectError::Trust(format!("{}: no PEM certificate in it", path.display())));
+            return Err(ConnectError::Trust(format!(
+                "{}: no PEM certificate in it",
+                path.display()
+            )));
         }
         for c in certs {
             roots
@@ -60,11 +63,17 @@ pub(crate) fn client_config(extra: Option<&Path>) -> Result<Arc<ClientConfig>, C
 /// If `e` (from the TLS handshake) is a refused certificate, say what is wrong with it.
 pub(crate) fn certificate_problem(e: &std::io::Error) -> Option<String> {
     let inner = e.get_ref()?.downcast_ref::<rustls::Error>()?;
-    let rustls::Error::InvalidCertificate(c) = inner else { return None };
+    let rustls::Error::InvalidCertificate(c) = inner else {
+        return None;
+    };
     Some(match c {
         CertificateError::NotValidForNameContext { expected, presented } => format!(
             "it is for {}, not for {}",
-            presented.iter().map(|p| presented_name(p)).collect::<Vec<_>>().join(", "),
+            presented
+                .iter()
+                .map(|p| presented_name(p))
+                .collect::<Vec<_>>()
+                .join(", "),
             server_name(expected)
         ),
         CertificateError::NotValidForName => "it is not valid for this host name".to_owned(),
