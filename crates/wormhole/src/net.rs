@@ -1,24 +1,32 @@
 //! How the client reaches the servers: the mailbox WebSocket over plain TCP (`ws://`) or TLS
-//! (`wss://`), and the trust store TLS checks certificates against.
+//! (`wss://`), the trust store TLS checks certificates against, and the [`Dialer`] every
+//! outgoing connection uses (direct, or through Tor's SOCKS port).
 //!
 //! Owns: turning a mailbox URL into an open WebSocket (name resolution, TCP, TLS, the WebSocket
 //! handshake) and the errors of each step. Must not: know the server protocol (the driver and the
 //! machine do), or retry (the machine decides when to reconnect).
 
+mod dialer;
 mod mailbox;
 mod stream;
 mod tls;
 
+pub use dialer::{DialError, Dialer};
 pub(crate) use mailbox::{Ws, connect};
 
 use std::path::PathBuf;
 
-/// Network options of a wormhole: where TLS trust comes from.
+/// Network options of a wormhole: where TLS trust comes from, and whether everything goes
+/// through Tor.
 #[derive(Debug, Clone, Default)]
 pub struct NetworkOptions {
     /// Extra trust anchors for `wss://` servers: a PEM file of CA certificates, trusted in
     /// addition to the platform's store (which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`).
     pub extra_ca_file: Option<PathBuf>,
+    /// How connections are made. [`Dialer::Socks5`] (Tor's SOCKS port) sends the mailbox
+    /// connection through the proxy; give the same dialer to transit and Dilation, which then
+    /// neither listen nor advertise our addresses.
+    pub dialer: Dialer,
 }
 
 /// Why the mailbox connection could not be opened.
@@ -30,13 +38,13 @@ pub enum ConnectError {
         /// The URL given.
         url: String,
     },
-    /// Resolving the host name or the TCP connection failed.
+    /// Resolving the host name or the TCP connection (direct or through the proxy) failed.
     #[error("{url}: cannot connect: {source}")]
     Tcp {
         /// The URL given.
         url: String,
-        /// The system's error.
-        source: std::io::Error,
+        /// What failed.
+        source: DialError,
     },
     /// The server's certificate was refused (wrong host, expired, unknown issuer, ...).
     #[error("{url}: TLS certificate refused: {reason}")]

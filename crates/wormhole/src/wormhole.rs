@@ -66,6 +66,8 @@ pub struct Wormhole {
     messages: Mutex<Option<mpsc::UnboundedReceiver<Vec<u8>>>>,
     input_flags: Arc<std::sync::Mutex<(bool, bool)>>,
     dilation: bool,
+    /// The wormhole's dialer, Dilation's default.
+    dialer: crate::net::Dialer,
 }
 
 pub(crate) async fn call(
@@ -147,6 +149,7 @@ impl Wormhole {
             events: ev_tx,
             timing: options.timing,
         };
+        let dialer = options.network.dialer.clone();
         tokio::spawn(driver::run(
             boss,
             mailbox_url.to_owned(),
@@ -162,6 +165,7 @@ impl Wormhole {
             messages: Mutex::new((!delegated).then_some(msg_rx)),
             input_flags: Arc::new(std::sync::Mutex::new((false, false))),
             dilation,
+            dialer,
         };
         (w, events)
     }
@@ -273,6 +277,10 @@ impl Wormhole {
     pub async fn dilate(&self, options: DilationOptions) -> Result<Dilated, DilationError> {
         if !self.dilation {
             return Err(DilationError::NotEnabled);
+        }
+        let mut options = options;
+        if options.dialer.is_none() {
+            options.dialer = Some(self.dialer.clone());
         }
         let checked = crate::dilation::driver::validate(&options)?;
         let (tx, rx) = oneshot::channel();

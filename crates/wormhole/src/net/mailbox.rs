@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -65,13 +64,14 @@ pub(crate) async fn connect(url: &str, net: &NetworkOptions) -> Result<Ws, Conne
 
 async fn connect_inner(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectError> {
     let t = target(url)?;
-    let tcp = TcpStream::connect((t.host.as_str(), t.port))
+    let tcp = net
+        .dialer
+        .connect(&t.host, t.port)
         .await
         .map_err(|source| ConnectError::Tcp {
             url: url.to_owned(),
             source,
         })?;
-    let _ = tcp.set_nodelay(true);
     let stream = if t.tls {
         let config = tls::client_config(net.extra_ca_file.as_deref())?;
         let name = rustls::pki_types::ServerName::try_from(t.host.clone())

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wormhole_proto::transit::handshake::{GO, NEVERMIND, RELAY_OK};
 use wormhole_proto::transit::race::ConnEvent;
+use crate::net::Dialer;
 use wormhole_proto::transit::{DirectHint, Expect, ExpectError, ExpectProgress, Role, TransitKeys};
 
 /// A connection between steps: the socket and bytes read ahead of the next stage.
@@ -56,12 +57,9 @@ impl Step {
     }
 }
 
-pub(super) async fn dial(target: DirectHint) -> Step {
-    match TcpStream::connect((target.hostname.as_str(), target.port)).await {
-        Ok(stream) => {
-            let _ = stream.set_nodelay(true);
-            Step::Dialed(Link::new(stream))
-        }
+pub(super) async fn dial(target: DirectHint, dialer: Arc<Dialer>) -> Step {
+    match dialer.connect(&target.hostname, target.port).await {
+        Ok(stream) => Step::Dialed(Link::new(stream)),
         Err(e) => Step::Failed(e.to_string()),
     }
 }
