@@ -68,7 +68,9 @@ pub const GREETING: [u8; 3] = [5, 1, 0];
 
 /// Parse the answer to [`GREETING`]: `Ok(None)` until both bytes are there, then `Ok(Some(2))`.
 pub fn parse_method_reply(buf: &[u8]) -> Result<Option<usize>, Socks5Error> {
-    let [version, method, ..] = buf else { return Ok(None) };
+    let [version, method, ..] = buf else {
+        return Ok(None);
+    };
     if *version != 5 {
         return Err(Socks5Error::Version(*version));
     }
@@ -156,11 +158,17 @@ mod tests {
             connect_request("relay.example", 4001).unwrap(),
             [&[5, 1, 0, 3, 13][..], b"relay.example", &[0x0f, 0xa1]].concat()
         );
-        assert_eq!(connect_request("127.0.0.1", 80).unwrap(), [5, 1, 0, 1, 127, 0, 0, 1, 0, 80]);
+        assert_eq!(
+            connect_request("127.0.0.1", 80).unwrap(),
+            [5, 1, 0, 1, 127, 0, 0, 1, 0, 80]
+        );
         let v6 = connect_request("::1", 443).unwrap();
         assert_eq!((v6[3], v6.len()), (4, 4 + 16 + 2));
         assert_eq!(connect_request("", 1), Err(Socks5Error::EmptyHost));
-        assert_eq!(connect_request(&"a".repeat(256), 1), Err(Socks5Error::HostTooLong(256)));
+        assert_eq!(
+            connect_request(&"a".repeat(256), 1),
+            Err(Socks5Error::HostTooLong(256))
+        );
         assert!(connect_request(&"a".repeat(255), 1).is_ok());
     }
 
@@ -197,7 +205,10 @@ mod tests {
         let tor = parse_connect_reply(&[5, 0xF0, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap_err();
         assert!(tor.to_string().contains("onion service descriptor not found"));
         assert_eq!(parse_connect_reply(&[5, 0, 1, 1]), Err(Socks5Error::Malformed));
-        assert_eq!(parse_connect_reply(&[5, 0, 0, 9]), Err(Socks5Error::AddressType(9)));
+        assert_eq!(
+            parse_connect_reply(&[5, 0, 0, 9]),
+            Err(Socks5Error::AddressType(9))
+        );
         assert_eq!(parse_connect_reply(&[6]), Err(Socks5Error::Version(6)));
     }
 }

@@ -33,6 +33,7 @@ fn trusting(ca: Option<&Path>) -> WormholeOptions {
     WormholeOptions {
         network: NetworkOptions {
             extra_ca_file: ca.map(Path::to_path_buf),
+            ..NetworkOptions::default()
         },
         ..WormholeOptions::default()
     }

@@ -123,7 +123,11 @@ impl Plan {
             Hint::TorTcp(d) => Some(d),
             _ => None,
         });
-        let direct = onion.chain(peer.direct_hints()).take(max_direct).cloned().collect();
+        let direct = onion
+            .chain(peer.direct_hints())
+            .take(max_direct)
+            .cloned()
+            .collect();
         let theirs = peer
             .relay_hints()
             .flat_map(|r| r.tor.iter().chain(r.tcp.iter()).cloned());

@@ -293,15 +293,14 @@ impl Connector {
             while let Some(a) = r.poll_action() {
                 match a {
                     Action::Dial { id, route, target } => {
-                        let h =
-                            tokio::spawn(dial(
-                                n,
-                                id,
-                                target,
-                                self.dialer.clone(),
-                                self.handshake_timeout,
-                                self.events.clone(),
-                            ));
+                        let h = tokio::spawn(dial(
+                            n,
+                            id,
+                            target,
+                            self.dialer.clone(),
+                            self.handshake_timeout,
+                            self.events.clone(),
+                        ));
                         slot.dials.insert(id, h.abort_handle());
                         slot.routes.insert(id, route);
                     }

@@ -77,7 +77,10 @@ impl Dialer {
         let stream = match self {
             Dialer::Direct => TcpStream::connect((host, port))
                 .await
-                .map_err(|source| DialError::Tcp { target: target(), source })?,
+                .map_err(|source| DialError::Tcp {
+                    target: target(),
+                    source,
+                })?,
             Dialer::Socks5 { proxy } => socks_connect(proxy, host, port).await.map_err(|e| match e {
                 Step::Proxy(source) => DialError::Proxy {
                     proxy: proxy.clone(),
@@ -190,7 +193,10 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap().to_string();
         drop(l);
-        let e = Dialer::Socks5 { proxy: addr }.connect("x.example", 1).await.unwrap_err();
+        let e = Dialer::Socks5 { proxy: addr }
+            .connect("x.example", 1)
+            .await
+            .unwrap_err();
         assert!(matches!(e, DialError::Proxy { .. }), "{e}");
         assert!(e.to_string().contains("is Tor running?"), "{e}");
     }

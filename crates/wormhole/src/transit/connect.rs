@@ -26,9 +26,9 @@ use wormhole_proto::transit::{
 };
 
 use super::TransitError;
-use crate::net::Dialer;
 use super::addrs::{bind_listener, local_direct_hints};
 use super::conn::{ConnectionKind, TransitConnection};
+use crate::net::Dialer;
 use steps::{Link, Step};
 
 /// Transit settings.

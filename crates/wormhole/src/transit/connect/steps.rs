@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::Dialer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wormhole_proto::transit::handshake::{GO, NEVERMIND, RELAY_OK};
 use wormhole_proto::transit::race::ConnEvent;
-use crate::net::Dialer;
 use wormhole_proto::transit::{DirectHint, Expect, ExpectError, ExpectProgress, Role, TransitKeys};
 
 /// A connection between steps: the socket and bytes read ahead of the next stage.
