@@ -12,6 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::config::Loaded;
+use crate::tor::TorMode;
+use wormhole::net::Dialer;
 
 /// The default application id (file transfer).
 pub const APPID_XFER: &str = "lothar.com/wormhole/text-or-file-xfer";
@@ -55,7 +57,8 @@ pub struct Cli {
     /// appid to use
     #[arg(long, value_name = "APPID", global = true)]
     pub appid: Option<String>,
-    /// rendezvous relay (mailbox server) to use [env: WORMHOLE_RELAY_URL] [default:
+    /// rendezvous relay (mailbox server) to use: ws://HOST:PORT/v1, or wss://HOST[:PORT]/v1 for
+    /// TLS (trusting the system's CAs and SSL_CERT_FILE) [env: WORMHOLE_RELAY_URL] [default:
     /// ws://relay.magic-wormhole.io:4000/v1]
     #[arg(long, value_name = "URL", global = true)]
     pub relay_url: Option<String>,
@@ -139,18 +142,27 @@ pub struct CommonArgs {
     pub tor: TorArgs,
 }
 
-/// The Tor options of the Python CLI. Accepted so scripts parse, refused when used.
+/// The Tor options of the Python CLI, plus `--tor-socks` and `--tor-bootstrap-timeout`.
 #[derive(Debug, Args, Default)]
 pub struct TorArgs {
-    /// use Tor when connecting (not supported by this implementation)
+    /// use Tor when connecting: every connection goes through Tor's SOCKS port (127.0.0.1:9050,
+    /// or Tor Browser's 9150), with no listening socket and no local addresses revealed
     #[arg(long)]
     pub tor: bool,
-    /// launch Tor, rather than use existing control/socks port (not supported)
+    /// launch Tor, rather than use existing control/socks port (implies --tor; Tor is stopped
+    /// at exit)
     #[arg(long)]
     pub launch_tor: bool,
-    /// endpoint descriptor for Tor control port (not supported)
+    /// endpoint descriptor for Tor control port (tcp:HOST:PORT, unix:PATH or a port; asked
+    /// where the SOCKS port is; implies --tor)
     #[arg(long, value_name = "ENDPOINT")]
     pub tor_control_port: Option<String>,
+    /// Tor's SOCKS port, HOST:PORT, instead of looking for it (implies --tor)
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tor_socks: Option<String>,
+    /// with --launch-tor: give up when Tor has not bootstrapped after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub tor_bootstrap_timeout: u64,
 }
 
 /// `wormhole send`.
@@ -267,11 +279,9 @@ pub enum UsageError {
     /// `-0` together with `--allocate`.
     #[error("-0 (no-code mode) cannot be combined with --allocate")]
     ZeroModeWithAllocate,
-    /// A Tor option was used.
-    #[error(
-        "Tor is not supported by this implementation (--tor, --launch-tor, --tor-control-port); run without them"
-    )]
-    TorNotSupported,
+    /// `--launch-tor` together with a running Tor's port.
+    #[error("--launch-tor starts a Tor of its own: drop --tor-control-port and --tor-socks")]
+    LaunchTorWithPort,
     /// An environment variable held something that is not a boolean.
     #[error("invalid value {value:?} for {name}: expected one of 1/0, true/false, yes/no, on/off")]
     BadBoolEnv {
@@ -312,6 +322,10 @@ pub struct GlobalOptions {
     pub dump_timing: Option<PathBuf>,
     /// `--json`.
     pub json: bool,
+    /// `--tor`, `--tor-control-port`, `--tor-socks`, `--launch-tor`.
+    pub tor: TorMode,
+    /// How connections are made (set once Tor is found, before the wormhole opens).
+    pub dialer: Dialer,
 }
 
 /// Resolved `send` options.
@@ -410,6 +424,16 @@ pub enum Invocation {
     ShowConfig(Box<Settings>),
 }
 
+impl Invocation {
+    /// The options every wormhole-opening command has.
+    pub fn global_mut(&mut self) -> Option<&mut GlobalOptions> {
+        match self {
+            Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => Some(g),
+            Invocation::Completions(_) | Invocation::Man(_) | Invocation::ShowConfig(_) => None,
+        }
+    }
+}
+
 /// Parse a Click-style boolean environment value. An empty value counts as unset.
 fn env_bool(name: &'static str, env: &dyn Fn(&str) -> Option<String>) -> Result<Option<bool>, UsageError> {
     let Some(value) = env(name) else {
@@ -442,11 +466,22 @@ fn env_code_length(
     }
 }
 
-fn check_tor(tor: &TorArgs) -> Result<(), UsageError> {
-    if tor.tor || tor.launch_tor || tor.tor_control_port.is_some() {
-        return Err(UsageError::TorNotSupported);
+fn tor_mode(tor: &TorArgs) -> Result<TorMode, UsageError> {
+    if tor.launch_tor {
+        if tor.tor_control_port.is_some() || tor.tor_socks.is_some() {
+            return Err(UsageError::LaunchTorWithPort);
+        }
+        return Ok(TorMode::Launch {
+            bootstrap_timeout: std::time::Duration::from_secs(tor.tor_bootstrap_timeout.max(1)),
+        });
     }
-    Ok(())
+    if tor.tor || tor.tor_control_port.is_some() || tor.tor_socks.is_some() {
+        return Ok(TorMode::Running {
+            socks: tor.tor_socks.clone(),
+            control: tor.tor_control_port.clone(),
+        });
+    }
+    Ok(TorMode::Off)
 }
 
 fn check_debug_state(common: &CommonArgs) -> Result<(), UsageError> {
@@ -733,7 +768,9 @@ impl Cli {
         if self.show_config {
             return Ok(Invocation::ShowConfig(Box::new(settings)));
         }
-        let global = GlobalOptions {
+        let mut global = GlobalOptions {
+            tor: TorMode::Off,
+            dialer: Dialer::Direct,
             appid: settings.appid.value.clone(),
             relay_url: settings.relay_url.value.clone(),
             transit_helper: settings.transit_helper.value.clone(),
@@ -744,7 +781,7 @@ impl Cli {
         let code_length = usize::from(settings.code_length.value);
         match self.command.ok_or(UsageError::MissingCommand)? {
             Command::Send(a) => {
-                check_tor(&a.common.tor)?;
+                global.tor = tor_mode(&a.common.tor)?;
                 check_debug_state(&a.common)?;
                 if a.common.zeromode && a.code.is_some() {
                     return Err(UsageError::ZeroModeWithCode);
@@ -779,7 +816,7 @@ impl Cli {
                 ))
             }
             Command::Receive(a) => {
-                check_tor(&a.common.tor)?;
+                global.tor = tor_mode(&a.common.tor)?;
                 check_debug_state(&a.common)?;
                 if a.code.is_some() && a.allocate {
                     return Err(UsageError::CodeWithAllocate);
@@ -821,7 +858,7 @@ impl Cli {
                 ))
             }
             Command::Ssh(SshCommand::Invite { user, tor, .. }) => {
-                check_tor(&tor)?;
+                global.tor = tor_mode(&tor)?;
                 Ok(Invocation::Ssh(global, SshOptions::Invite { code_length, user }))
             }
             Command::Ssh(SshCommand::Accept {
@@ -830,7 +867,7 @@ impl Cli {
                 yes,
                 tor,
             }) => {
-                check_tor(&tor)?;
+                global.tor = tor_mode(&tor)?;
                 if json && !yes {
                     return Err(UsageError::JsonPrompt(
                         "ssh accept asks before sending the key; give --yes",
@@ -1102,19 +1139,47 @@ mod tests {
         assert_eq!(send(&["send", "-c", "4", "f"]).1.code_length, 4);
     }
 
+    fn tor_of(inv: Invocation) -> TorMode {
+        match inv {
+            Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => g.tor,
+            _ => panic!("no global options"),
+        }
+    }
+
     #[test]
-    fn tor_is_refused_clearly() {
+    fn tor_flags_choose_how_tor_is_found() {
+        let tor = |a: &[&str]| tor_of(parse(a).unwrap());
+        assert_eq!(tor(&["send", "--text", "x"]), TorMode::Off);
         assert_eq!(
-            parse(&["send", "--tor", "--text", "x"]),
-            Err(UsageError::TorNotSupported)
+            tor(&["send", "--tor", "--text", "x"]),
+            TorMode::Running {
+                socks: None,
+                control: None
+            }
         );
         assert_eq!(
-            parse(&["receive", "--tor-control-port", "tcp:1:2"]),
-            Err(UsageError::TorNotSupported)
+            tor(&["receive", "--tor-control-port", "tcp:127.0.0.1:9051"]),
+            TorMode::Running {
+                socks: None,
+                control: Some("tcp:127.0.0.1:9051".into())
+            }
         );
         assert_eq!(
-            parse(&["ssh", "invite", "--launch-tor"]),
-            Err(UsageError::TorNotSupported)
+            tor(&["receive", "--tor-socks", "10.0.0.1:1080"]),
+            TorMode::Running {
+                socks: Some("10.0.0.1:1080".into()),
+                control: None
+            }
+        );
+        assert_eq!(
+            tor(&["ssh", "invite", "--launch-tor", "--tor-bootstrap-timeout", "5"]),
+            TorMode::Launch {
+                bootstrap_timeout: std::time::Duration::from_secs(5)
+            }
+        );
+        assert_eq!(
+            parse(&["send", "--launch-tor", "--tor-socks", "1.2.3.4:5", "--text", "x"]).err(),
+            Some(UsageError::LaunchTorWithPort)
         );
     }
 

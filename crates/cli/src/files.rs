@@ -117,6 +117,7 @@ fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig>
     Ok(TransitConfig {
         relays: vec![relay],
         listen,
+        dialer: global.dialer.clone(),
         ..TransitConfig::default()
     })
 }
@@ -456,6 +457,8 @@ mod tests {
             transit_helper: "tcp:127.0.0.1:4001".into(),
             dump_timing: None,
             json: false,
+            tor: crate::tor::TorMode::Off,
+            dialer: wormhole::net::Dialer::Direct,
         };
         let c = transit_config(&g, false).unwrap();
         assert_eq!(c.relays.len(), 1);

@@ -44,6 +44,7 @@ mod ssh;
 mod ssh_keys;
 mod stdin;
 mod text;
+mod tor;
 
 use std::path::Path;
 
@@ -251,7 +252,14 @@ fn open(
     options: WormholeOptions,
 ) -> std::rc::Rc<Wormhole> {
     let appid = global.appid.as_deref().unwrap_or(default_appid);
-    let options = WormholeOptions { timing, ..options };
+    let options = WormholeOptions {
+        timing,
+        network: wormhole::net::NetworkOptions {
+            dialer: global.dialer.clone(),
+            ..options.network
+        },
+        ..options
+    };
     state.opened(Wormhole::create(appid, &global.relay_url, options))
 }
 
@@ -285,7 +293,24 @@ fn check_code(code: &str) -> Result<()> {
     Ok(())
 }
 
-async fn run(invocation: Invocation, state: &Run) -> Result<Summary> {
+async fn run(mut invocation: Invocation, state: &Run) -> Result<Summary> {
+    // Tor first: no connection may be made before we know how to make it.
+    let launched = match invocation.global_mut() {
+        Some(global) => {
+            let (dialer, launched) = tor::start(&global.tor).await?;
+            global.dialer = dialer;
+            launched
+        }
+        None => None,
+    };
+    let result = run_command(invocation, state).await;
+    if let Some(tor) = launched {
+        tor.stop().await;
+    }
+    result
+}
+
+async fn run_command(invocation: Invocation, state: &Run) -> Result<Summary> {
     match invocation {
         Invocation::Send(global, opts) => {
             // Check the code and decide what to send (and fail on a missing file) before

@@ -26,6 +26,7 @@ pub mod hashcash;
 pub mod key;
 pub mod machine;
 pub mod server_msg;
+pub mod socks5;
 pub mod transfer;
 pub mod transit;
 pub mod wordlist;

@@ -141,6 +141,17 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "N", requires = "require_hashcash")]
     pub hashcash_above_rate: Option<f64>,
 
+    /// Terminate TLS: serve `wss://` on `--listen` with this certificate chain (PEM, leaf
+    /// first), instead of `ws://`. Needs `--tls-key`. Both files are read again on `SIGHUP`
+    /// (a renewed certificate needs no restart; if the new files are unusable, the old
+    /// certificate stays and the error is logged).
+    #[arg(long, value_name = "PATH", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Serve `/metrics` (Prometheus), `/health` and `/ready` on this address (off by default).
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
@@ -230,6 +241,8 @@ impl MailboxArgs {
             command_burst: 100,
             max_nameplates_per_ip: 32,
             metrics: None,
+            tls_cert: None,
+            tls_key: None,
             require_hashcash: None,
             hashcash_above_rate: None,
         }

@@ -44,6 +44,9 @@ pub enum ServerError {
     /// A flag has an unusable value; fix the flag.
     #[error("invalid arguments: {0}")]
     InvalidArgs(String),
+    /// The TLS certificate or key (`--tls-cert`, `--tls-key`) cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] mailbox::tls::TlsConfigError),
     /// The engine thread could not be started (out of memory or threads).
     #[error("cannot start the engine thread: {0}")]
     Thread(std::io::Error),

@@ -13,13 +13,15 @@
 //! wait without a deadline. Nothing here is part of the product; the product must not depend on it.
 //!
 //! Map: [`process`] (commands, guards, logged children), [`net`] (ports), [`listen`] (the
-//! `listening on` line), [`mailbox`] (server spawner).
+//! `listening on` line), [`mailbox`] (server spawner), [`tls`] (a throwaway CA and server
+//! certificates).
 #![forbid(unsafe_code)]
 
 pub mod listen;
 pub mod mailbox;
 pub mod net;
 pub mod process;
+pub mod tls;
 
 pub use listen::parse_listen_line;
 pub use mailbox::{ChannelDb, MailboxServer, ServerKind, ServerSpec, StartError, StartOptions};

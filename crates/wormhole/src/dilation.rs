@@ -132,6 +132,10 @@ pub struct DilationOptions {
     pub close_linger: Duration,
     /// The endpoint's limits and timers (receive window, unacked queue, backoff, …).
     pub config: EndpointConfig,
+    /// How connections are dialled; `None`: the wormhole's (`WormholeOptions::network`).
+    /// Through a proxy (Tor) we neither listen nor publish direct hints, and onion hints are
+    /// dialled.
+    pub dialer: Option<crate::net::Dialer>,
 }
 
 impl Default for DilationOptions {
@@ -146,6 +150,7 @@ impl Default for DilationOptions {
             advertise: None,
             close_linger: Duration::from_secs(10),
             config: EndpointConfig::default(),
+            dialer: None,
         }
     }
 }

@@ -3,31 +3,28 @@
 //! every decision is the machine's.
 //!
 //! One limit is enforced here rather than in the machine: the WebSocket message size
-//! ([`MAX_FRAME_BYTES`]). A larger message ends the session with
+//! ([`MAX_FRAME_BYTES`](wormhole_proto::machine::MAX_FRAME_BYTES)). A larger message ends the session with
 //! [`WormholeError::MailboxMessageTooLarge`] instead of a reconnect (the mailbox would only send
 //! it again).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Interval, Sleep};
 use tokio_tungstenite::tungstenite::error::CapacityError;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wormhole_proto::machine::{Action, Boss, Event as MEvent, MAX_FRAME_BYTES, WormholeError};
+use wormhole_proto::machine::{Action, Boss, Event as MEvent, WormholeError};
 
 use crate::dilation::port::{DilationPort, Inbound};
 use crate::events::Event;
+use crate::net::{NetworkOptions, Ws};
 use crate::state::Snapshot;
 use crate::timing::Timing;
 
-/// A connection attempt (TCP + WebSocket handshake) that takes longer fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Keepalive: a WebSocket ping this often (Python's client: 30 s)...
 const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// ...and the connection counts as lost after this long without any frame (Python: 60 s after
@@ -37,7 +34,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// When every handle was dropped, the background close gets this long before the task ends.
 const ABANDON_AFTER: Duration = Duration::from_secs(30);
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Reply = oneshot::Sender<Result<(), WormholeError>>;
 
 /// A request from the handle to the driver.
@@ -67,26 +63,19 @@ pub(crate) struct Outputs {
     pub timing: Option<Timing>,
 }
 
-fn ws_config() -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(MAX_FRAME_BYTES))
-        .max_frame_size(Some(MAX_FRAME_BYTES))
-}
-
-async fn connect(url: String) -> Result<Ws, String> {
-    let attempt = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true);
-    match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
-        Ok(Ok((ws, _resp))) => Ok(ws),
-        Ok(Err(e)) => Err(format!("{url}: {e}")),
-        Err(_) => Err(format!(
-            "{url}: no WebSocket handshake within {CONNECT_TIMEOUT:?}"
-        )),
-    }
+async fn connect(url: String, net: Arc<NetworkOptions>) -> Result<Ws, String> {
+    crate::net::connect(&url, &net).await.map_err(|e| e.to_string())
 }
 
 /// Run the wormhole until it is closed.
-pub(crate) async fn run(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, out: Outputs) {
-    Driver::new(boss, url, requests, out).run().await;
+pub(crate) async fn run(
+    boss: Boss,
+    url: String,
+    net: NetworkOptions,
+    requests: mpsc::UnboundedReceiver<Request>,
+    out: Outputs,
+) {
+    Driver::new(boss, url, net, requests, out).run().await;
 }
 
 type Timer = Option<Pin<Box<Sleep>>>;
@@ -96,6 +85,7 @@ type Connecting = Option<JoinHandle<Result<Ws, String>>>;
 struct Driver {
     boss: Boss,
     url: String,
+    net: Arc<NetworkOptions>,
     side: String,
     requests: mpsc::UnboundedReceiver<Request>,
     /// Cleared once every handle was dropped.
@@ -134,13 +124,20 @@ enum Flow {
 }
 
 impl Driver {
-    fn new(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, out: Outputs) -> Driver {
+    fn new(
+        boss: Boss,
+        url: String,
+        net: NetworkOptions,
+        requests: mpsc::UnboundedReceiver<Request>,
+        out: Outputs,
+    ) -> Driver {
         let mut keepalive = tokio::time::interval(PING_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Driver {
             side: boss.side().to_owned(),
             boss,
             url,
+            net: Arc::new(net),
             requests,
             requests_open: true,
             out,
@@ -179,7 +176,7 @@ impl Driver {
             match action {
                 Action::Connect => {
                     self.stop_connecting();
-                    self.connecting = Some(tokio::spawn(connect(self.url.clone())));
+                    self.connecting = Some(tokio::spawn(connect(self.url.clone(), self.net.clone())));
                 }
                 Action::SendFrame(text) => self.send_frame(text).await,
                 Action::CloseConnection => {

@@ -56,6 +56,7 @@ mod driver;
 pub mod dilation;
 mod events;
 mod input;
+pub mod net;
 mod state;
 mod timing;
 mod wormhole;

@@ -14,6 +14,7 @@ use crate::dilation::{Dilated, DilationError, DilationOptions};
 use crate::driver::{self, Outputs, Request};
 use crate::events::Events;
 use crate::input::CodeInputHelper;
+use crate::net::NetworkOptions;
 use crate::state::Snapshot;
 use crate::timing::Timing;
 
@@ -37,6 +38,8 @@ pub struct WormholeOptions {
     /// Offer Dilation (`can-dilate`, `dilation-abilities` in our version message), so that
     /// [`Wormhole::dilate`] can be called. Python's `create(..., dilation=True)`. Default off.
     pub dilation: bool,
+    /// How the servers are reached: TLS trust for `wss://` mailbox URLs.
+    pub network: NetworkOptions,
 }
 
 impl Default for WormholeOptions {
@@ -47,6 +50,7 @@ impl Default for WormholeOptions {
             client_version: Some(("rust-wormhole".into(), env!("CARGO_PKG_VERSION").into())),
             version_fields: serde_json::Map::new(),
             dilation: false,
+            network: NetworkOptions::default(),
         }
     }
 }
@@ -62,6 +66,8 @@ pub struct Wormhole {
     messages: Mutex<Option<mpsc::UnboundedReceiver<Vec<u8>>>>,
     input_flags: Arc<std::sync::Mutex<(bool, bool)>>,
     dilation: bool,
+    /// The wormhole's dialer, Dilation's default.
+    dialer: crate::net::Dialer,
 }
 
 pub(crate) async fn call(
@@ -143,7 +149,14 @@ impl Wormhole {
             events: ev_tx,
             timing: options.timing,
         };
-        tokio::spawn(driver::run(boss, mailbox_url.to_owned(), req_rx, outputs));
+        let dialer = options.network.dialer.clone();
+        tokio::spawn(driver::run(
+            boss,
+            mailbox_url.to_owned(),
+            options.network,
+            req_rx,
+            outputs,
+        ));
         let w = Wormhole {
             side,
             appid: appid.to_owned(),
@@ -152,6 +165,7 @@ impl Wormhole {
             messages: Mutex::new((!delegated).then_some(msg_rx)),
             input_flags: Arc::new(std::sync::Mutex::new((false, false))),
             dilation,
+            dialer,
         };
         (w, events)
     }
@@ -263,6 +277,10 @@ impl Wormhole {
     pub async fn dilate(&self, options: DilationOptions) -> Result<Dilated, DilationError> {
         if !self.dilation {
             return Err(DilationError::NotEnabled);
+        }
+        let mut options = options;
+        if options.dialer.is_none() {
+            options.dialer = Some(self.dialer.clone());
         }
         let checked = crate::dilation::driver::validate(&options)?;
         let (tx, rx) = oneshot::channel();

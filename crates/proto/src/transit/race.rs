@@ -33,7 +33,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::hints::{DirectHint, TransitMsg};
+use super::hints::{DirectHint, Hint, TransitMsg};
 use super::keys::Role;
 
 /// One connection attempt, unique within a race.
@@ -109,6 +109,28 @@ impl Plan {
             false => Vec::new(),
         };
         let theirs = peer.relay_hints().flat_map(|r| r.tcp.iter().cloned());
+        Plan {
+            direct,
+            relays: ours.iter().cloned().chain(theirs).collect(),
+        }
+    }
+
+    /// The plan when every connection goes through Tor: the peer's `tor-tcp-v1` (onion) hints
+    /// first, then its direct hints (all dialled through the proxy, up to `max_direct` in all),
+    /// and our relays followed by each of the peer's relays' Tor and TCP endpoints.
+    pub fn transit_via_tor(ours: &[DirectHint], peer: &TransitMsg, max_direct: usize) -> Plan {
+        let onion = peer.hints.iter().filter_map(|h| match h {
+            Hint::TorTcp(d) => Some(d),
+            _ => None,
+        });
+        let direct = onion
+            .chain(peer.direct_hints())
+            .take(max_direct)
+            .cloned()
+            .collect();
+        let theirs = peer
+            .relay_hints()
+            .flat_map(|r| r.tor.iter().chain(r.tcp.iter()).cloned());
         Plan {
             direct,
             relays: ours.iter().cloned().chain(theirs).collect(),

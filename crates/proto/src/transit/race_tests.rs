@@ -488,6 +488,30 @@ fn the_transit_plan_merges_our_relays_with_the_peers() {
 }
 
 #[test]
+fn under_tor_onion_hints_come_first_and_relays_offer_their_onions_too() {
+    use super::super::{Hint, RelayHint};
+    let peer = TransitMsg::new(vec![
+        Hint::DirectTcp(hint("192.0.2.7", 9, 0.0)),
+        Hint::TorTcp(hint("peer.onion", 80, 0.0)),
+        Hint::Relay(RelayHint {
+            tcp: vec![hint("relay.example", 4001, 0.0)],
+            tor: vec![hint("relay.onion", 4001, 0.0)],
+            name: None,
+        }),
+    ]);
+    let p = Plan::transit_via_tor(&[hint("mine", 1, 0.0)], &peer, 50);
+    let direct: Vec<&str> = p.direct.iter().map(|h| h.hostname.as_str()).collect();
+    assert_eq!(direct, ["peer.onion", "192.0.2.7"]);
+    let relays: Vec<&str> = p.relays.iter().map(|h| h.hostname.as_str()).collect();
+    assert_eq!(relays, ["mine", "relay.onion", "relay.example"]);
+    assert_eq!(Plan::transit_via_tor(&[], &peer, 1).direct.len(), 1, "capped");
+    // Without Tor, onion hints are never dialled.
+    let plain = Plan::transit(&[], &peer, true, 50);
+    assert!(plain.direct.iter().all(|h| !h.hostname.ends_with(".onion")));
+    assert!(plain.relays.iter().all(|h| !h.hostname.ends_with(".onion")));
+}
+
+#[test]
 fn any_order_of_events_ends_exactly_once_and_nothing_follows_the_end() {
     use rand::{Rng, SeedableRng};
     let events = |r: &mut rand::rngs::StdRng| match r.gen_range(0..7) {

@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+
+use super::stream::ClientStream;
+use super::tls::TlsTerminator;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -26,6 +29,8 @@ use super::limits::{PerIp, PerIpSlot, RatePerIp, TokenBucket, client_ip};
 use super::outbox::Outbox;
 use crate::metrics::{MailboxMetrics, Reason};
 
+/// A TLS client must finish its handshake within this long.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A client that accepts none of our data for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -73,6 +78,8 @@ pub struct Shared {
     pub nameplates_per_ip: Arc<PerIp>,
     /// The metrics.
     pub metrics: MailboxMetrics,
+    /// TLS termination (`--tls-cert`/`--tls-key`); `None`: plain `ws://`.
+    pub tls: Option<Arc<TlsTerminator>>,
 }
 
 /// Decrements the connections gauge when dropped.
@@ -85,7 +92,7 @@ impl Drop for GaugeGuard<'_> {
 }
 
 /// Answer a refused WebSocket with a welcome whose `error` every client shows, then close.
-async fn refuse_in_welcome(ws: &mut WebSocketStream<TcpStream>, text: String) {
+async fn refuse_in_welcome(ws: &mut WebSocketStream<ClientStream>, text: String) {
     let welcome = ServerMessage::Welcome {
         welcome: Welcome {
             error: Some(text.clone()),
@@ -115,7 +122,7 @@ fn over_rate_text(shared: &Shared) -> String {
 /// [`RATE_REFUSAL_HOLD`] (`held` counts it among its address's held refusals): a client that
 /// reconnects as soon as it is refused then costs the server one connection per second per held
 /// slot. Past those slots, `handshake` answers `429` before the upgrade.
-async fn refuse_over_rate(mut ws: WebSocketStream<TcpStream>, held: PerIpSlot, shared: &Shared) {
+async fn refuse_over_rate(mut ws: WebSocketStream<ClientStream>, held: PerIpSlot, shared: &Shared) {
     tokio::time::sleep(RATE_REFUSAL_HOLD).await;
     drop(held);
     refuse_in_welcome(&mut ws, over_rate_text(shared)).await;
@@ -262,7 +269,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
 
 /// A connection upgraded to a WebSocket.
 struct Upgraded {
-    ws: WebSocketStream<TcpStream>,
+    ws: WebSocketStream<ClientStream>,
     /// The welcome's `your-address`.
     address: YourAddress,
     /// The address the per-address limits count it under.
@@ -284,8 +291,23 @@ pub fn limit_ip(peer: SocketAddr, real_ip: Option<&str>, trust_real_ip: bool) ->
 /// Read the request; answer plain HTTP requests; upgrade `/v1` to a WebSocket. A connection over
 /// its address's connection rate is upgraded only while [`Shared::held_refusals`] has room (to
 /// be refused in the welcome); beyond that it gets a plain `429` at once, the cheapest refusal.
-async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Upgraded> {
-    if shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections {
+async fn handshake(tcp: TcpStream, peer: SocketAddr, shared: &Shared) -> Option<Upgraded> {
+    let over_limit = shared.open.fetch_add(1, Ordering::Relaxed) >= shared.max_connections;
+    let _ = tcp.set_nodelay(true);
+    let mut stream = match &shared.tls {
+        None => ClientStream::Plain(tcp),
+        // Over the limit, a TLS client is not worth a handshake: it is just closed.
+        Some(_) if over_limit => return None,
+        Some(tls) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(tcp)).await {
+            Ok(Ok(s)) => ClientStream::Tls(Box::new(s)),
+            Ok(Err(e)) => {
+                tracing::debug!("TLS handshake with {peer} failed: {e}");
+                return None;
+            }
+            Err(_) => return None,
+        },
+    };
+    if over_limit {
         http::respond(
             &mut stream,
             "503 Service Unavailable",
@@ -295,7 +317,6 @@ async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> 
         .await;
         return None;
     }
-    let _ = stream.set_nodelay(true);
     let Ok((head, rest)) = http::read_head(&mut stream).await else {
         http::respond(&mut stream, "400 Bad Request", "bad request\n", false).await;
         return None;
@@ -357,7 +378,7 @@ async fn handshake(mut stream: TcpStream, peer: SocketAddr, shared: &Shared) -> 
     })
 }
 
-async fn close(ws: &mut WebSocketStream<TcpStream>, code: CloseCode, reason: &str) {
+async fn close(ws: &mut WebSocketStream<ClientStream>, code: CloseCode, reason: &str) {
     let frame = CloseFrame {
         code,
         reason: reason.into(),
@@ -441,7 +462,7 @@ async fn sleep_opt(deadline: Option<Instant>) {
 }
 
 async fn websocket_loop(
-    mut ws: WebSocketStream<TcpStream>,
+    mut ws: WebSocketStream<ClientStream>,
     conn: u64,
     ip: std::net::IpAddr,
     outbox: &Outbox,
@@ -645,6 +666,7 @@ mod size_budget {
             trust_real_ip: false,
             nameplates_per_ip: super::PerIp::new(1),
             metrics: Default::default(),
+            tls: None,
         });
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -655,7 +677,7 @@ mod size_budget {
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&fut));
         eprintln!(
             "ws stream: {} bytes",
-            std::mem::size_of::<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>>()
+            std::mem::size_of::<tokio_tungstenite::WebSocketStream<super::ClientStream>>()
         );
     }
 }

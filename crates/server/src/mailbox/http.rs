@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
 /// Largest accepted request head.
@@ -111,7 +111,7 @@ pub fn route(req: &Request) -> Route {
 }
 
 /// Read a request head; returns it and any bytes read past its end.
-pub async fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
+pub async fn read_head<S: AsyncRead + Unpin>(stream: &mut S) -> Result<(Vec<u8>, Vec<u8>), &'static str> {
     let mut buf = Vec::with_capacity(1024);
     let read = async {
         loop {
@@ -136,7 +136,7 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(Vec<u8>, Vec<u8>), &'s
 }
 
 /// Write a small complete response and close.
-pub async fn respond(stream: &mut TcpStream, status: &str, body: &str, head_only: bool) {
+pub async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, status: &str, body: &str, head_only: bool) {
     let mut resp = format!(
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\
          Connection: close\r\n",
@@ -150,17 +150,19 @@ pub async fn respond(stream: &mut TcpStream, status: &str, body: &str, head_only
         resp.push_str(body);
     }
     let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.flush().await;
     let _ = stream.shutdown().await;
 }
 
 /// Write the `101 Switching Protocols` answer.
-pub async fn accept_upgrade(stream: &mut TcpStream, accept: &str) -> std::io::Result<()> {
+pub async fn accept_upgrade<S: AsyncWrite + Unpin>(stream: &mut S, accept: &str) -> std::io::Result<()> {
     let resp = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Accept: {accept}\r\nServer: wormhole-server {}\r\n\r\n",
         env!("CARGO_PKG_VERSION")
     );
-    stream.write_all(resp.as_bytes()).await
+    stream.write_all(resp.as_bytes()).await?;
+    stream.flush().await
 }
 
 #[cfg(test)]

@@ -19,4 +19,6 @@ pub mod limits;
 pub mod outbox;
 pub mod server;
 pub mod state;
+pub mod stream;
+pub mod tls;
 pub mod usage;

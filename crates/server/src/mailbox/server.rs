@@ -19,6 +19,7 @@ use super::connection::{self, Shared};
 use super::core::{CoreConfig, HashcashPolicy};
 use super::engine::{Engine, EngineInput};
 use super::limits::{PerIp, RatePerIp};
+use super::tls::TlsTerminator;
 
 /// Refusals over `--connections-per-second-per-ip` held back at once per address (see
 /// `connection::refuse_over_rate`); more are answered at once.
@@ -38,6 +39,8 @@ pub struct MailboxServer {
     shared: Arc<Shared>,
     prune_interval: Duration,
     engine_done: oneshot::Receiver<Result<(), ServerError>>,
+    /// Reloads the TLS certificate on `SIGHUP` (watched from `start` on, when a runtime runs).
+    reloader: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn check_args(args: &MailboxArgs) -> Result<(), ServerError> {
@@ -136,6 +139,15 @@ impl MailboxServer {
                 }
             }));
         }
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsTerminator::load(cert, key)?),
+            (None, None) => None,
+            _ => {
+                return Err(ServerError::InvalidArgs(
+                    "--tls-cert and --tls-key go together".into(),
+                ));
+            }
+        };
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mailbox-engine".into())
@@ -171,9 +183,17 @@ impl MailboxServer {
             trust_real_ip: args.trust_x_real_ip,
             nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
             metrics,
+            tls,
         });
+        // Watch SIGHUP at once, so that a signal sent as soon as `listening on` is printed
+        // reloads instead of ending the process (SIGHUP's default).
+        let reloader = match &shared.tls {
+            Some(t) if tokio::runtime::Handle::try_current().is_ok() => t.reload_on_sighup(),
+            _ => None,
+        };
         Ok(MailboxServer {
             shared,
+            reloader,
             prune_interval: Duration::from_secs_f64(args.prune_interval),
             engine_done: done_rx,
         })
@@ -202,7 +222,9 @@ impl MailboxServer {
             shared,
             prune_interval,
             mut engine_done,
+            reloader,
         } = self;
+        let reloader = reloader.or_else(|| shared.tls.as_ref().and_then(|t| t.reload_on_sighup()));
         let ticker = {
             let engine = shared.engine.clone();
             tokio::spawn(async move {
@@ -233,6 +255,9 @@ impl MailboxServer {
             }
         };
         ticker.abort();
+        if let Some(r) = reloader {
+            r.abort();
+        }
         result
     }
 }

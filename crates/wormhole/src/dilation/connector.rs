@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -22,6 +23,7 @@ use wormhole_proto::dilation::endpoint::ConnectionId;
 use wormhole_proto::transit::race::{Action, ConnEvent, ConnId, Plan, Race, RaceConfig, RaceRole, Route};
 use wormhole_proto::transit::{DirectHint, Hint, RelayHint, TransitMsg};
 
+use crate::net::Dialer;
 use crate::transit::addrs::{bind_listener, local_direct_hints};
 
 /// At most this many of the peer's direct hints are dialled per round.
@@ -65,6 +67,7 @@ struct Slot {
 pub(crate) struct Connector {
     relays: Vec<DirectHint>,
     listen: bool,
+    dialer: Arc<Dialer>,
     advertise: Option<Vec<String>>,
     relay_delay: Duration,
     handshake_timeout: Duration,
@@ -86,6 +89,7 @@ impl Connector {
     pub(crate) fn new(
         relays: Vec<DirectHint>,
         listen: bool,
+        dialer: Dialer,
         advertise: Option<Vec<String>>,
         relay_delay: Duration,
         handshake_timeout: Duration,
@@ -94,6 +98,7 @@ impl Connector {
         Connector {
             relays,
             listen,
+            dialer: Arc::new(dialer),
             advertise,
             relay_delay,
             handshake_timeout,
@@ -174,9 +179,9 @@ impl Connector {
         let Some(msg) = TransitMsg::from_value(&json!({ "hints-v1": hints })) else {
             return;
         };
-        let plan = Plan {
-            direct: msg.direct_hints().take(MAX_DIRECT_DIALS).cloned().collect(),
-            relays: msg.relay_hints().flat_map(|r| r.tcp.iter().cloned()).collect(),
+        let plan = match self.dialer.is_proxied() {
+            true => Plan::transit_via_tor(&[], &msg, MAX_DIRECT_DIALS),
+            false => Plan::transit(&[], &msg, true, MAX_DIRECT_DIALS),
         };
         if plan.direct.is_empty() && plan.relays.is_empty() {
             return;
@@ -288,8 +293,14 @@ impl Connector {
             while let Some(a) = r.poll_action() {
                 match a {
                     Action::Dial { id, route, target } => {
-                        let h =
-                            tokio::spawn(dial(n, id, target, self.handshake_timeout, self.events.clone()));
+                        let h = tokio::spawn(dial(
+                            n,
+                            id,
+                            target,
+                            self.dialer.clone(),
+                            self.handshake_timeout,
+                            self.events.clone(),
+                        ));
                         slot.dials.insert(id, h.abort_handle());
                         slot.routes.insert(id, route);
                     }
@@ -333,11 +344,18 @@ impl Connector {
     }
 }
 
-async fn dial(race: u64, id: ConnId, target: DirectHint, limit: Duration, events: mpsc::Sender<NetEvent>) {
-    let addr = (target.hostname.as_str(), target.port);
-    let result = match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+async fn dial(
+    race: u64,
+    id: ConnId,
+    target: DirectHint,
+    dialer: Arc<Dialer>,
+    limit: Duration,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let connect = dialer.connect(&target.hostname, target.port);
+    let result = match tokio::time::timeout(limit, connect).await {
         Ok(Ok(s)) => Ok(s),
-        Ok(Err(e)) => Err(format!("{}:{}: {e}", target.hostname, target.port)),
+        Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "{}:{}: no answer within {limit:?}",
             target.hostname, target.port

@@ -57,9 +57,11 @@ pub(crate) fn start(
     let (status_tx, status_rx) = watch::channel(DilationStatus::default());
     let (link_tx, link_rx) = mpsc::channel(LINK_QUEUE);
     let (net_tx, net_rx) = mpsc::channel(16);
+    let dialer = options.dialer.clone().unwrap_or_default();
     let connector = Connector::new(
         relays,
-        !options.no_listen,
+        !options.no_listen && !dialer.is_proxied(),
+        dialer,
         options.advertise.clone(),
         options.relay_delay,
         options.handshake_timeout,

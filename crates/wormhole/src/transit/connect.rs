@@ -28,6 +28,7 @@ use wormhole_proto::transit::{
 use super::TransitError;
 use super::addrs::{bind_listener, local_direct_hints};
 use super::conn::{ConnectionKind, TransitConnection};
+use crate::net::Dialer;
 use steps::{Link, Step};
 
 /// Transit settings.
@@ -51,6 +52,9 @@ pub struct TransitConfig {
     pub max_direct_dials: usize,
     /// Replace the advertised direct hints (tests); `None` = every local address.
     pub advertise: Option<Vec<String>>,
+    /// How connections are dialled. Through a proxy (Tor), we neither listen nor advertise
+    /// direct hints, whatever `listen` says, and the peer's onion hints are dialled too.
+    pub dialer: Dialer,
     /// Once a handshake proved that the peer derived another transit key, how long the attempts
     /// still running (relays waiting to be paired, slow dials) may go on before
     /// [`TransitError::KeyMismatch`] is returned (10 s). Without such proof nothing changes.
@@ -70,6 +74,7 @@ impl Default for TransitConfig {
             max_direct_dials: 50,
             advertise: None,
             key_mismatch_grace: Duration::from_secs(10),
+            dialer: Dialer::Direct,
         }
     }
 }
@@ -89,7 +94,7 @@ impl Transit {
         let mut side = [0u8; 8];
         rand::thread_rng().fill_bytes(&mut side);
         let mut hints = Vec::new();
-        let listener = if config.listen {
+        let listener = if config.listen && !config.dialer.is_proxied() {
             let l = bind_listener()?;
             let port = l.local_addr()?.port();
             match &config.advertise {
@@ -157,13 +162,17 @@ impl Transit {
             max_inbound: MAX_INBOUND,
             send_nevermind: true,
         };
-        let plan = Plan::transit(&cfg.relays, peer, cfg.dial_direct, cfg.max_direct_dials);
+        let plan = match cfg.dialer.is_proxied() {
+            true => Plan::transit_via_tor(&cfg.relays, peer, cfg.max_direct_dials),
+            false => Plan::transit(&cfg.relays, peer, cfg.dial_direct, cfg.max_direct_dials),
+        };
         let keys = Arc::new(TransitKeys::new(transit_key));
         let racer = Racer {
             race: Race::new(race_cfg, plan, now()),
             role: self.role,
             relay_request: Arc::new(keys.relay_request(&self.side)),
             keys,
+            dialer: Arc::new(cfg.dialer.clone()),
             max_record: cfg.max_record,
             steps: JoinSet::new(),
             running: HashMap::new(),
@@ -189,6 +198,7 @@ struct Racer {
     role: Role,
     keys: Arc<TransitKeys>,
     relay_request: Arc<Vec<u8>>,
+    dialer: Arc<Dialer>,
     max_record: usize,
     steps: JoinSet<(ConnId, Step)>,
     /// The step running on each connection (aborted when the machine closes it).
@@ -263,7 +273,7 @@ impl Racer {
         };
         let addr = format!("{}:{}", target.hostname, target.port);
         self.meta.insert(id, (kind, addr));
-        self.spawn(id, steps::dial(target));
+        self.spawn(id, steps::dial(target, self.dialer.clone()));
     }
 
     fn accepted(&mut self, stream: TcpStream, addr: SocketAddr) {

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::net::Dialer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use wormhole_proto::transit::handshake::{GO, NEVERMIND, RELAY_OK};
@@ -56,12 +57,9 @@ impl Step {
     }
 }
 
-pub(super) async fn dial(target: DirectHint) -> Step {
-    match TcpStream::connect((target.hostname.as_str(), target.port)).await {
-        Ok(stream) => {
-            let _ = stream.set_nodelay(true);
-            Step::Dialed(Link::new(stream))
-        }
+pub(super) async fn dial(target: DirectHint, dialer: Arc<Dialer>) -> Step {
+    match dialer.connect(&target.hostname, target.port).await {
+        Ok(stream) => Step::Dialed(Link::new(stream)),
         Err(e) => Step::Failed(e.to_string()),
     }
 }
