@@ -19,10 +19,13 @@ use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wormhole_proto::machine::{Action, Boss, Event as MEvent, MAX_FRAME_BYTES, WormholeError};
+use wormhole_proto::machine::{
+    Action, Boss, Event as MEvent, MAX_FRAME_BYTES, SerializedWormholeWithKeys, StateError, WormholeError,
+};
 
 use crate::dilation::port::{DilationPort, Inbound};
 use crate::events::Event;
+use crate::journal::{Checkpoint, JournalState};
 use crate::state::Snapshot;
 use crate::timing::Timing;
 
@@ -54,6 +57,8 @@ pub(crate) enum Request {
     Dilate(oneshot::Sender<Option<mpsc::UnboundedReceiver<Inbound>>>),
     /// One Dilation body to send as the next `dilate-N`.
     SendDilation(Vec<u8>),
+    /// `serialize()`: the machine's state now.
+    Serialize(oneshot::Sender<Result<SerializedWormholeWithKeys, StateError>>),
     Close,
 }
 
@@ -65,6 +70,8 @@ pub(crate) struct Outputs {
     /// Every event (delegated mode).
     pub events: Option<mpsc::UnboundedSender<Event>>,
     pub timing: Option<Timing>,
+    /// Journal mode: the checkpoint callback and what waits for it.
+    pub journal: Option<JournalState>,
 }
 
 fn ws_config() -> WebSocketConfig {
@@ -113,6 +120,10 @@ struct Driver {
     unflushed: bool,
     /// Dilation's mailbox end.
     dilation: DilationPort,
+    /// `dilate()` was called: serializing is refused from then on.
+    dilated: bool,
+    /// Journal mode (taken out of [`Outputs`]).
+    journal: Option<JournalState>,
 }
 
 /// What woke the driver up.
@@ -134,7 +145,8 @@ enum Flow {
 }
 
 impl Driver {
-    fn new(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, out: Outputs) -> Driver {
+    fn new(boss: Boss, url: String, requests: mpsc::UnboundedReceiver<Request>, mut out: Outputs) -> Driver {
+        let journal = out.journal.take();
         let mut keepalive = tokio::time::interval(PING_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Driver {
@@ -152,6 +164,8 @@ impl Driver {
             last_rx: Instant::now(),
             unflushed: false,
             dilation: DilationPort::default(),
+            dilated: false,
+            journal,
         }
     }
 
@@ -159,6 +173,9 @@ impl Driver {
         self.boss.start();
         loop {
             self.perform_actions().await;
+            if self.commit().await == Flow::Stop {
+                break;
+            }
             if !self.flush().await {
                 continue;
             }
@@ -181,8 +198,13 @@ impl Driver {
                     self.stop_connecting();
                     self.connecting = Some(tokio::spawn(connect(self.url.clone())));
                 }
-                Action::SendFrame(text) => self.send_frame(text).await,
+                Action::SendFrame(text) => match &mut self.journal {
+                    Some(j) => j.held.frames.push(text),
+                    None => self.send_frame(text).await,
+                },
                 Action::CloseConnection => {
+                    // What was held goes out (once saved) before the socket closes.
+                    let _ = self.commit().await;
                     self.stop_connecting();
                     if let Some(mut sock) = self.ws.take() {
                         let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
@@ -191,6 +213,11 @@ impl Driver {
                 Action::SetTimer(at) => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
                 Action::CancelTimer => self.timer = None,
                 Action::Deliver(MEvent::Dilation(body)) => self.dilation.mailbox(body),
+                Action::Deliver(ev) if self.journal.is_some() => {
+                    if let Some(j) = &mut self.journal {
+                        j.held.events.push(ev);
+                    }
+                }
                 Action::Deliver(ev) => {
                     match &ev {
                         MEvent::UnverifiedKey(k) => self.dilation.key(*k),
@@ -203,6 +230,56 @@ impl Driver {
                 other => tracing::debug!("ignoring unknown action {other:?}"),
             }
         }
+    }
+
+    /// Journal mode: checkpoint if the state changed or events wait, then release what was
+    /// held (frames, events, replies). `Stop` if the checkpoint failed: the wormhole ends with
+    /// [`WormholeError::Checkpoint`] and nothing held leaves.
+    async fn commit(&mut self) -> Flow {
+        let Some(mut j) = self.journal.take() else {
+            return Flow::Continue;
+        };
+        if j.failed {
+            self.journal = Some(j);
+            return Flow::Stop;
+        }
+        let state = match self.boss.snapshot() {
+            Ok(m) => Some(SerializedWormholeWithKeys::new(&self.url, m)),
+            Err(StateError::Closed) => None,
+            Err(e) => {
+                // Refused up front (dilation, code input): cannot happen in journal mode.
+                tracing::warn!("journal: cannot serialize the wormhole: {e}");
+                None
+            }
+        };
+        let json = state.as_ref().map(SerializedWormholeWithKeys::to_json);
+        let held = std::mem::take(&mut j.held);
+        let changed = json != j.last || !held.events.is_empty();
+        if changed {
+            let events = held.events.iter().filter_map(public_event).collect();
+            if let Err(e) = j.journal.call(Checkpoint { state, events }).await {
+                tracing::warn!("{e}");
+                for (reply, _) in held.replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                publish(&self.out, MEvent::Closed(Err(e)));
+                j.failed = true;
+                self.journal = Some(j);
+                return Flow::Stop;
+            }
+            j.last = json;
+        }
+        for text in held.frames {
+            self.send_frame(text).await;
+        }
+        for ev in held.events {
+            publish(&self.out, ev);
+        }
+        for (reply, res) in held.replies {
+            let _ = reply.send(res);
+        }
+        self.journal = Some(j);
+        Flow::Continue
     }
 
     /// Queue a frame; [`Driver::flush`] sends the batch, so pipelined commands share a write.
@@ -248,14 +325,39 @@ impl Driver {
     async fn on_wake(&mut self, wake: Wake) -> Flow {
         match wake {
             Wake::Request(Some(Request::Dilate(reply))) => {
+                self.dilated = true;
                 let _ = reply.send(self.dilation.attach(&self.boss));
+            }
+            Wake::Request(Some(Request::Serialize(reply))) => {
+                let res = if self.dilated {
+                    Err(StateError::Dilated)
+                } else {
+                    self.boss
+                        .snapshot()
+                        .map(|m| SerializedWormholeWithKeys::new(&self.url, m))
+                };
+                let _ = reply.send(res);
+            }
+            Wake::Request(Some(Request::InputCode(reply))) if self.journal.is_some() => {
+                let _ = reply.send(Err(WormholeError::Checkpoint(
+                    "interactive code input is not available in journal mode".into(),
+                )));
             }
             Wake::Request(Some(Request::SendDilation(body))) => {
                 if let Err(e) = self.boss.send_dilation_message(&body) {
                     tracing::debug!("Dilation message not sent: {e}");
                 }
             }
-            Wake::Request(Some(r)) => handle_request(&mut self.boss, r),
+            Wake::Request(Some(r)) => {
+                if let Some((reply, res)) = handle_request(&mut self.boss, r) {
+                    match &mut self.journal {
+                        Some(j) => j.held.replies.push((reply, res)),
+                        None => {
+                            let _ = reply.send(res);
+                        }
+                    }
+                }
+            }
             Wake::Request(None) => {
                 // Every handle was dropped: close politely.
                 self.requests_open = false;
@@ -370,7 +472,9 @@ async fn wait_timer(t: &mut Timer) {
     }
 }
 
-fn handle_request(boss: &mut Boss, req: Request) {
+/// Apply an API request; the reply to send and its value (sent at once, or after the
+/// checkpoint in journal mode).
+fn handle_request(boss: &mut Boss, req: Request) -> Option<(Reply, Result<(), WormholeError>)> {
     let (res, reply) = match req {
         Request::AllocateCode(n, r) => (boss.allocate_code(n), r),
         Request::SetCode(c, r) => (boss.set_code(&c), r),
@@ -381,11 +485,25 @@ fn handle_request(boss: &mut Boss, req: Request) {
         Request::Send(m, r) => (boss.send_message(m), r),
         Request::Close => {
             boss.close();
-            return;
+            return None;
         }
-        Request::Dilate(_) | Request::SendDilation(_) => return,
+        Request::Dilate(_) | Request::SendDilation(_) | Request::Serialize(_) => return None,
     };
-    let _ = reply.send(res);
+    Some((reply, res))
+}
+
+/// The public form of a machine event, if it has one on the event stream.
+fn public_event(ev: &MEvent) -> Option<Event> {
+    Some(match ev {
+        MEvent::Welcome(w) => Event::Welcome(w.clone()),
+        MEvent::Code(c) => Event::Code(c.clone()),
+        MEvent::UnverifiedKey(k) => Event::Key(*k),
+        MEvent::Verifier(v) => Event::Verifier(*v),
+        MEvent::Versions(v) => Event::Versions(v.clone()),
+        MEvent::Message(m) => Event::Message(m.clone()),
+        MEvent::Closed(r) => Event::Closed(r.clone()),
+        _ => return None,
+    })
 }
 
 fn publish(out: &Outputs, ev: MEvent) {
