@@ -59,6 +59,8 @@ pub(crate) enum Request {
     SendDilation(Vec<u8>),
     /// `serialize()`: the machine's state now.
     Serialize(oneshot::Sender<Result<SerializedWormholeWithKeys, StateError>>),
+    /// `suspend()`: the state now, then stop without a word to the server.
+    Suspend(oneshot::Sender<Result<SerializedWormholeWithKeys, StateError>>),
     Close,
 }
 
@@ -232,6 +234,15 @@ impl Driver {
         }
     }
 
+    fn serialize(&self) -> Result<SerializedWormholeWithKeys, StateError> {
+        if self.dilated {
+            return Err(StateError::Dilated);
+        }
+        self.boss
+            .snapshot()
+            .map(|m| SerializedWormholeWithKeys::new(&self.url, m))
+    }
+
     /// Journal mode: checkpoint if the state changed or events wait, then release what was
     /// held (frames, events, replies). `Stop` if the checkpoint failed: the wormhole ends with
     /// [`WormholeError::Checkpoint`] and nothing held leaves.
@@ -329,14 +340,18 @@ impl Driver {
                 let _ = reply.send(self.dilation.attach(&self.boss));
             }
             Wake::Request(Some(Request::Serialize(reply))) => {
-                let res = if self.dilated {
-                    Err(StateError::Dilated)
-                } else {
-                    self.boss
-                        .snapshot()
-                        .map(|m| SerializedWormholeWithKeys::new(&self.url, m))
-                };
+                let _ = reply.send(self.serialize());
+            }
+            Wake::Request(Some(Request::Suspend(reply))) => {
+                let res = self.serialize();
+                let ok = res.is_ok();
                 let _ = reply.send(res);
+                if ok {
+                    // No `close`: the mailbox stays open for the restored wormhole.
+                    self.stop_connecting();
+                    self.ws = None;
+                    return Flow::Stop;
+                }
             }
             Wake::Request(Some(Request::InputCode(reply))) if self.journal.is_some() => {
                 let _ = reply.send(Err(WormholeError::Checkpoint(
@@ -487,7 +502,9 @@ fn handle_request(boss: &mut Boss, req: Request) -> Option<(Reply, Result<(), Wo
             boss.close();
             return None;
         }
-        Request::Dilate(_) | Request::SendDilation(_) | Request::Serialize(_) => return None,
+        Request::Dilate(_) | Request::SendDilation(_) | Request::Serialize(_) | Request::Suspend(_) => {
+            return None;
+        }
     };
     Some((reply, res))
 }

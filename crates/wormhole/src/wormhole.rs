@@ -178,6 +178,21 @@ impl Wormhole {
         rx.await.map_err(|_| StateError::Closed)?
     }
 
+    /// Serialize (as [`Wormhole::serialize`]) and stop: the connection is dropped without a
+    /// `close`, so the mailbox keeps our messages and collects the peer's until the state is
+    /// restored. The event stream ends without [`crate::Event::Closed`]. On refusal the
+    /// wormhole goes on.
+    pub async fn suspend(&self) -> Result<SerializedWormholeWithKeys, StateError> {
+        if !self.delegated {
+            return Err(StateError::AwaitingMode);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Suspend(tx))
+            .map_err(|_| StateError::Closed)?;
+        rx.await.map_err(|_| StateError::Closed)?
+    }
+
     fn spawn(
         appid: &str,
         mailbox_url: &str,

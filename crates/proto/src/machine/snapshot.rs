@@ -370,6 +370,12 @@ impl MachineStateWithKeys {
         self.reorder.next
     }
 
+    /// How many of our messages the server has not echoed yet (each is sent again after a
+    /// restore). Zero means the mailbox holds everything this state has sent.
+    pub fn unechoed(&self) -> usize {
+        self.mailbox.unechoed.len()
+    }
+
     /// The peer is verified (its first message decrypted).
     pub fn is_verified(&self) -> bool {
         self.verifier.is_some()
