@@ -126,6 +126,8 @@ struct Driver {
     dilated: bool,
     /// Journal mode (taken out of [`Outputs`]).
     journal: Option<JournalState>,
+    /// Journal mode: the machine asked to drop the connection; done after the checkpoint.
+    close_after_commit: bool,
 }
 
 /// What woke the driver up.
@@ -168,6 +170,7 @@ impl Driver {
             dilation: DilationPort::default(),
             dilated: false,
             journal,
+            close_after_commit: false,
         }
     }
 
@@ -180,6 +183,9 @@ impl Driver {
             }
             if !self.flush().await {
                 continue;
+            }
+            if std::mem::take(&mut self.close_after_commit) {
+                self.close_connection().await;
             }
             if self.boss.is_closed() {
                 break;
@@ -204,14 +210,9 @@ impl Driver {
                     Some(j) => j.held.frames.push(text),
                     None => self.send_frame(text).await,
                 },
-                Action::CloseConnection => {
-                    // What was held goes out (once saved) before the socket closes.
-                    let _ = self.commit().await;
-                    self.stop_connecting();
-                    if let Some(mut sock) = self.ws.take() {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
-                    }
-                }
+                // Journal mode: what was held goes out (once saved) before the socket closes.
+                Action::CloseConnection if self.journal.is_some() => self.close_after_commit = true,
+                Action::CloseConnection => self.close_connection().await,
                 Action::SetTimer(at) => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
                 Action::CancelTimer => self.timer = None,
                 Action::Deliver(MEvent::Dilation(body)) => self.dilation.mailbox(body),
@@ -291,6 +292,13 @@ impl Driver {
         }
         self.journal = Some(j);
         Flow::Continue
+    }
+
+    async fn close_connection(&mut self) {
+        self.stop_connecting();
+        if let Some(mut sock) = self.ws.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
+        }
     }
 
     /// Queue a frame; [`Driver::flush`] sends the batch, so pipelined commands share a write.

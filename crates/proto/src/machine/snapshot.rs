@@ -376,6 +376,11 @@ impl MachineStateWithKeys {
         self.mailbox.unechoed.len()
     }
 
+    /// The shared key exists (SPAKE2 finished and a key was adopted).
+    pub fn has_key(&self) -> bool {
+        self.key.key.is_some()
+    }
+
     /// The peer is verified (its first message decrypted).
     pub fn is_verified(&self) -> bool {
         self.verifier.is_some()
