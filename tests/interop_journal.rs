@@ -151,7 +151,11 @@ async fn crash_exchange(url: &str, plan: Plan<'_>) -> usize {
     }
     assert!(done, "the exchange did not finish in {MAX_RUNS} runs");
     let ours = saved(&state);
-    assert_eq!(ours["received"], json!(["py0", "py1", "py2"]), "ours: each once, in order");
+    assert_eq!(
+        ours["received"],
+        json!(["py0", "py1", "py2"]),
+        "ours: each once, in order"
+    );
     assert_eq!(ours["closed"], json!("happy"));
     assert!(py.next().await.get("verifier").is_some());
     assert_eq!(py.next().await, json!({"versions": {"journal-peer": "rs"}}));
@@ -177,7 +181,10 @@ async fn crash_at_every_checkpoint_with_python_peer() {
     // left: again one checkpoint per run, this time the unsaved one is lost.
     let before = crash_exchange(ours.url(), &mut |_| Some("before:2".into())).await;
     eprintln!("kill points: {after} after-write (Python mailbox), {before} before-write (our mailbox)");
-    assert!(after >= 10 && before >= 10, "a full exchange has many checkpoints");
+    assert!(
+        after >= 10 && before >= 10,
+        "a full exchange has many checkpoints"
+    );
     // Seeds: random points (checkpoint 1..=3 of a run, before or after writing it); one run
     // in ten is not killed (and then finishes the exchange).
     let mut total = 0;

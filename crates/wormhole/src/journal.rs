@@ -50,7 +50,9 @@ impl std::fmt::Debug for Journal {
 
 impl Journal {
     /// A synchronous callback. It runs on the driver's task: keep it short (one file write).
-    pub fn new_sync(mut f: impl FnMut(Checkpoint) -> Result<(), CheckpointError> + Send + 'static) -> Journal {
+    pub fn new_sync(
+        mut f: impl FnMut(Checkpoint) -> Result<(), CheckpointError> + Send + 'static,
+    ) -> Journal {
         Journal {
             callback: Box::new(move |c| {
                 let r = f(c);
@@ -85,7 +87,10 @@ pub(crate) struct Held {
     /// Machine events, in order.
     pub events: Vec<wormhole_proto::machine::Event>,
     /// Replies to API calls.
-    pub replies: Vec<(tokio::sync::oneshot::Sender<Result<(), WormholeError>>, Result<(), WormholeError>)>,
+    pub replies: Vec<(
+        tokio::sync::oneshot::Sender<Result<(), WormholeError>>,
+        Result<(), WormholeError>,
+    )>,
 }
 
 /// The journal's state in the driver.

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio::time::timeout;
 use wormhole::dilation::DilationOptions;
 use wormhole::{
-    Checkpoint, Event, Events, Journal, Mood, STATE_VERSION, SerializedWormholeWithKeys, StateError, Wormhole,
-    WormholeError, WormholeOptions,
+    Checkpoint, Event, Events, Journal, Mood, STATE_VERSION, SerializedWormholeWithKeys, StateError,
+    Wormhole, WormholeError, WormholeOptions,
 };
 use wormhole_server::{MailboxArgs, MailboxServer, bind};
 
@@ -41,7 +41,10 @@ fn opts(who: &str) -> WormholeOptions {
 /// The next event matching `pick`, skipping others; panics on timeout or end of stream.
 async fn until<T>(ev: &mut Events, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
     loop {
-        let e = timeout(T, ev.recv()).await.expect("event timeout").expect("events ended");
+        let e = timeout(T, ev.recv())
+            .await
+            .expect("event timeout")
+            .expect("events ended");
         if let Some(v) = pick(&e) {
             return v;
         }
@@ -318,7 +321,10 @@ async fn journal_holds_until_checkpoint() {
     })
     .await;
     assert!(
-        log.lock().unwrap().iter().any(|(_, evs)| evs.contains(&Event::Code(code.clone()))),
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, evs)| evs.contains(&Event::Code(code.clone()))),
         "the code event was checkpointed before it was delivered"
     );
     a.send_message(b"j0".to_vec()).await.unwrap();
@@ -329,7 +335,10 @@ async fn journal_holds_until_checkpoint() {
     b.send_message(b"k0".to_vec()).await.unwrap();
     assert_eq!(message(&mut aev).await, b"k0");
     assert!(
-        log.lock().unwrap().iter().any(|(_, evs)| evs.contains(&Event::Message(b"k0".to_vec()))),
+        log.lock()
+            .unwrap()
+            .iter()
+            .any(|(_, evs)| evs.contains(&Event::Message(b"k0".to_vec()))),
         "the message was checkpointed before it was delivered"
     );
     assert_eq!(a.close().await, Ok(Mood::Happy));

@@ -313,13 +313,10 @@ impl Boss {
             Inbound::Ack | Inbound::Unknown(_) => {}
             Inbound::Pong => {
                 if self.mailbox.rx_pong() {
-                    self.fail(
-                        Mood::Errory,
-                        WormholeError::StateReused(
-                            "our earlier messages are gone from the mailbox (it was closed by another copy)"
-                                .into(),
-                        ),
-                    );
+                    self.stop_reused(WormholeError::StateReused(
+                        "our earlier messages are gone from the mailbox (it was closed by another copy)"
+                            .into(),
+                    ));
                 }
             }
             Inbound::Nameplates(ids) => {
@@ -638,12 +635,9 @@ impl Boss {
             Rx::Theirs { side, phase, body } => (side, phase, body),
             Rx::Nothing => return,
             Rx::Foreign => {
-                return self.fail(
-                    Mood::Errory,
-                    WormholeError::StateReused(
-                        "the mailbox holds a message of ours that this state never sent".into(),
-                    ),
-                );
+                return self.stop_reused(WormholeError::StateReused(
+                    "the mailbox holds a message of ours that this state never sent".into(),
+                ));
             }
         };
         let mut cmds = Vec::new();
@@ -731,6 +725,16 @@ impl Boss {
             }
             Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
         }
+    }
+
+    /// A restored state turned out to be reused or stale: stop at once, sending nothing (no
+    /// `release`, no `close`: another copy may still be using the nameplate and mailbox).
+    fn stop_reused(&mut self, err: WormholeError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.result = Some(Err(err));
+        self.finish();
     }
 
     fn fail(&mut self, mood: Mood, err: WormholeError) {

@@ -45,7 +45,8 @@ pub use boss::{Boss, Config};
 pub use error::WormholeError;
 pub use events::{Action, Event, Mood, Welcome};
 pub use key_choice::BRIEF_WAIT;
-pub use snapshot::{
-    MAX_STATE_BYTES, MachineStateWithKeys, STATE_FORMAT, STATE_VERSION, SerializedWormholeWithKeys, StateError,
-};
 pub use rendezvous::{FrameError, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, backoff_delay};
+pub use snapshot::{
+    MAX_STATE_BYTES, MachineStateWithKeys, STATE_FORMAT, STATE_VERSION, SerializedWormholeWithKeys,
+    StateError,
+};

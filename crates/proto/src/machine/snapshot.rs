@@ -29,8 +29,8 @@ use super::mailbox::{Mailbox, State as MbState};
 use super::nameplate::{Nameplate, State as NpState};
 use super::order::{MAX_HELD, Order};
 use super::receive::Receive;
-use super::reorder::{MAX_REORDER_BYTES, MAX_REORDER_WINDOW, Reorder};
 use super::rendezvous::ConnState;
+use super::reorder::{MAX_REORDER_BYTES, MAX_REORDER_WINDOW, Reorder};
 use super::send::Sender;
 use super::terminator::Terminator;
 use crate::key::Pake;
@@ -461,11 +461,14 @@ impl SerializedWormholeWithKeys {
                 max: MAX_STATE_BYTES,
             });
         }
-        let header: Header =
-            serde_json::from_str(text).map_err(|e| StateError::Malformed(e.to_string()))?;
+        let header: Header = serde_json::from_str(text).map_err(|e| StateError::Malformed(e.to_string()))?;
         match header.format {
             Some(Value::String(f)) if f == STATE_FORMAT => {}
-            other => return Err(StateError::NotAState(other.map(|v| v.to_string()).unwrap_or_default())),
+            other => {
+                return Err(StateError::NotAState(
+                    other.map(|v| v.to_string()).unwrap_or_default(),
+                ));
+            }
         }
         let version = header
             .version
@@ -506,7 +509,10 @@ impl MachineStateWithKeys {
         }
         let mut early_bytes = 0usize;
         for e in &self.reorder.early {
-            let n: u64 = e.phase.parse().map_err(|_| malformed("early phase is not a number"))?;
+            let n: u64 = e
+                .phase
+                .parse()
+                .map_err(|_| malformed("early phase is not a number"))?;
             if n <= self.reorder.next || n - self.reorder.next > MAX_REORDER_WINDOW {
                 return Err(malformed("early phase outside the reorder window"));
             }
@@ -776,8 +782,7 @@ impl Boss {
         };
         let pending = pairs(s.mailbox.unechoed);
         let pending_phases: HashSet<&str> = pending.iter().map(|(p, _)| p.as_str()).collect();
-        let sent: BTreeMap<String, [u8; 16]> =
-            s.mailbox.sent.into_iter().map(|(k, v)| (k, v.0)).collect();
+        let sent: BTreeMap<String, [u8; 16]> = s.mailbox.sent.into_iter().map(|(k, v)| (k, v.0)).collect();
         let audit: BTreeSet<String> = sent
             .keys()
             .filter(|p| !pending_phases.contains(p.as_str()))
@@ -837,7 +842,10 @@ impl Boss {
             ..Reorder::default()
         };
         for e in s.reorder.early {
-            let n: u64 = e.phase.parse().map_err(|_| malformed("early phase is not a number"))?;
+            let n: u64 = e
+                .phase
+                .parse()
+                .map_err(|_| malformed("early phase is not a number"))?;
             reorder.bytes += e.bytes.len();
             reorder.buffer.insert(n, e.bytes);
         }
