@@ -79,6 +79,12 @@ impl Journal {
     }
 }
 
+/// A reply to an API call and its value, held until the checkpoint.
+pub(crate) type HeldReply = (
+    tokio::sync::oneshot::Sender<Result<(), WormholeError>>,
+    Result<(), WormholeError>,
+);
+
 /// What the driver holds while a checkpoint is due.
 #[derive(Default)]
 pub(crate) struct Held {
@@ -87,10 +93,7 @@ pub(crate) struct Held {
     /// Machine events, in order.
     pub events: Vec<wormhole_proto::machine::Event>,
     /// Replies to API calls.
-    pub replies: Vec<(
-        tokio::sync::oneshot::Sender<Result<(), WormholeError>>,
-        Result<(), WormholeError>,
-    )>,
+    pub replies: Vec<HeldReply>,
 }
 
 /// The journal's state in the driver.

@@ -295,13 +295,17 @@ async fn restore_after_close_refused_by_audit() {
     }
 }
 
+/// One checkpoint as the test's callback saw it: `messages_sent()` of its state (`None`:
+/// closed) and its events.
+type Logged = (Option<u64>, Vec<Event>);
+
 /// Journal mode: the reply to `send_message` comes after a checkpoint that counts the message,
 /// every event reaches a checkpoint before the stream, and a failing checkpoint ends the
 /// wormhole with `Checkpoint` and sends nothing more.
 #[tokio::test]
 async fn journal_holds_until_checkpoint() {
     let url = server().await;
-    let log: Arc<Mutex<Vec<(Option<u64>, Vec<Event>)>>> = Arc::default();
+    let log: Arc<Mutex<Vec<Logged>>> = Arc::default();
     let l = log.clone();
     let journal = Journal::new_async(move |c: Checkpoint| {
         let l = l.clone();
