@@ -2,6 +2,9 @@
 //! [`Boss`](wormhole_proto::machine::Boss) and performs its actions. It holds no protocol logic:
 //! every decision is the machine's.
 //!
+//! In journal mode ([`crate::journal`]) it also serializes the machine after each input and holds
+//! frames, events and API replies until the application's checkpoint of that state returned.
+//!
 //! One limit is enforced here rather than in the machine: the WebSocket message size
 //! ([`MAX_FRAME_BYTES`]). A larger message ends the session with
 //! [`WormholeError::MailboxMessageTooLarge`] instead of a reconnect (the mailbox would only send

@@ -867,3 +867,89 @@ impl Boss {
         Ok(boss)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use serde_json::json;
+
+    use super::*;
+
+    fn boss(side: &str) -> Boss {
+        let cfg = Config {
+            appid: "example.com/snapshot".into(),
+            side: side.into(),
+            versions: json!({"v": 1}),
+            client_version: None,
+        };
+        Boss::new(cfg, Box::new(rand::rngs::StdRng::seed_from_u64(3)))
+    }
+
+    fn rng() -> Box<dyn RngCore + std::marker::Send> {
+        Box::new(rand::rngs::StdRng::seed_from_u64(4))
+    }
+
+    #[test]
+    fn restore_then_snapshot_is_the_same_state() {
+        let mut b = boss("aaaaaaaaaa");
+        b.set_code("4-purple-sausages").unwrap();
+        b.send_message(b"queued".to_vec()).unwrap();
+        let s1 = b.snapshot().unwrap();
+        let text = SerializedWormholeWithKeys::new("ws://x/v1", s1.clone()).to_json();
+        let parsed = SerializedWormholeWithKeys::from_json(&text).unwrap();
+        let restored = Boss::restore(parsed.machine().clone(), rng()).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), s1);
+        assert_eq!(restored.code(), Some("4-purple-sausages"));
+        assert_eq!(s1.messages_sent(), 1);
+        assert!(!format!("{s1:?}").contains("purple"), "Debug hides the code");
+    }
+
+    #[test]
+    fn refusals() {
+        let mut b = boss("bbbbbbbbbb");
+        b.input_code().unwrap();
+        b.input_choose_nameplate("4").unwrap();
+        assert_eq!(b.snapshot().err(), Some(StateError::InputInProgress));
+        let mut c = boss("cccccccccc");
+        c.start();
+        // A first connection that fails closes the wormhole: nothing left to save.
+        c.connection_lost(std::time::Instant::now(), 0.0, "refused");
+        while c.poll_action().is_some() {}
+        assert_eq!(c.snapshot().err(), Some(StateError::Closed));
+    }
+
+    #[test]
+    fn parse_bounds_and_versions() {
+        let b = boss("dddddddddd");
+        let text = SerializedWormholeWithKeys::new("ws://x/v1", b.snapshot().unwrap()).to_json();
+        let future = text.replace("\"version\":1", "\"version\":7");
+        assert_eq!(
+            SerializedWormholeWithKeys::from_json(&future),
+            Err(StateError::FutureVersion {
+                found: 7,
+                supported: STATE_VERSION
+            })
+        );
+        let zero = text.replace("\"version\":1", "\"version\":0");
+        assert!(matches!(
+            SerializedWormholeWithKeys::from_json(&zero),
+            Err(StateError::Malformed(_))
+        ));
+        let extra = text.replace("\"welcome_seen\":false", "\"welcome_seen\":false,\"new\":1");
+        assert!(matches!(
+            SerializedWormholeWithKeys::from_json(&extra),
+            Err(StateError::Malformed(_))
+        ));
+        let bad_scalar = {
+            let mut v: Value = serde_json::from_str(&text).unwrap();
+            v["machine"]["key"]["pake"] = json!({"password": "", "identity": "", "secret": "ff".repeat(32)});
+            v["machine"]["key"]["code_known"] = json!(true);
+            v.to_string()
+        };
+        let parsed = SerializedWormholeWithKeys::from_json(&bad_scalar).unwrap();
+        assert!(matches!(
+            Boss::restore(parsed.machine().clone(), rng()),
+            Err(StateError::Malformed(_))
+        ));
+    }
+}
