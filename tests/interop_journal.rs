@@ -4,7 +4,8 @@
 //! - offline: two of our sides that are never running at the same time finish an exchange
 //!   through the mailbox alone (five sessions, each ending with a suspend), on our mailbox
 //!   server and on Python's;
-//! - crash: our side in journal mode against a Python 0.24 peer that stays online, SIGKILLed
+//! - crash: our side in journal mode against a Python 0.24 peer that stays online (either side
+//!   allocating the code), SIGKILLed
 //!   (by itself, at a chosen checkpoint: before writing it, or after writing it and before
 //!   anything it accounts for leaves) at every checkpoint of the exchange in turn, and at random
 //!   ones for several seeds; restarted each time from its last checkpoint, the exchange
@@ -125,22 +126,42 @@ async fn offline_exchange_on_python_mailbox() {
 /// Where each run of one exchange kills itself (`None`: it is not killed).
 type Plan<'a> = &'a mut dyn FnMut(usize) -> Option<String>;
 
-/// One exchange with a Python peer (which allocates and stays online; three messages each
-/// way), our side restarted after every kill. Returns how many runs were killed.
-async fn crash_exchange(url: &str, plan: Plan<'_>) -> usize {
-    let mut py = PyClient::spawn(url, APPID, None, r#"{"py": true}"#);
-    let code = py.next().await["code"].as_str().unwrap().to_owned();
+/// One exchange with a Python peer (three messages each way), our side restarted after every
+/// kill. With `python_allocates` the Python side starts first and allocates; otherwise ours
+/// allocates (killed and restarted like any other step) and Python starts, and then stays
+/// online, as soon as our saved state holds the code. Returns how many runs were killed.
+async fn crash_exchange(url: &str, python_allocates: bool, plan: Plan<'_>) -> usize {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("ours.json");
+    let mut py = None;
+    let mut code = None;
+    if python_allocates {
+        let mut p = PyClient::spawn(url, APPID, None, r#"{"py": true}"#);
+        code = Some(p.next().await["code"].as_str().unwrap().to_owned());
+        py = Some(p);
+    }
     let mut kills = 0;
     let mut done = false;
     for run in 0..MAX_RUNS {
         let crash = plan(run);
-        let mut args = vec!["--code", &code, "--prefix", "rs", "--send", "3", "--expect", "3"];
+        let mut args = vec!["--prefix", "rs", "--send", "3", "--expect", "3"];
+        match &code {
+            Some(c) if python_allocates => args.extend(["--code", c.as_str()]),
+            _ => args.push("--allocate"),
+        }
         if let Some(c) = &crash {
             args.extend(["--crash", c.as_str()]);
         }
         let r = journal_peer(&state, url, &args).await;
+        if py.is_none()
+            && state.exists()
+            && let Some(c) = saved(&state)["code"].as_str()
+        {
+            let mut p = PyClient::spawn(url, APPID, Some(c), r#"{"py": true}"#);
+            assert_eq!(p.next().await["code"], json!(c));
+            code = Some(c.to_owned());
+            py = Some(p);
+        }
         if r.killed {
             kills += 1;
             continue;
@@ -150,6 +171,7 @@ async fn crash_exchange(url: &str, plan: Plan<'_>) -> usize {
         break;
     }
     assert!(done, "the exchange did not finish in {MAX_RUNS} runs");
+    let mut py = py.expect("the Python peer ran");
     let ours = saved(&state);
     assert_eq!(
         ours["received"],
@@ -176,22 +198,28 @@ async fn crash_at_every_checkpoint_with_python_peer() {
     let python = start_python_mailbox(&[]);
     // Every run dies right after writing its first checkpoint, before anything it accounts
     // for leaves: each run moves the exchange on by exactly one checkpoint.
-    let after = crash_exchange(python.url(), &mut |_| Some("after:1".into())).await;
+    let after = crash_exchange(python.url(), true, &mut |_| Some("after:1".into())).await;
     // Every run dies just before writing its second checkpoint, after the first one's frames
     // left: again one checkpoint per run, this time the unsaved one is lost.
-    let before = crash_exchange(ours.url(), &mut |_| Some("before:2".into())).await;
-    eprintln!("kill points: {after} after-write (Python mailbox), {before} before-write (our mailbox)");
-    assert!(
-        after >= 10 && before >= 10,
-        "a full exchange has many checkpoints"
+    let before = crash_exchange(ours.url(), true, &mut |_| Some("before:2".into())).await;
+    // The same two walks with our side allocating the code.
+    let after_alloc = crash_exchange(ours.url(), false, &mut |_| Some("after:1".into())).await;
+    let before_alloc = crash_exchange(python.url(), false, &mut |_| Some("before:2".into())).await;
+    eprintln!(
+        "kill points: Python allocates: {after} after-write (Python mailbox), {before} before-write \
+         (our mailbox); ours allocates: {after_alloc} after-write (our mailbox), {before_alloc} \
+         before-write (Python mailbox)"
     );
+    for n in [after, before, after_alloc, before_alloc] {
+        assert!(n >= 10, "a full exchange has many checkpoints");
+    }
     // Seeds: random points (checkpoint 1..=3 of a run, before or after writing it); one run
     // in ten is not killed (and then finishes the exchange).
     let mut total = 0;
     for seed in 0..16u64 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let url = if seed % 2 == 0 { ours.url() } else { python.url() };
-        let kills = crash_exchange(url, &mut |_| {
+        let kills = crash_exchange(url, seed % 4 < 2, &mut |_| {
             (rng.gen_range(0..10) != 0).then(|| {
                 let when = if rng.gen_bool(0.5) { "before" } else { "after" };
                 format!("{when}:{}", rng.gen_range(1..=3))
