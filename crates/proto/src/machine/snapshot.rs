@@ -9,7 +9,7 @@
 //!
 //! What is not saved: the connection (a restored machine reconnects), the RNG (a fresh one is
 //! given; every body already made is saved as sent), the reconnect timer and the brief wait of
-//! the Go-key choice (restarted). What restore adds: the echo checks of [`super::mailbox`] (an
+//! the Go-key choice (restarted). What restore adds: the echo checks of the `mailbox` module (an
 //! echo of ours the state does not record is [`WormholeError::StateReused`]) and the audit of
 //! the reopened mailbox (our earlier echoes must come back before the `pong` of a `ping`).
 
