@@ -2,6 +2,9 @@
 //! [`Boss`](wormhole_proto::machine::Boss) and performs its actions. It holds no protocol logic:
 //! every decision is the machine's.
 //!
+//! In journal mode ([`crate::journal`]) it also serializes the machine after each input and holds
+//! frames, events and API replies until the application's checkpoint of that state returned.
+//!
 //! One limit is enforced here rather than in the machine: the WebSocket message size
 //! ([`MAX_FRAME_BYTES`](wormhole_proto::machine::MAX_FRAME_BYTES)). A larger message ends the session with
 //! [`WormholeError::MailboxMessageTooLarge`] instead of a reconnect (the mailbox would only send
@@ -17,10 +20,13 @@ use tokio::task::{JoinError, JoinHandle};
 use tokio::time::{Interval, Sleep};
 use tokio_tungstenite::tungstenite::error::CapacityError;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use wormhole_proto::machine::{Action, Boss, Event as MEvent, WormholeError};
+use wormhole_proto::machine::{
+    Action, Boss, Event as MEvent, SerializedWormholeWithKeys, StateError, WormholeError,
+};
 
 use crate::dilation::port::{DilationPort, Inbound};
 use crate::events::Event;
+use crate::journal::{Checkpoint, JournalState};
 use crate::net::{NetworkOptions, Ws};
 use crate::state::Snapshot;
 use crate::timing::Timing;
@@ -50,6 +56,10 @@ pub(crate) enum Request {
     Dilate(oneshot::Sender<Option<mpsc::UnboundedReceiver<Inbound>>>),
     /// One Dilation body to send as the next `dilate-N`.
     SendDilation(Vec<u8>),
+    /// `serialize()`: the machine's state now.
+    Serialize(oneshot::Sender<Result<SerializedWormholeWithKeys, StateError>>),
+    /// `suspend()`: the state now, then stop without a word to the server.
+    Suspend(oneshot::Sender<Result<SerializedWormholeWithKeys, StateError>>),
     Close,
 }
 
@@ -61,6 +71,8 @@ pub(crate) struct Outputs {
     /// Every event (delegated mode).
     pub events: Option<mpsc::UnboundedSender<Event>>,
     pub timing: Option<Timing>,
+    /// Journal mode: the checkpoint callback and what waits for it.
+    pub journal: Option<JournalState>,
 }
 
 async fn connect(url: String, net: Arc<NetworkOptions>) -> Result<Ws, String> {
@@ -103,6 +115,12 @@ struct Driver {
     unflushed: bool,
     /// Dilation's mailbox end.
     dilation: DilationPort,
+    /// `dilate()` was called: serializing is refused from then on.
+    dilated: bool,
+    /// Journal mode (taken out of [`Outputs`]).
+    journal: Option<JournalState>,
+    /// Journal mode: the machine asked to drop the connection; done after the checkpoint.
+    close_after_commit: bool,
 }
 
 /// What woke the driver up.
@@ -129,8 +147,9 @@ impl Driver {
         url: String,
         net: NetworkOptions,
         requests: mpsc::UnboundedReceiver<Request>,
-        out: Outputs,
+        mut out: Outputs,
     ) -> Driver {
+        let journal = out.journal.take();
         let mut keepalive = tokio::time::interval(PING_INTERVAL);
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         Driver {
@@ -149,6 +168,9 @@ impl Driver {
             last_rx: Instant::now(),
             unflushed: false,
             dilation: DilationPort::default(),
+            dilated: false,
+            journal,
+            close_after_commit: false,
         }
     }
 
@@ -156,8 +178,14 @@ impl Driver {
         self.boss.start();
         loop {
             self.perform_actions().await;
+            if self.commit().await == Flow::Stop {
+                break;
+            }
             if !self.flush().await {
                 continue;
+            }
+            if std::mem::take(&mut self.close_after_commit) {
+                self.close_connection().await;
             }
             if self.boss.is_closed() {
                 break;
@@ -178,16 +206,21 @@ impl Driver {
                     self.stop_connecting();
                     self.connecting = Some(tokio::spawn(connect(self.url.clone(), self.net.clone())));
                 }
-                Action::SendFrame(text) => self.send_frame(text).await,
-                Action::CloseConnection => {
-                    self.stop_connecting();
-                    if let Some(mut sock) = self.ws.take() {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
-                    }
-                }
+                Action::SendFrame(text) => match &mut self.journal {
+                    Some(j) => j.held.frames.push(text),
+                    None => self.send_frame(text).await,
+                },
+                // Journal mode: what was held goes out (once saved) before the socket closes.
+                Action::CloseConnection if self.journal.is_some() => self.close_after_commit = true,
+                Action::CloseConnection => self.close_connection().await,
                 Action::SetTimer(at) => self.timer = Some(Box::pin(tokio::time::sleep_until(at.into()))),
                 Action::CancelTimer => self.timer = None,
                 Action::Deliver(MEvent::Dilation(body)) => self.dilation.mailbox(body),
+                Action::Deliver(ev) if self.journal.is_some() => {
+                    if let Some(j) = &mut self.journal {
+                        j.held.events.push(ev);
+                    }
+                }
                 Action::Deliver(ev) => {
                     match &ev {
                         MEvent::UnverifiedKey(k) => self.dilation.key(*k),
@@ -199,6 +232,72 @@ impl Driver {
                 }
                 other => tracing::debug!("ignoring unknown action {other:?}"),
             }
+        }
+    }
+
+    fn serialize(&self) -> Result<SerializedWormholeWithKeys, StateError> {
+        if self.dilated {
+            return Err(StateError::Dilated);
+        }
+        self.boss
+            .snapshot()
+            .map(|m| SerializedWormholeWithKeys::new(&self.url, m))
+    }
+
+    /// Journal mode: checkpoint if the state changed or events wait, then release what was
+    /// held (frames, events, replies). `Stop` if the checkpoint failed: the wormhole ends with
+    /// [`WormholeError::Checkpoint`] and nothing held leaves.
+    async fn commit(&mut self) -> Flow {
+        let Some(mut j) = self.journal.take() else {
+            return Flow::Continue;
+        };
+        if j.failed {
+            self.journal = Some(j);
+            return Flow::Stop;
+        }
+        let state = match self.boss.snapshot() {
+            Ok(m) => Some(SerializedWormholeWithKeys::new(&self.url, m)),
+            Err(StateError::Closed) => None,
+            Err(e) => {
+                // Refused up front (dilation, code input): cannot happen in journal mode.
+                tracing::warn!("journal: cannot serialize the wormhole: {e}");
+                None
+            }
+        };
+        let json = state.as_ref().map(SerializedWormholeWithKeys::to_json);
+        let held = std::mem::take(&mut j.held);
+        let changed = json != j.last || !held.events.is_empty();
+        if changed {
+            let events = held.events.iter().filter_map(public_event).collect();
+            if let Err(e) = j.journal.call(Checkpoint { state, events }).await {
+                tracing::warn!("{e}");
+                for (reply, _) in held.replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                publish(&self.out, MEvent::Closed(Err(e)));
+                j.failed = true;
+                self.journal = Some(j);
+                return Flow::Stop;
+            }
+            j.last = json;
+        }
+        for text in held.frames {
+            self.send_frame(text).await;
+        }
+        for ev in held.events {
+            publish(&self.out, ev);
+        }
+        for (reply, res) in held.replies {
+            let _ = reply.send(res);
+        }
+        self.journal = Some(j);
+        Flow::Continue
+    }
+
+    async fn close_connection(&mut self) {
+        self.stop_connecting();
+        if let Some(mut sock) = self.ws.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), sock.close(None)).await;
         }
     }
 
@@ -245,14 +344,43 @@ impl Driver {
     async fn on_wake(&mut self, wake: Wake) -> Flow {
         match wake {
             Wake::Request(Some(Request::Dilate(reply))) => {
+                self.dilated = true;
                 let _ = reply.send(self.dilation.attach(&self.boss));
+            }
+            Wake::Request(Some(Request::Serialize(reply))) => {
+                let _ = reply.send(self.serialize());
+            }
+            Wake::Request(Some(Request::Suspend(reply))) => {
+                let res = self.serialize();
+                let ok = res.is_ok();
+                let _ = reply.send(res);
+                if ok {
+                    // No `close`: the mailbox stays open for the restored wormhole.
+                    self.stop_connecting();
+                    self.ws = None;
+                    return Flow::Stop;
+                }
+            }
+            Wake::Request(Some(Request::InputCode(reply))) if self.journal.is_some() => {
+                let _ = reply.send(Err(WormholeError::Checkpoint(
+                    "interactive code input is not available in journal mode".into(),
+                )));
             }
             Wake::Request(Some(Request::SendDilation(body))) => {
                 if let Err(e) = self.boss.send_dilation_message(&body) {
                     tracing::debug!("Dilation message not sent: {e}");
                 }
             }
-            Wake::Request(Some(r)) => handle_request(&mut self.boss, r),
+            Wake::Request(Some(r)) => {
+                if let Some((reply, res)) = handle_request(&mut self.boss, r) {
+                    match &mut self.journal {
+                        Some(j) => j.held.replies.push((reply, res)),
+                        None => {
+                            let _ = reply.send(res);
+                        }
+                    }
+                }
+            }
             Wake::Request(None) => {
                 // Every handle was dropped: close politely.
                 self.requests_open = false;
@@ -367,7 +495,9 @@ async fn wait_timer(t: &mut Timer) {
     }
 }
 
-fn handle_request(boss: &mut Boss, req: Request) {
+/// Apply an API request; the reply to send and its value (sent at once, or after the
+/// checkpoint in journal mode).
+fn handle_request(boss: &mut Boss, req: Request) -> Option<(Reply, Result<(), WormholeError>)> {
     let (res, reply) = match req {
         Request::AllocateCode(n, r) => (boss.allocate_code(n), r),
         Request::SetCode(c, r) => (boss.set_code(&c), r),
@@ -378,11 +508,27 @@ fn handle_request(boss: &mut Boss, req: Request) {
         Request::Send(m, r) => (boss.send_message(m), r),
         Request::Close => {
             boss.close();
-            return;
+            return None;
         }
-        Request::Dilate(_) | Request::SendDilation(_) => return,
+        Request::Dilate(_) | Request::SendDilation(_) | Request::Serialize(_) | Request::Suspend(_) => {
+            return None;
+        }
     };
-    let _ = reply.send(res);
+    Some((reply, res))
+}
+
+/// The public form of a machine event, if it has one on the event stream.
+fn public_event(ev: &MEvent) -> Option<Event> {
+    Some(match ev {
+        MEvent::Welcome(w) => Event::Welcome(w.clone()),
+        MEvent::Code(c) => Event::Code(c.clone()),
+        MEvent::UnverifiedKey(k) => Event::Key(*k),
+        MEvent::Verifier(v) => Event::Verifier(*v),
+        MEvent::Versions(v) => Event::Versions(v.clone()),
+        MEvent::Message(m) => Event::Message(m.clone()),
+        MEvent::Closed(r) => Event::Closed(r.clone()),
+        _ => return None,
+    })
 }
 
 fn publish(out: &Outputs, ev: MEvent) {

@@ -46,6 +46,12 @@
 //! (1 s × 1.5ⁿ, capped at 60 s, plus jitter) and the protocol resumes where it was; the peer
 //! never sees duplicates. A failed *first* connection is [`WormholeError::ServerConnection`].
 //!
+//! # Saving and restoring
+//! A delegated wormhole can be saved ([`Wormhole::serialize`], JSON with the keys in it) and
+//! restored after a restart ([`Wormhole::from_serialized`]); in journal mode
+//! ([`Wormhole::create_journaled`]) a checkpoint callback sees every state change before
+//! anything caused by it leaves the process. See docs/journal.md and `examples/resume.rs`.
+//!
 //! # Timing
 //! Pass a [`Timing`] in [`WormholeOptions::timing`] to record every frame; [`Timing::write`]
 //! produces Python's `--dump-timing` JSON.
@@ -56,6 +62,7 @@ mod driver;
 pub mod dilation;
 mod events;
 mod input;
+mod journal;
 pub mod net;
 mod state;
 mod timing;
@@ -71,6 +78,9 @@ pub mod code {
 
 pub use events::{Event, Events};
 pub use input::CodeInputHelper;
+pub use journal::{Checkpoint, CheckpointError, Journal};
 pub use timing::{Timing, TimingEvent};
 pub use wormhole::{DEFAULT_APPID, DEFAULT_MAILBOX_URL, Wormhole, WormholeOptions};
-pub use wormhole_proto::machine::{Mood, Welcome, WormholeError};
+pub use wormhole_proto::machine::{
+    MachineStateWithKeys, Mood, STATE_VERSION, SerializedWormholeWithKeys, StateError, Welcome, WormholeError,
+};

@@ -8,12 +8,15 @@ use rand::RngCore;
 use serde_json::Value;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use wormhole_proto::key::derive_key_for_purpose;
-use wormhole_proto::machine::{Boss, Config, Mood, Welcome, WormholeError};
+use wormhole_proto::machine::{
+    Boss, Config, Mood, SerializedWormholeWithKeys, StateError, Welcome, WormholeError,
+};
 
 use crate::dilation::{Dilated, DilationError, DilationOptions};
 use crate::driver::{self, Outputs, Request};
 use crate::events::Events;
 use crate::input::CodeInputHelper;
+use crate::journal::{Journal, JournalState};
 use crate::net::NetworkOptions;
 use crate::state::Snapshot;
 use crate::timing::Timing;
@@ -68,6 +71,7 @@ pub struct Wormhole {
     dilation: bool,
     /// The wormhole's dialer, Dilation's default.
     dialer: crate::net::Dialer,
+    delegated: bool,
 }
 
 pub(crate) async fn call(
@@ -77,6 +81,11 @@ pub(crate) async fn call(
     let (tx, rx) = oneshot::channel();
     requests.send(make(tx)).map_err(|_| WormholeError::Closed)?;
     rx.await.map_err(|_| WormholeError::Closed)?
+}
+
+fn empty_events() -> Events {
+    let (_tx, rx) = mpsc::unbounded_channel();
+    Events { rx }
 }
 
 fn random_side() -> String {
@@ -107,11 +116,114 @@ impl Wormhole {
         (w, ev)
     }
 
+    /// Like [`Wormhole::create_delegated`], in journal mode (docs/journal.md): after every
+    /// input that changes the wormhole's state, `journal`'s callback is given the new state and
+    /// the events it produced, and nothing (no frame to the server, no event, no reply to a call
+    /// such as [`Wormhole::send_message`]) leaves before it returned. Refused with `dilation`.
+    pub fn create_journaled(
+        appid: &str,
+        mailbox_url: &str,
+        options: WormholeOptions,
+        journal: Journal,
+    ) -> Result<(Wormhole, Events), StateError> {
+        if options.dilation {
+            return Err(StateError::JournalUnsupported("dilation"));
+        }
+        let (w, ev) = Self::spawn_with(appid, mailbox_url, options, true, Some(journal));
+        Ok((w, ev.unwrap_or_else(empty_events)))
+    }
+
+    /// Restore a wormhole saved by [`Wormhole::serialize`] or by a journal checkpoint, in the
+    /// delegated mode (with `journal`: in journal mode). It reconnects to the saved mailbox URL
+    /// and carries on: unechoed messages are sent again, the peer's messages already delivered
+    /// are not delivered again, and events already delivered (welcome, code, key, verifier,
+    /// versions) are not repeated (their values are available from the `get_*` calls). Restore
+    /// each state once: a second restore of the same state is detected where the mailbox shows
+    /// it, and fails with [`WormholeError::StateReused`].
+    pub fn from_serialized(
+        state: SerializedWormholeWithKeys,
+        journal: Option<Journal>,
+    ) -> Result<(Wormhole, Events), StateError> {
+        let url = state.mailbox_url().to_owned();
+        let last = journal.as_ref().map(|_| state.to_json());
+        let boss = Boss::restore(
+            state.machine().clone(),
+            Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
+        )?;
+        let snapshot = Snapshot {
+            code: boss.code().map(str::to_owned),
+            key: boss.key(),
+            verifier: boss.verifier(),
+            versions: boss.peer_versions().map(|v| {
+                v.get("app_versions")
+                    .cloned()
+                    .unwrap_or_else(|| Value::Object(Default::default()))
+            }),
+            ..Snapshot::default()
+        };
+        let side = boss.side().to_owned();
+        let appid = boss.appid().to_owned();
+        let journal = journal.map(|j| JournalState::new(j, last));
+        let (w, ev) = Self::launch(
+            boss,
+            side,
+            &appid,
+            &url,
+            (None, NetworkOptions::default()),
+            false,
+            true,
+            snapshot,
+            journal,
+        );
+        Ok((w, ev.unwrap_or_else(empty_events)))
+    }
+
+    /// The wormhole's state now, keys included (docs/journal.md), for
+    /// [`Wormhole::from_serialized`]. Delegated mode only ([`StateError::AwaitingMode`]), not
+    /// after [`Wormhole::dilate`] ([`StateError::Dilated`]), not during interactive code input,
+    /// not once closed. The state covers every event already put on the event stream, whether
+    /// or not the application has taken it yet; journal mode gives the exact correspondence.
+    pub async fn serialize(&self) -> Result<SerializedWormholeWithKeys, StateError> {
+        if !self.delegated {
+            return Err(StateError::AwaitingMode);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Serialize(tx))
+            .map_err(|_| StateError::Closed)?;
+        rx.await.map_err(|_| StateError::Closed)?
+    }
+
+    /// Serialize (as [`Wormhole::serialize`]) and stop: the connection is dropped without a
+    /// `close`, so the mailbox keeps our messages and collects the peer's until the state is
+    /// restored. The event stream ends without [`crate::Event::Closed`]. On refusal the
+    /// wormhole goes on.
+    pub async fn suspend(&self) -> Result<SerializedWormholeWithKeys, StateError> {
+        if !self.delegated {
+            return Err(StateError::AwaitingMode);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.requests
+            .send(Request::Suspend(tx))
+            .map_err(|_| StateError::Closed)?;
+        rx.await.map_err(|_| StateError::Closed)?
+    }
+
     fn spawn(
         appid: &str,
         mailbox_url: &str,
         options: WormholeOptions,
         delegated: bool,
+    ) -> (Wormhole, Option<Events>) {
+        Self::spawn_with(appid, mailbox_url, options, delegated, None)
+    }
+
+    fn spawn_with(
+        appid: &str,
+        mailbox_url: &str,
+        options: WormholeOptions,
+        delegated: bool,
+        journal: Option<Journal>,
     ) -> (Wormhole, Option<Events>) {
         let side = random_side();
         let dilation = options.dilation;
@@ -132,8 +244,34 @@ impl Wormhole {
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy()),
         )
         .with_version_fields(version_fields);
+        let journal = journal.map(|j| JournalState::new(j, None));
+        Self::launch(
+            boss,
+            side,
+            appid,
+            mailbox_url,
+            (options.timing, options.network),
+            dilation,
+            delegated,
+            Snapshot::default(),
+            journal,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        boss: Boss,
+        side: String,
+        appid: &str,
+        mailbox_url: &str,
+        (timing, network): (Option<Timing>, NetworkOptions),
+        dilation: bool,
+        delegated: bool,
+        snapshot: Snapshot,
+        journal: Option<JournalState>,
+    ) -> (Wormhole, Option<Events>) {
         let (req_tx, req_rx) = mpsc::unbounded_channel();
-        let (state_tx, state_rx) = watch::channel(Snapshot::default());
+        let (state_tx, state_rx) = watch::channel(snapshot);
         // Delegated: everything, messages included, goes to the event stream; otherwise messages
         // go to `get_message` and there is no event stream.
         let (msg_tx, msg_rx) = mpsc::unbounded_channel();
@@ -147,13 +285,14 @@ impl Wormhole {
             state: state_tx,
             messages: (!delegated).then_some(msg_tx),
             events: ev_tx,
-            timing: options.timing,
+            timing,
+            journal,
         };
-        let dialer = options.network.dialer.clone();
+        let dialer = network.dialer.clone();
         tokio::spawn(driver::run(
             boss,
             mailbox_url.to_owned(),
-            options.network,
+            network,
             req_rx,
             outputs,
         ));
@@ -166,6 +305,7 @@ impl Wormhole {
             input_flags: Arc::new(std::sync::Mutex::new((false, false))),
             dilation,
             dialer,
+            delegated,
         };
         (w, events)
     }

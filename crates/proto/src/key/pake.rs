@@ -96,6 +96,29 @@ impl Pake {
         (pake, body)
     }
 
+    /// The secret parts of a started exchange (password, identity, secret scalar), for the
+    /// machine's serialized state (`machine::snapshot`). They are key material.
+    pub(crate) fn secret_parts(&self) -> (&[u8], &[u8], [u8; 32]) {
+        (&self.password, &self.identity, self.secret.to_bytes())
+    }
+
+    /// Rebuild a started exchange from [`Pake::secret_parts`]; `None` if `secret` is not a
+    /// canonical scalar.
+    pub(crate) fn from_secret_parts(password: Vec<u8>, identity: Vec<u8>, secret: [u8; 32]) -> Option<Pake> {
+        let secret: Scalar = Option::from(Scalar::from_canonical_bytes(secret))?;
+        let pw_scalar = password_scalar(&password);
+        let mut own_msg = [0u8; PAKE_MSG_LEN];
+        own_msg[0] = SIDE_SYMMETRIC;
+        own_msg[1..].copy_from_slice(&outbound(&secret, &pw_scalar));
+        Some(Pake {
+            secret,
+            pw_scalar,
+            password,
+            identity,
+            own_msg,
+        })
+    }
+
     /// Our outbound SPAKE2 message (`S` ‖ point).
     pub fn message(&self) -> &[u8; PAKE_MSG_LEN] {
         &self.own_msg

@@ -51,7 +51,7 @@ pub struct Config {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     /// No code yet.
     Empty,
     /// Code known, peer not verified.
@@ -66,44 +66,44 @@ enum Phase {
 
 /// The client machine. Feed it inputs, then drain [`Boss::poll_action`].
 pub struct Boss {
-    cfg: Config,
-    rng: Box<dyn RngCore + std::marker::Send>,
-    out: VecDeque<Action>,
-    conn: ConnState,
-    ever_connected: bool,
-    attempt: u32,
-    code: CodeMachine,
-    nameplate: Nameplate,
-    mailbox: Mailbox,
-    order: Order,
-    key: Key,
-    receive: Receive,
-    send: Sender,
-    term: Terminator,
-    phase: Phase,
-    result: Option<Result<Mood, WormholeError>>,
-    welcome_seen: bool,
+    pub(super) cfg: Config,
+    pub(super) rng: Box<dyn RngCore + std::marker::Send>,
+    pub(super) out: VecDeque<Action>,
+    pub(super) conn: ConnState,
+    pub(super) ever_connected: bool,
+    pub(super) attempt: u32,
+    pub(super) code: CodeMachine,
+    pub(super) nameplate: Nameplate,
+    pub(super) mailbox: Mailbox,
+    pub(super) order: Order,
+    pub(super) key: Key,
+    pub(super) receive: Receive,
+    pub(super) send: Sender,
+    pub(super) term: Terminator,
+    pub(super) phase: Phase,
+    pub(super) result: Option<Result<Mood, WormholeError>>,
+    pub(super) welcome_seen: bool,
     /// The current connection has not seen its welcome yet, so it is not bound.
-    awaiting_welcome: bool,
-    code_str: Option<String>,
-    verifier: Option<[u8; 32]>,
-    peer_versions: Option<Value>,
-    reorder: Reorder,
+    pub(super) awaiting_welcome: bool,
+    pub(super) code_str: Option<String>,
+    pub(super) verifier: Option<[u8; 32]>,
+    pub(super) peer_versions: Option<Value>,
+    pub(super) reorder: Reorder,
     /// The peer's `dilate-N` phases, delivered in numeric order (only when we offered
     /// `can-dilate`; otherwise they are ignored).
-    dilate_reorder: Reorder,
+    pub(super) dilate_reorder: Reorder,
     /// Our next `dilate-N` (the one counter of our Dilation phases).
-    next_dilate: u64,
+    pub(super) next_dilate: u64,
     /// Extra top-level fields of our `version` message (`can-dilate`, `dilation-abilities`).
-    version_fields: serde_json::Map<String, Value>,
+    pub(super) version_fields: serde_json::Map<String, Value>,
     /// The side of the peer's `pake` (the Go-key tie-break).
-    peer_side: Option<String>,
+    pub(super) peer_side: Option<String>,
     /// Two candidate keys while our `version` waits for the peer's ([`KeyChoice`]).
-    choice: Option<KeyChoice>,
+    pub(super) choice: Option<KeyChoice>,
     /// When the reconnect backoff ends, while waiting for it.
-    reconnect_at: Option<Instant>,
+    pub(super) reconnect_at: Option<Instant>,
     /// The instant of the last [`Action::SetTimer`], until it fires or is cancelled.
-    timer_at: Option<Instant>,
+    pub(super) timer_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Boss {
@@ -310,7 +310,15 @@ impl Boss {
         let mut cmds = Vec::new();
         match inbound {
             Inbound::Welcome(v, server_tx) => self.welcome(v, server_tx),
-            Inbound::Ack | Inbound::Pong | Inbound::Unknown(_) => {}
+            Inbound::Ack | Inbound::Unknown(_) => {}
+            Inbound::Pong => {
+                if self.mailbox.rx_pong() {
+                    self.stop_reused(WormholeError::StateReused(
+                        "our earlier messages are gone from the mailbox (it was closed by another copy)"
+                            .into(),
+                    ));
+                }
+            }
             Inbound::Nameplates(ids) => {
                 self.code.rx_nameplates();
                 self.deliver(Event::Nameplates(ids));
@@ -623,8 +631,14 @@ impl Boss {
         if matches!(self.phase, Phase::Closing | Phase::Closed) {
             return;
         }
-        let Rx::Theirs { side, phase, body } = self.mailbox.rx_message(side, phase, body) else {
-            return;
+        let (side, phase, body) = match self.mailbox.rx_message(side, phase, body) {
+            Rx::Theirs { side, phase, body } => (side, phase, body),
+            Rx::Nothing => return,
+            Rx::Foreign => {
+                return self.stop_reused(WormholeError::StateReused(
+                    "the mailbox holds a message of ours that this state never sent".into(),
+                ));
+            }
         };
         let mut cmds = Vec::new();
         self.nameplate.release(self.connected_now(), &mut cmds);
@@ -711,6 +725,16 @@ impl Boss {
             }
             Err(why) => self.fail(Mood::Errory, WormholeError::Protocol(why)),
         }
+    }
+
+    /// A restored state turned out to be reused or stale: stop at once, sending nothing (no
+    /// `release`, no `close`: another copy may still be using the nameplate and mailbox).
+    fn stop_reused(&mut self, err: WormholeError) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.result = Some(Err(err));
+        self.finish();
     }
 
     fn fail(&mut self, mood: Mood, err: WormholeError) {

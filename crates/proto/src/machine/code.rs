@@ -9,7 +9,7 @@ use super::rendezvous::Command;
 use crate::code::{Code, validate_nameplate};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     Idle,
     Allocating {
         length: usize,
@@ -24,9 +24,9 @@ enum State {
 /// The code machine (with the allocator, input and lister folded in).
 #[derive(Debug)]
 pub(crate) struct CodeMachine {
-    state: State,
+    pub(super) state: State,
     /// A `list` was requested and not yet answered (re-sent after reconnect).
-    list_outstanding: bool,
+    pub(super) list_outstanding: bool,
 }
 
 impl CodeMachine {

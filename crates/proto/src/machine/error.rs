@@ -78,4 +78,13 @@ pub enum WormholeError {
     /// The wormhole is already closed; the call cannot take effect.
     #[error("the wormhole is closed")]
     Closed,
+    /// A restored wormhole found evidence in the mailbox that its saved state was restored
+    /// before (or is older than what was sent from it): a message under our side that the state
+    /// does not record, or our earlier messages gone because the mailbox was closed. Carrying on
+    /// would repeat or lose messages; restore the newest state, once.
+    #[error("this saved wormhole state was restored twice, or is stale: {0}")]
+    StateReused(String),
+    /// Journal mode: the application's checkpoint callback failed; nothing more was sent.
+    #[error("checkpoint failed: {0}")]
+    Checkpoint(String),
 }

@@ -23,11 +23,11 @@ pub(crate) enum KeyStep {
 /// The key machine.
 #[derive(Default)]
 pub(crate) struct Key {
-    pake: Option<Pake>,
-    code_known: bool,
-    peer_pake: Option<Vec<u8>>,
-    key: Option<[u8; 32]>,
-    done: bool,
+    pub(super) pake: Option<Pake>,
+    pub(super) code_known: bool,
+    pub(super) peer_pake: Option<Vec<u8>>,
+    pub(super) key: Option<[u8; 32]>,
+    pub(super) done: bool,
 }
 
 impl std::fmt::Debug for Key {

@@ -25,10 +25,10 @@ pub const BRIEF_WAIT: Duration = Duration::from_secs(5);
 /// Two candidate keys, waiting for the peer's `version`.
 #[derive(Clone)]
 pub(crate) struct KeyChoice {
-    standard: [u8; 32],
-    go: [u8; 32],
-    brief: bool,
-    deadline: Option<Instant>,
+    pub(super) standard: [u8; 32],
+    pub(super) go: [u8; 32],
+    pub(super) brief: bool,
+    pub(super) deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for KeyChoice {

@@ -5,12 +5,17 @@
 //!
 //! It does not decrypt or interpret phases; it only filters and forwards.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use sha2::{Digest, Sha256};
 
 use super::rendezvous::Command;
 
+/// The `ping` value of the audit after a restore.
+pub(super) const AUDIT_PING: i64 = 0x5e57;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// Mailbox id unknown (or known but never opened while connected).
     Active,
     /// `close` requested with this mood.
@@ -33,20 +38,38 @@ pub(crate) enum Rx {
     },
     /// Our echo, a duplicate, or a message after close: nothing to do.
     Nothing,
+    /// (Restored machines only.) A message under our side that we never added, or added with
+    /// another body: another copy of this state is running, or ran, ahead of us.
+    Foreign,
+}
+
+/// A short digest of an outbound body: what a restored machine checks its echoes against.
+pub(super) fn body_digest(body: &[u8]) -> [u8; 16] {
+    let d = Sha256::digest(body);
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
 }
 
 /// The mailbox machine.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
-    side: String,
-    mailbox: Option<String>,
+    pub(super) side: String,
+    pub(super) mailbox: Option<String>,
     /// Whether `open` went out on the current connection.
-    open_sent: bool,
+    pub(super) open_sent: bool,
     /// Outbound messages not yet echoed, in send order.
-    pending: Vec<(String, Vec<u8>)>,
+    pub(super) pending: Vec<(String, Vec<u8>)>,
     /// Peer phases already delivered.
-    processed: HashSet<String>,
-    state: State,
+    pub(super) processed: HashSet<String>,
+    pub(super) state: State,
+    /// Every phase we ever added, with its body's digest (restored machines check echoes).
+    pub(super) sent: BTreeMap<String, [u8; 16]>,
+    /// Restored: an echo that `sent` does not account for is [`Rx::Foreign`].
+    pub(super) strict_echo: bool,
+    /// Restored: our phases the server had echoed before the state was saved; each must be
+    /// echoed again after the first `open`, before the `pong` of the ping sent after it.
+    pub(super) audit: Option<BTreeSet<String>>,
 }
 
 impl Mailbox {
@@ -58,6 +81,9 @@ impl Mailbox {
             pending: Vec::new(),
             processed: HashSet::new(),
             state: State::Active,
+            sent: BTreeMap::new(),
+            strict_echo: false,
+            audit: None,
         }
     }
 
@@ -71,6 +97,21 @@ impl Mailbox {
                     body: body.clone(),
                 });
             }
+            if self.audit.is_some() {
+                out.push(Command::Ping(AUDIT_PING));
+            }
+        }
+    }
+
+    /// A `pong` arrived: if an audit is running, true when it failed (an earlier echo of ours
+    /// is missing from the reopened mailbox: it was closed, and so deleted, by another copy).
+    pub(crate) fn rx_pong(&mut self) -> bool {
+        if !self.open_sent {
+            return false;
+        }
+        match self.audit.take() {
+            Some(missing) => !missing.is_empty(),
+            None => false,
         }
     }
 
@@ -117,6 +158,7 @@ impl Mailbox {
                 body: body.clone(),
             });
         }
+        self.sent.insert(phase.to_owned(), body_digest(&body));
         self.pending.push((phase.to_owned(), body));
     }
 
@@ -126,6 +168,12 @@ impl Mailbox {
             return Rx::Nothing;
         }
         if side == self.side {
+            if self.strict_echo && self.sent.get(&phase) != Some(&body_digest(&body)) {
+                return Rx::Foreign;
+            }
+            if let Some(a) = &mut self.audit {
+                a.remove(&phase);
+            }
             self.pending.retain(|(p, _)| *p != phase);
             return Rx::Nothing;
         }

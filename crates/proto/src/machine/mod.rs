@@ -15,6 +15,7 @@
 //! - `terminator`: close completes when nameplate and mailbox are both done.
 //! - [`permission`]: the welcome's `permission-required` (hashcash), answered before `bind`.
 //! - [`boss`]: moods, results, the dilate-N rule, reconnection.
+//! - [`snapshot`]: the whole state as versioned JSON (keys included), and restoring it.
 //!
 //! # Driving it
 //! Create a [`Boss`], call [`Boss::start`], then loop: perform every [`Action`] from
@@ -37,6 +38,7 @@ mod receive;
 pub mod rendezvous;
 pub mod reorder;
 mod send;
+pub mod snapshot;
 mod terminator;
 
 pub use boss::{Boss, Config};
@@ -44,3 +46,7 @@ pub use error::WormholeError;
 pub use events::{Action, Event, Mood, Welcome};
 pub use key_choice::BRIEF_WAIT;
 pub use rendezvous::{FrameError, MAX_FRAME_BYTES, MAX_MESSAGE_BYTES, backoff_delay};
+pub use snapshot::{
+    MAX_STATE_BYTES, MachineStateWithKeys, STATE_FORMAT, STATE_VERSION, SerializedWormholeWithKeys,
+    StateError,
+};

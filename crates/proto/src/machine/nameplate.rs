@@ -7,7 +7,7 @@
 use super::rendezvous::Command;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(super) enum State {
     /// No nameplate yet.
     Unknown,
     /// Known; `claim` sent on the current connection if connected.
@@ -23,8 +23,8 @@ enum State {
 /// The nameplate machine.
 #[derive(Debug)]
 pub(crate) struct Nameplate {
-    name: Option<String>,
-    state: State,
+    pub(super) name: Option<String>,
+    pub(super) state: State,
 }
 
 impl Nameplate {

@@ -14,7 +14,7 @@ pub(crate) type PeerMsg = (String, String, Vec<u8>);
 /// The order machine.
 #[derive(Debug, Default)]
 pub(crate) struct Order {
-    held: VecDeque<PeerMsg>,
+    pub(super) held: VecDeque<PeerMsg>,
 }
 
 impl Order {

@@ -32,9 +32,9 @@ pub(crate) enum RxOutcome {
 /// The receive machine.
 #[derive(Debug, Default)]
 pub(crate) struct Receive {
-    key: Option<[u8; 32]>,
-    verified: bool,
-    scared: bool,
+    pub(super) key: Option<[u8; 32]>,
+    pub(super) verified: bool,
+    pub(super) scared: bool,
 }
 
 impl Receive {

@@ -55,6 +55,8 @@ pub enum Command {
     List,
     /// `submit-permissions` with a hashcash stamp (before `bind`, §1.10).
     SubmitHashcash(String),
+    /// `ping` (answered by `pong` after everything the commands before it caused).
+    Ping(i64),
 }
 
 impl Command {
@@ -97,6 +99,7 @@ impl Command {
                 id,
             },
             Command::List => ClientCommand::List { id },
+            Command::Ping(ping) => ClientCommand::Ping { ping: *ping, id },
             Command::SubmitHashcash(stamp) => ClientCommand::SubmitPermissions {
                 method: "hashcash".to_owned(),
                 stamp: stamp.clone(),

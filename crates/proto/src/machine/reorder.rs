@@ -24,9 +24,9 @@ pub(crate) fn canonical_number(phase: &str) -> Option<u64> {
 /// The reorder buffer.
 #[derive(Debug, Default)]
 pub(crate) struct Reorder {
-    next: u64,
-    buffer: BTreeMap<u64, Vec<u8>>,
-    bytes: usize,
+    pub(super) next: u64,
+    pub(super) buffer: BTreeMap<u64, Vec<u8>>,
+    pub(super) bytes: usize,
 }
 
 impl Reorder {

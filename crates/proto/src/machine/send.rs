@@ -10,10 +10,10 @@ use crate::key::{derive_phase_key, encrypt_data_with_rng};
 /// The send machine (named so as not to shadow `std::marker::Send`).
 #[derive(Debug)]
 pub(crate) struct Sender {
-    side: String,
-    next_phase: u64,
-    queued: Vec<(String, Vec<u8>)>,
-    key: Option<[u8; 32]>,
+    pub(super) side: String,
+    pub(super) next_phase: u64,
+    pub(super) queued: Vec<(String, Vec<u8>)>,
+    pub(super) key: Option<[u8; 32]>,
 }
 
 impl Sender {

@@ -4,9 +4,9 @@
 /// The terminator.
 #[derive(Debug, Default)]
 pub(crate) struct Terminator {
-    closing: bool,
-    nameplate_done: bool,
-    mailbox_done: bool,
+    pub(super) closing: bool,
+    pub(super) nameplate_done: bool,
+    pub(super) mailbox_done: bool,
 }
 
 impl Terminator {
