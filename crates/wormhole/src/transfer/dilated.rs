@@ -6,7 +6,7 @@
 //! runs a whole session over a [`crate::Wormhole`] opened with [`wormhole_options`]: our offers
 //! go out one subchannel each, the peer's are answered through the caller's decision callback.
 //! A peer that does not list `transfer-v2` (Python, Go, wormhole-rs) gets the classic flows of
-//! [`super::send()`] / [`super::receive()`] instead; choosing is the caller's (see `pick`).
+//! `transfer::send` / `transfer::receive` instead; choosing is the caller's (see `pick`).
 //!
 //! - `items`: what we offer ([`OfferItem`]: a file, a directory tree, a stream).
 //! - `outgoing`: one offer of ours on its subchannel.
