@@ -77,7 +77,14 @@ fn usage_errors_exit_2() {
         &["receive", "--allocate", "1-a-b"][..],
         &["receive", "-c", "3"],
         &["receive", "1-a", "2-b"],
-        &["send", "--launch-tor", "--tor-socks", "127.0.0.1:9", "--text", "x"],
+        &[
+            "send",
+            "--launch-tor",
+            "--tor-socks",
+            "127.0.0.1:9",
+            "--text",
+            "x",
+        ],
         &["send", "--text", "x", "file"],
         &["bogus"],
         &[],
@@ -86,8 +93,18 @@ fn usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!text(&out.stderr).is_empty(), "{args:?}");
     }
-    let out = wormhole(&["send", "--launch-tor", "--tor-socks", "127.0.0.1:9", "--text", "x"]);
-    assert!(text(&out.stderr).contains("--launch-tor starts a Tor of its own"), "{out:?}");
+    let out = wormhole(&[
+        "send",
+        "--launch-tor",
+        "--tor-socks",
+        "127.0.0.1:9",
+        "--text",
+        "x",
+    ]);
+    assert!(
+        text(&out.stderr).contains("--launch-tor starts a Tor of its own"),
+        "{out:?}"
+    );
 }
 
 #[test]
