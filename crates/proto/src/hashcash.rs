@@ -188,8 +188,13 @@ pub fn date_yymmdd(unix_secs: f64) -> String {
     } else {
         0
     };
-    // Days since 1970-01-01 to a civil date (proleptic Gregorian).
-    let z = days + 719_468;
+    let (year, month, day) = civil_date(days);
+    format!("{:02}{month:02}{day:02}", year.rem_euclid(100))
+}
+
+/// Days since 1970-01-01 to a civil date `(year, month, day)` (proleptic Gregorian).
+pub fn civil_date(days: i64) -> (i64, i64, i64) {
+    let z = days.saturating_add(719_468);
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -198,7 +203,7 @@ pub fn date_yymmdd(unix_secs: f64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{:02}{month:02}{day:02}", year.rem_euclid(100))
+    (year, month, day)
 }
 
 #[cfg(test)]

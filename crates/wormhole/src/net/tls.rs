@@ -108,17 +108,10 @@ fn server_name(name: &rustls::pki_types::ServerName<'_>) -> String {
     }
 }
 
-/// `YYYY-MM-DD` of a Unix time (the proleptic Gregorian calendar, days from the civil epoch).
+/// `YYYY-MM-DD` of a Unix time.
 fn date(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2);
+    let (year, month, day) = wormhole_proto::hashcash::civil_date(days);
     format!("{year:04}-{month:02}-{day:02}")
 }
 
