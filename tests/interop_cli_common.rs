@@ -311,9 +311,31 @@ pub fn try_run_case(case: &Case) -> Result<Outcome, Box<Failed>> {
     })
 }
 
-/// Run one case to completion: start the sender, then the receiver; both must succeed.
+/// Run one case to completion: start the sender, then the receiver; both must succeed. A run in
+/// which a Python side hit Python's own transit port race (`tests/harness/python_listen_race.rs`,
+/// exact and logged) is run again, at most [`PYTHON_LISTEN_RACE_RETRIES`] times.
 pub fn run_case(case: &Case) -> Outcome {
-    try_run_case(case).unwrap_or_else(|f| panic!("case {case:?} failed:\n{f}"))
+    let mut race = PythonListenRace::new(format!("case {case:?}"));
+    loop {
+        match try_run_case(case) {
+            Ok(out) => return out,
+            Err(f) if is_python_listen_race(case, &f, &mut race) => {}
+            Err(f) => panic!("case {case:?} failed:\n{f}"),
+        }
+    }
+}
+
+/// True (logged, budget spent) when a Python side of this failed run shows Python's transit port
+/// race.
+fn is_python_listen_race(case: &Case, failed: &Failed, race: &mut PythonListenRace) -> bool {
+    let mut pythons = Vec::new();
+    if case.sender == Cli::Python {
+        pythons.push(&failed.sender);
+    }
+    if case.receiver == Cli::Python {
+        pythons.push(&failed.receiver);
+    }
+    race.should_retry(&pythons, &[&failed.sender, &failed.receiver])
 }
 
 /// True when a failed run shows exactly the signature of wormhole-william's SPAKE2 key bug
@@ -334,13 +356,15 @@ pub fn is_go_spake2_key_bug(case: &Case, failed: &Failed) -> bool {
 }
 
 /// Run a case, repeating it at most [`GO_KEY_BUG_RETRIES`] times, each logged, and only while it
-/// fails with exactly [`is_go_spake2_key_bug`]'s signature (so never for a pair with our side).
-/// Any other failure fails the test.
+/// fails with exactly [`is_go_spake2_key_bug`]'s signature (so never for a pair with our side), or
+/// Python's transit port race as in [`run_case`]. Any other failure fails the test.
 pub fn run_with_go_key_bug_retry(case: &Case) -> Outcome {
     let mut retry = 0;
+    let mut race = PythonListenRace::new(format!("case {case:?}"));
     loop {
         match try_run_case(case) {
             Ok(out) => return out,
+            Err(f) if is_python_listen_race(case, &f, &mut race) => {}
             Err(f) if retry < GO_KEY_BUG_RETRIES && is_go_spake2_key_bug(case, &f) => {
                 retry += 1;
                 eprintln!(

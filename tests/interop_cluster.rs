@@ -14,11 +14,11 @@ use std::path::Path;
 
 use wormhole_interop::*;
 
-/// `from` sends `text` on node 1, `to` receives on node 2; retried only on wormhole-william's
-/// SPAKE2 key bug (exact signature, logged by `GoKeyBugRetries`).
+/// `from` sends `text` on node 1, `to` receives on node 2; retried only on a proven peer bug
+/// (exact signature, logged by `KnownPeerBugs`).
 fn text_across(cluster: &Cluster, from: PeerKind, to: PeerKind) {
     let peers = Peers::locate();
-    let mut retries = GoKeyBugRetries::new(from, to);
+    let mut retries = KnownPeerBugs::new(from, to);
     loop {
         let code = unique_code();
         let text = format!("across nodes from {} to {}", from.name(), to.name());
@@ -57,7 +57,7 @@ fn is_go_sender_relay_race(from: PeerKind, sender: &PeerOutput) -> bool {
 /// `from` sends the file `path` on node 1, `to` receives it on node 2; content checked by sha256.
 fn file_across(cluster: &Cluster, relay: &TransitRelay, from: PeerKind, to: PeerKind, path: &Path) {
     let peers = Peers::locate();
-    let mut retries = GoKeyBugRetries::new(from, to);
+    let mut retries = KnownPeerBugs::new(from, to);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let mut race_attempts_left = GO_SENDER_RACE_ATTEMPTS - 1;
     loop {

@@ -103,7 +103,7 @@ fn node_killed_mid_handshake_python_sender_reconnects_go_receives() {
     let cluster = Cluster::start(2);
     let peers = Peers::locate();
     let ep = Endpoints::new(cluster.pinned_url(1), None);
-    let mut retries = GoKeyBugRetries::new(PeerKind::Python, PeerKind::Go);
+    let mut retries = KnownPeerBugs::new(PeerKind::Python, PeerKind::Go);
     let mut killed = false;
     loop {
         let code = unique_code();
@@ -193,7 +193,7 @@ fn bytes_in(dir: &Path) -> u64 {
 fn killed_mid_transfer(from: PeerKind, relay: &TransitRelay, path: &Path) {
     let cluster = Cluster::start(2);
     let peers = Peers::locate();
-    let mut retries = GoKeyBugRetries::new(from, PeerKind::Python);
+    let mut retries = KnownPeerBugs::new(from, PeerKind::Python);
     let mut race_attempts_left = 2;
     let mut killed = false;
     loop {

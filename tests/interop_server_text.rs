@@ -13,7 +13,7 @@ use wormhole_interop::*;
 /// printed it. A Go ⇄ Python exchange that fails with exactly wormhole-william's SPAKE2 key-bug
 /// signature is run again (with a fresh code), at most `GO_KEY_BUG_RETRIES` times, each logged.
 fn text_exchange(server: &MailboxServer, from: PeerKind, to: PeerKind) {
-    let mut retries = GoKeyBugRetries::new(from, to);
+    let mut retries = KnownPeerBugs::new(from, to);
     loop {
         let (sender, receiver, text) = text_attempt(server, from, to);
         if retries.should_retry(&sender, &receiver) {

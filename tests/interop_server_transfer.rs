@@ -17,7 +17,7 @@ use wormhole_interop::*;
 
 /// wormhole-william's sender over a relay fails on its own now and then with a Python receiver
 /// (`use of closed network connection`, ~10 % of runs; docs/testing.md). Only that pair, and only that
-/// symptom, gets this many attempts; apart from Go's SPAKE2 key bug (`GoKeyBugRetries`, exact and
+/// symptom, gets this many attempts; apart from the proven peer bugs of `KnownPeerBugs` (exact and
 /// logged) every other pair must pass first time.
 const GO_TO_PYTHON_ATTEMPTS: usize = 3;
 
@@ -60,9 +60,9 @@ fn is_known_go_sender_flake(from: PeerKind, to: PeerKind, sender: &PeerOutput) -
 /// Transfer `path` (a file or directory) from `from` to `to` through `server`, then check that the
 /// receiver wrote exactly the same content. Returns nothing; panics with all outputs on failure.
 ///
-/// Two known wormhole-william failures, each matched exactly and logged, get another attempt: its
-/// SPAKE2 key bug (any pair of Go with Python or wormhole-rs, `GoKeyBugRetries`) and its relay race
-/// (Go → Python only, [`GO_TO_PYTHON_ATTEMPTS`]).
+/// Three known peer failures, each matched exactly and logged, get another attempt: wormhole-william's
+/// SPAKE2 key bug (any pair of Go with Python or wormhole-rs) and Python's transit port race (both
+/// `KnownPeerBugs`), and wormhole-william's relay race (Go → Python only, [`GO_TO_PYTHON_ATTEMPTS`]).
 fn transfer(server: &MailboxServer, from: PeerKind, to: PeerKind, path: &Path) {
     let (_lock, relay) = relay_for(from, to);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -71,7 +71,7 @@ fn transfer(server: &MailboxServer, from: PeerKind, to: PeerKind, path: &Path) {
     } else {
         0
     };
-    let mut key_bug = GoKeyBugRetries::new(from, to);
+    let mut key_bug = KnownPeerBugs::new(from, to);
     for n in 1.. {
         let (sender, receiver, out_dir) = attempt(server, &relay, from, to, path);
         if key_bug.should_retry(&sender, &receiver) {

@@ -66,6 +66,7 @@ pub mod ours;
 pub mod peers;
 pub mod process;
 pub mod py_client;
+pub mod python_listen_race;
 pub mod servers;
 
 pub use clis::{Endpoints, PeerKind};
@@ -85,6 +86,9 @@ pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
 pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
+pub use python_listen_race::{
+    KnownPeerBugs, PYTHON_LISTEN_RACE_RETRIES, PythonListenRace, python_listen_race_signature,
+};
 pub use servers::{
     ANY_PORT, MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001,
     refusing_port, start_our_mailbox, start_our_mailbox_on_db, start_python_mailbox, start_python_relay,
