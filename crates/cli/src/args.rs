@@ -63,7 +63,8 @@ pub struct Cli {
     #[arg(long, value_name = "URL", global = true)]
     pub relay_url: Option<String>,
     /// transit relay to use [env: WORMHOLE_TRANSIT_HELPER] [default:
-    /// tcp:transit.magic-wormhole.io:4001]
+    /// tcp:transit.magic-wormhole.io:4001]; also its WebSocket port as ws://… or wss://…, or
+    /// both separated by a comma (the WebSocket is used when TCP to the relay fails)
     #[arg(long, value_name = "tcp:HOST:PORT", global = true)]
     pub transit_helper: Option<String>,
     /// (debug) write timing data to file
@@ -316,7 +317,8 @@ pub struct GlobalOptions {
     pub appid: Option<String>,
     /// Mailbox server URL.
     pub relay_url: String,
-    /// Transit relay, `tcp:HOST:PORT`.
+    /// Transit relay: `tcp:HOST:PORT`, a `ws://`/`wss://` URL of its WebSocket port, or both
+    /// separated by a comma.
     pub transit_helper: String,
     /// Where to write the timing dump.
     pub dump_timing: Option<PathBuf>,

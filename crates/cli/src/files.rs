@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use wormhole::Wormhole;
 use wormhole::transfer::{
     self, Decision, EventHandler, OfferInfo, Offered, Received, SendItem, TransferError as LibError,
-    TransferEvent, TransitPurpose, parse_relay_url,
+    TransferEvent, TransitPurpose, parse_relay_endpoints,
 };
 use wormhole::transit::TransitConfig;
 
@@ -108,14 +108,16 @@ const TRANSIT_PURPOSE: TransitPurpose = TransitPurpose::PythonFixed;
 
 /// Transit settings from the command line.
 fn transit_config(global: &GlobalOptions, listen: bool) -> Result<TransitConfig> {
-    let relay = parse_relay_url(&global.transit_helper).with_context(|| {
+    let relay = parse_relay_endpoints(&global.transit_helper).with_context(|| {
         format!(
-            "invalid --transit-helper {:?}: expected tcp:HOST:PORT",
+            "invalid --transit-helper {:?}: expected tcp:HOST:PORT, a ws:// or wss:// URL, or \
+             several of them separated by commas",
             global.transit_helper
         )
     })?;
     Ok(TransitConfig {
-        relays: vec![relay],
+        relays: relay.tcp,
+        relay_websockets: relay.websocket,
         listen,
         dialer: global.dialer.clone(),
         ..TransitConfig::default()

@@ -14,7 +14,7 @@ pub mod race;
 pub mod record;
 
 pub use handshake::{Expect, ExpectError, ExpectProgress};
-pub use hints::{Ability, DirectHint, Hint, RelayHint, TransitMsg};
+pub use hints::{Ability, DirectHint, Hint, RelayHint, TransitMsg, WebSocketHint};
 pub use keys::{DEFAULT_APPID, Role, TransitKeys, TransitPurpose, transit_key_purpose};
 pub use record::{
     DEFAULT_MAX_RECORD, RECORD_HEADER, RECORD_OVERHEAD, RecordError, RecordOpener, RecordSealer,

@@ -156,14 +156,16 @@ impl Default for DilationOptions {
 }
 
 impl DilationOptions {
+    /// The TCP endpoints of our relays. A relay given with WebSocket endpoints too
+    /// (`tcp:…,ws://…`) is accepted; Dilation uses its TCP ones.
     pub(crate) fn relay_hints(&self) -> Result<Vec<DirectHint>, DilationError> {
-        self.relays
-            .iter()
-            .map(|r| {
-                wormhole_proto::transit::hints::parse_relay_url(r)
-                    .ok_or_else(|| DilationError::BadRelay(r.clone()))
-            })
-            .collect()
+        let mut tcp = Vec::new();
+        for r in &self.relays {
+            let relay = wormhole_proto::transit::hints::parse_relay_endpoints(r)
+                .ok_or_else(|| DilationError::BadRelay(r.clone()))?;
+            tcp.extend(relay.tcp);
+        }
+        Ok(tcp)
     }
 
     pub(crate) fn endpoint_config(&self, rng_seed: u64) -> EndpointConfig {

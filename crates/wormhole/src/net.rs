@@ -12,7 +12,8 @@ mod stream;
 mod tls;
 
 pub use dialer::{DialError, Dialer};
-pub(crate) use mailbox::{Ws, connect};
+pub(crate) use mailbox::{Ws, connect, connect_with};
+pub(crate) use stream::MailboxStream;
 
 use std::path::PathBuf;
 

@@ -39,5 +39,5 @@ pub use send::{SendItem, SendOptions, SendReport, send_item, send_text};
 // The message and transit types a program needs to drive or inspect a transfer, so it can
 // depend on this crate alone.
 pub use wormhole_proto::transfer::{Answer, AppMsg, DirectoryOffer, Offer, TransferMsgError};
-pub use wormhole_proto::transit::hints::parse_relay_url;
+pub use wormhole_proto::transit::hints::{parse_relay_endpoints, parse_relay_url};
 pub use wormhole_proto::transit::{TransitMsg, TransitPurpose};

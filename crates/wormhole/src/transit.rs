@@ -11,6 +11,7 @@ mod bulk;
 mod conn;
 mod connect;
 mod error;
+mod stream;
 
 pub use addrs::local_direct_hints;
 pub use bulk::Progress;

@@ -1,7 +1,8 @@
 //! Transit abilities and connection hints as they travel inside the `transit` message
 //! (docs/protocol.md §4.2): `direct-tcp-v1` (optional float `priority`), `tor-tcp-v1` (parsed, never
-//! dialled without Tor), `relay-v1` with inner hints (Rust's `name` and `websocket` entries are
-//! tolerated and ignored).
+//! dialled without Tor), `relay-v1` with inner hints: the relay's TCP and Tor endpoints and its
+//! WebSocket URLs (`websocket-v1` as the protocols repository names them, also read in
+//! wormhole-rs's `websocket` spelling), and wormhole-rs's optional `name`.
 //!
 //! Parsing is lenient about what it does not know (unknown hint and ability types are skipped) and
 //! strict about sizes: every list and string from the peer is bounded. It does no I/O.
@@ -12,6 +13,8 @@ use serde_json::{Map, Value, json};
 pub const MAX_HINTS: usize = 64;
 /// Longest hostname accepted in a hint.
 pub const MAX_HOSTNAME: usize = 255;
+/// Longest WebSocket URL accepted in a relay hint.
+pub const MAX_URL: usize = 1024;
 
 /// A transit ability (`abilities-v1` entry).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +48,35 @@ pub struct DirectHint {
     pub priority: f64,
 }
 
+/// A relay's WebSocket endpoint (`websocket-v1` inside `relay-v1`): a `ws://` or `wss://` URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebSocketHint {
+    /// The URL, `ws://…` or `wss://…`, at most [`MAX_URL`] bytes.
+    pub url: String,
+}
+
+impl WebSocketHint {
+    /// A hint for `url` if it is a `ws://` or `wss://` URL with a host, at most [`MAX_URL`] bytes.
+    pub fn new(url: &str) -> Option<WebSocketHint> {
+        let rest = url.strip_prefix("ws://").or_else(|| url.strip_prefix("wss://"))?;
+        let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let ok = url.len() <= MAX_URL
+            && host_end > 0
+            && !rest[..host_end].starts_with(':')
+            && url.chars().all(|c| c.is_ascii_graphic());
+        ok.then(|| WebSocketHint { url: url.to_owned() })
+    }
+}
+
 /// A `relay-v1` hint: one relay reachable through any of its endpoints.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct RelayHint {
     /// The relay's TCP endpoints (`direct-tcp-v1` entries; Tor entries are kept separately).
     pub tcp: Vec<DirectHint>,
     /// Tor endpoints of the relay (parsed, used only with Tor).
     pub tor: Vec<DirectHint>,
+    /// The relay's WebSocket endpoints, dialled when TCP to the relays fails.
+    pub websocket: Vec<WebSocketHint>,
     /// Rust's optional relay name.
     pub name: Option<String>,
 }
@@ -170,6 +195,7 @@ fn parse_hint(v: &Value) -> Option<Hint> {
             let mut relay = RelayHint {
                 tcp: Vec::new(),
                 tor: Vec::new(),
+                websocket: Vec::new(),
                 name: o
                     .get("name")
                     .and_then(Value::as_str)
@@ -180,7 +206,10 @@ fn parse_hint(v: &Value) -> Option<Hint> {
                 match io.get("type").and_then(Value::as_str) {
                     Some("direct-tcp-v1") => relay.tcp.extend(parse_endpoint(io)),
                     Some("tor-tcp-v1") => relay.tor.extend(parse_endpoint(io)),
-                    _ => {} // websocket, websocket-v1 and unknown kinds are ignored
+                    Some("websocket-v1" | "websocket") => relay
+                        .websocket
+                        .extend(io.get("url").and_then(Value::as_str).and_then(WebSocketHint::new)),
+                    _ => {} // unknown kinds are ignored
                 }
             }
             Some(Hint::Relay(relay))
@@ -203,6 +232,11 @@ fn hint_to_value(h: &Hint) -> Value {
                 .iter()
                 .map(|d| endpoint_value("direct-tcp-v1", d))
                 .chain(r.tor.iter().map(|d| endpoint_value("tor-tcp-v1", d)))
+                .chain(
+                    r.websocket
+                        .iter()
+                        .map(|w| json!({"type": "websocket-v1", "url": w.url})),
+                )
                 .collect();
             json!({"type": "relay-v1", "hints": inner})
         }
@@ -244,6 +278,22 @@ pub fn parse_relay_url(s: &str) -> Option<DirectHint> {
     })
 }
 
+/// Parse a `--transit-helper` value that may name several endpoints of one relay, separated by
+/// commas: each a TCP form of [`parse_relay_url`] or a `ws://` / `wss://` URL, e.g.
+/// `tcp:relay.example:4001,wss://relay.example/`. Returns `None` when any part cannot be
+/// understood or there is none.
+pub fn parse_relay_endpoints(s: &str) -> Option<RelayHint> {
+    let mut relay = RelayHint::default();
+    for part in s.split(',').map(str::trim) {
+        if part.starts_with("ws://") || part.starts_with("wss://") {
+            relay.websocket.push(WebSocketHint::new(part)?);
+        } else {
+            relay.tcp.push(parse_relay_url(part)?);
+        }
+    }
+    (relay.tcp.len() + relay.websocket.len() <= MAX_HINTS).then_some(relay)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +325,8 @@ mod tests {
         assert_eq!(d[1].hostname, "fe80::1");
         let r: Vec<_> = m.relay_hints().collect();
         assert_eq!(r[0].tcp.len(), 1);
+        let ws: Vec<&str> = r[0].websocket.iter().map(|w| w.url.as_str()).collect();
+        assert_eq!(ws, ["ws://x/", "ws://y/"]);
         assert_eq!(r[0].name.as_deref(), Some("default"));
         assert_eq!(r[0].priority(), 2.0);
         assert!(matches!(&m.hints[2], Hint::TorTcp(t) if t.hostname == "xyz.onion"));
@@ -295,6 +347,7 @@ mod tests {
                     priority: 0.0,
                 }],
                 tor: vec![],
+                websocket: vec![],
                 name: None,
             }),
         ]);
@@ -334,5 +387,46 @@ mod tests {
         assert!(parse_relay_url("tcp:host").is_none());
         assert!(parse_relay_url("tcp:host:0").is_none());
         assert!(parse_relay_url("tcp:host:1:color=red").is_none());
+    }
+
+    #[test]
+    fn websocket_endpoints_round_trip_in_the_spec_spelling() {
+        let relay = parse_relay_endpoints("tcp:relay:4001, wss://relay.example/transit").unwrap();
+        assert_eq!(relay.tcp[0].port, 4001);
+        assert_eq!(relay.websocket[0].url, "wss://relay.example/transit");
+        let m = TransitMsg::new(vec![Hint::Relay(relay)]);
+        let v = m.to_value();
+        assert_eq!(
+            v["hints-v1"][0]["hints"][1],
+            json!({"type": "websocket-v1", "url": "wss://relay.example/transit"})
+        );
+        assert_eq!(TransitMsg::from_value(&v).unwrap(), m);
+        let only_ws = parse_relay_endpoints("ws://127.0.0.1:4002/").unwrap();
+        assert!(only_ws.tcp.is_empty());
+        assert_eq!(only_ws.websocket.len(), 1);
+    }
+
+    #[test]
+    fn bad_websocket_urls_are_refused() {
+        for bad in ["ws://", "wss:///x", "ws://:80/", "http://relay/", "ws://a b/"] {
+            assert!(WebSocketHint::new(bad).is_none(), "{bad}");
+        }
+        assert!(WebSocketHint::new(&format!("ws://{}/", "a".repeat(MAX_URL))).is_none());
+        assert!(parse_relay_endpoints("").is_none());
+        assert!(parse_relay_endpoints("tcp:relay:4001,").is_none());
+        assert!(parse_relay_endpoints("tcp:relay:4001,ftp://x/").is_none());
+        // A peer's malformed URL is dropped, the rest of the relay hint kept.
+        let v = json!({"hints-v1": [{"type": "relay-v1", "hints": [
+            {"type": "websocket-v1", "url": "javascript:alert(1)"},
+            {"type": "websocket-v1", "url": 7},
+            {"type": "websocket-v1", "url": "ws://ok/"}]}]});
+        let m = TransitMsg::from_value(&v).unwrap();
+        let r: Vec<_> = m.relay_hints().collect();
+        assert_eq!(
+            r[0].websocket,
+            [WebSocketHint {
+                url: "ws://ok/".into()
+            }]
+        );
     }
 }

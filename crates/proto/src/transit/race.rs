@@ -5,7 +5,9 @@
 //!
 //! Owns the policy: every peer direct hint is dialled at once; relays (ours ∪ the peer's,
 //! deduplicated) are dialled by priority group, the first group after `relay_delay` when there
-//! are direct hints (else at once), each further group `relay_delay` later; each connection gets
+//! are direct hints (else at once), each further group `relay_delay` later; relays' WebSocket
+//! endpoints come last, `relay_delay` after the last TCP group, or at once when every TCP relay
+//! attempt has failed (a network that lets only HTTPS through refuses or drops the rest); each connection gets
 //! `handshake_timeout` from its dial (or accept) to its end; the [`RaceRole::Decider`] takes the
 //! first connection whose handshake completes, sends `go` on it and `nevermind` on the others
 //! that completed; the [`RaceRole::Follower`] takes the one on which `go` arrives. Once a
@@ -33,7 +35,7 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::hints::{DirectHint, Hint, TransitMsg};
+use super::hints::{DirectHint, Hint, TransitMsg, WebSocketHint};
 use super::keys::Role;
 
 /// One connection attempt, unique within a race.
@@ -98,6 +100,8 @@ pub struct Plan {
     pub direct: Vec<DirectHint>,
     /// Relay endpoints, dialled by priority group after the delay (duplicates are dropped).
     pub relays: Vec<DirectHint>,
+    /// Relays' WebSocket endpoints, dialled after every TCP relay (duplicates are dropped).
+    pub relay_websockets: Vec<WebSocketHint>,
 }
 
 impl Plan {
@@ -112,7 +116,15 @@ impl Plan {
         Plan {
             direct,
             relays: ours.iter().cloned().chain(theirs).collect(),
+            relay_websockets: Vec::new(),
         }
+    }
+
+    /// This plan with our relays' WebSocket endpoints and then the peer's appended.
+    pub fn with_websockets(mut self, ours: &[WebSocketHint], peer: &TransitMsg) -> Plan {
+        let theirs = peer.relay_hints().flat_map(|r| r.websocket.iter().cloned());
+        self.relay_websockets.extend(ours.iter().cloned().chain(theirs));
+        self
     }
 
     /// The plan when every connection goes through Tor: the peer's `tor-tcp-v1` (onion) hints
@@ -134,6 +146,7 @@ impl Plan {
         Plan {
             direct,
             relays: ours.iter().cloned().chain(theirs).collect(),
+            relay_websockets: Vec::new(),
         }
     }
 }
@@ -168,6 +181,14 @@ pub enum Action {
         route: Route,
         /// Where to.
         target: DirectHint,
+    },
+    /// Open a WebSocket to a relay ([`Route::Relay`]): the relay line, `ok` and the handshakes then
+    /// travel as binary messages. Report [`ConnEvent::Dialed`] or [`ConnEvent::Failed`].
+    DialWebSocket {
+        /// The new connection.
+        id: ConnId,
+        /// The relay's WebSocket URL.
+        target: WebSocketHint,
     },
     /// Run the handshake; report completed, mismatched or failed.
     Handshake(ConnId),
@@ -215,6 +236,8 @@ enum Stage {
 #[derive(Debug)]
 struct Conn {
     route: Route,
+    /// A relay reached over WebSocket.
+    websocket: bool,
     /// `HOST:PORT` (the relay's for relays, the peer's address for inbound).
     addr: String,
     stage: Stage,
@@ -261,8 +284,8 @@ pub struct Race {
     cfg: RaceConfig,
     next_id: u64,
     conns: BTreeMap<ConnId, Conn>,
-    /// Relay dials not started yet, earliest first.
-    scheduled: VecDeque<(Instant, DirectHint)>,
+    /// Relay dials not started yet, earliest first (every TCP one before every WebSocket one).
+    scheduled: VecDeque<(Instant, RelayTarget)>,
     actions: VecDeque<Action>,
     errors: Vec<String>,
     mismatches: Vec<String>,
@@ -274,7 +297,12 @@ pub struct Race {
 impl Race {
     /// Start a race at `now`: direct dials at once, relays scheduled.
     pub fn new(cfg: RaceConfig, plan: Plan, now: Instant) -> Race {
-        let schedule = relay_schedule(plan.relays, !plan.direct.is_empty(), cfg.relay_delay);
+        let schedule = relay_schedule(
+            plan.relays,
+            plan.relay_websockets,
+            !plan.direct.is_empty(),
+            cfg.relay_delay,
+        );
         let mut race = Race {
             overall_at: cfg.overall_timeout.map(|t| now + t),
             cfg,
@@ -319,12 +347,12 @@ impl Race {
                     self.fail(RaceError::TimedOut(t));
                 }
                 Timer::GiveUp => self.fail(RaceError::KeyMismatch(self.mismatches.clone())),
-                Timer::Relay => {
-                    if let Some((at, r)) = self.scheduled.pop_front() {
-                        self.dial(at, Route::Relay, r);
-                    }
-                }
-                Timer::Conn(id) => self.timed_out(id),
+                Timer::Relay => match self.scheduled.pop_front() {
+                    Some((at, RelayTarget::Tcp(r))) => self.dial(at, Route::Relay, r),
+                    Some((at, RelayTarget::WebSocket(w))) => self.dial_websocket(at, w),
+                    None => {}
+                },
+                Timer::Conn(id) => self.timed_out(now, id),
             }
         }
     }
@@ -348,7 +376,7 @@ impl Race {
         }
         match ev {
             ConnEvent::Dialed => self.advance(id, Stage::Dialing, Stage::Handshaking, Action::Handshake(id)),
-            ConnEvent::Failed(why) => self.failed(id, why),
+            ConnEvent::Failed(why) => self.failed(now, id, why),
             ConnEvent::HandshakeCompleted => self.completed(id),
             ConnEvent::HandshakeMismatched => self.mismatched(now, id),
             ConnEvent::GoSent if self.stage(id) == Some(Stage::SendingGo) => self.win(id),
@@ -371,6 +399,7 @@ impl Race {
             id,
             Conn {
                 route,
+                websocket: false,
                 addr,
                 stage,
                 deadline,
@@ -383,6 +412,31 @@ impl Race {
         let addr = format!("{}:{}", target.hostname, target.port);
         let id = self.insert(at, route, addr, Stage::Dialing);
         self.actions.push_back(Action::Dial { id, route, target });
+    }
+
+    fn dial_websocket(&mut self, at: Instant, target: WebSocketHint) {
+        let id = self.insert(at, Route::Relay, target.url.clone(), Stage::Dialing);
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.websocket = true;
+        }
+        self.actions.push_back(Action::DialWebSocket { id, target });
+    }
+
+    /// Once no TCP relay attempt is running or still to come, the WebSocket ones start now.
+    fn after_relay_loss(&mut self, now: Instant, lost: &Conn) {
+        let tcp_relay = |c: &Conn| c.route == Route::Relay && !c.websocket;
+        if !tcp_relay(lost)
+            || self.conns.values().any(tcp_relay)
+            || self
+                .scheduled
+                .iter()
+                .any(|(_, t)| matches!(t, RelayTarget::Tcp(_)))
+        {
+            return;
+        }
+        for (at, _) in self.scheduled.iter_mut() {
+            *at = (*at).min(now);
+        }
     }
 
     fn advance(&mut self, id: ConnId, from: Stage, to: Stage, then: Action) {
@@ -421,8 +475,9 @@ impl Race {
         }
     }
 
-    fn failed(&mut self, id: ConnId, why: String) {
+    fn failed(&mut self, now: Instant, id: ConnId, why: String) {
         let Some(c) = self.conns.remove(&id) else { return };
+        self.after_relay_loss(now, &c);
         if c.stage == Stage::SendingGo {
             push_bounded(&mut self.errors, format!("{}: closed before go", c.addr));
             self.choose();
@@ -444,8 +499,9 @@ impl Race {
         self.give_up_at.get_or_insert(now + self.cfg.key_mismatch_grace);
     }
 
-    fn timed_out(&mut self, id: ConnId) {
+    fn timed_out(&mut self, now: Instant, id: ConnId) {
         let Some(c) = self.conns.remove(&id) else { return };
+        self.after_relay_loss(now, &c);
         self.actions.push_back(Action::Close(id));
         let what = match c.route {
             Route::Relay => format!("relay {}: timed out", c.addr),
@@ -528,14 +584,39 @@ fn push_bounded(v: &mut Vec<String>, m: String) {
     }
 }
 
+/// A relay dial still to come.
+#[derive(Debug)]
+enum RelayTarget {
+    Tcp(DirectHint),
+    WebSocket(WebSocketHint),
+}
+
 /// Relay endpoints deduplicated, sorted by priority (high first), each with its delay from the
 /// start: the first group after `delay` when there are direct hints (else at once), each further
-/// group `delay` later.
+/// group `delay` later; then the WebSocket endpoints (deduplicated, in order) as one more group.
 fn relay_schedule(
     relays: Vec<DirectHint>,
+    websockets: Vec<WebSocketHint>,
     have_direct: bool,
     delay: Duration,
-) -> Vec<(DirectHint, Duration)> {
+) -> Vec<(RelayTarget, Duration)> {
+    let mut schedule: Vec<(RelayTarget, Duration)> = tcp_schedule(relays, have_direct, delay)
+        .into_iter()
+        .map(|(r, d)| (RelayTarget::Tcp(r), d))
+        .collect();
+    let base = if have_direct { delay } else { Duration::ZERO };
+    let ws_at = schedule.last().map_or(base, |(_, d)| *d + delay);
+    let mut seen = HashSet::new();
+    schedule.extend(
+        websockets
+            .into_iter()
+            .filter(|w| seen.insert(w.url.clone()))
+            .map(|w| (RelayTarget::WebSocket(w), ws_at)),
+    );
+    schedule
+}
+
+fn tcp_schedule(relays: Vec<DirectHint>, have_direct: bool, delay: Duration) -> Vec<(DirectHint, Duration)> {
     let mut seen = HashSet::new();
     let mut relays: Vec<DirectHint> = relays
         .into_iter()

@@ -29,7 +29,23 @@ fn plan(direct: &[&str], relays: &[DirectHint]) -> Plan {
     Plan {
         direct: direct.iter().map(|h| hint(h, 1, 0.0)).collect(),
         relays: relays.to_vec(),
+        relay_websockets: Vec::new(),
     }
+}
+
+fn ws(url: &str) -> WebSocketHint {
+    WebSocketHint::new(url).unwrap()
+}
+
+/// The WebSocket dials among `actions`: (id, url).
+fn ws_dials(actions: &[Action]) -> Vec<(ConnId, String)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::DialWebSocket { id, target } => Some((*id, target.url.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 fn drain(r: &mut Race) -> Vec<Action> {
@@ -456,15 +472,19 @@ fn the_transit_plan_merges_our_relays_with_the_peers() {
         super::super::Hint::Relay(super::super::RelayHint {
             tcp: vec![hint("go-relay", 4001, 2.0), hint("mine", 1, 0.0)],
             tor: vec![],
+            websocket: vec![],
             name: None,
         }),
         super::super::Hint::DirectTcp(hint("peer", 9, 0.0)),
     ]);
     let p = Plan::transit(&[hint("mine", 1, 0.0)], &peer, true, 50);
     assert_eq!(p.direct.len(), 1);
-    let got: Vec<(&str, Duration)> = relay_schedule(p.relays, true, 2 * S)
+    let got: Vec<(&str, Duration)> = relay_schedule(p.relays, vec![], true, 2 * S)
         .iter()
         .map(|(r, d)| {
+            let RelayTarget::Tcp(r) = r else {
+                panic!("no WebSocket relays here")
+            };
             (
                 if r.hostname == "go-relay" {
                     "go-relay"
@@ -496,6 +516,7 @@ fn under_tor_onion_hints_come_first_and_relays_offer_their_onions_too() {
         Hint::Relay(RelayHint {
             tcp: vec![hint("relay.example", 4001, 0.0)],
             tor: vec![hint("relay.onion", 4001, 0.0)],
+            websocket: vec![],
             name: None,
         }),
     ]);
@@ -532,7 +553,9 @@ fn any_order_of_events_ends_exactly_once_and_nothing_follows_the_end() {
         };
         let t0 = Instant::now();
         let relays = [hint("r1", 2, 1.0), hint("r2", 3, 0.0)];
-        let mut r = Race::new(config(role, seed % 3 == 0), plan(&["a", "b"], &relays), t0);
+        let mut p = plan(&["a", "b"], &relays);
+        p.relay_websockets = vec![ws("ws://r1/"), ws("wss://r2/")];
+        let mut r = Race::new(config(role, seed % 3 == 0), p, t0);
         let mut t = t0;
         let mut ends = 0;
         let mut ids: Vec<ConnId> = Vec::new();
@@ -540,7 +563,7 @@ fn any_order_of_events_ends_exactly_once_and_nothing_follows_the_end() {
             for a in drain(&mut r) {
                 assert_eq!(ends, 0, "seed {seed}: {a:?} after the end");
                 match a {
-                    Action::Dial { id, .. } => ids.push(id),
+                    Action::Dial { id, .. } | Action::DialWebSocket { id, .. } => ids.push(id),
                     Action::Winner(_) | Action::Fail(_) => ends += 1,
                     _ => {}
                 }
@@ -571,4 +594,95 @@ fn any_order_of_events_ends_exactly_once_and_nothing_follows_the_end() {
         assert_eq!(ends, 1, "seed {seed}: the race must end exactly once");
         assert!(r.is_done() && r.poll_timeout().is_none());
     }
+}
+
+#[test]
+fn websocket_relays_come_after_every_tcp_group() {
+    let t0 = Instant::now();
+    let mut p = plan(&["a"], &[hint("r1", 2, 1.0), hint("r2", 3, 0.0)]);
+    p.relay_websockets = vec![ws("ws://r1/"), ws("ws://r1/"), ws("wss://r2/x")];
+    let mut r = Race::new(config(RaceRole::Decider, false), p, t0);
+    assert_eq!(dials(&drain(&mut r)).len(), 1, "only the direct hint at first");
+    r.handle_timeout(t0 + 2 * S);
+    assert_eq!(dials(&drain(&mut r)).len(), 1, "relay r1");
+    r.handle_timeout(t0 + 4 * S);
+    assert_eq!(dials(&drain(&mut r)).len(), 1, "relay r2");
+    assert_eq!(r.poll_timeout(), Some(t0 + 6 * S));
+    r.handle_timeout(t0 + 6 * S);
+    let urls: Vec<String> = ws_dials(&drain(&mut r)).into_iter().map(|(_, u)| u).collect();
+    assert_eq!(urls, ["ws://r1/", "wss://r2/x"], "deduplicated, in order");
+}
+
+#[test]
+fn websocket_relays_start_at_once_when_tcp_to_every_relay_failed() {
+    let t0 = Instant::now();
+    let mut p = plan(&[], &[hint("r1", 2, 0.0)]);
+    p.relay_websockets = vec![ws("ws://r1:4002/")];
+    let mut r = Race::new(config(RaceRole::Decider, false), p, t0);
+    let [tcp] = dials(&drain(&mut r))[..] else {
+        panic!()
+    };
+    assert_eq!(r.poll_timeout(), Some(t0 + 2 * S), "WebSocket one group later");
+    r.handle(t0 + S / 10, tcp, ConnEvent::Failed("connection refused".into()));
+    assert_eq!(
+        drain(&mut r),
+        [],
+        "the race is not lost: a WebSocket dial is still to come"
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + S / 10), "and it comes now");
+    r.handle_timeout(t0 + S / 10);
+    let [(id, url)] = &ws_dials(&drain(&mut r))[..] else {
+        panic!()
+    };
+    assert_eq!(url, "ws://r1:4002/");
+    assert_eq!(complete(&mut r, t0 + S, *id), [Action::SendGo(*id)]);
+    r.handle(t0 + S, *id, ConnEvent::GoSent);
+    assert_eq!(drain(&mut r), [Action::Winner(*id)]);
+}
+
+#[test]
+fn a_silent_tcp_relay_delays_the_websocket_one_group_only() {
+    let t0 = Instant::now();
+    let mut p = plan(&[], &[hint("r1", 2, 0.0)]);
+    p.relay_websockets = vec![ws("ws://r1:4002/")];
+    let mut r = Race::new(config(RaceRole::Follower, false), p, t0);
+    let [tcp] = dials(&drain(&mut r))[..] else {
+        panic!()
+    };
+    r.handle(t0, tcp, ConnEvent::Dialed);
+    assert_eq!(drain(&mut r), [Action::Handshake(tcp)]);
+    r.handle_timeout(t0 + 2 * S);
+    assert_eq!(
+        ws_dials(&drain(&mut r)).len(),
+        1,
+        "while the TCP relay still waits"
+    );
+}
+
+#[test]
+fn a_failed_websocket_relay_fails_the_race_with_its_reason() {
+    let t0 = Instant::now();
+    let mut p = plan(&[], &[]);
+    p.relay_websockets = vec![ws("ws://r1:4002/")];
+    let mut r = Race::new(config(RaceRole::Decider, false), p, t0);
+    let [(id, _)] = &ws_dials(&drain(&mut r))[..] else {
+        panic!("dialled at once")
+    };
+    r.handle(t0, *id, ConnEvent::Failed("HTTP 404".into()));
+    let acts = drain(&mut r);
+    let [Action::Fail(RaceError::NoConnection(why))] = &acts[..] else {
+        panic!("{acts:?}")
+    };
+    assert_eq!(why, &["via relay ws://r1:4002/: HTTP 404".to_owned()]);
+}
+
+#[test]
+fn the_plan_carries_both_sides_websocket_endpoints() {
+    let peer = TransitMsg::new(vec![super::super::Hint::Relay(super::super::RelayHint {
+        websocket: vec![ws("wss://theirs/")],
+        ..Default::default()
+    })]);
+    let p = Plan::transit(&[], &peer, true, 50).with_websockets(&[ws("ws://ours/")], &peer);
+    let urls: Vec<&str> = p.relay_websockets.iter().map(|w| w.url.as_str()).collect();
+    assert_eq!(urls, ["ws://ours/", "wss://theirs/"]);
 }

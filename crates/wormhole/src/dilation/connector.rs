@@ -143,12 +143,11 @@ impl Connector {
         if !self.relays.is_empty() {
             hints.push(Hint::Relay(RelayHint {
                 tcp: self.relays.clone(),
-                tor: Vec::new(),
-                name: None,
+                ..RelayHint::default()
             }));
             let plan = Plan {
-                direct: Vec::new(),
                 relays: self.relays.clone(),
+                ..Plan::default()
             };
             self.new_race(plan, now);
         }
@@ -303,6 +302,15 @@ impl Connector {
                         ));
                         slot.dials.insert(id, h.abort_handle());
                         slot.routes.insert(id, route);
+                    }
+                    Action::DialWebSocket { id, target } => {
+                        // Dilation's plans hold no WebSocket endpoints (yet): fail it like a dial.
+                        let events = self.events.clone();
+                        let why = format!("{}: Dilation does not use relay WebSocket ports", target.url);
+                        tokio::spawn(async move {
+                            let result = Err(why);
+                            let _ = events.send(NetEvent::Dialed { race: n, id, result }).await;
+                        });
                     }
                     Action::Handshake(id) => {
                         if let Some((stream, route)) = slot.streams.remove(&id) {

@@ -1,4 +1,5 @@
-//! Opening the mailbox WebSocket for a `ws://` or `wss://` URL.
+//! Opening the mailbox WebSocket for a `ws://` or `wss://` URL (and, with other limits, a transit
+//! relay's WebSocket port).
 //!
 //! Owns: URL → host and port, TCP, TLS (for `wss://`), the WebSocket handshake, and the limit on
 //! how long all of it may take. Must not: retry (the machine decides).
@@ -53,7 +54,17 @@ fn target(url: &str) -> Result<Target, ConnectError> {
 
 /// Open the mailbox WebSocket at `url`.
 pub(crate) async fn connect(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectError> {
-    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(url, net)).await {
+    connect_with(url, net, ws_config()).await
+}
+
+/// Open a WebSocket at `url` with these settings (a transit relay's WebSocket port uses its own
+/// limits); the same steps, errors and time limit as the mailbox's.
+pub(crate) async fn connect_with(
+    url: &str,
+    net: &NetworkOptions,
+    config: WebSocketConfig,
+) -> Result<Ws, ConnectError> {
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect_inner(url, net, config)).await {
         Ok(r) => r,
         Err(_) => Err(ConnectError::Timeout {
             url: url.to_owned(),
@@ -62,7 +73,7 @@ pub(crate) async fn connect(url: &str, net: &NetworkOptions) -> Result<Ws, Conne
     }
 }
 
-async fn connect_inner(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectError> {
+async fn connect_inner(url: &str, net: &NetworkOptions, config: WebSocketConfig) -> Result<Ws, ConnectError> {
     let t = target(url)?;
     let tcp = net
         .dialer
@@ -93,7 +104,7 @@ async fn connect_inner(url: &str, net: &NetworkOptions) -> Result<Ws, ConnectErr
     } else {
         MailboxStream::Plain(tcp)
     };
-    let (ws, _resp) = tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
+    let (ws, _resp) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
         .await
         .map_err(|e| ConnectError::WebSocket {
             url: url.to_owned(),

@@ -33,7 +33,8 @@ impl ConnectionInfo {
     /// The connection described as the Python CLI does in `Sending (…)..`/`Receiving (…)..`:
     /// `->tcp:HOST:PORT` when we dialled the peer's direct hint, `<-HOST:PORT` when the peer
     /// dialled our listener (an IPv4-mapped IPv6 address shown as IPv4, as a Python listener
-    /// sees it), and `->relay:tcp:HOST:PORT` through a relay.
+    /// sees it), `->relay:tcp:HOST:PORT` through a relay's TCP port and `->relay:ws://…` (or
+    /// `wss://…`) through its WebSocket port.
     pub fn describe(&self) -> String {
         match self.kind {
             ConnectionKind::DirectOutbound => format!("->tcp:{}", self.peer),
@@ -41,6 +42,9 @@ impl ConnectionInfo {
                 Ok(addr) => format!("<-{}:{}", addr.ip().to_canonical(), addr.port()),
                 Err(_) => format!("<-{}", self.peer),
             },
+            ConnectionKind::Relay if self.peer.starts_with("ws://") || self.peer.starts_with("wss://") => {
+                format!("->relay:{}", self.peer)
+            }
             ConnectionKind::Relay => format!("->relay:tcp:{}", self.peer),
         }
     }

@@ -482,7 +482,7 @@ mod tests {
         let keys = TransitKeys::new(b"poison test");
         let conn = |s, role, kind| {
             TransitConnection::new(
-                s,
+                crate::transit::stream::TransitStream::Tcp(s),
                 Vec::new(),
                 role,
                 &keys,

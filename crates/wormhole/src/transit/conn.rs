@@ -9,10 +9,10 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use wormhole_proto::transit::{RECORD_HEADER, RecordOpener, RecordSealer, Role, TransitKeys};
 
 use super::TransitError;
+use super::stream::TransitStream;
 
 /// How the winning connection was made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub enum ConnectionKind {
 
 /// An established, encrypted transit connection.
 pub struct TransitConnection {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: TransitStream,
     /// Bytes already read from the socket but not yet consumed as records.
     pub(crate) pending: Vec<u8>,
     /// `None` while lent to a bulk stage, or for good after an error.
@@ -53,7 +53,7 @@ impl std::fmt::Debug for TransitConnection {
 
 impl TransitConnection {
     pub(crate) fn new(
-        stream: TcpStream,
+        stream: TransitStream,
         pending: Vec<u8>,
         role: Role,
         keys: &TransitKeys,

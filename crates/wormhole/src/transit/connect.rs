@@ -22,12 +22,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{AbortHandle, JoinSet};
 use wormhole_proto::transit::race::{Action, ConnEvent, ConnId, Plan, Race, RaceConfig, RaceError, Route};
 use wormhole_proto::transit::{
-    DEFAULT_MAX_RECORD, DirectHint, Hint, RelayHint, Role, TransitKeys, TransitMsg,
+    DEFAULT_MAX_RECORD, DirectHint, Hint, RelayHint, Role, TransitKeys, TransitMsg, WebSocketHint,
 };
 
 use super::TransitError;
 use super::addrs::{bind_listener, local_direct_hints};
 use super::conn::{ConnectionKind, TransitConnection};
+use super::stream::TransitStream;
 use crate::net::Dialer;
 use steps::{Link, Step};
 
@@ -36,6 +37,12 @@ use steps::{Link, Step};
 pub struct TransitConfig {
     /// Our relays (from `--transit-helper`); offered to the peer and dialled.
     pub relays: Vec<DirectHint>,
+    /// WebSocket endpoints (`ws://`, `wss://`) of our relay, offered inside the first relay hint
+    /// (or one of their own when there is no TCP relay) and dialled only after every TCP relay
+    /// attempt failed or one relay group later (docs/network.md).
+    pub relay_websockets: Vec<WebSocketHint>,
+    /// More trusted certificates (PEM) for `wss://` relay endpoints, besides the platform's.
+    pub extra_ca_file: Option<std::path::PathBuf>,
     /// Listen for direct connections and advertise direct hints (`--no-listen` clears it).
     pub listen: bool,
     /// Dial the peer's direct hints (cleared to force the relay in tests).
@@ -65,6 +72,8 @@ impl Default for TransitConfig {
     fn default() -> Self {
         TransitConfig {
             relays: Vec::new(),
+            relay_websockets: Vec::new(),
+            extra_ca_file: None,
             listen: true,
             dial_direct: true,
             relay_delay: Duration::from_secs(2),
@@ -111,12 +120,21 @@ impl Transit {
         } else {
             None
         };
+        let first_relay = hints.len();
         for r in &config.relays {
             hints.push(Hint::Relay(RelayHint {
                 tcp: vec![r.clone()],
-                tor: vec![],
-                name: None,
+                ..RelayHint::default()
             }));
+        }
+        if !config.relay_websockets.is_empty() {
+            match hints.get_mut(first_relay) {
+                Some(Hint::Relay(r)) => r.websocket = config.relay_websockets.clone(),
+                _ => hints.push(Hint::Relay(RelayHint {
+                    websocket: config.relay_websockets.clone(),
+                    ..RelayHint::default()
+                })),
+            }
         }
         Ok(Transit {
             role,
@@ -165,7 +183,8 @@ impl Transit {
         let plan = match cfg.dialer.is_proxied() {
             true => Plan::transit_via_tor(&cfg.relays, peer, cfg.max_direct_dials),
             false => Plan::transit(&cfg.relays, peer, cfg.dial_direct, cfg.max_direct_dials),
-        };
+        }
+        .with_websockets(&cfg.relay_websockets, peer);
         let keys = Arc::new(TransitKeys::new(transit_key));
         let racer = Racer {
             race: Race::new(race_cfg, plan, now()),
@@ -173,6 +192,7 @@ impl Transit {
             relay_request: Arc::new(keys.relay_request(&self.side)),
             keys,
             dialer: Arc::new(cfg.dialer.clone()),
+            extra_ca_file: cfg.extra_ca_file.clone(),
             max_record: cfg.max_record,
             steps: JoinSet::new(),
             running: HashMap::new(),
@@ -199,6 +219,7 @@ struct Racer {
     keys: Arc<TransitKeys>,
     relay_request: Arc<Vec<u8>>,
     dialer: Arc<Dialer>,
+    extra_ca_file: Option<std::path::PathBuf>,
     max_record: usize,
     steps: JoinSet<(ConnId, Step)>,
     /// The step running on each connection (aborted when the machine closes it).
@@ -240,6 +261,12 @@ impl Racer {
     fn perform(&mut self, action: Action) -> Option<Outcome> {
         match action {
             Action::Dial { id, route, target } => self.dial(id, route, target),
+            Action::DialWebSocket { id, target } => {
+                self.meta.insert(id, (ConnectionKind::Relay, target.url.clone()));
+                let step =
+                    steps::dial_relay_websocket(target, self.dialer.clone(), self.extra_ca_file.clone());
+                self.spawn(id, step);
+            }
             Action::Handshake(id) => {
                 let (role, keys) = (self.role, self.keys.clone());
                 let relay = (self.meta.get(&id).map(|m| m.0) == Some(ConnectionKind::Relay))
@@ -281,7 +308,7 @@ impl Racer {
         if let Some(id) = self.race.accepted(now(), label) {
             self.meta
                 .insert(id, (ConnectionKind::DirectInbound, addr.to_string()));
-            self.parked.insert(id, Link::new(stream));
+            self.parked.insert(id, Link::new(TransitStream::Tcp(stream)));
         }
     }
 

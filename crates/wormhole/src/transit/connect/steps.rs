@@ -11,19 +11,22 @@ use std::time::Duration;
 
 use crate::net::Dialer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use wormhole_proto::transit::handshake::{GO, NEVERMIND, RELAY_OK};
 use wormhole_proto::transit::race::ConnEvent;
-use wormhole_proto::transit::{DirectHint, Expect, ExpectError, ExpectProgress, Role, TransitKeys};
+use wormhole_proto::transit::{
+    DirectHint, Expect, ExpectError, ExpectProgress, Role, TransitKeys, WebSocketHint,
+};
+
+use crate::transit::stream::{TransitStream, dial_websocket};
 
 /// A connection between steps: the socket and bytes read ahead of the next stage.
 pub(super) struct Link {
-    pub(super) stream: TcpStream,
+    pub(super) stream: TransitStream,
     pub(super) pending: Vec<u8>,
 }
 
 impl Link {
-    pub(super) fn new(stream: TcpStream) -> Link {
+    pub(super) fn new(stream: TransitStream) -> Link {
         Link {
             stream,
             pending: Vec::new(),
@@ -59,6 +62,19 @@ impl Step {
 
 pub(super) async fn dial(target: DirectHint, dialer: Arc<Dialer>) -> Step {
     match dialer.connect(&target.hostname, target.port).await {
+        Ok(stream) => Step::Dialed(Link::new(TransitStream::Tcp(stream))),
+        Err(e) => Step::Failed(e.to_string()),
+    }
+}
+
+/// Open a WebSocket to a relay's WebSocket port; the relay line and everything after it then
+/// travel as binary messages.
+pub(super) async fn dial_relay_websocket(
+    target: WebSocketHint,
+    dialer: Arc<Dialer>,
+    extra_ca_file: Option<std::path::PathBuf>,
+) -> Step {
+    match dial_websocket(&target.url, &dialer, extra_ca_file).await {
         Ok(stream) => Step::Dialed(Link::new(stream)),
         Err(e) => Step::Failed(e.to_string()),
     }
@@ -157,7 +173,7 @@ async fn expect_one_of(link: &mut Link) -> Result<u8, ExpectFail> {
     Ok(link.pending[0])
 }
 
-async fn read_some(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, ExpectFail> {
+async fn read_some(stream: &mut TransitStream, buf: &mut [u8]) -> Result<usize, ExpectFail> {
     let n = stream
         .read(buf)
         .await
