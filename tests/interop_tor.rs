@@ -9,53 +9,25 @@
 //! any listening socket there (nothing else runs inside) fails the test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::Stdio;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wormhole_interop::*;
 
-static NEXT: AtomicU32 = AtomicU32::new(1);
-
-/// The inside namespace, its veth link and the proxy; removed on drop.
+/// The inside namespace and the proxy on its link; removed on drop.
 struct Inside {
-    name: String,
+    net: InsideNetns,
     proxy: String,
-    socks: ChildGuard,
+    _socks: ChildGuard,
     log: Arc<Mutex<String>>,
-}
-
-fn ip(args: &[&str]) {
-    let st = Command::new("ip").args(args).status().expect("ip");
-    assert!(st.success(), "ip {args:?}: {st}");
 }
 
 impl Inside {
     fn new() -> Inside {
-        require_netns();
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("whtor{}x{n}", std::process::id());
-        let (outer, inner) = (format!("vto{n}"), format!("vti{n}"));
-        let (a, b) = (format!("10.78.{n}.1"), format!("10.78.{n}.2"));
-        ip(&["netns", "add", &name]);
-        ip(&["link", "add", &outer, "type", "veth", "peer", "name", &inner]);
-        ip(&["link", "set", &inner, "netns", &name]);
-        ip(&["addr", "add", &format!("{a}/30"), "dev", &outer]);
-        ip(&["link", "set", &outer, "up"]);
-        ip(&[
-            "netns",
-            "exec",
-            &name,
-            "ip",
-            "addr",
-            "add",
-            &format!("{b}/30"),
-            "dev",
-            &inner,
-        ]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", &inner, "up"]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
+        let net = InsideNetns::new("tor", 78);
+        let a = net.outer.clone();
         let mut cmd = clean_command("microsocks");
         cmd.args(["-i", &a, "-p", "1080"])
             .stdout(Stdio::piped())
@@ -89,40 +61,28 @@ impl Inside {
             "microsocks did not start"
         );
         Inside {
-            name,
+            net,
             proxy,
-            socks: ChildGuard::new(child, "microsocks"),
+            _socks: ChildGuard::new(child, "microsocks"),
             log,
         }
     }
 
     /// Our CLI inside, with every connection through the proxy.
     fn ours(&self, mailbox: &str, relay: &str) -> PeerCommand {
-        PeerCommand::new("ip")
+        self.net
+            .command(our_bin("wormhole"))
             .name("ours (inside, --tor)")
-            .args(["netns", "exec", &self.name])
-            .arg(our_bin("wormhole"))
             .args(["--relay-url", mailbox, "--transit-helper", relay])
     }
 
     /// Listening TCP sockets inside (there must never be any).
     fn listeners(&self) -> String {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, "ss", "-Htln"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        self.net.listeners()
     }
 
     fn log(&self) -> String {
         self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Inside {
-    fn drop(&mut self) {
-        let _ = &self.socks;
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
 }
 

@@ -60,6 +60,7 @@ pub mod codes;
 pub mod dilation;
 pub mod files;
 pub mod go_key_bug;
+pub mod inside;
 pub mod live;
 pub mod netns;
 pub mod ours;
@@ -80,6 +81,7 @@ pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
 };
 pub use go_key_bug::{GO_KEY_BUG_RETRIES, GoKeyBugRetries, GoRole, go_key_bug_signature};
+pub use inside::InsideNetns;
 pub use live::LiveChild;
 pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
