@@ -18,4 +18,6 @@ pub use bulk::Progress;
 pub use conn::{ConnectionKind, TransitConnection};
 pub use connect::{Transit, TransitConfig};
 pub use error::TransitError;
-pub use wormhole_proto::transit::{DirectHint, Hint, RelayHint, Role, TransitKeys, TransitMsg};
+pub use wormhole_proto::transit::{
+    DirectHint, Hint, RelayHint, Role, TransitKeys, TransitMsg, WebSocketHint,
+};

@@ -8,8 +8,9 @@
 //!    of the whole process (both sides), CPU s per GiB, and the ratio to the core limit;
 //! 3. `relay`: the same through Python's `twist transitrelay` (and our `wormhole-relay` when it is
 //!    built next to this binary), plus the relay process's CPU seconds.
-//!
-//! 4. `cli-direct` / `cli-relay`: whole CLI process pairs sending a `--size` file, for each of
+//! 4. `relay-ws`: the same through our relay's and Python's relay's WebSocket port (both sides on
+//!    WebSocket), each next to the same relay's TCP port, with the relay's CPU seconds.
+//! 5. `cli-direct` / `cli-relay`: whole CLI process pairs sending a `--size` file, for each of
 //!    `--impls` (ours, python, go, rs) against itself (or `a>b`: `a` sends, `b` receives), on our mailbox server, relayed through
 //!    Python's transit relay on 127.0.0.1:4001 (Go cannot be pointed elsewhere): wall time, MB/s,
 //!    CPU seconds and peak RSS of each process (polled from /proc), receiver output checked by
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use wormhole::transit::{DirectHint, Role, Transit, TransitConfig};
+use wormhole::transit::{DirectHint, Role, Transit, TransitConfig, WebSocketHint};
 use wormhole_bench::sys;
 
 /// Transit throughput benchmark (library level).
@@ -41,7 +42,7 @@ struct Args {
     /// Bytes per transfer.
     #[arg(long, default_value_t = 1 << 30)]
     size: u64,
-    /// Phases to run (comma separated): core, direct, relay.
+    /// Phases to run (comma separated): core, direct, relay, relay-ws (also cli-direct, cli-relay).
     #[arg(long, default_value = "core,direct,relay")]
     phases: String,
     /// Python's `twist` (default: ~/.cache/wormhole-peers/venv/bin/twist).
@@ -103,15 +104,32 @@ struct Run {
     cpu: f64,
 }
 
-async fn transfer(size: u64, relay: Option<SocketAddr>) -> anyhow::Result<Run> {
+/// How both sides reach each other in one library transfer.
+enum Path {
+    /// Directly over loopback.
+    Direct,
+    /// Through a relay's TCP port.
+    RelayTcp(SocketAddr),
+    /// Through a relay's WebSocket port (both sides).
+    RelayWebSocket(String),
+}
+
+async fn transfer(size: u64, path: Path) -> anyhow::Result<Run> {
     let mut cfg = TransitConfig::default();
-    if let Some(r) = relay {
-        cfg.listen = false;
-        cfg.relays = vec![DirectHint {
-            hostname: r.ip().to_string(),
-            port: r.port(),
-            priority: 0.0,
-        }];
+    match path {
+        Path::Direct => {}
+        Path::RelayTcp(r) => {
+            cfg.listen = false;
+            cfg.relays = vec![DirectHint {
+                hostname: r.ip().to_string(),
+                port: r.port(),
+                priority: 0.0,
+            }];
+        }
+        Path::RelayWebSocket(url) => {
+            cfg.listen = false;
+            cfg.relay_websockets = vec![WebSocketHint::new(&url).context("relay WebSocket URL")?];
+        }
     }
     let s = Transit::new(Role::Sender, cfg.clone())?;
     let r = Transit::new(Role::Receiver, cfg)?;
@@ -252,7 +270,7 @@ fn main() -> anyhow::Result<()> {
     if phases.contains(&"direct") {
         // The core phase's buffers are not part of a transfer.
         let _ = sys::reset_own_peak_rss();
-        let run = rt.block_on(transfer(args.size, None))?;
+        let run = rt.block_on(transfer(args.size, Path::Direct))?;
         report("ours direct", args.size, &run, core, "");
     }
     let cli: Vec<&str> = phases.iter().copied().filter(|p| p.starts_with("cli-")).collect();
@@ -265,7 +283,7 @@ fn main() -> anyhow::Result<()> {
             Ok((relay, addr)) => {
                 let pid = relay.0.id();
                 let c0 = sys::proc_cpu_time(pid).unwrap_or_default();
-                let run = rt.block_on(transfer(args.size, Some(addr)))?;
+                let run = rt.block_on(transfer(args.size, Path::RelayTcp(addr)))?;
                 let rc = (sys::proc_cpu_time(pid).unwrap_or_default() - c0).as_secs_f64();
                 report(
                     "ours via python relay",
@@ -278,5 +296,102 @@ fn main() -> anyhow::Result<()> {
             Err(e) => println!("ours via python relay: skipped ({e})"),
         }
     }
+    if phases.contains(&"relay-ws") {
+        relay_websocket_phase(&args, &rt);
+    }
     Ok(())
+}
+
+/// Our library through each relay's WebSocket port (both sides on WebSocket, the costliest
+/// case), next to the same relay's TCP port, with the relay process's CPU seconds.
+fn relay_websocket_phase(args: &Args, rt: &tokio::runtime::Runtime) {
+    for which in ["ours", "python"] {
+        let started = match which {
+            "ours" => start_our_relay_with_websocket(),
+            _ => start_python_relay_with_websocket(args),
+        };
+        let (relay, tcp, ws) = match started {
+            Ok(r) => r,
+            Err(e) => {
+                println!("ours via {which} relay websocket: skipped ({e:#})");
+                continue;
+            }
+        };
+        let pid = relay.0.id();
+        for (label, path) in [
+            (format!("ours via {which} relay tcp"), Path::RelayTcp(tcp)),
+            (
+                format!("ours via {which} relay ws"),
+                Path::RelayWebSocket(ws.clone()),
+            ),
+        ] {
+            let _ = sys::reset_own_peak_rss();
+            let c0 = sys::proc_cpu_time(pid).unwrap_or_default();
+            match rt.block_on(transfer(args.size, path)) {
+                Ok(run) => {
+                    let rc = (sys::proc_cpu_time(pid).unwrap_or_default() - c0).as_secs_f64();
+                    report(&label, args.size, &run, None, &format!(", relay CPU {rc:.2} s"));
+                }
+                Err(e) => println!("{label}: failed ({e:#})"),
+            }
+        }
+    }
+}
+
+/// A free port on 127.0.0.1 (released before the relay binds it).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+}
+
+/// Our `wormhole-server relay` with a TCP and a WebSocket port: the process, the TCP address, the
+/// WebSocket URL.
+fn start_our_relay_with_websocket() -> anyhow::Result<(RelayProc, SocketAddr, String)> {
+    let (tcp, ws) = (free_port()?, free_port()?);
+    let bin = std::env::current_exe()?.with_file_name("wormhole-server");
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "relay",
+        "--listen",
+        &format!("127.0.0.1:{tcp}"),
+        "--websocket",
+        &format!("127.0.0.1:{ws}"),
+    ]);
+    let p = RelayProc::start(
+        cmd,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, ws)),
+        Duration::from_secs(20),
+        "our relay",
+    )?;
+    Ok((
+        p,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, tcp)),
+        format!("ws://127.0.0.1:{ws}/"),
+    ))
+}
+
+/// Python's `twist transitrelay --websocket`: the process, the TCP address, the WebSocket URL.
+fn start_python_relay_with_websocket(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr, String)> {
+    let (tcp, ws) = (free_port()?, free_port()?);
+    let twist = args
+        .twist
+        .clone()
+        .unwrap_or_else(|| peer_dir().join("venv/bin/twist"));
+    let url = format!("ws://127.0.0.1:{ws}/");
+    let mut cmd = Command::new(twist);
+    cmd.args([
+        "transitrelay",
+        "--port",
+        &format!("tcp:{tcp}:interface=127.0.0.1"),
+        "--websocket",
+        &format!("tcp:{ws}:interface=127.0.0.1"),
+        "--websocket-url",
+        &url,
+    ]);
+    let p = RelayProc::start(
+        cmd,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, ws)),
+        Duration::from_secs(30),
+        "python relay",
+    )?;
+    Ok((p, SocketAddr::from((Ipv4Addr::LOCALHOST, tcp)), url))
 }
