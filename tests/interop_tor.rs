@@ -200,27 +200,40 @@ fn ours_sends_a_file_to_python_through_the_proxy() {
     let hint = relay.python_hint();
     let dir = tempfile::tempdir().unwrap();
     let data = payload(dir.path());
-    let out_dir = tempfile::tempdir().unwrap();
-    let receiver = PeerCommand::new(Peers::locate().python_wormhole)
-        .name("python")
-        .args(Peers::python_global_args(&url, Some(&hint)))
-        .current_dir(out_dir.path())
-        .args(["receive", "--accept-file", "--hide-progress", "23-tor-file"])
-        .spawn();
-    let out = run_watched(
-        &inside,
-        inside.ours(&url, &hint).current_dir(dir.path()).args([
-            "send",
-            "--tor-socks",
-            &inside.proxy,
-            "--code",
-            "23-tor-file",
-            "--hide-progress",
-            "tor.bin",
-        ]),
-    );
-    out.assert_success();
-    receiver.wait().assert_success();
+    // A Python receiver that lost its own transit-port race (exact, logged) is run again.
+    let mut race = PythonListenRace::new("ours -> python through the proxy");
+    let out_dir = loop {
+        let out_dir = tempfile::tempdir().unwrap();
+        let code = unique_code();
+        let receiver = PeerCommand::new(Peers::locate().python_wormhole)
+            .name("python")
+            .args(Peers::python_global_args(&url, Some(&hint)))
+            .current_dir(out_dir.path())
+            .args(["receive", "--accept-file", "--hide-progress", &code])
+            .spawn();
+        let out = run_watched(
+            &inside,
+            inside.ours(&url, &hint).current_dir(dir.path()).args([
+                "send",
+                "--tor-socks",
+                &inside.proxy,
+                "--code",
+                &code,
+                "--hide-progress",
+                "tor.bin",
+            ]),
+        );
+        let receiver = receiver.wait();
+        if out.success() && receiver.success() {
+            break out_dir;
+        }
+        if !race.should_retry(&[&receiver], &[&out, &receiver]) {
+            panic!(
+                "transfer failed:\n{out}\n{receiver}\n--- proxy log:\n{}",
+                inside.log()
+            );
+        }
+    };
     assert_eq!(std::fs::read(out_dir.path().join("tor.bin")).unwrap(), data);
     // We publish no direct hints, so the transit connection is one we dialled, through the proxy
     // (to Python's direct hints or to the relay): the log has more than the mailbox connection.

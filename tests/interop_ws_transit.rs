@@ -7,8 +7,9 @@
 //! and WebSocket ports, all on the veth address, and the TCP peer). Our CLI runs in a second
 //! namespace ("inside") whose iptables rules reset every other TCP connection, out or in: the
 //! relay's TCP port, the peer's direct hints, the peer dialling our listener. So the transfer can
-//! only go through the WebSocket; the inside CLI must say so (`->relay:ws://…`), and the reject rules
-//! must have refused something (our dial of the relay's TCP port at least).
+//! only go through the WebSocket; the inside CLI must say so (`->relay:ws://…`, classic transit),
+//! and the reject rules must have refused something (our dial of the relay's TCP port at least).
+//! Two of ours also move the file over Dilation (its connection through the WebSocket).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -185,16 +186,25 @@ fn command(s: &Setup, peer: Peer) -> PeerCommand {
     }
 }
 
+/// Which protocol two of ours use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// Classic transit (`--classic`; always the case with Python).
+    Classic,
+    /// The Dilated File-Transfer protocol: Dilation's connection through the WebSocket.
+    Dilated,
+}
+
 /// One run: `from` sends the file to `to`.
-fn attempt(s: &Setup, from: Peer, to: Peer) -> (PeerOutput, PeerOutput, tempfile::TempDir) {
+fn attempt(s: &Setup, from: Peer, to: Peer, proto: Proto) -> (PeerOutput, PeerOutput, tempfile::TempDir) {
     let code = unique_code();
     let dst = tempfile::tempdir().unwrap();
     let mut send = command(s, from)
         .current_dir(s.src.path())
         .args(["send", "--code", &code, "--hide-progress", "--no-qr"])
         .timeout(Duration::from_secs(90));
-    if from != Peer::Python && to != Peer::Python {
-        // Two of ours would use Dilation; this is transit's path.
+    if proto == Proto::Classic && from != Peer::Python && to != Peer::Python {
+        // Two of ours would use Dilation otherwise.
         send = send.arg("--classic");
     }
     let sender = send.arg(FILE).spawn();
@@ -207,13 +217,19 @@ fn attempt(s: &Setup, from: Peer, to: Peer) -> (PeerOutput, PeerOutput, tempfile
 }
 
 /// `from` sends to `to` (one of them inside) through the relay's WebSocket; checks the content, the
-/// path the inside side took, and that the firewall refused something.
+/// path the inside side reports (classic transit prints it), and that the firewall refused
+/// something. Inside, nothing but the mailbox and the WebSocket port is reachable, so a completed
+/// transfer went through the WebSocket whatever is printed.
 fn transfer(python_relay: bool, from: Peer, to: Peer, seed: u64) {
+    transfer_with(python_relay, from, to, seed, Proto::Classic);
+}
+
+fn transfer_with(python_relay: bool, from: Peer, to: Peer, seed: u64, proto: Proto) {
     require_netns();
     let s = setup(python_relay, seed);
     let mut race = PythonListenRace::new(format!("{from:?} -> {to:?}"));
     let (sender, receiver, dst) = loop {
-        let (sender, receiver, dst) = attempt(&s, from, to);
+        let (sender, receiver, dst) = attempt(&s, from, to, proto);
         let pythons: Vec<&PeerOutput> = [(from, &sender), (to, &receiver)]
             .into_iter()
             .filter(|(p, _)| *p == Peer::Python)
@@ -250,7 +266,7 @@ fn transfer(python_relay: bool, from: Peer, to: Peer, seed: u64) {
     };
     let path = format!("->relay:{})..", s.relay.ws_url());
     assert!(
-        inside.all_output().contains(&path),
+        proto == Proto::Dilated || inside.all_output().contains(&path),
         "the inside side did not report `{path}`:\n{}",
         context()
     );
@@ -290,4 +306,14 @@ fn ours_inside_sends_to_ours_outside_through_our_relays_websocket() {
 #[test]
 fn ours_outside_sends_to_ours_inside_through_pythons_relay_websocket() {
     transfer(true, Peer::OursOutside, Peer::OursInside, 66);
+}
+
+#[test]
+fn dilated_ours_inside_sends_to_ours_outside_through_our_relays_websocket() {
+    transfer_with(false, Peer::OursInside, Peer::OursOutside, 67, Proto::Dilated);
+}
+
+#[test]
+fn dilated_ours_outside_sends_to_ours_inside_through_pythons_relay_websocket() {
+    transfer_with(true, Peer::OursOutside, Peer::OursInside, 68, Proto::Dilated);
 }

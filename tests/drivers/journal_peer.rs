@@ -3,9 +3,11 @@
 //! the messages received so far; on start it restores from that file when it holds a wormhole.
 //!
 //! Usage: `journal-peer --state FILE --url URL (--allocate | --code CODE) --prefix P --send N
-//! --expect M [--stop-after code|key|verified|received:K] [--crash before:K|after:K]`
+//! --expect M [--stop-after code|key|verified|received:K] [--crash before:K|after:K]
+//! [--appid APPID] [--text T]`
 //!
-//! It sends `P0`..`P{N-1}` (those its state has not sent yet), and closes once it has received
+//! It sends `P0`..`P{N-1}` (those its state has not sent yet; with `--text`, the one message a
+//! file-transfer sender of text sends, `{"offer": {"message": T}}`, so a real CLI can receive it), and closes once it has received
 //! `M` messages and the server echoed everything it sent. `--stop-after` suspends instead (exit
 //! 0 without closing) once the condition holds and everything sent was echoed. `--crash` makes
 //! the process SIGKILL itself at the K-th checkpoint of this run, before or after writing it.
@@ -36,6 +38,8 @@ struct Args {
     expect: u64,
     stop_after: Option<String>,
     crash: Option<(bool, u64)>,
+    appid: Option<String>,
+    text: Option<String>,
 }
 
 fn parse_args() -> Result<Args> {
@@ -52,6 +56,11 @@ fn parse_args() -> Result<Args> {
             "--send" => a.send = val()?.parse()?,
             "--expect" => a.expect = val()?.parse()?,
             "--stop-after" => a.stop_after = Some(val()?),
+            "--appid" => a.appid = Some(val()?),
+            "--text" => {
+                a.text = Some(val()?);
+                a.send = 1;
+            }
             "--crash" => {
                 let v = val()?;
                 let (when, n) = v.split_once(':').context("--crash before:K or after:K")?;
@@ -195,7 +204,8 @@ async fn main() -> Result<()> {
                 versions: json!({"journal-peer": args.prefix}),
                 ..WormholeOptions::default()
             };
-            Wormhole::create_journaled(APPID, &args.url, opts, j)?
+            let appid = args.appid.as_deref().unwrap_or(APPID);
+            Wormhole::create_journaled(appid, &args.url, opts, j)?
         }
     };
     for (i, m) in saved0.received.iter().enumerate() {
@@ -216,7 +226,11 @@ async fn main() -> Result<()> {
     }
     let sent = latest.borrow().as_ref().map_or(0, |m| m.messages_sent());
     for i in sent..args.send {
-        w.send_message(format!("{}{i}", args.prefix).into_bytes()).await?;
+        let m = match &args.text {
+            Some(t) => json!({"offer": {"message": t}}).to_string(),
+            None => format!("{}{i}", args.prefix),
+        };
+        w.send_message(m.into_bytes()).await?;
     }
     let mut code_printed = false;
     let mut closing = false;

@@ -466,11 +466,19 @@ mod tests {
         assert_eq!(c.relays.len(), 1);
         assert_eq!(c.relays[0].port, 4001);
         assert!(!c.listen);
+        let both = GlobalOptions {
+            transit_helper: "tcp:relay:4001,wss://relay.example/ws".into(),
+            ..g.clone()
+        };
+        let c = transit_config(&both, true).unwrap();
+        assert_eq!(c.relays[0].hostname, "relay");
+        assert_eq!(c.relay_websockets[0].url, "wss://relay.example/ws");
         let bad = GlobalOptions {
             transit_helper: "nonsense".into(),
             ..g
         };
-        assert!(transit_config(&bad, true).is_err());
+        let e = transit_config(&bad, true).unwrap_err();
+        assert!(format!("{e:#}").contains("a ws:// or wss:// URL"), "{e:#}");
     }
 
     #[test]

@@ -40,7 +40,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use wormhole_proto::dilation::Role;
 pub use wormhole_proto::dilation::endpoint::Config as EndpointConfig;
 use wormhole_proto::machine::WormholeError;
-use wormhole_proto::transit::DirectHint;
+use wormhole_proto::transit::RelayHint;
 
 pub use subchannel::{Subchannel, SubchannelListener};
 
@@ -109,8 +109,9 @@ impl From<DilationError> for std::io::Error {
 /// ping_interval)` plus our limits).
 #[derive(Debug, Clone)]
 pub struct DilationOptions {
-    /// Transit relays (`tcp:HOST:PORT`), published to the peer and dialled. Python has no
-    /// default relay, and neither have we.
+    /// Transit relays (`tcp:HOST:PORT`; also a relay's WebSocket port, `ws://…` or `wss://…`, or
+    /// both separated by a comma), published to the peer and dialled; WebSocket endpoints only
+    /// after the TCP ones failed. Python has no default relay, and neither have we.
     pub relays: Vec<String>,
     /// Do not listen for direct connections (and publish no direct hints).
     pub no_listen: bool,
@@ -156,16 +157,18 @@ impl Default for DilationOptions {
 }
 
 impl DilationOptions {
-    /// The TCP endpoints of our relays. A relay given with WebSocket endpoints too
-    /// (`tcp:…,ws://…`) is accepted; Dilation uses its TCP ones.
-    pub(crate) fn relay_hints(&self) -> Result<Vec<DirectHint>, DilationError> {
-        let mut tcp = Vec::new();
+    /// The endpoints of our relays, all in one: each entry of [`DilationOptions::relays`] is
+    /// `tcp:HOST:PORT`, a `ws://`/`wss://` URL of a relay's WebSocket port, or several of them
+    /// separated by commas.
+    pub(crate) fn relay_hints(&self) -> Result<RelayHint, DilationError> {
+        let mut all = RelayHint::default();
         for r in &self.relays {
             let relay = wormhole_proto::transit::hints::parse_relay_endpoints(r)
                 .ok_or_else(|| DilationError::BadRelay(r.clone()))?;
-            tcp.extend(relay.tcp);
+            all.tcp.extend(relay.tcp);
+            all.websocket.extend(relay.websocket);
         }
-        Ok(tcp)
+        Ok(all)
     }
 
     pub(crate) fn endpoint_config(&self, rng_seed: u64) -> EndpointConfig {

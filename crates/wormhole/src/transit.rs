@@ -11,7 +11,7 @@ mod bulk;
 mod conn;
 mod connect;
 mod error;
-mod stream;
+pub(crate) mod stream;
 
 pub use addrs::local_direct_hints;
 pub use bulk::Progress;

@@ -15,16 +15,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use wormhole_proto::dilation::Role;
 use wormhole_proto::dilation::endpoint::ConnectionId;
 use wormhole_proto::transit::race::{Action, ConnEvent, ConnId, Plan, Race, RaceConfig, RaceRole, Route};
-use wormhole_proto::transit::{DirectHint, Hint, RelayHint, TransitMsg};
+use wormhole_proto::transit::{DirectHint, Hint, RelayHint, TransitMsg, WebSocketHint};
 
 use crate::net::Dialer;
 use crate::transit::addrs::{bind_listener, local_direct_hints};
+use crate::transit::stream::{TransitStream, dial_websocket};
 
 /// At most this many of the peer's direct hints are dialled per round.
 const MAX_DIRECT_DIALS: usize = 32;
@@ -35,9 +36,9 @@ pub(crate) enum NetEvent {
     Dialed {
         race: u64,
         id: ConnId,
-        result: Result<TcpStream, String>,
+        result: Result<TransitStream, String>,
     },
-    Accepted(TcpStream, SocketAddr),
+    Accepted(tokio::net::TcpStream, SocketAddr),
 }
 
 /// What the driver must do for the connector.
@@ -46,7 +47,7 @@ pub(crate) enum ToDriver {
     /// A stream is up: give it to the endpoint (writing the relay line first for a relay), and
     /// report its [`ConnectionId`] with [`Connector::bind`] when it came from a race.
     NewConnection {
-        stream: TcpStream,
+        stream: TransitStream,
         relay: bool,
         owner: Option<(u64, ConnId)>,
     },
@@ -59,13 +60,13 @@ struct Slot {
     race: Option<Race>,
     dials: HashMap<ConnId, AbortHandle>,
     routes: HashMap<ConnId, Route>,
-    streams: HashMap<ConnId, (TcpStream, Route)>,
+    streams: HashMap<ConnId, (TransitStream, Route)>,
     conns: HashMap<ConnId, ConnectionId>,
 }
 
 /// The connector of one Dilation (it lives across generations; `start` and `stop` bracket one).
 pub(crate) struct Connector {
-    relays: Vec<DirectHint>,
+    relays: RelayHint,
     listen: bool,
     dialer: Arc<Dialer>,
     advertise: Option<Vec<String>>,
@@ -87,7 +88,7 @@ impl Drop for Connector {
 
 impl Connector {
     pub(crate) fn new(
-        relays: Vec<DirectHint>,
+        relays: RelayHint,
         listen: bool,
         dialer: Dialer,
         advertise: Option<Vec<String>>,
@@ -140,13 +141,11 @@ impl Connector {
                 Err(e) => tracing::warn!("Dilation: cannot listen for direct connections: {e}"),
             }
         }
-        if !self.relays.is_empty() {
-            hints.push(Hint::Relay(RelayHint {
-                tcp: self.relays.clone(),
-                ..RelayHint::default()
-            }));
+        if !self.relays.tcp.is_empty() || !self.relays.websocket.is_empty() {
+            hints.push(Hint::Relay(self.relays.clone()));
             let plan = Plan {
-                relays: self.relays.clone(),
+                relays: self.relays.tcp.clone(),
+                relay_websockets: self.relays.websocket.clone(),
                 ..Plan::default()
             };
             self.new_race(plan, now);
@@ -181,8 +180,9 @@ impl Connector {
         let plan = match self.dialer.is_proxied() {
             true => Plan::transit_via_tor(&[], &msg, MAX_DIRECT_DIALS),
             false => Plan::transit(&[], &msg, true, MAX_DIRECT_DIALS),
-        };
-        if plan.direct.is_empty() && plan.relays.is_empty() {
+        }
+        .with_websockets(&[], &msg);
+        if plan.direct.is_empty() && plan.relays.is_empty() && plan.relay_websockets.is_empty() {
             return;
         }
         self.new_race(plan, now);
@@ -215,7 +215,13 @@ impl Connector {
     }
 
     /// A dial finished.
-    pub(crate) fn dialed(&mut self, race: u64, id: ConnId, result: Result<TcpStream, String>, now: Instant) {
+    pub(crate) fn dialed(
+        &mut self,
+        race: u64,
+        id: ConnId,
+        result: Result<TransitStream, String>,
+        now: Instant,
+    ) {
         let Some(slot) = self.races.get_mut(&race) else {
             return;
         };
@@ -304,13 +310,16 @@ impl Connector {
                         slot.routes.insert(id, route);
                     }
                     Action::DialWebSocket { id, target } => {
-                        // Dilation's plans hold no WebSocket endpoints (yet): fail it like a dial.
-                        let events = self.events.clone();
-                        let why = format!("{}: Dilation does not use relay WebSocket ports", target.url);
-                        tokio::spawn(async move {
-                            let result = Err(why);
-                            let _ = events.send(NetEvent::Dialed { race: n, id, result }).await;
-                        });
+                        let h = tokio::spawn(dial_ws(
+                            n,
+                            id,
+                            target,
+                            self.dialer.clone(),
+                            self.handshake_timeout,
+                            self.events.clone(),
+                        ));
+                        slot.dials.insert(id, h.abort_handle());
+                        slot.routes.insert(id, Route::Relay);
                     }
                     Action::Handshake(id) => {
                         if let Some((stream, route)) = slot.streams.remove(&id) {
@@ -362,12 +371,29 @@ async fn dial(
 ) {
     let connect = dialer.connect(&target.hostname, target.port);
     let result = match tokio::time::timeout(limit, connect).await {
-        Ok(Ok(s)) => Ok(s),
+        Ok(Ok(s)) => Ok(TransitStream::Tcp(s)),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "{}:{}: no answer within {limit:?}",
             target.hostname, target.port
         )),
+    };
+    let _ = events.send(NetEvent::Dialed { race, id, result }).await;
+}
+
+/// Open a WebSocket to a relay's WebSocket port (the relay line then goes as its first message).
+async fn dial_ws(
+    race: u64,
+    id: ConnId,
+    target: WebSocketHint,
+    dialer: Arc<Dialer>,
+    limit: Duration,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let connect = dial_websocket(&target.url, &dialer, None);
+    let result = match tokio::time::timeout(limit, connect).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("{}: no answer within {limit:?}", target.url)),
     };
     let _ = events.send(NetEvent::Dialed { race, id, result }).await;
 }

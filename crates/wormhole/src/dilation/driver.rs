@@ -15,7 +15,7 @@ use wormhole_proto::dilation::connection::relay_handshake;
 use wormhole_proto::dilation::endpoint::{Action, ConnectionId, Dilation, Error as EpError};
 use wormhole_proto::dilation::noise::dilation_psk;
 use wormhole_proto::machine::WormholeError;
-use wormhole_proto::transit::DirectHint;
+use wormhole_proto::transit::RelayHint;
 
 use super::connector::{Connector, NetEvent, ToDriver};
 use super::link::{Link, LinkEvent};
@@ -25,12 +25,13 @@ use super::{
     AppRequest, Dilated, DilationError, DilationOptions, DilationStatus, Subchannel, SubchannelListener,
 };
 use crate::driver::Request;
+use crate::transit::stream::TransitStream;
 
 /// Reads in flight from all connections to this task (each up to 256 KiB).
 const LINK_QUEUE: usize = 8;
 
 /// Checks `options` before anything is attached: our relays and our Dilation side.
-pub(crate) fn validate(options: &DilationOptions) -> Result<(Vec<DirectHint>, String), DilationError> {
+pub(crate) fn validate(options: &DilationOptions) -> Result<(RelayHint, String), DilationError> {
     let relays = options.relay_hints()?;
     let side = match &options.side {
         Some(s)
@@ -49,7 +50,7 @@ pub(crate) fn validate(options: &DilationOptions) -> Result<(Vec<DirectHint>, St
 /// Starts the Dilation task of a wormhole.
 pub(crate) fn start(
     options: DilationOptions,
-    (relays, side): (Vec<DirectHint>, String),
+    (relays, side): (RelayHint, String),
     inbound: mpsc::UnboundedReceiver<Inbound>,
     wormhole: mpsc::UnboundedSender<Request>,
 ) -> Dilated {
@@ -479,14 +480,14 @@ impl Task {
             NetEvent::Accepted(stream, peer) => {
                 tracing::debug!("Dilation: inbound connection from {peer}");
                 if self.connector.is_running() {
-                    let id = self.add_link(stream, false, now);
+                    let id = self.add_link(TransitStream::Tcp(stream), false, now);
                     self.candidates.insert(id, now + self.options.handshake_timeout);
                 }
             }
         }
     }
 
-    fn add_link(&mut self, stream: tokio::net::TcpStream, relay: bool, now: Instant) -> ConnectionId {
+    fn add_link(&mut self, stream: TransitStream, relay: bool, now: Instant) -> ConnectionId {
         let id = ConnectionId(self.next_conn);
         self.next_conn += 1;
         self.links

@@ -1,4 +1,5 @@
-//! One L2 connection's I/O: a reader task and a writer task around a TCP stream. The reader
+//! One L2 connection's I/O: a reader task and a writer task around a TCP stream (or a WebSocket to
+//! a relay's WebSocket port, split into halves). The reader
 //! hands what it reads to the Dilation task through a bounded channel (so a slow Dilation task
 //! slows the reader, not our memory) and stops reading while paused; the writer writes what
 //! the endpoint produced, closes gracefully (after what is queued) or aborts (RST, nothing
@@ -6,12 +7,31 @@
 //!
 //! Owns: the socket. Must not: look at the bytes.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use wormhole_proto::dilation::endpoint::ConnectionId;
+
+use crate::transit::stream::TransitStream;
+
+/// How a writer drops its connection at once.
+trait Abortable: AsyncWrite + Unpin + Send + 'static {
+    /// Drop the connection now: RST for TCP (no FIN first); a WebSocket is simply dropped.
+    fn abort_now(self);
+}
+
+impl Abortable for OwnedWriteHalf {
+    fn abort_now(self) {
+        let _ = socket2::SockRef::from(self.as_ref()).set_linger(Some(std::time::Duration::ZERO));
+        // No FIN first: the socket closes (with RST) once the reader is gone too.
+        self.forget();
+    }
+}
+
+impl Abortable for tokio::io::WriteHalf<TransitStream> {
+    fn abort_now(self) {}
+}
 
 /// Read buffer size.
 const READ_CHUNK: usize = 256 << 10;
@@ -38,9 +58,25 @@ pub(crate) struct Link {
 
 impl Link {
     /// Starts the tasks of `stream` as connection `id`.
-    pub(crate) fn spawn(id: ConnectionId, stream: TcpStream, events: mpsc::Sender<LinkEvent>) -> Link {
-        let _ = stream.set_nodelay(true);
-        let (r, w) = stream.into_split();
+    pub(crate) fn spawn(id: ConnectionId, stream: TransitStream, events: mpsc::Sender<LinkEvent>) -> Link {
+        match stream {
+            TransitStream::Tcp(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                let (r, w) = tcp.into_split();
+                Link::spawn_halves(id, r, w, events)
+            }
+            ws @ TransitStream::WebSocket(_) => {
+                let (r, w) = tokio::io::split(ws);
+                Link::spawn_halves(id, r, w, events)
+            }
+        }
+    }
+
+    fn spawn_halves<R, W>(id: ConnectionId, r: R, w: W, events: mpsc::Sender<LinkEvent>) -> Link
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: Abortable,
+    {
         let (paused, paused_rx) = watch::channel(false);
         let reader = tokio::spawn(read_loop(id, r, paused_rx, events.clone())).abort_handle();
         let (writes, rx) = mpsc::unbounded_channel();
@@ -72,9 +108,9 @@ impl Link {
     }
 }
 
-async fn read_loop(
+async fn read_loop<R: AsyncRead + Unpin>(
     id: ConnectionId,
-    mut r: OwnedReadHalf,
+    mut r: R,
     mut paused: watch::Receiver<bool>,
     events: mpsc::Sender<LinkEvent>,
 ) {
@@ -96,9 +132,9 @@ async fn read_loop(
     let _ = events.send(LinkEvent::Lost(id, why)).await;
 }
 
-async fn write_loop(
+async fn write_loop<W: Abortable>(
     id: ConnectionId,
-    mut w: OwnedWriteHalf,
+    mut w: W,
     mut rx: mpsc::UnboundedReceiver<WriteCmd>,
     reader: AbortHandle,
     events: mpsc::Sender<LinkEvent>,
@@ -118,9 +154,7 @@ async fn write_loop(
                 return;
             }
             WriteCmd::Abort => {
-                let _ = socket2::SockRef::from(w.as_ref()).set_linger(Some(std::time::Duration::ZERO));
-                // No FIN first: the socket closes (with RST) once the reader is gone too.
-                w.forget();
+                w.abort_now();
                 reader.abort();
                 return;
             }
