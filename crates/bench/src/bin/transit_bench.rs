@@ -193,9 +193,7 @@ impl Drop for RelayProc {
 }
 
 fn start_python_relay(args: &Args) -> anyhow::Result<(RelayProc, SocketAddr)> {
-    // Find a free port, and release it before the relay binds it.
-    let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
-    start_python_relay_on(args, port)
+    start_python_relay_on(args, free_port()?)
 }
 
 fn start_python_relay_on(args: &Args, port: u16) -> anyhow::Result<(RelayProc, SocketAddr)> {

@@ -298,10 +298,9 @@ impl Connector {
             while let Some(a) = r.poll_action() {
                 match a {
                     Action::Dial { id, route, target } => {
-                        let h = tokio::spawn(dial(
-                            n,
-                            id,
-                            target,
+                        let dial = (n, id, Target::Tcp(target));
+                        let h = tokio::spawn(dial_task(
+                            dial,
                             self.dialer.clone(),
                             self.handshake_timeout,
                             self.events.clone(),
@@ -310,10 +309,9 @@ impl Connector {
                         slot.routes.insert(id, route);
                     }
                     Action::DialWebSocket { id, target } => {
-                        let h = tokio::spawn(dial_ws(
-                            n,
-                            id,
-                            target,
+                        let dial = (n, id, Target::WebSocket(target));
+                        let h = tokio::spawn(dial_task(
+                            dial,
                             self.dialer.clone(),
                             self.handshake_timeout,
                             self.events.clone(),
@@ -361,39 +359,38 @@ impl Connector {
     }
 }
 
-async fn dial(
-    race: u64,
-    id: ConnId,
-    target: DirectHint,
-    dialer: Arc<Dialer>,
-    limit: Duration,
-    events: mpsc::Sender<NetEvent>,
-) {
-    let connect = dialer.connect(&target.hostname, target.port);
-    let result = match tokio::time::timeout(limit, connect).await {
-        Ok(Ok(s)) => Ok(TransitStream::Tcp(s)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "{}:{}: no answer within {limit:?}",
-            target.hostname, target.port
-        )),
-    };
-    let _ = events.send(NetEvent::Dialed { race, id, result }).await;
+/// Where one dial goes: a TCP endpoint, or a relay's WebSocket port (the relay line then goes as
+/// its first message).
+enum Target {
+    Tcp(DirectHint),
+    WebSocket(WebSocketHint),
 }
 
-/// Open a WebSocket to a relay's WebSocket port (the relay line then goes as its first message).
-async fn dial_ws(
-    race: u64,
-    id: ConnId,
-    target: WebSocketHint,
+/// Dial `target` for connection `id` of race `race`, within `limit`, and report the result.
+async fn dial_task(
+    (race, id, target): (u64, ConnId, Target),
     dialer: Arc<Dialer>,
     limit: Duration,
     events: mpsc::Sender<NetEvent>,
 ) {
-    let connect = dial_websocket(&target.url, &dialer, None);
-    let result = match tokio::time::timeout(limit, connect).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("{}: no answer within {limit:?}", target.url)),
+    let attempt = async {
+        match &target {
+            Target::Tcp(t) => dialer
+                .connect(&t.hostname, t.port)
+                .await
+                .map(TransitStream::Tcp)
+                .map_err(|e| e.to_string()),
+            Target::WebSocket(w) => dial_websocket(&w.url, &dialer, None)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    };
+    let result = match tokio::time::timeout(limit, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(match &target {
+            Target::Tcp(t) => format!("{}:{}: no answer within {limit:?}", t.hostname, t.port),
+            Target::WebSocket(w) => format!("{}: no answer within {limit:?}", w.url),
+        }),
     };
     let _ = events.send(NetEvent::Dialed { race, id, result }).await;
 }
