@@ -14,6 +14,7 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,14 @@ use wormhole_interop::*;
 
 /// Hang guard for every wait below (never a timing assumption).
 const LONG: Duration = Duration::from_secs(60);
+
+/// The file the interrupted transfers offer: 2 GiB of holes, far more than passes before the
+/// test stops the sender, and free at the source.
+const BIG_FILE: u64 = 2 << 30;
+
+/// The receiver's RAM-backed directory: room for [`BIG_FILE`] (its free-space check passes
+/// whatever the disk has left), while only what arrives takes memory.
+const BIG_FILE_ROOM_MIB: u64 = (BIG_FILE >> 20) + 512;
 
 fn ours(args: &[&str], dir: &Path) -> Command {
     let mut cmd = clean_command(our_bin("wormhole"));
@@ -84,12 +93,20 @@ fn sparse_file(path: &Path, len: u64) {
     std::fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
-/// Poll until `dir` has an entry; return it (the receiver's temporary file).
-fn wait_for_entry(dir: &Path) -> PathBuf {
+/// Poll until `dir` has an entry; return it (the receiver's temporary file). A receiver that
+/// exits first fails the test at once, with what it printed if `shown` gives it.
+fn wait_for_entry(dir: &Path, receiver: &mut ChildGuard, mut shown: impl FnMut() -> String) -> PathBuf {
     let deadline = Instant::now() + LONG;
     loop {
         if let Some(e) = std::fs::read_dir(dir).unwrap().flatten().next() {
             return e.path();
+        }
+        if let Some(st) = receiver.try_wait() {
+            panic!(
+                "the receiver exited ({st:?}) before anything appeared in {}:\n{}",
+                dir.display(),
+                shown()
+            );
         }
         assert!(Instant::now() < deadline, "nothing appeared in {}", dir.display());
         std::thread::sleep(Duration::from_millis(1));
@@ -107,7 +124,7 @@ fn entries(dir: &Path) -> Vec<String> {
 /// Start a big file transfer ours → ours, wait until the receiver's temporary file exists,
 /// freeze the sender (SIGSTOP) so the transfer is surely mid-way, and return both.
 fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (LiveChild, LiveChild) {
-    sparse_file(&src.join("big.bin"), 2 << 30);
+    sparse_file(&src.join("big.bin"), BIG_FILE);
     let code = unique_code();
     let sender = classic_file_sender(url, &code, "big.bin", src, "sender");
     let receiver = LiveChild::spawn(
@@ -124,7 +141,14 @@ fn transfer_frozen_mid_way(url: &str, src: &Path, dst: &Path) -> (LiveChild, Liv
         ),
         "receiver",
     );
-    let part = wait_for_entry(dst);
+    let mut receiver = receiver;
+    let part = {
+        let LiveChild { guard, lines, seen } = &mut receiver;
+        wait_for_entry(dst, guard, || {
+            seen.extend(lines.try_iter().map(|l| l + "\n"));
+            seen.clone()
+        })
+    };
     sender.signal("STOP");
     let name = part.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
@@ -140,7 +164,7 @@ fn a_signal_during_receive_removes_the_partial_file() {
     let server = start_our_mailbox(&[]);
     for (sig, code) in [("TERM", 143), ("HUP", 129), ("INT", 130)] {
         let src = tempfile::tempdir().unwrap();
-        let dst = tempfile::tempdir().unwrap();
+        let dst = RamDir::new(BIG_FILE_ROOM_MIB);
         let (mut sender, mut receiver) = transfer_frozen_mid_way(server.url(), src.path(), dst.path());
         receiver.signal(sig);
         let st = receiver.exit(LONG);
@@ -159,8 +183,8 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
     require_netns();
     let server = start_our_mailbox(&[]);
     let src = tempfile::tempdir().unwrap();
-    let dst = tempfile::tempdir().unwrap();
-    sparse_file(&src.path().join("big.bin"), 2 << 30);
+    let dst = RamDir::new(BIG_FILE_ROOM_MIB);
+    sparse_file(&src.path().join("big.bin"), BIG_FILE);
     let code = unique_code();
     let mut sender = classic_file_sender(server.url(), &code, "big.bin", src.path(), "sender");
     // The receiver runs on a terminal (script(1) gives it a pseudo-terminal), so it draws its bar.
@@ -177,12 +201,18 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
         .stderr(Stdio::null());
     let mut term = ChildGuard::spawn(cmd, "receiver on a terminal");
     let mut out = term.child_mut().stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut all = Vec::new();
-        let _ = out.read_to_end(&mut all);
-        all
+    let screen = Arc::new(Mutex::new(Vec::new()));
+    let reader = std::thread::spawn({
+        let screen = Arc::clone(&screen);
+        move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                screen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        }
     });
-    wait_for_entry(dst.path());
+    let shown = || String::from_utf8_lossy(&screen.lock().unwrap()).into_owned();
+    wait_for_entry(dst.path(), &mut term, shown);
     // Let some data through, then the sender vanishes mid-transfer.
     let deadline = Instant::now() + LONG;
     while std::fs::read_dir(dst.path())
@@ -195,7 +225,8 @@ fn the_progress_bar_stops_where_the_vanished_peer_left_it() {
     }
     sender.guard.kill();
     let st = term.wait_timeout(LONG).expect("receiver hung");
-    let shown = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+    reader.join().unwrap();
+    let shown = shown();
     assert_eq!(st.code(), Some(1), "{st:?}\n{shown}");
     let percents: Vec<u32> = shown
         .split('%')

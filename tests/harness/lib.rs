@@ -68,6 +68,7 @@ pub mod peers;
 pub mod process;
 pub mod py_client;
 pub mod python_listen_race;
+pub mod ram_dir;
 pub mod servers;
 
 pub use clis::{Endpoints, PeerKind};
@@ -86,6 +87,7 @@ pub use live::LiveChild;
 pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
+pub use ram_dir::RamDir;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
 pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
 pub use python_listen_race::{
