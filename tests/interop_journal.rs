@@ -9,7 +9,11 @@
 //!   (by itself, at a chosen checkpoint: before writing it, or after writing it and before
 //!   anything it accounts for leaves) at every checkpoint of the exchange in turn, and at random
 //!   ones for several seeds; restarted each time from its last checkpoint, the exchange
-//!   completes with every message delivered exactly once, in order, on both sides.
+//!   completes with every message delivered exactly once, in order, on both sides;
+//! - crash with Go: our side in journal mode sends a text offer to wormhole-william's `receive`
+//!   (which stays online), killed at every checkpoint in turn; Go prints the text once and our
+//!   side gets Go's one answer. wormhole-william rejects a second copy of any phase, so this shows
+//!   a restored side never re-adds a message the mailbox already holds.
 //!
 //! Run inside `scripts/netns-run`; needs `cargo build -p wormhole-server` and the Python peers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -20,7 +24,9 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use wormhole_interop::{PyClient, require_netns, start_our_mailbox, start_python_mailbox};
+use wormhole_interop::{
+    PeerCommand, Peers, PyClient, require_netns, start_our_mailbox, start_python_mailbox,
+};
 
 const APPID: &str = "lothar.com/wormhole/interop-journal-test";
 /// A safety net for one `journal-peer` run (a run takes well under a second).
@@ -230,4 +236,74 @@ async fn crash_at_every_checkpoint_with_python_peer() {
     }
     eprintln!("16 seeds: {total} kills");
     assert!(total >= 16, "the seeded runs were killed often");
+}
+
+/// The appid of the file-transfer CLIs (what wormhole-william's `receive` uses).
+const CLI_APPID: &str = "lothar.com/wormhole/text-or-file-xfer";
+
+/// Our journaled side allocates and offers `text`; wormhole-william receives it, starting as
+/// soon as our saved state holds the code. Our side is killed wherever `plan` says and restarted
+/// from its last checkpoint. Returns how many runs were killed.
+async fn crash_text_to_go(url: &str, text: &str, plan: Plan<'_>) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ours.json");
+    let mut go = None;
+    let mut kills = 0;
+    let mut done = false;
+    for run in 0..MAX_RUNS {
+        let crash = plan(run);
+        let mut args = vec!["--prefix", "rs", "--send", "1", "--expect", "1"];
+        args.extend(["--allocate", "--appid", CLI_APPID, "--text", text]);
+        if let Some(c) = &crash {
+            args.extend(["--crash", c.as_str()]);
+        }
+        let r = journal_peer(&state, url, &args).await;
+        if go.is_none()
+            && state.exists()
+            && let Some(c) = saved(&state)["code"].as_str()
+        {
+            let cmd = PeerCommand::new(Peers::locate().go_wormhole)
+                .name("wormhole-william receive")
+                .args(["--relay-url", url, "receive", "--hide-progress", c])
+                .timeout(Duration::from_secs(120));
+            go = Some(cmd.spawn());
+        }
+        if r.killed {
+            kills += 1;
+            continue;
+        }
+        assert!(has(&r.lines, &json!({"closed": "happy"})), "{:?}", r.lines);
+        done = true;
+        break;
+    }
+    assert!(done, "the exchange did not finish in {MAX_RUNS} runs");
+    let out = go.expect("wormhole-william ran").wait();
+    assert!(out.success(), "{}", out.all_output());
+    assert_eq!(out.stdout.trim_end(), text, "{}", out.all_output());
+    let ours = saved(&state);
+    assert_eq!(
+        ours["received"],
+        json!([r#"{"answer":{"message_ack":"ok"}}"#]),
+        "ours: Go's answer, once"
+    );
+    assert_eq!(ours["closed"], json!("happy"));
+    kills
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_at_every_checkpoint_with_go_receiver() {
+    require_netns();
+    let ours = start_our_mailbox(&[]);
+    let python = start_python_mailbox(&[]);
+    let after = crash_text_to_go(ours.url(), "journal to go", &mut |_| Some("after:1".into())).await;
+    let before = crash_text_to_go(python.url(), "journal to go, again", &mut |_| {
+        Some("before:2".into())
+    })
+    .await;
+    eprintln!(
+        "kill points with Go: {after} after-write (our mailbox), {before} before-write (Python mailbox)"
+    );
+    for n in [after, before] {
+        assert!(n >= 5, "an exchange has several checkpoints ({n})");
+    }
 }

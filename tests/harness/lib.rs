@@ -87,12 +87,12 @@ pub use live::LiveChild;
 pub use netns::{in_netns, require_netns};
 pub use ours::{our_bin, target_profile_dir, workspace_root};
 pub use peers::Peers;
-pub use ram_dir::RamDir;
 pub use process::{ChildGuard, PeerCommand, PeerOutput, RunningPeer, clean_command};
 pub use py_client::{PY_CLIENT_TIMEOUT, PyClient};
 pub use python_listen_race::{
     KnownPeerBugs, PYTHON_LISTEN_RACE_RETRIES, PythonListenRace, python_listen_race_signature,
 };
+pub use ram_dir::RamDir;
 pub use servers::{
     ANY_PORT, MailboxServer, Port4001Lock, ServerKind, TransitRelay, free_port, lock_port_4001,
     refusing_port, start_our_mailbox, start_our_mailbox_on_db, start_python_mailbox, start_python_relay,

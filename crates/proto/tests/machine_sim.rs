@@ -174,6 +174,10 @@ impl Server {
                 }
                 out.push((c, frame(json!({"type": "closed"}))));
             }
+            // Answered after everything before it on this connection (the open's replay).
+            ClientCommand::Ping { ping, .. } => {
+                out.push((c, frame(json!({"type": "pong", "pong": ping}))));
+            }
             _ => out.push((c, err("unknown type"))),
         }
         out
@@ -542,6 +546,17 @@ fn lose_connection_at_every_step(who: usize) {
             assert!(!binds.is_empty(), "step {at}: never bound");
         }
         assert!(binds.iter().all(|s| *s == json!(side_for(who))));
+        // A reopen waits for the mailbox's replay: an add whose echo died with the connection is
+        // not added again (a second copy in the mailbox is what wormhole-william rejects).
+        for i in 0..2 {
+            let phases = w.server.phases_from(&side_for(i));
+            let unique: std::collections::BTreeSet<_> = phases.iter().collect();
+            assert_eq!(
+                unique.len(),
+                phases.len(),
+                "step {at}: client {i} added {phases:?}"
+            );
+        }
     }
 }
 

@@ -312,7 +312,7 @@ impl Boss {
             Inbound::Welcome(v, server_tx) => self.welcome(v, server_tx),
             Inbound::Ack | Inbound::Unknown(_) => {}
             Inbound::Pong => {
-                if self.mailbox.rx_pong() {
+                if self.mailbox.rx_pong(&mut cmds) {
                     self.stop_reused(WormholeError::StateReused(
                         "our earlier messages are gone from the mailbox (it was closed by another copy)"
                             .into(),

@@ -1,7 +1,12 @@
 //! Mailbox: opens the mailbox once its id and a connection are known, keeps every outbound
-//! message until the server echoes it back (re-sending all of them after a reconnect), drops
-//! inbound duplicates by phase, and closes with a mood, re-sending `close` after reconnects until
-//! `closed` (docs/protocol.md §2.6 "M").
+//! message until the server echoes it back, drops inbound duplicates by phase, and closes with a
+//! mood, re-sending `close` after reconnects until `closed` (docs/protocol.md §2.6 "M").
+//!
+//! Re-sending after a reconnect (or a restore) differs from Python's machine on purpose: a message
+//! whose echo was lost with the connection may already be in the mailbox, and re-adding it puts a
+//! second copy there, which wormhole-william rejects ("got unexpected phase"). So a reopen is
+//! followed by a `ping`; the server replays the mailbox before it answers, and only the messages
+//! still unechoed at the `pong` are added again (new ones wait behind them, in order).
 //!
 //! It does not decrypt or interpret phases; it only filters and forwards.
 
@@ -11,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use super::rendezvous::Command;
 
-/// The `ping` value of the audit after a restore.
-pub(super) const AUDIT_PING: i64 = 0x5e57;
+/// The `ping` value that marks the end of the mailbox's replay after a reopen.
+pub(super) const REPLAY_PING: i64 = 0x5e57;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum State {
@@ -58,6 +63,12 @@ pub(crate) struct Mailbox {
     pub(super) mailbox: Option<String>,
     /// Whether `open` went out on the current connection.
     pub(super) open_sent: bool,
+    /// Whether an earlier connection (or the saved state's process) may have added messages:
+    /// a reopen then waits for the replay before re-sending.
+    pub(super) opened_before: bool,
+    /// On this connection: `open` and the replay ping went out, the `pong` has not come back;
+    /// adds are held until it does.
+    pub(super) replaying: bool,
     /// Outbound messages not yet echoed, in send order.
     pub(super) pending: Vec<(String, Vec<u8>)>,
     /// Peer phases already delivered.
@@ -78,6 +89,8 @@ impl Mailbox {
             side: side.to_owned(),
             mailbox: None,
             open_sent: false,
+            opened_before: false,
+            replaying: false,
             pending: Vec::new(),
             processed: HashSet::new(),
             state: State::Active,
@@ -88,31 +101,39 @@ impl Mailbox {
     }
 
     fn open_and_drain(&mut self, out: &mut Vec<Command>) {
-        if let Some(m) = &self.mailbox {
-            out.push(Command::Open(m.clone()));
-            self.open_sent = true;
-            for (phase, body) in &self.pending {
-                out.push(Command::Add {
-                    phase: phase.clone(),
-                    body: body.clone(),
-                });
-            }
-            if self.audit.is_some() {
-                out.push(Command::Ping(AUDIT_PING));
-            }
+        let Some(m) = &self.mailbox else { return };
+        out.push(Command::Open(m.clone()));
+        self.open_sent = true;
+        let reopen = std::mem::replace(&mut self.opened_before, true);
+        if reopen && (!self.pending.is_empty() || self.audit.is_some()) {
+            self.replaying = true;
+            out.push(Command::Ping(REPLAY_PING));
+        } else {
+            self.send_pending(out);
         }
     }
 
-    /// A `pong` arrived: if an audit is running, true when it failed (an earlier echo of ours
-    /// is missing from the reopened mailbox: it was closed, and so deleted, by another copy).
-    pub(crate) fn rx_pong(&mut self) -> bool {
-        if !self.open_sent {
+    fn send_pending(&self, out: &mut Vec<Command>) {
+        for (phase, body) in &self.pending {
+            out.push(Command::Add {
+                phase: phase.clone(),
+                body: body.clone(),
+            });
+        }
+    }
+
+    /// A `pong` arrived. After a reopen it ends the replay: every message still unechoed goes out
+    /// again. True when the restore audit failed (an earlier echo of ours is missing from the
+    /// reopened mailbox: it was closed, and so deleted, by another copy).
+    pub(crate) fn rx_pong(&mut self, out: &mut Vec<Command>) -> bool {
+        if !self.open_sent || !std::mem::take(&mut self.replaying) {
             return false;
         }
-        match self.audit.take() {
-            Some(missing) => !missing.is_empty(),
-            None => false,
+        let failed = self.audit.take().is_some_and(|missing| !missing.is_empty());
+        if !failed && self.state == State::Active {
+            self.send_pending(out);
         }
+        failed
     }
 
     /// The mailbox id arrived (from `claimed`).
@@ -145,6 +166,7 @@ impl Mailbox {
     /// The connection was lost.
     pub(crate) fn lost(&mut self) {
         self.open_sent = false;
+        self.replaying = false;
     }
 
     /// Queue an outbound message; sent now if the mailbox is open on this connection.
@@ -152,7 +174,7 @@ impl Mailbox {
         if self.state != State::Active {
             return;
         }
-        if self.open_sent {
+        if self.open_sent && !self.replaying {
             out.push(Command::Add {
                 phase: phase.to_owned(),
                 body: body.clone(),
@@ -255,16 +277,81 @@ mod tests {
         assert_eq!(m.pending_len(), 1);
         m.lost();
         m.connected(&mut out);
+        // A reopen waits for the replay (ended by the pong) before re-adding anything.
+        assert_eq!(out, vec![Command::Open("mb".into()), Command::Ping(REPLAY_PING)]);
+        out.clear();
+        assert!(!m.rx_pong(&mut out));
+        assert_eq!(out, vec![add("version", b"v")]);
+    }
+
+    fn add(phase: &str, body: &[u8]) -> Command {
+        Command::Add {
+            phase: phase.into(),
+            body: body.to_vec(),
+        }
+    }
+
+    /// Open a mailbox, add `phases`, lose the connection with none echoed, reconnect.
+    fn reopened_with(phases: &[&str]) -> (Mailbox, Vec<Command>) {
+        let mut m = Mailbox::new("me");
+        let mut out = vec![];
+        m.got_mailbox("mb", true, &mut out);
+        for p in phases {
+            m.add(p, p.as_bytes().to_vec(), &mut out);
+        }
+        m.lost();
+        out.clear();
+        m.connected(&mut out);
+        (m, out)
+    }
+
+    #[test]
+    fn a_message_replayed_on_reopen_is_not_added_twice() {
+        let (mut m, mut out) = reopened_with(&["pake", "version"]);
+        assert_eq!(out, vec![Command::Open("mb".into()), Command::Ping(REPLAY_PING)]);
+        out.clear();
+        // The first add reached the server before the connection died: the replay has it.
         assert_eq!(
-            out,
-            vec![
-                Command::Open("mb".into()),
-                Command::Add {
-                    phase: "version".into(),
-                    body: b"v".to_vec()
-                }
-            ]
+            m.rx_message("me".into(), "pake".into(), b"pake".to_vec()),
+            Rx::Nothing
         );
+        assert!(!m.rx_pong(&mut out));
+        assert_eq!(out, vec![add("version", b"version")]);
+        // A second pong (someone else's ping) re-sends nothing.
+        out.clear();
+        assert!(!m.rx_pong(&mut out));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn adds_during_the_replay_wait_behind_the_unechoed_ones() {
+        let (mut m, mut out) = reopened_with(&["pake"]);
+        out.clear();
+        m.add("version", b"v".to_vec(), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        assert!(!m.rx_pong(&mut out));
+        assert_eq!(out, vec![add("pake", b"pake"), add("version", b"v")]);
+        out.clear();
+        m.add("0", b"z".to_vec(), &mut out);
+        assert_eq!(out, vec![add("0", b"z")]);
+    }
+
+    #[test]
+    fn a_connection_lost_during_the_replay_pings_again_on_the_next() {
+        let (mut m, mut out) = reopened_with(&["pake"]);
+        m.lost();
+        out.clear();
+        m.connected(&mut out);
+        assert_eq!(out, vec![Command::Open("mb".into()), Command::Ping(REPLAY_PING)]);
+        out.clear();
+        assert!(!m.rx_pong(&mut out));
+        assert_eq!(out, vec![add("pake", b"pake")]);
+    }
+
+    #[test]
+    fn a_reopen_with_nothing_unechoed_sends_no_ping() {
+        let (_, out) = reopened_with(&[]);
+        assert_eq!(out, vec![Command::Open("mb".into())]);
     }
 
     #[test]

@@ -799,6 +799,8 @@ impl Boss {
         mailbox.pending = pending;
         mailbox.processed = s.mailbox.processed.into_iter().collect();
         mailbox.strict_echo = true;
+        // The saved process may have added any unechoed message: reopen with the replay ping.
+        mailbox.opened_before = mailbox.mailbox.is_some();
         mailbox.audit = (active && mailbox.mailbox.is_some() && !audit.is_empty()).then_some(audit);
         mailbox.sent = sent;
         boss.mailbox = mailbox;
