@@ -24,14 +24,14 @@ impl RamDir {
     #[track_caller]
     pub fn new(size_mib: u64) -> RamDir {
         require_netns();
-        let dir = tempfile::tempdir().expect("temporary directory");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o"])
             .arg(format!("size={size_mib}m,mode=0700"))
             .arg("wormhole-test")
             .arg(dir.path())
             .output()
-            .expect("run mount(8)");
+            .unwrap_or_else(|e| panic!("run mount(8): {e}"));
         assert!(
             out.status.success(),
             "mounting a tmpfs on {} failed: {}",
