@@ -31,6 +31,9 @@ mod config;
 mod config_file;
 mod dilated;
 mod files;
+mod forward;
+mod forward_args;
+mod forward_control;
 mod interrupt;
 mod json;
 mod meter;
@@ -76,6 +79,7 @@ fn command_name(inv: &Invocation) -> &'static str {
         Invocation::Receive(..) => "receive",
         Invocation::Ssh(_, SshOptions::Invite { .. }) => "ssh-invite",
         Invocation::Ssh(_, SshOptions::Accept { .. }) => "ssh-accept",
+        Invocation::Forward(..) => "forward",
         Invocation::Completions(_) => "completions",
         Invocation::Man(_) => "man",
         Invocation::ShowConfig(_) => "show-config",
@@ -150,7 +154,22 @@ fn config_event(shown: &args::Settings) -> Event {
     }
 }
 
+/// Diagnostics on stderr when `WORMHOLE_LOG` is set (a `tracing` filter such as `debug` or
+/// `wormhole=trace`); silent otherwise.
+fn init_logging() {
+    let Ok(filter) = std::env::var("WORMHOLE_LOG") else {
+        return;
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 fn main() {
+    init_logging();
     let cli = args::Cli::parse();
     let json_mode = cli.json;
     if cli.command.is_none() && !cli.show_config && std::env::args_os().len() <= 1 {
@@ -167,6 +186,8 @@ fn main() {
         Ok(inv) => inv,
         Err(e) => usage_exit("usage", &e.to_string(), json_mode),
     };
+    // `forward` writes fowld's messages itself (docs/forward.md), not these events.
+    let json_mode = json_mode && !matches!(invocation, Invocation::Forward(..));
     if json_mode {
         json::enable();
     }
@@ -196,7 +217,10 @@ fn main() {
         }
     };
     let relay_url = match &invocation {
-        Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => g.relay_url.clone(),
+        Invocation::Send(g, _)
+        | Invocation::Receive(g, _)
+        | Invocation::Ssh(g, _)
+        | Invocation::Forward(g, _) => g.relay_url.clone(),
         _ => String::new(),
     };
     let state = Run::default();
@@ -231,6 +255,9 @@ fn main() {
             });
             eprintln!("{message}");
             std::process::exit(1);
+        }
+        Err(Err(_)) if state.was_forwarding() => {
+            eprintln!("\nSession closed.");
         }
         Err(Err(sig)) => {
             json::emit(&Event::Error {
@@ -398,6 +425,20 @@ async fn run_command(invocation: Invocation, state: &Run) -> Result<Summary> {
             let flow = ssh::invite(&w, code_length, &dir)
                 .await
                 .map(|_| Summary::default());
+            with_close(&w, flow).await
+        }
+        Invocation::Forward(global, opts) => {
+            if let Some(code) = &opts.code {
+                check_code(code)?;
+            }
+            let w = open(
+                state,
+                &global,
+                wormhole::forward::APPID,
+                None,
+                forward::wormhole_options(),
+            );
+            let flow = forward::run(&w, &global, opts, state).await;
             with_close(&w, flow).await
         }
         Invocation::Completions(_) | Invocation::Man(_) | Invocation::ShowConfig(_) => Ok(Summary::default()),
