@@ -33,6 +33,8 @@
 //! - [`go_key_bug`]: wormhole-william's SPAKE2 key bug: its exact failure signature and
 //!   [`GoKeyBugRetries`], the bounded, logged retry for Go ⇄ Python / wormhole-rs exchanges.
 //! - [`dilation`]: [`DilationPair`], our `dilation-peer` or the Python driver on either side.
+//! - [`forward`]: `wormhole forward`, `fowl` and `fowld` on either side of a forward session, the
+//!   local services behind it and the checks a local client makes through it.
 //! - [`py_client`]: [`PyClient`], the Python library as a peer (`tests/drivers/py_client.py`).
 //!
 //! # Example
@@ -59,6 +61,7 @@ pub mod cluster;
 pub mod codes;
 pub mod dilation;
 pub mod files;
+pub mod forward;
 pub mod go_key_bug;
 pub mod inside;
 pub mod live;

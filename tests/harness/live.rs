@@ -70,6 +70,14 @@ impl LiveChild {
         }
     }
 
+    /// Like [`LiveChild::wait_for`], but a line already seen counts too (for lines that may
+    /// come in any order).
+    pub fn wait_seen(&mut self, needle: &str, within: Duration) {
+        if !self.seen.contains(needle) {
+            self.wait_for(needle, within);
+        }
+    }
+
     /// Send signal `sig` (a name: `TERM`, `INT`…) to this child, by its PID, with kill(1).
     pub fn signal(&self, sig: &str) {
         let pid = self.guard.pid().to_string();

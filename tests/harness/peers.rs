@@ -22,6 +22,10 @@ pub struct Peers {
     pub go_wormhole: PathBuf,
     /// wormhole-rs 0.8.1 CLI: `<dir>/rs/bin/wormhole-rs`.
     pub rs_wormhole: PathBuf,
+    /// fowl 26.8's CLI: `<dir>/fowl-venv/bin/fowl`.
+    pub fowl: PathBuf,
+    /// fowl 26.8's daemon (JSON lines): `<dir>/fowl-venv/bin/fowld`.
+    pub fowld: PathBuf,
 }
 
 impl Peers {
@@ -44,6 +48,8 @@ impl Peers {
             python: venv.join("python"),
             go_wormhole: find_go().unwrap_or_else(|| PathBuf::from("/usr/bin/wormhole-william")),
             rs_wormhole: dir.join("rs").join("bin").join("wormhole-rs"),
+            fowl: dir.join("fowl-venv").join("bin").join("fowl"),
+            fowld: dir.join("fowl-venv").join("bin").join("fowld"),
             dir,
         };
         for (what, path) in [
@@ -52,6 +58,8 @@ impl Peers {
             ("venv python", &peers.python),
             ("wormhole-william", &peers.go_wormhole),
             ("wormhole-rs", &peers.rs_wormhole),
+            ("fowl", &peers.fowl),
+            ("fowld", &peers.fowld),
         ] {
             if !is_executable(path) {
                 panic!(

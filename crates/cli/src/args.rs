@@ -98,6 +98,9 @@ pub enum Command {
     /// Facilitate sending/receiving SSH public keys
     #[command(subcommand)]
     Ssh(SshCommand),
+    /// Forward TCP ports over a dilated wormhole, with fowl's protocol: offer a local service
+    /// (--service) or use the peer's (--client); works with `fowl` and `fowld` on the other side
+    Forward(crate::forward_args::ForwardArgs),
     /// Print a shell completion script (e.g. `wormhole completions bash > /etc/bash_completion.d/wormhole`)
     Completions {
         /// The shell
@@ -300,11 +303,14 @@ pub enum UsageError {
         value: String,
     },
     /// No subcommand (and no `--show-config`).
-    #[error("a subcommand is required (send, receive, ssh, completions, man); see --help")]
+    #[error("a subcommand is required (send, receive, ssh, forward, completions, man); see --help")]
     MissingCommand,
     /// `--json` with an option that asks a question on the terminal.
     #[error("--json cannot answer questions: {0}")]
     JsonPrompt(&'static str),
+    /// A `forward` argument that does not parse (or a bad combination of them).
+    #[error("{0}")]
+    Forward(String),
     /// `--debug-state` named a machine that does not exist.
     #[error("Cannot debug unknown machines: {0}")]
     UnknownDebugMachines(String),
@@ -418,6 +424,8 @@ pub enum Invocation {
     Receive(GlobalOptions, ReceiveOptions),
     /// `wormhole ssh …`.
     Ssh(GlobalOptions, SshOptions),
+    /// `wormhole forward`.
+    Forward(GlobalOptions, crate::forward_args::ForwardOptions),
     /// `wormhole completions SHELL`.
     Completions(Shell),
     /// `wormhole man [COMMAND…]`.
@@ -430,7 +438,10 @@ impl Invocation {
     /// The options every wormhole-opening command has.
     pub fn global_mut(&mut self) -> Option<&mut GlobalOptions> {
         match self {
-            Invocation::Send(g, _) | Invocation::Receive(g, _) | Invocation::Ssh(g, _) => Some(g),
+            Invocation::Send(g, _)
+            | Invocation::Receive(g, _)
+            | Invocation::Ssh(g, _)
+            | Invocation::Forward(g, _) => Some(g),
             Invocation::Completions(_) | Invocation::Man(_) | Invocation::ShowConfig(_) => None,
         }
     }
@@ -754,6 +765,12 @@ impl Cli {
                 flags.accept_file = a.accept_file;
             }
             Some(Command::Ssh(SshCommand::Invite { code_length, .. })) => flags.code_length = *code_length,
+            Some(Command::Forward(a)) => {
+                flags.code_length = a.code_length;
+                if let Some(m) = &a.mailbox {
+                    flags.relay_url = Some(crate::forward_args::mailbox_url(m));
+                }
+            }
             _ => {}
         }
         flags
@@ -879,6 +896,16 @@ impl Cli {
                     global,
                     SshOptions::Accept { code, key_file, yes },
                 ))
+            }
+            Command::Forward(mut a) => {
+                if a.ip_privacy {
+                    a.tor.tor = true;
+                }
+                global.tor = tor_mode(&a.tor)?;
+                let opts = a.resolve(code_length, json).map_err(UsageError::Forward)?;
+                // forward writes fowld's JSON messages itself, not the send/receive events.
+                global.json = false;
+                Ok(Invocation::Forward(global, opts))
             }
             Command::Completions { shell } => Ok(Invocation::Completions(shell)),
             Command::Man { command } => Ok(Invocation::Man(command)),

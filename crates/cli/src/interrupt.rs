@@ -68,6 +68,9 @@ pub struct Run {
     wormhole: RefCell<Option<Rc<Wormhole>>>,
     /// Set while the receiver is asking the user about an offer.
     offer_pending: Cell<bool>,
+    /// Set once a `forward` session is up: a signal is then its normal end, with fowl's
+    /// `closing` exchange.
+    forwarding: Cell<bool>,
 }
 
 /// The reason sent to the sender when the receiver is interrupted before answering.
@@ -87,6 +90,16 @@ impl Run {
         self.offer_pending.set(pending);
     }
 
+    /// Say that a `forward` session is up.
+    pub fn set_forwarding(&self, on: bool) {
+        self.forwarding.set(on);
+    }
+
+    /// Whether a signal ended a `forward` session (which is its normal way to end).
+    pub fn was_forwarding(&self) -> bool {
+        self.forwarding.get()
+    }
+
     /// After the flow was dropped: tell the sender about an unanswered offer, then close the
     /// wormhole (each bounded, so a dead server cannot hold the exit).
     pub async fn abandon(&self) {
@@ -96,6 +109,12 @@ impl Run {
         let bound = Duration::from_secs(5);
         if self.offer_pending.get() {
             let _ = tokio::time::timeout(bound, wormhole::transfer::reject(&*w, INTERRUPTED_REASON)).await;
+        }
+        if self.forwarding.get() {
+            let sent = tokio::time::timeout(bound, w.send_message(crate::forward::closing_message())).await;
+            if matches!(sent, Ok(Ok(()))) {
+                crate::forward::wait_for_closing(&w, crate::forward::CLOSE_WAIT_ON_SIGNAL).await;
+            }
         }
         let _ = tokio::time::timeout(bound, w.close()).await;
     }

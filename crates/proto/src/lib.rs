@@ -14,6 +14,7 @@
 //!   Noise; fed by the Boss's `dilate-N` seam.
 //! - [`transit`]: transit hints, handshakes and encrypted records.
 //! - [`transfer`]: the file-transfer (v1) application messages.
+//! - [`forward`]: port forwarding over Dilation on fowl's wire: messages, arguments, policy.
 //! - [`dilated_transfer`]: the Dilated File-Transfer protocol (transfer-v2): negotiation,
 //!   msgpack records, the checker of an offering peer's records.
 
@@ -22,6 +23,7 @@
 pub mod code;
 pub mod dilated_transfer;
 pub mod dilation;
+pub mod forward;
 pub mod hashcash;
 pub mod key;
 pub mod machine;

@@ -61,6 +61,7 @@ mod driver;
 
 pub mod dilation;
 mod events;
+pub mod forward;
 mod input;
 mod journal;
 pub mod net;
