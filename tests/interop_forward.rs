@@ -68,11 +68,11 @@ fn session(service_imp: ForwardImpl, client_imp: ForwardImpl) -> Session {
         (s, c)
     };
     for n in NAMES {
-        if client.imp == ForwardImpl::Ours {
+        if client.imp.is_ours() {
             client
                 .live
                 .wait_seen(&format!("Service \"{n}\": listening on port"), READY);
-        } else if service.imp == ForwardImpl::Ours {
+        } else if service.imp.is_ours() {
             service
                 .live
                 .wait_seen(&format!("Service \"{n}\": the peer listens"), READY);
@@ -93,7 +93,7 @@ fn session(service_imp: ForwardImpl, client_imp: ForwardImpl) -> Session {
 fn ours(s: &mut Session) -> Vec<&mut ForwardPeer> {
     [&mut s.service, &mut s.client]
         .into_iter()
-        .filter(|p| p.imp == ForwardImpl::Ours)
+        .filter(|p| p.imp.is_ours())
         .collect()
 }
 
@@ -110,13 +110,13 @@ fn exercise(s: &mut Session) {
     // The service is not running: the client's connection ends and our side says why.
     ends_within(dead_port, 1000, 0, Duration::from_secs(30));
     let dead_target = s.targets[2];
-    let service_is_ours = s.service.imp == ForwardImpl::Ours;
+    let service_is_ours = s.service.imp.is_ours();
     if service_is_ours {
         s.service
             .live
             .wait_seen(&format!("cannot connect to 127.0.0.1:{dead_target}"), READY);
     }
-    if s.client.imp == ForwardImpl::Ours {
+    if s.client.imp.is_ours() {
         s.client.live.wait_seen("the peer could not connect", READY);
     }
     echo(echo_port, 1000, 5).unwrap();
@@ -125,26 +125,28 @@ fn exercise(s: &mut Session) {
 /// End the session from our side (fowl's `closing` exchange) and check both sides exit; with
 /// `steady`, our sides never lost their Dilation connection.
 fn finish(mut s: Session, steady: bool) {
-    let (closer, other) = if s.client.imp == ForwardImpl::Ours {
+    let (closer, other) = if s.client.imp.is_ours() {
         (&mut s.client, &mut s.service)
     } else {
         (&mut s.service, &mut s.client)
     };
-    closer.live.signal("INT");
+    let said = if closer.imp == ForwardImpl::OursControl {
+        closer.command(serde_json::json!({"kind": "session-close"}));
+        "The peer acknowledged the end of the session."
+    } else {
+        closer.live.signal("INT");
+        "Session closed."
+    };
     let st = closer.live.exit(Duration::from_secs(20));
     assert!(
         st.success(),
-        "ours exits 0 after an interrupt:\n{}",
+        "ours exits 0 when it ends the session:\n{}",
         closer.live.seen
     );
-    assert!(
-        closer.live.seen.contains("Session closed."),
-        "{}",
-        closer.live.seen
-    );
+    assert!(closer.live.seen.contains(said), "{}", closer.live.seen);
     // The other side got our closing and ends the session too.
     let st = other.live.exit(Duration::from_secs(20));
-    if other.imp == ForwardImpl::Ours {
+    if other.imp.is_ours() {
         assert!(st.success(), "{}", other.live.seen);
         assert!(
             other.live.seen.contains("The peer closed the session."),
@@ -187,6 +189,37 @@ fn fowld_service_to_our_client() {
 #[test]
 fn our_service_to_fowld_client() {
     run(ForwardImpl::Ours, ForwardImpl::Fowld);
+}
+
+/// `--control` takes fowld's commands (the harness gives both the same lines) and answers
+/// fowld's `ping` with a `pong` carrying the round trip; `session-close` ends the session.
+#[test]
+fn our_control_mode_service_to_fowld_client() {
+    let mut s = session(ForwardImpl::OursControl, ForwardImpl::Fowld);
+    exercise(&mut s);
+    s.service
+        .command(serde_json::json!({"kind": "ping", "ping_id": 4242}));
+    let pong = s.service.live.wait_for("\"pong\"", READY);
+    let v: serde_json::Value = serde_json::from_str(&pong).expect("a JSON pong");
+    assert_eq!(v["ping_id"], 4242, "{pong}");
+    assert!(
+        v["time_of_flight"].as_f64().is_some_and(|t| t > 0.0 && t < 30.0),
+        "{pong}"
+    );
+    for kind in [
+        "code-allocated",
+        "peer-connected",
+        "awaiting-connect",
+        "incoming-connection",
+        "incoming-done",
+    ] {
+        assert!(
+            s.service.live.seen.contains(&format!("\"kind\":\"{kind}\"")),
+            "no {kind}:\n{}",
+            s.service.live.seen
+        );
+    }
+    finish(s, true);
 }
 
 #[test]

@@ -24,6 +24,20 @@ pub enum ForwardImpl {
     FowlCli,
     /// fowl 26.8's `fowld` (JSON lines).
     Fowld,
+    /// `wormhole forward --control`, given the same JSON-lines commands as `fowld`.
+    OursControl,
+}
+
+impl ForwardImpl {
+    /// `wormhole forward`, with or without `--control`.
+    pub fn is_ours(self) -> bool {
+        matches!(self, ForwardImpl::Ours | ForwardImpl::OursControl)
+    }
+
+    /// Driven by fowld's JSON-lines commands on stdin.
+    pub fn is_controlled(self) -> bool {
+        matches!(self, ForwardImpl::Fowld | ForwardImpl::OursControl)
+    }
 }
 
 /// A TCP server on 127.0.0.1 that echoes every connection until its end of file, then closes.
@@ -258,6 +272,11 @@ impl ForwardPeer {
                 c.args(["--relay-url", mailbox, "forward"]);
                 c
             }
+            ForwardImpl::OursControl => {
+                let mut c = clean_command(our_bin("wormhole"));
+                c.args(["--relay-url", mailbox, "forward", "--control"]);
+                c
+            }
             ForwardImpl::FowlCli => {
                 let mut c = clean_command(&peers.fowl);
                 c.args(["--mailbox", mailbox]);
@@ -269,7 +288,7 @@ impl ForwardPeer {
                 c
             }
         };
-        if imp != ForwardImpl::Fowld {
+        if !imp.is_controlled() {
             for s in services {
                 cmd.args(["--service", s]);
             }
@@ -291,7 +310,7 @@ impl ForwardPeer {
             .stderr(Stdio::piped());
         let mut live = LiveChild::spawn(cmd, &name);
         let mut stdin = live.guard.child_mut().stdin.take();
-        if imp == ForwardImpl::Fowld {
+        if imp.is_controlled() {
             let mut lines = vec![match code {
                 Some(c) => serde_json::json!({"kind": "set-code", "code": c}),
                 None => serde_json::json!({"kind": "allocate-code"}),
@@ -315,6 +334,13 @@ impl ForwardPeer {
         ForwardPeer { imp, live, stdin }
     }
 
+    /// Send one JSON-lines command (fowld and `--control` only).
+    pub fn command(&mut self, v: serde_json::Value) {
+        let w = self.stdin.as_mut().expect("a side driven by JSON-lines commands");
+        writeln!(w, "{v}").expect("write a command");
+        w.flush().expect("flush");
+    }
+
     /// The code this side allocated.
     pub fn code(&mut self) -> String {
         let within = Duration::from_secs(30);
@@ -323,7 +349,7 @@ impl ForwardPeer {
                 let line = self.live.wait_for("Wormhole code is: ", within);
                 line.rsplit(' ').next().expect("code").trim().to_owned()
             }
-            ForwardImpl::Fowld => {
+            ForwardImpl::Fowld | ForwardImpl::OursControl => {
                 let line = self.live.wait_for("code-allocated", within);
                 let v: serde_json::Value = serde_json::from_str(&line).expect("fowld JSON");
                 v["code"].as_str().expect("code").to_owned()

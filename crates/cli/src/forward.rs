@@ -49,6 +49,7 @@ pub fn is_closing(message: &[u8]) -> bool {
 }
 
 /// Where status goes: lines on stderr always, fowld messages on stdout with `--json`.
+#[derive(Clone, Copy)]
 struct Out {
     json: bool,
 }
@@ -242,6 +243,27 @@ pub async fn run(w: &Wormhole, global: &GlobalOptions, opts: ForwardOptions, sta
     Ok(Summary::default())
 }
 
+/// How long fowld's `ping` waits for the peer's PONG.
+const PING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// fowld's `ping`: a Dilation PING; `pong` with the round trip in seconds, or an error.
+fn ping(dilated: Arc<Dilated>, ping_id: Value, out: Out) {
+    tokio::spawn(async move {
+        match tokio::time::timeout(PING_TIMEOUT, dilated.ping()).await {
+            Ok(Ok(rtt)) => out.msg(json!({
+                "kind": "pong",
+                "ping_id": ping_id,
+                "time_of_flight": rtt.as_secs_f64(),
+            })),
+            Ok(Err(e)) => report(&out, Err(format!("ping: {e}"))),
+            Err(_) => report(
+                &out,
+                Err(format!("ping: no answer within {} s", PING_TIMEOUT.as_secs())),
+            ),
+        }
+    });
+}
+
 /// The suggested command for the other side.
 fn peer_hint(opts: &ForwardOptions, code: &str) -> String {
     let mut parts = vec!["wormhole forward".to_owned()];
@@ -258,7 +280,7 @@ fn peer_hint(opts: &ForwardOptions, code: &str) -> String {
 /// Forward until the peer or a command ends the session.
 async fn serve(
     w: &Wormhole,
-    dilated: &Dilated,
+    dilated: &Arc<Dilated>,
     fwd: &Forwarder,
     events: &mut mpsc::UnboundedReceiver<ForwardEvent>,
     lines: &mut Option<mpsc::UnboundedReceiver<String>>,
@@ -287,7 +309,7 @@ async fn serve(
                 Ok(Command::Local(c)) => report(out, fwd.allow(c).map_err(|e| e.to_string())),
                 Ok(Command::Remote(s)) => report(out, fwd.add_service(s).map_err(|e| e.to_string())),
                 Ok(Command::SessionClose(t)) => return Ok(End::Ours(Duration::from_secs(t))),
-                Ok(Command::Ping(_)) => report(out, Err("ping is not supported".into())),
+                Ok(Command::Ping(id)) => ping(dilated.clone(), id, *out),
                 Ok(Command::AllocateCode(_) | Command::SetCode(_)) => {
                     report(out, Err("the code is already set".into()));
                 }

@@ -1342,3 +1342,43 @@ fn a_paused_follower_pings_and_is_not_aborted_for_its_own_silence() {
     ep.handle_timeout(now + cfg.follower_timeout);
     assert_eq!(ep.connection_in_use(), None, "silent after resuming: aborted");
 }
+
+#[test]
+fn an_application_ping_is_answered_and_keepalive_pongs_are_not_reported() {
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(sim_config(1));
+    ep.ping(*b"app1", t).unwrap();
+    raw.take_writes(&mut ep, c);
+    assert_eq!(raw.got.last(), Some(&Record::Ping { ping_id: *b"app1" }));
+    // A PONG to some other PING (a keepalive's) is not the application's.
+    let other = raw.frame(&Record::Pong { ping_id: *b"keep" }.encode());
+    ep.connection_data(c, &other, t);
+    assert!(
+        !raw.take_writes(&mut ep, c)
+            .iter()
+            .any(|a| matches!(a, Action::Pong { .. }))
+    );
+    let pong = raw.frame(&Record::Pong { ping_id: *b"app1" }.encode());
+    ep.connection_data(c, &pong, t);
+    let acts = raw.take_writes(&mut ep, c);
+    assert!(
+        acts.iter()
+            .any(|a| matches!(a, Action::Pong { ping_id } if ping_id == b"app1"))
+    );
+    // Answered once: a repeated PONG is not reported again.
+    let again = raw.frame(&Record::Pong { ping_id: *b"app1" }.encode());
+    ep.connection_data(c, &again, t);
+    assert!(
+        !raw.take_writes(&mut ep, c)
+            .iter()
+            .any(|a| matches!(a, Action::Pong { .. }))
+    );
+}
+
+#[test]
+fn a_ping_without_a_connection_is_a_typed_error() {
+    let mut ep = Dilation::new(sim_config(1), LEADER_SIDE.into(), [7; 32]);
+    assert!(matches!(
+        ep.ping(*b"none", Instant::now()),
+        Err(Error::NotYet | Error::NotConnected)
+    ));
+}

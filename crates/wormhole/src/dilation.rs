@@ -92,6 +92,9 @@ pub enum DilationError {
     /// Dilation stopped ([`Dilated::close`]) or its task is gone.
     #[error("Dilation has ended")]
     Ended,
+    /// [`Dilated::ping`] while no connection is in use (Dilation is reconnecting).
+    #[error("no Dilation connection right now")]
+    NotConnected,
 }
 
 impl From<DilationError> for std::io::Error {
@@ -214,6 +217,7 @@ pub(crate) enum AppRequest {
         scid: u32,
         n: usize,
     },
+    Ping(oneshot::Sender<Result<std::time::Duration, DilationError>>),
     /// The handle was dropped: half-close it if the application did not, and consume what
     /// arrives for it from now on (`unread` bytes were still buffered in the handle).
     Dropped {
@@ -286,6 +290,13 @@ impl Dilated {
     pub async fn listen(&self, subprotocol: &str) -> Result<SubchannelListener, DilationError> {
         let name = subprotocol.to_owned();
         self.ask(|r| AppRequest::Listen(name, r)).await
+    }
+
+    /// Sends a Dilation PING to the peer and waits for its PONG: the round trip over the
+    /// connection in use. [`DilationError::NotConnected`] while there is none (reconnecting);
+    /// a PING lost with its connection is never answered, so bound the wait with a timeout.
+    pub async fn ping(&self) -> Result<std::time::Duration, DilationError> {
+        self.ask(AppRequest::Ping).await
     }
 
     /// Ends Dilation once the peer has acknowledged everything written (or after

@@ -119,6 +119,9 @@ pub enum Error {
     /// [`Action::Connected`] or retry after more mailbox input.
     #[error("Dilation roles are not known yet")]
     NotYet,
+    /// No connection is in use right now (Dilation is reconnecting): a PING cannot be sent.
+    #[error("no Dilation connection right now")]
+    NotConnected,
     /// A subchannel-level misuse (not open, already closed, ids or seqnums exhausted).
     #[error(transparent)]
     Subchannel(#[from] L4Error),
@@ -235,6 +238,11 @@ pub enum Action {
     },
     /// The unacked queue drained after an [`Error::WouldBlock`]: writes may resume.
     Writable,
+    /// The peer answered a PING sent by [`Dilation::ping`](super::endpoint::Dilation::ping).
+    Pong {
+        /// The PING's id.
+        ping_id: [u8; 4],
+    },
     /// Something went wrong that the endpoint handled (a connection failed or timed out).
     Warning(Error),
     /// An input that changed nothing; worth a debug line.

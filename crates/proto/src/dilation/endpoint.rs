@@ -46,6 +46,8 @@ use super::subchannel::{Held, OpenOutcome, Route, Subchannels};
 
 /// How many `dilate-N` bodies that arrived early (out of order) are held.
 pub const MAX_EARLY_MAILBOX: usize = 64;
+/// How many [`Dilation::ping`] PINGs are remembered while unanswered.
+const MAX_APP_PINGS: usize = 64;
 
 struct InUse {
     id: ConnectionId,
@@ -74,6 +76,8 @@ pub struct Dilation {
     rng: StdRng,
     ended: bool,
     write_blocked: bool,
+    /// Ids of PINGs sent by [`Dilation::ping`] and not answered yet (oldest first).
+    app_pings: VecDeque<[u8; 4]>,
     paused: bool,
     now: Option<Instant>,
 }
@@ -114,6 +118,7 @@ impl Dilation {
             actions: VecDeque::new(),
             ended: false,
             write_blocked: false,
+            app_pings: VecDeque::new(),
             paused: false,
             now: None,
         }
@@ -599,7 +604,13 @@ impl Dilation {
             match a {
                 L4Action::Send(r) => self.send_in_use(Some(r), now),
                 L4Action::Deliver(d) => self.deliver(d, now),
-                L4Action::PongReceived(_) | L4Action::Ignored(Ignored::Old { .. }) => {}
+                L4Action::PongReceived(ping_id) => {
+                    if let Some(i) = self.app_pings.iter().position(|p| *p == ping_id) {
+                        self.app_pings.remove(i);
+                        self.push(Action::Pong { ping_id });
+                    }
+                }
+                L4Action::Ignored(Ignored::Old { .. }) => {}
                 L4Action::Ignored(i) => self.push(Action::Ignored(format!("{i:?}"))),
             }
         }
@@ -805,6 +816,22 @@ impl Dilation {
         self.now = Some(now);
         self.subs.consumed(scid, n);
         self.update_pause();
+    }
+
+    /// Sends a PING with `ping_id` on the connection in use ([`Action::Pong`] follows when the
+    /// peer answers; a PING lost with its connection is never answered).
+    pub fn ping(&mut self, ping_id: [u8; 4], now: Instant) -> Result<(), Error> {
+        self.live()?;
+        let l4 = self.l4.as_ref().ok_or(Error::NotYet)?;
+        let r = l4.send_ping(ping_id).ok_or(Error::NotConnected)?;
+        let id = self.connection_in_use().ok_or(Error::NotConnected)?;
+        if self.app_pings.len() >= MAX_APP_PINGS {
+            // The oldest was surely lost with an earlier connection.
+            self.app_pings.pop_front();
+        }
+        self.app_pings.push_back(ping_id);
+        self.send_on(id, &r, now);
+        Ok(())
     }
 
     /// Ends Dilation (connections are closed).

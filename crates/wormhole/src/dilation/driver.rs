@@ -8,7 +8,7 @@
 //! Must not: parse or produce protocol bytes.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use wormhole_proto::dilation::connection::relay_handshake;
@@ -90,6 +90,8 @@ pub(crate) fn start(
         listeners: HashMap::new(),
         parked_opens: Vec::new(),
         held: VecDeque::new(),
+        pings: HashMap::new(),
+        next_ping: u32::MAX,
         closing: None,
         status: status_tx,
         options,
@@ -145,7 +147,15 @@ struct Task {
     parked_opens: Vec<(String, oneshot::Sender<Result<Subchannel, DilationError>>)>,
     held: VecDeque<Held>,
     status: watch::Sender<DilationStatus>,
+    /// The application's PINGs waiting for their PONG, and when each was sent.
+    pings: HashMap<[u8; 4], PendingPing>,
+    next_ping: u32,
 }
+
+type PendingPing = (Instant, oneshot::Sender<Result<Duration, DilationError>>);
+
+/// At most this many application PINGs wait for an answer at once.
+const MAX_PINGS: usize = 64;
 
 enum Wake {
     Inbound(Option<Inbound>),
@@ -161,6 +171,7 @@ fn map_error(e: EpError, scid: u32) -> DilationError {
         EpError::EqualSides => DilationError::EqualSides,
         EpError::RecordTooLarge { len, max } => DilationError::RecordTooLarge { len, max },
         EpError::Ended => DilationError::Ended,
+        EpError::NotConnected | EpError::NotYet => DilationError::NotConnected,
         other => DilationError::Subchannel {
             scid,
             reason: other.to_string(),
@@ -330,6 +341,34 @@ impl Task {
                 }
             }
             AppRequest::Stop => self.close(now),
+            AppRequest::Ping(reply) => self.ping(reply, now),
+        }
+    }
+
+    /// A PING of the application's: ids count down from `u32::MAX` (keepalive PINGs are random;
+    /// an answer to an id not pending is ignored).
+    fn ping(&mut self, reply: oneshot::Sender<Result<Duration, DilationError>>, now: Instant) {
+        self.pings.retain(|_, (_, r)| !r.is_closed());
+        if self.pings.len() >= MAX_PINGS {
+            let _ = reply.send(Err(DilationError::Subchannel {
+                scid: 0,
+                reason: format!("more than {MAX_PINGS} PINGs unanswered"),
+            }));
+            return;
+        }
+        let Some(ep) = self.ep.as_mut() else {
+            let _ = reply.send(Err(DilationError::NotConnected));
+            return;
+        };
+        self.next_ping = self.next_ping.wrapping_sub(1);
+        let id = self.next_ping.to_be_bytes();
+        match ep.ping(id, now) {
+            Ok(()) => {
+                self.pings.insert(id, (now, reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(map_error(e, 0)));
+            }
         }
     }
 
@@ -624,6 +663,11 @@ impl Task {
                 )
             }
             Action::Writable => self.drain_held(now),
+            Action::Pong { ping_id } => {
+                if let Some((sent, reply)) = self.pings.remove(&ping_id) {
+                    let _ = reply.send(Ok(now.saturating_duration_since(sent)));
+                }
+            }
             Action::Warning(e) => tracing::info!("Dilation: {e}"),
             Action::Ignored(why) => tracing::debug!("Dilation: ignored: {why}"),
             Action::Failed(e) => self.end(Err(map_error(e, 0))),
