@@ -10,7 +10,8 @@
 //! other side exits too.
 //!
 //! Ours ⇄ ours adds what fowl 26.8 does not survive on the client's side (docs/forward.md): a
-//! client that closes while it is still sending, and concurrent connections that end one by
+//! client that closes while it is still sending, a half-close (the client's end of file goes
+//! through and the whole echo still comes back), and concurrent connections that end one by
 //! one while the others move data (100 of them); and the Dilation connection killed (`ss -K`)
 //! under load: every stream completes, byte for byte.
 //!
@@ -22,8 +23,8 @@
 use std::time::{Duration, Instant};
 
 use wormhole_interop::forward::{
-    ForwardImpl, ForwardPeer, close_mid_stream, close_while_sending, closing_server, echo, echo_server,
-    echo_together, ends_within, source_server, wait_until_echo_works,
+    ForwardImpl, ForwardPeer, close_mid_stream, close_while_sending, closing_server, echo,
+    echo_after_half_close, echo_server, echo_together, ends_within, source_server, wait_until_echo_works,
 };
 use wormhole_interop::*;
 
@@ -229,6 +230,7 @@ fn ours_to_ours() {
     let echo_port = s.ports[0];
     close_while_sending(echo_port);
     echo(echo_port, 1000, 6).unwrap();
+    echo_after_half_close(echo_port, 8 << 20, 7).unwrap();
     let hundred: Vec<_> = (0..100)
         .map(|i| std::thread::spawn(move || echo(echo_port, 256 << 10, 100 + i)))
         .collect();

@@ -198,6 +198,35 @@ pub fn close_mid_stream(port: u16) {
     let _ = c.shutdown(Shutdown::Both);
 }
 
+/// Send `n` bytes, half-close (`shutdown(Write)`), then read the echo to its end of file: all
+/// of it must arrive after our end of file went through (only between two sides that pass
+/// half-closes on; fowl ends both directions at the first CLOSE).
+pub fn echo_after_half_close(port: u16, n: usize, seed: u64) -> Result<(), String> {
+    let data = random(n, seed);
+    let want = sha256_bytes(&data);
+    let mut c = connect(port);
+    let mut w = c.try_clone().map_err(|e| e.to_string())?;
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data)?;
+        w.shutdown(Shutdown::Write)
+    });
+    let mut got = Vec::with_capacity(n);
+    c.read_to_end(&mut got)
+        .map_err(|e| format!("reading the echo after {} of {n} bytes: {e}", got.len()))?;
+    writer
+        .join()
+        .map_err(|_| "the writer panicked".to_owned())?
+        .map_err(|e| format!("sending: {e}"))?;
+    let sha = sha256_bytes(&got);
+    if got.len() != n || sha != want {
+        return Err(format!(
+            "after the half-close {} of {n} bytes came back (sha256 {sha}, want {want})",
+            got.len()
+        ));
+    }
+    Ok(())
+}
+
 /// A local client closes while it sends: 1 MiB to an echo, one read, close.
 pub fn close_while_sending(port: u16) {
     let mut c = connect(port);
