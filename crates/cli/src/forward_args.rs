@@ -31,7 +31,7 @@ pub struct ForwardArgs {
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub code_length: Option<u16>,
     /// Control by JSON lines, like fowld: commands on stdin (allocate-code, set-code, local,
-    /// remote, session-close), messages on stdout (docs/forward.md)
+    /// remote, session-close, ping), messages on stdout (docs/forward.md)
     #[arg(long)]
     pub control: bool,
     /// mailbox server: a ws:// or wss:// URL, or fowl's names default, local or winden (fowl's
