@@ -95,6 +95,12 @@ pub enum DilationError {
     /// [`Dilated::ping`] while no connection is in use (Dilation is reconnecting).
     #[error("no Dilation connection right now")]
     NotConnected,
+    /// [`Dilated::ping`] while this many earlier PINGs still wait for their answer.
+    #[error("{max} PINGs are still unanswered")]
+    TooManyPings {
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl From<DilationError> for std::io::Error {

@@ -171,7 +171,6 @@ fn map_error(e: EpError, scid: u32) -> DilationError {
         EpError::EqualSides => DilationError::EqualSides,
         EpError::RecordTooLarge { len, max } => DilationError::RecordTooLarge { len, max },
         EpError::Ended => DilationError::Ended,
-        EpError::NotConnected | EpError::NotYet => DilationError::NotConnected,
         other => DilationError::Subchannel {
             scid,
             reason: other.to_string(),
@@ -350,10 +349,7 @@ impl Task {
     fn ping(&mut self, reply: oneshot::Sender<Result<Duration, DilationError>>, now: Instant) {
         self.pings.retain(|_, (_, r)| !r.is_closed());
         if self.pings.len() >= MAX_PINGS {
-            let _ = reply.send(Err(DilationError::Subchannel {
-                scid: 0,
-                reason: format!("more than {MAX_PINGS} PINGs unanswered"),
-            }));
+            let _ = reply.send(Err(DilationError::TooManyPings { max: MAX_PINGS }));
             return;
         }
         let Some(ep) = self.ep.as_mut() else {
@@ -365,6 +361,10 @@ impl Task {
         match ep.ping(id, now) {
             Ok(()) => {
                 self.pings.insert(id, (now, reply));
+            }
+            // Before the first connection (no roles yet) or while reconnecting.
+            Err(EpError::NotYet | EpError::NotConnected) => {
+                let _ = reply.send(Err(DilationError::NotConnected));
             }
             Err(e) => {
                 let _ = reply.send(Err(map_error(e, 0)));
