@@ -184,10 +184,10 @@ fn directory_files_exceeding_the_declared_size_are_refused() {
             put(&mut h.sub, Record::DirectoryOffer(offer)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
             put(&mut h.sub, file_offer("a", 6)).await;
-            put(&mut h.sub, Record::Data(b"aaaaaa".to_vec())).await;
+            put(&mut h.sub, Record::Data(b"aaaaaa".to_vec().into())).await;
             put(&mut h.sub, ack_of(b"aaaaaa")).await;
             put(&mut h.sub, file_offer("b", 6)).await;
-            put(&mut h.sub, Record::Data(b"bbbbbb".to_vec())).await;
+            put(&mut h.sub, Record::Data(b"bbbbbb".to_vec().into())).await;
             let _ = get(&mut h.sub).await;
             h
         },
@@ -211,7 +211,7 @@ fn a_resume_offset_beyond_what_the_receiver_holds_is_refused() {
                 other => panic!("{other:?}"),
             }
             put(&mut h.sub, Record::DataStart(DataStart { offset: 800 })).await;
-            put(&mut h.sub, Record::Data(vec![2u8; 200])).await;
+            put(&mut h.sub, Record::Data(vec![2u8; 200].into())).await;
             let _ = get(&mut h.sub).await;
             h
         },
@@ -252,7 +252,7 @@ fn records_over_the_size_limit_are_refused() {
         |mut h| async move {
             put(&mut h.sub, file_offer("big.bin", 1 << 20)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
-            put(&mut h.sub, Record::Data(vec![0u8; 65536])).await;
+            put(&mut h.sub, Record::Data(vec![0u8; 65536].into())).await;
             let _ = get(&mut h.sub).await;
             h
         },
@@ -271,10 +271,10 @@ fn data_after_the_end_of_an_offer_is_refused() {
         |mut h| async move {
             put(&mut h.sub, file_offer("end.bin", 3)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
-            put(&mut h.sub, Record::Data(b"abc".to_vec())).await;
+            put(&mut h.sub, Record::Data(b"abc".to_vec().into())).await;
             put(&mut h.sub, ack_of(b"abc")).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::FileAck(_))));
-            put(&mut h.sub, Record::Data(b"more".to_vec())).await;
+            put(&mut h.sub, Record::Data(b"more".to_vec().into())).await;
             let _ = get(&mut h.sub).await;
             h
         },

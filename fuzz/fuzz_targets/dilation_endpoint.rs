@@ -198,7 +198,7 @@ fuzz_target!(|data: &[u8]| {
                     1 => Record::Data {
                         scid,
                         seqnum: seq,
-                        data: body.get(2..).unwrap_or_default().repeat(usize::from(b0 >> 4) + 1),
+                        data: body.get(2..).unwrap_or_default().repeat(usize::from(b0 >> 4) + 1).into(),
                     },
                     2 => Record::Close { scid, seqnum: seq },
                     3 => Record::Ack {

@@ -159,13 +159,13 @@ fn sample_records(scid: u32) -> Vec<Record> {
         Record::Data {
             scid,
             seqnum: 1,
-            data: b"small".to_vec(),
+            data: b"small".to_vec().into(),
         },
         // 9 + 65510 = exactly one full Noise message.
         Record::Data {
             scid,
             seqnum: 2,
-            data: vec![0x5a; NOISE_MAX_PAYLOAD - 9],
+            data: vec![0x5a; NOISE_MAX_PAYLOAD - 9].into(),
         },
         // Spans four Noise messages.
         Record::Data {

@@ -964,7 +964,16 @@ fn flooding_peer_is_bounded_by_pausing_the_connection() {
     for i in 0..n {
         let seqnum = raw.next_seqnum();
         let data = vec![(i % 251) as u8; record];
-        wire.extend(raw.frame(&Record::Data { scid, seqnum, data }.encode()));
+        wire.extend(
+            raw.frame(
+                &Record::Data {
+                    scid,
+                    seqnum,
+                    data: data.into(),
+                }
+                .encode(),
+            ),
+        );
     }
     let mut fed = 0;
     let mut received = 0usize;
@@ -1072,7 +1081,16 @@ fn blocked_writer_reads_on_past_a_full_window_to_find_the_acks() {
     for _ in 0..count {
         let seqnum = raw.next_seqnum();
         let data = vec![1; record];
-        wire.extend(raw.frame(&Record::Data { scid, seqnum, data }.encode()));
+        wire.extend(
+            raw.frame(
+                &Record::Data {
+                    scid,
+                    seqnum,
+                    data: data.into(),
+                }
+                .encode(),
+            ),
+        );
     }
     wire.extend(raw.frame(&Record::Ack { resp_seqnum: n }.encode()));
     let mut paused = false;
@@ -1119,7 +1137,7 @@ fn blocked_read_allowance_is_a_hard_bound() {
             &Record::Data {
                 scid,
                 seqnum,
-                data: vec![1; record],
+                data: vec![1; record].into(),
             }
             .encode(),
         );
@@ -1304,7 +1322,7 @@ fn a_paused_follower_pings_and_is_not_aborted_for_its_own_silence() {
                 &Record::Data {
                     scid: 1,
                     seqnum,
-                    data,
+                    data: data.into(),
                 }
                 .encode(),
             ),

@@ -249,7 +249,10 @@ fn two_stacks_survive_a_lost_connection() {
         scid,
         subprotocol: "chat".into(),
     }];
-    want.extend((0..8u8).map(|i| Delivery::Data { scid, data: vec![i] }));
+    want.extend((0..8u8).map(|i| Delivery::Data {
+        scid,
+        data: vec![i].into(),
+    }));
     assert_eq!(f.delivered, want);
 
     // The Follower answers on its own even subchannel over the new connection.

@@ -108,7 +108,7 @@ async fn subchannels_both_ways_with_half_close() {
     ch.send_record(b"hi".to_vec()).await.unwrap();
     let mut got = timeout(T, la.accept()).await.unwrap().unwrap();
     assert_eq!(got.id() % 2, 0);
-    assert_eq!(got.recv_record().await.unwrap().unwrap(), b"hi");
+    assert_eq!(got.recv_record().await.unwrap().unwrap(), &b"hi"[..]);
     assert_eq!(da.status().connections, 1);
     da.close().await.unwrap();
 }
@@ -127,7 +127,7 @@ async fn each_write_is_one_record() {
     let mut n = 0u32;
     while let Some(rec) = timeout(T, r.recv_record()).await.unwrap().unwrap() {
         if n < 2000 {
-            assert_eq!(rec, [(n % 251) as u8]);
+            assert_eq!(rec, &[(n % 251) as u8][..]);
         } else {
             assert!(rec.is_empty());
         }

@@ -487,7 +487,7 @@ async fn echo(ch: &mut Subchannel) -> anyhow::Result<Stream> {
         s.sent += rec.len() as u64;
         let n = rec.len() as u64;
         progress(ch.id(), |p| p.received += n);
-        ch.send_record(rec).await?;
+        ch.send_record(rec.to_vec()).await?;
         progress(ch.id(), |p| p.sent += n);
     }
     progress(ch.id(), |p| p.eof = true);

@@ -36,7 +36,7 @@ pub enum InboundEvent {
         offset: u64,
     },
     /// Data of the current file (within its declared length).
-    Data(Vec<u8>),
+    Data(bytes::Bytes),
     /// The current file ended; the sender's ack (its length is checked, its hashes are for the
     /// caller to compare). `last`: the offer is complete.
     FileEnd {
@@ -301,7 +301,15 @@ impl Inbound {
 
     /// One record from the peer.
     pub fn handle(&mut self, bytes: &[u8]) -> Result<InboundEvent, InboundError> {
-        let rec = Record::decode(bytes)?;
+        self.handle_record(Record::decode(bytes)?)
+    }
+
+    /// [`Inbound::handle`] of a record in a shared buffer: its data is not copied.
+    pub fn handle_bytes(&mut self, bytes: &bytes::Bytes) -> Result<InboundEvent, InboundError> {
+        self.handle_record(Record::decode_bytes(bytes)?)
+    }
+
+    fn handle_record(&mut self, rec: Record) -> Result<InboundEvent, InboundError> {
         let k = rec.kind();
         match (&self.state, rec) {
             (State::Finished | State::Rejected, _) => Err(InboundError::AfterEnd { kind: k }),
@@ -492,7 +500,7 @@ mod tests {
         .encode()
     }
     fn data(n: usize) -> Vec<u8> {
-        Record::Data(vec![7; n]).encode()
+        Record::Data(vec![7; n].into()).encode()
     }
     fn dir(size: u64, files: &[&[&str]]) -> Vec<u8> {
         Record::DirectoryOffer(DirectoryOffer {

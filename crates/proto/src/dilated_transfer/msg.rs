@@ -155,8 +155,8 @@ pub enum Record {
     Accept(OfferAccept),
     /// Kind 4.
     Reject(OfferReject),
-    /// Kind 5.
-    Data(Vec<u8>),
+    /// Kind 5 (sharing the buffer it arrived in).
+    Data(bytes::Bytes),
     /// Kind 6.
     FileAck(FileAck),
     /// Kind 7.
@@ -239,6 +239,15 @@ impl Record {
 
     /// Decodes one record, within the limits.
     pub fn decode(bytes: &[u8]) -> Result<Record, MsgError> {
+        Record::decode_with(bytes, bytes::Bytes::copy_from_slice)
+    }
+
+    /// [`Record::decode`] of a buffer we share: DATA stays in it, uncopied.
+    pub fn decode_bytes(bytes: &bytes::Bytes) -> Result<Record, MsgError> {
+        Record::decode_with(bytes, |_| bytes.slice(1..))
+    }
+
+    fn decode_with(bytes: &[u8], data: impl FnOnce(&[u8]) -> bytes::Bytes) -> Result<Record, MsgError> {
         let (&k, body) = bytes.split_first().ok_or(MsgError::Empty)?;
         let limit = if k == kind::DATA {
             MAX_DATA_RECORD
@@ -258,7 +267,7 @@ impl Record {
             kind::ACCEPT if body.is_empty() => Record::Accept(OfferAccept::default()),
             kind::ACCEPT => Record::Accept(unpack(k, body)?),
             kind::REJECT => Record::Reject(unpack(k, body)?),
-            kind::DATA => Record::Data(body.to_vec()),
+            kind::DATA => Record::Data(data(body)),
             kind::FILE_ACK => Record::FileAck(unpack(k, body)?),
             kind::DATA_START => Record::DataStart(unpack(k, body)?),
             other => return Err(MsgError::UnknownKind(other)),
@@ -303,7 +312,7 @@ mod tests {
                 }),
             }),
             Record::Reject(OfferReject { reason: "no".into() }),
-            Record::Data(b"hello".to_vec()),
+            Record::Data(bytes::Bytes::from_static(b"hello")),
             Record::FileAck(FileAck {
                 bytes: 5,
                 hash: Hash32([1; 32]),

@@ -221,7 +221,7 @@ pub enum Action {
         /// Subchannel id.
         scid: u32,
         /// The record's bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// The peer sends nothing more on `scid` (reading ends; we may still write).
     PeerClosed {

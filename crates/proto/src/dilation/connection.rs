@@ -14,9 +14,11 @@
 use thiserror::Error;
 
 use super::Role;
-use super::frame::{ConnectionReader, FrameError, Inbound, encode_frame, prefix_for};
+use super::frame::{
+    ConnectionReader, FRAME_HEADER_LEN, FrameError, Inbound, encode_frame, frame_header, prefix_for,
+};
 use super::l3::{Record, RecordError};
-use super::noise::{LeaderHandshake, NoiseError, NoiseTransport, respond};
+use super::noise::{LeaderHandshake, NoiseError, NoiseTransport, encrypted_len, respond};
 use crate::key::KeyError;
 use crate::key::derive::hkdf_sha256;
 use crate::transit::handshake::{Expect, ExpectError, ExpectProgress, RELAY_OK};
@@ -178,26 +180,25 @@ impl Connection {
                     };
                     self.stage = Stage::Handshake(leader);
                 }
-                Inbound::Frame(frame) => self.frame(&frame, &mut out)?,
+                Inbound::Frame(frame) => self.frame(frame, &mut out)?,
             }
         }
         Ok(out)
     }
 
-    fn frame(&mut self, frame: &[u8], out: &mut Output) -> Result<(), ConnectionError> {
+    fn frame(&mut self, frame: Vec<u8>, out: &mut Output) -> Result<(), ConnectionError> {
         match std::mem::replace(&mut self.stage, Stage::Failed) {
             Stage::Handshake(Some(hs)) => {
-                self.stage = Stage::Kcm(hs.finish(frame)?);
+                self.stage = Stage::Kcm(hs.finish(&frame)?);
             }
             Stage::Handshake(None) => {
-                let (frame2, mut noise) = respond(&self.psk, frame)?;
+                let (frame2, mut noise) = respond(&self.psk, &frame)?;
                 out.send.extend(encode_frame(&frame2)?);
-                let kcm = noise.encrypt(&Record::Kcm.encode())?;
-                out.send.extend(encode_frame(&kcm)?);
+                out.send.extend(seal(&mut noise, &Record::Kcm)?);
                 self.stage = Stage::Kcm(noise);
             }
             Stage::Kcm(mut noise) => {
-                let record = Record::parse(&noise.decrypt(frame)?)?;
+                let record = Record::parse(&noise.decrypt_owned(frame)?)?;
                 if record != Record::Kcm {
                     return Err(ConnectionError::ExpectedKcm(record.tag()));
                 }
@@ -205,7 +206,7 @@ impl Connection {
                 self.stage = Stage::Open(noise);
             }
             Stage::Open(mut noise) => {
-                let record = Record::parse(&noise.decrypt(frame)?)?;
+                let record = Record::parse_owned(noise.decrypt_owned(frame)?)?;
                 out.events.push(ConnEvent::Record(record));
                 self.stage = Stage::Open(noise);
             }
@@ -221,11 +222,25 @@ impl Connection {
     /// Leader's own KCM is sent this way on the chosen connection).
     pub fn send_record(&mut self, record: &Record) -> Result<Vec<u8>, ConnectionError> {
         match &mut self.stage {
-            Stage::Open(noise) => Ok(encode_frame(&noise.encrypt(&record.encode())?)?),
+            Stage::Open(noise) => seal(noise, record),
             Stage::Failed => Err(ConnectionError::Failed),
             _ => Err(ConnectionError::NotReady),
         }
     }
+}
+
+/// The wire frame of `record`: encoded once behind room for the frame header, sealed in place,
+/// and the header written in front.
+fn seal(noise: &mut NoiseTransport, record: &Record) -> Result<Vec<u8>, ConnectionError> {
+    let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + encrypted_len(record.encoded_len()));
+    buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
+    record.encode_into(&mut buf);
+    noise.encrypt_in_place(&mut buf, FRAME_HEADER_LEN)?;
+    let header = frame_header(buf.len() - FRAME_HEADER_LEN)?;
+    if let Some(h) = buf.get_mut(..FRAME_HEADER_LEN) {
+        h.copy_from_slice(&header);
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]
@@ -300,7 +315,7 @@ mod tests {
             let data = Record::Data {
                 scid: 2,
                 seqnum: 0,
-                data: vec![3; 70_000],
+                data: vec![3; 70_000].into(),
             };
             let wire = f.send_record(&data).unwrap();
             let (ev_l, _) = pump(&mut l, &mut f, Vec::new(), wire, chunk);

@@ -78,6 +78,9 @@ pub struct Dilation {
     write_blocked: bool,
     /// Ids of PINGs sent by [`Dilation::ping`] and not answered yet (oldest first).
     app_pings: VecDeque<[u8; 4]>,
+    /// The highest ACK owed for the records of the bytes being handled: one ACK per read
+    /// instead of one per record (ACKs are cumulative).
+    owed_ack: Option<u32>,
     paused: bool,
     now: Option<Instant>,
 }
@@ -119,6 +122,7 @@ impl Dilation {
             ended: false,
             write_blocked: false,
             app_pings: VecDeque::new(),
+            owed_ack: None,
             paused: false,
             now: None,
         }
@@ -480,6 +484,9 @@ impl Dilation {
                         ConnEvent::Record(_) => {}
                     }
                 }
+                if let Some(resp_seqnum) = self.owed_ack.take() {
+                    self.send_in_use(Some(Record::Ack { resp_seqnum }), now);
+                }
             }
             Err(source) => {
                 self.push(Action::Warning(Error::Connection { conn: id, source }));
@@ -602,6 +609,9 @@ impl Dilation {
         let acked = matches!(r, Record::Ack { .. });
         for a in l4.receive(r) {
             match a {
+                L4Action::Send(Record::Ack { resp_seqnum }) => {
+                    self.owed_ack = Some(self.owed_ack.map_or(resp_seqnum, |a| a.max(resp_seqnum)));
+                }
                 L4Action::Send(r) => self.send_in_use(Some(r), now),
                 L4Action::Deliver(d) => self.deliver(d, now),
                 L4Action::PongReceived(ping_id) => {

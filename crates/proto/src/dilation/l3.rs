@@ -12,6 +12,7 @@
 //! trailing bytes is refused. Python never sends such records, and refusing them keeps the
 //! encoding canonical (parse ∘ encode is the identity).
 
+use bytes::Bytes;
 use thiserror::Error;
 
 /// Tag of a key-confirmation message (the first encrypted message on a connection).
@@ -62,8 +63,9 @@ pub enum Record {
         scid: u32,
         /// Per-direction L4 sequence number.
         seqnum: u32,
-        /// The payload (may be empty).
-        data: Vec<u8>,
+        /// The payload (may be empty); shared, so the retransmit queue and delivery do not copy
+        /// it.
+        data: Bytes,
     },
     /// "I will send nothing more on `scid`."
     Close {
@@ -181,6 +183,19 @@ impl Record {
 
     /// Parses one record (the whole decrypted plaintext of a frame).
     pub fn parse(bytes: &[u8]) -> Result<Record, RecordError> {
+        Record::parse_with(bytes, Bytes::copy_from_slice)
+    }
+
+    /// [`Record::parse`] of a plaintext we own: a DATA payload stays in that buffer.
+    pub fn parse_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
+        let whole = Bytes::from(bytes);
+        Record::parse_with(&whole, |payload| {
+            let start = whole.len() - payload.len();
+            whole.slice(start..)
+        })
+    }
+
+    fn parse_with(bytes: &[u8], data: impl FnOnce(&[u8]) -> Bytes) -> Result<Record, RecordError> {
         let (&tag, rest) = bytes.split_first().ok_or(RecordError::Empty)?;
         match tag {
             TAG_KCM => {
@@ -214,7 +229,7 @@ impl Record {
                     TAG_DATA => Ok(Record::Data {
                         scid,
                         seqnum,
-                        data: payload.to_vec(),
+                        data: data(payload),
                     }),
                     _ => {
                         exact(tag, bytes, SUBCHANNEL_HEADER_LEN)?;
@@ -299,12 +314,12 @@ mod tests {
             Record::Data {
                 scid: 0x0102_0304,
                 seqnum: 0xfffe_fdfc,
-                data: b"hello".to_vec(),
+                data: b"hello".to_vec().into(),
             },
             Record::Data {
                 scid: 2,
                 seqnum: 1,
-                data: Vec::new(),
+                data: Vec::new().into(),
             },
             Record::Close { scid: 4, seqnum: 77 },
             Record::Ack {
@@ -336,7 +351,7 @@ mod tests {
             Record::Data {
                 scid: 258,
                 seqnum: 3,
-                data: b"xy".to_vec()
+                data: b"xy".to_vec().into()
             }
             .encode(),
             b"\x04\x00\x00\x01\x02\x00\x00\x00\x03xy"

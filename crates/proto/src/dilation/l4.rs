@@ -62,7 +62,7 @@ pub enum Delivery {
         /// Subchannel id.
         scid: u32,
         /// The bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// The peer will send nothing more on `scid` (reply with [`Reliability::send_close`] once
     /// done writing).
@@ -250,7 +250,11 @@ impl Reliability {
     /// Sends `data` on `scid` as one DATA record (queued; returned if connected).
     pub fn send_data(&mut self, scid: u32, data: Vec<u8>) -> Result<Option<Record>, L4Error> {
         self.check_sendable(scid)?;
-        self.queue(|seqnum| Record::Data { scid, seqnum, data })
+        self.queue(|seqnum| Record::Data {
+            scid,
+            seqnum,
+            data: data.into(),
+        })
     }
 
     /// Sends CLOSE on `scid` ("nothing more from us"). The subchannel is forgotten once the
@@ -456,7 +460,7 @@ mod tests {
         let data = Record::Data {
             scid: 1,
             seqnum: 1,
-            data: b"x".to_vec(),
+            data: b"x".to_vec().into(),
         };
         let a = f.receive(open.clone());
         assert_eq!(sends(&a), vec![Record::Ack { resp_seqnum: 0 }]);
@@ -478,7 +482,7 @@ mod tests {
         let a = f.receive(Record::Data {
             scid: 5,
             seqnum: 0,
-            data: b"?".to_vec(),
+            data: b"?".to_vec().into(),
         });
         assert_eq!(
             a.last(),
@@ -504,13 +508,13 @@ mod tests {
         let a = f.receive(Record::Data {
             scid: 1,
             seqnum: 3,
-            data: b"late".to_vec(),
+            data: b"late".to_vec().into(),
         });
         assert_eq!(
             deliveries(&a),
             vec![Delivery::Data {
                 scid: 1,
-                data: b"late".to_vec()
+                data: b"late".to_vec().into()
             }]
         );
         let a = f.receive(Record::Close { scid: 1, seqnum: 4 });
@@ -631,7 +635,7 @@ mod tests {
                 }];
                 want.extend((1..=total).map(|n| Delivery::Data {
                     scid: scids[peer],
-                    data: n.to_be_bytes().to_vec(),
+                    data: n.to_be_bytes().to_vec().into(),
                 }));
                 assert_eq!(got[i], want, "seed {seed}, side {i}");
                 assert_eq!(sides[i].unacked().len(), 0, "seed {seed}");

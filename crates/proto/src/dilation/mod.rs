@@ -39,6 +39,7 @@
 //! crate's `dilation` module (docs/dilation.md).
 
 pub mod actions;
+mod cipher;
 pub mod connection;
 pub mod endpoint;
 pub mod frame;

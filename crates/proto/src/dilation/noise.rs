@@ -1,5 +1,6 @@
-//! The Noise layer of Dilation (docs/protocol.md §6.4 steps 5–7): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`
-//! with the `snow` crate.
+//! The Noise layer of Dilation (docs/protocol.md §6.4 steps 5–7): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`,
+//! the handshake with the `snow` crate and the transport with [`super::cipher`] under the two
+//! keys of snow's split (in place, so a frame's payload is never copied to be sealed or opened).
 //!
 //! Owns: the PSK derivation (HKDF-SHA256 of the shared wormhole key, info `dilation-v1`,
 //! 32 bytes, via [`crate::key::derive`]), the two-message handshake (the Leader is the
@@ -21,6 +22,7 @@
 
 use thiserror::Error;
 
+use super::cipher::CipherState;
 use crate::key::KeyError;
 use crate::key::derive::{DILATION_PURPOSE, hkdf_sha256};
 
@@ -61,10 +63,13 @@ pub enum NoiseError {
         /// Index of the failing piece within the frame.
         piece: usize,
     },
-    /// Encryption failed (the 2^64 nonce space is exhausted or `snow` refused). Drop the
-    /// connection and reconnect.
-    #[error("Noise encryption failed: {0}")]
-    Encrypt(snow::Error),
+    /// The 2^64 - 1 messages one direction may carry are used up. Drop the connection and
+    /// reconnect (a new connection has new keys).
+    #[error("Noise nonce space exhausted: reconnect")]
+    NonceExhausted,
+    /// The cipher refused its key or a buffer: a bug. Report it.
+    #[error("Noise transport cipher failed")]
+    Key,
 }
 
 /// The Dilation PSK: HKDF-SHA256(shared wormhole key, info `dilation-v1`, 32 bytes).
@@ -132,25 +137,26 @@ pub fn respond(psk: &[u8; 32], frame1: &[u8]) -> Result<(Vec<u8>, NoiseTransport
     Ok((msg, transport(state)?))
 }
 
-fn transport(state: snow::HandshakeState) -> Result<NoiseTransport, NoiseError> {
+fn transport(mut state: snow::HandshakeState) -> Result<NoiseTransport, NoiseError> {
+    if !state.is_handshake_finished() {
+        return Err(NoiseError::Key);
+    }
+    // Noise's split: the initiator (Leader) sends under the first key, the responder under the
+    // second.
+    let (k1, k2) = state.dangerously_get_raw_split();
+    let (send, recv) = if state.is_initiator() { (k1, k2) } else { (k2, k1) };
     Ok(NoiseTransport {
-        state: state.into_transport_mode().map_err(NoiseError::Setup)?,
+        send: CipherState::new(&send)?,
+        recv: CipherState::new(&recv)?,
     })
 }
 
 /// Encryption and decryption of frame payloads after the handshake. Each direction has its own
 /// nonce counter, so frames must be decrypted in the order they were sent.
+#[derive(Debug)]
 pub struct NoiseTransport {
-    state: snow::TransportState,
-}
-
-impl std::fmt::Debug for NoiseTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NoiseTransport")
-            .field("sending_nonce", &self.state.sending_nonce())
-            .field("receiving_nonce", &self.state.receiving_nonce())
-            .finish()
-    }
+    send: CipherState,
+    recv: CipherState,
 }
 
 /// A connected (Leader, Follower) transport pair made with fixed ephemeral private keys, for
@@ -193,50 +199,32 @@ impl NoiseTransport {
     /// Encrypts one record's bytes into one frame payload (pieces of ≤ 65519 plaintext bytes,
     /// each encrypted, concatenated). An empty plaintext gives one 16-byte message.
     pub fn encrypt(&mut self, plaintext: &[u8]) -> Result<Vec<u8>, NoiseError> {
-        let mut out = vec![0u8; encrypted_len(plaintext.len())];
-        let mut at = 0;
-        let mut pieces: Vec<&[u8]> = plaintext.chunks(NOISE_MAX_PAYLOAD).collect();
-        if pieces.is_empty() {
-            pieces.push(&[]);
-        }
-        for piece in pieces {
-            let dst = out
-                .get_mut(at..at + piece.len() + NOISE_TAG_LEN)
-                .ok_or(NoiseError::Encrypt(snow::Error::Input))?;
-            at += self
-                .state
-                .write_message(piece, dst)
-                .map_err(NoiseError::Encrypt)?;
-        }
-        out.truncate(at);
+        let mut out = Vec::with_capacity(encrypted_len(plaintext.len()));
+        out.extend_from_slice(plaintext);
+        self.send.seal_in_place(&mut out, 0)?;
         Ok(out)
+    }
+
+    /// Encrypts `buf[start..]` in place into one frame payload (what [`Self::encrypt`] returns),
+    /// so a record encoded after a frame header is sealed without another copy.
+    pub fn encrypt_in_place(&mut self, buf: &mut Vec<u8>, start: usize) -> Result<(), NoiseError> {
+        self.send.seal_in_place(buf, start)
     }
 
     /// Decrypts one frame payload (cut into 65535-byte ciphertexts, each decrypted). Any
     /// failure means the connection must be dropped: the nonce counters are then out of step.
     pub fn decrypt(&mut self, frame: &[u8]) -> Result<Vec<u8>, NoiseError> {
-        let mut out = Vec::with_capacity(frame.len());
-        let mut buf = vec![0u8; frame.len().min(NOISE_MAX_CIPHERTEXT)];
-        let mut pieces: Vec<&[u8]> = frame.chunks(NOISE_MAX_CIPHERTEXT).collect();
-        if pieces.is_empty() {
-            pieces.push(&[]);
-        }
-        for (i, piece) in pieces.into_iter().enumerate() {
-            if piece.len() < NOISE_TAG_LEN {
-                return Err(NoiseError::Decrypt { piece: i });
-            }
-            let n = self
-                .state
-                .read_message(piece, &mut buf)
-                .map_err(|_| NoiseError::Decrypt { piece: i })?;
-            out.extend_from_slice(buf.get(..n).ok_or(NoiseError::Decrypt { piece: i })?);
-        }
-        Ok(out)
+        self.recv.open_in_place(frame.to_vec())
+    }
+
+    /// [`Self::decrypt`] in the frame's own buffer, which becomes the plaintext.
+    pub fn decrypt_owned(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, NoiseError> {
+        self.recv.open_in_place(frame)
     }
 
     /// Messages sent so far (the next sending nonce).
     pub fn sending_nonce(&self) -> u64 {
-        self.state.sending_nonce()
+        self.send.nonce()
     }
 }
 
@@ -369,5 +357,88 @@ mod tests {
         assert_eq!(b.decrypt(&ct).unwrap(), big);
         // Replaying the frame fails: the receiver's nonce moved on.
         assert!(b.decrypt(&ct).is_err());
+    }
+
+    /// `ours` seals `plain` exactly as `snow_same` (the same side's snow transport) does, and
+    /// `snow_peer` opens it.
+    fn check(
+        (ours, ours_peer): (&mut NoiseTransport, &mut NoiseTransport),
+        snow_same: &mut snow::TransportState,
+        snow_peer: &mut snow::TransportState,
+        plain: &[u8],
+    ) {
+        let ct = ours.encrypt(plain).unwrap();
+        let mut pieces: Vec<&[u8]> = plain.chunks(NOISE_MAX_PAYLOAD).collect();
+        if pieces.is_empty() {
+            pieces.push(&[]);
+        }
+        let mut expect = Vec::new();
+        for piece in pieces {
+            let mut m = vec![0u8; piece.len() + NOISE_TAG_LEN];
+            snow_same.write_message(piece, &mut m).unwrap();
+            expect.extend_from_slice(&m);
+        }
+        assert_eq!(ct, expect, "len {}", plain.len());
+        let mut got = Vec::new();
+        for c in ct.chunks(NOISE_MAX_CIPHERTEXT) {
+            let mut m = vec![0u8; c.len()];
+            let n = snow_peer.read_message(c, &mut m).unwrap();
+            got.extend_from_slice(&m[..n]);
+        }
+        assert_eq!(got, plain, "len {}", plain.len());
+        assert_eq!(ours_peer.decrypt(&ct).unwrap(), plain, "len {}", plain.len());
+    }
+
+    /// Our in-place transport is byte-exact with `snow`'s own TransportState, both ways and
+    /// across the splitting rule's boundaries.
+    #[test]
+    fn transport_matches_snow() {
+        let psk = psk(b"k");
+        let handshake = || {
+            let mut l = builder(&psk)
+                .unwrap()
+                .fixed_ephemeral_key_for_testing_only(&[1; 32])
+                .build_initiator()
+                .unwrap();
+            let mut f = builder(&psk)
+                .unwrap()
+                .fixed_ephemeral_key_for_testing_only(&[2; 32])
+                .build_responder()
+                .unwrap();
+            let (mut msg, mut payload) = ([0u8; HANDSHAKE_MSG_LEN], [0u8; HANDSHAKE_MSG_LEN]);
+            l.write_message(&[], &mut msg).unwrap();
+            f.read_message(&msg, &mut payload).unwrap();
+            f.write_message(&[], &mut msg).unwrap();
+            l.read_message(&msg, &mut payload).unwrap();
+            (l, f)
+        };
+        let (l, f) = handshake();
+        let (mut ours_l, mut ours_f) = (transport(l).unwrap(), transport(f).unwrap());
+        let (l, f) = handshake();
+        let mut snow_l = l.into_transport_mode().unwrap();
+        let mut snow_f = f.into_transport_mode().unwrap();
+        for len in [
+            0,
+            1,
+            17,
+            NOISE_MAX_PAYLOAD,
+            NOISE_MAX_PAYLOAD + 1,
+            3 * NOISE_MAX_PAYLOAD + 5,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 253) as u8).collect();
+            check((&mut ours_l, &mut ours_f), &mut snow_l, &mut snow_f, &plain);
+            check((&mut ours_f, &mut ours_l), &mut snow_f, &mut snow_l, &plain);
+            // What snow seals, ours opens (and ours seals the same bytes, keeping the four
+            // counters in step).
+            let piece = &plain[..len.min(NOISE_MAX_PAYLOAD)];
+            let mut m = vec![0u8; piece.len() + NOISE_TAG_LEN];
+            snow_l.write_message(piece, &mut m).unwrap();
+            assert_eq!(ours_f.decrypt_owned(m.clone()).unwrap(), piece);
+            let ct = ours_l.encrypt(piece).unwrap();
+            assert_eq!(ct, m);
+            let mut back = vec![0u8; m.len()];
+            snow_f.read_message(&ct, &mut back).unwrap();
+            assert_eq!(&back[..piece.len()], piece);
+        }
     }
 }

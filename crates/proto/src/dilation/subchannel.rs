@@ -18,7 +18,7 @@ use std::time::Instant;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Held {
     /// A DATA record's bytes.
-    Data(Vec<u8>),
+    Data(bytes::Bytes),
     /// The peer's CLOSE.
     Close,
 }
@@ -195,7 +195,7 @@ impl Subchannels {
     }
 
     /// DATA of `len` bytes arrived on `scid`; `data` is kept if the OPEN is held.
-    pub fn peer_data(&mut self, scid: u32, data: &mut Vec<u8>) -> Route {
+    pub fn peer_data(&mut self, scid: u32, data: &mut bytes::Bytes) -> Route {
         let len = data.len();
         if let Some(p) = self.pending.get_mut(&scid) {
             p.held.push(Held::Data(std::mem::take(data)));
@@ -281,14 +281,14 @@ mod tests {
         let mut s = Subchannels::new(10, 2);
         s.listen("p");
         assert_eq!(s.peer_open(1, "p", t), OpenOutcome::Accepted);
-        assert_eq!(s.peer_data(1, &mut vec![0; 6]), Route::Deliver);
+        assert_eq!(s.peer_data(1, &mut vec![0; 6].into()), Route::Deliver);
         assert!(!s.should_pause());
-        assert_eq!(s.peer_data(1, &mut vec![0; 6]), Route::Deliver);
+        assert_eq!(s.peer_data(1, &mut vec![0; 6].into()), Route::Deliver);
         assert!(s.should_pause());
         s.consumed(1, 5);
         assert!(!s.should_pause());
         assert_eq!(s.buffered(1), 7);
-        assert_eq!(s.peer_data(9, &mut vec![0; 6]), Route::Drop);
+        assert_eq!(s.peer_data(9, &mut vec![0; 6].into()), Route::Drop);
     }
 
     #[test]
@@ -298,17 +298,20 @@ mod tests {
         assert_eq!(s.peer_open(1, "x", t), OpenOutcome::Held);
         assert_eq!(s.peer_open(3, "y", t + Duration::from_secs(1)), OpenOutcome::Held);
         assert_eq!(s.peer_open(5, "z", t), OpenOutcome::Refused);
-        let mut d = b"hi".to_vec();
+        let mut d = bytes::Bytes::from_static(b"hi");
         assert_eq!(s.peer_data(1, &mut d), Route::Held);
         assert_eq!(s.buffered(1), 2);
         assert_eq!(s.peer_close(1), Route::Held);
         let got = s.listen("x");
         assert_eq!(got.len(), 1);
-        assert_eq!(got[0].1.held, vec![Held::Data(b"hi".to_vec()), Held::Close]);
+        assert_eq!(
+            got[0].1.held,
+            vec![Held::Data(b"hi".to_vec().into()), Held::Close]
+        );
         assert_eq!(s.next_deadline(), Some(t + Duration::from_secs(1)));
         let gone = s.expire(t + Duration::from_secs(1));
         assert_eq!(gone.len(), 1);
-        assert_eq!(s.peer_data(3, &mut vec![1]), Route::Drop);
+        assert_eq!(s.peer_data(3, &mut vec![1].into()), Route::Drop);
         assert_eq!(s.peer_close(3), Route::Drop);
         assert_eq!(s.pending_len(), 0);
     }

@@ -29,6 +29,8 @@ use crate::transit::stream::TransitStream;
 
 /// Reads in flight from all connections to this task (each up to 256 KiB).
 const LINK_QUEUE: usize = 8;
+/// Most queued events handled after a wake-up before the next `perform`.
+const READY_BATCH: usize = 64;
 
 /// Checks `options` before anything is attached: our relays and our Dilation side.
 pub(crate) fn validate(options: &DilationOptions) -> Result<(RelayHint, String), DilationError> {
@@ -197,6 +199,24 @@ impl Task {
                 Wake::Net(Some(ev)) => self.on_net(ev, now),
                 Wake::Link(None) | Wake::Net(None) => {}
                 Wake::Timer => self.on_timer(now),
+            }
+            self.take_ready(now);
+        }
+    }
+
+    /// Handles the requests and link events that are already queued (a bounded number), so one
+    /// `perform` and one wait serve a batch instead of each record.
+    fn take_ready(&mut self, now: Instant) {
+        for _ in 0..READY_BATCH {
+            if self.status.borrow().ended.is_some() {
+                return;
+            }
+            if let Ok(r) = self.requests.try_recv() {
+                self.on_request(r, now);
+            } else if let Ok(ev) = self.link_rx.try_recv() {
+                self.on_link(ev, now);
+            } else {
+                return;
             }
         }
     }

@@ -35,6 +35,8 @@ impl Abortable for tokio::io::WriteHalf<TransitStream> {
 
 /// Read buffer size.
 const READ_CHUNK: usize = 256 << 10;
+/// Most bytes of queued frames joined into one write.
+const WRITE_BATCH: usize = 1 << 20;
 
 /// What a link reports to the Dilation task.
 #[derive(Debug)]
@@ -114,15 +116,24 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut paused: watch::Receiver<bool>,
     events: mpsc::Sender<LinkEvent>,
 ) {
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = Vec::with_capacity(READ_CHUNK);
     let why = loop {
         if paused.wait_for(|p| !*p).await.is_err() {
             return;
         }
-        match r.read(&mut buf).await {
+        match r.read_buf(&mut buf).await {
             Ok(0) => break "closed by the peer".to_owned(),
             Ok(n) => {
-                if events.send(LinkEvent::Data(id, buf[..n].to_vec())).await.is_err() {
+                // A large read hands its buffer over (no copy); a small one is copied out so
+                // the queue never holds a mostly empty 256 KiB buffer per event.
+                let data = if n >= READ_CHUNK / 4 {
+                    std::mem::replace(&mut buf, Vec::with_capacity(READ_CHUNK))
+                } else {
+                    let d = buf.clone();
+                    buf.clear();
+                    d
+                };
+                if events.send(LinkEvent::Data(id, data)).await.is_err() {
                     return;
                 }
             }
@@ -139,10 +150,36 @@ async fn write_loop<W: Abortable>(
     reader: AbortHandle,
     events: mpsc::Sender<LinkEvent>,
 ) {
-    while let Some(cmd) = rx.recv().await {
+    let mut next = None;
+    loop {
+        let cmd = match next.take() {
+            Some(cmd) => cmd,
+            None => match rx.recv().await {
+                Some(cmd) => cmd,
+                // The Link was dropped without a word: treat it as an abort.
+                None => break,
+            },
+        };
         match cmd {
             WriteCmd::Bytes(b) => {
-                if let Err(e) = w.write_all(&b).await {
+                // Whatever else is already queued goes out in the same write (one syscall
+                // for many frames), up to a bound.
+                let mut size = b.len();
+                let mut batch = vec![b];
+                while size < WRITE_BATCH {
+                    match rx.try_recv() {
+                        Ok(WriteCmd::Bytes(b)) => {
+                            size += b.len();
+                            batch.push(b);
+                        }
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = write_all_vectored(&mut w, &batch).await {
                     reader.abort();
                     let _ = events.send(LinkEvent::Lost(id, e.to_string())).await;
                     return;
@@ -160,6 +197,20 @@ async fn write_loop<W: Abortable>(
             }
         }
     }
-    // The Link was dropped without a word: treat it as an abort.
     reader.abort();
+}
+
+/// Writes every buffer of `batch`, in order, with as few vectored writes as the socket allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, batch: &[Vec<u8>]) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = batch.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = &mut slices[..];
+    std::io::IoSlice::advance_slices(&mut rest, 0);
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }

@@ -1,14 +1,18 @@
 //! The application's handles: a [`Subchannel`] (a record pipe that is also a tokio
 //! `AsyncRead + AsyncWrite` with half-close) and a [`SubchannelListener`].
 //!
-//! Owns: the read position in the current record, the one write in flight, and reporting what
-//! was read (receive credit) back to the Dilation task. Must not: buffer more than one record
+//! Owns: the read position in the current record, the writes in flight (handed to the Dilation
+//! task but not yet taken by it: at most [`IN_FLIGHT_BYTES`] beyond one record, so a sender's
+//! records pipeline without a round trip each), and reporting what was read (receive credit)
+//! back to the Dilation task. Must not: buffer more than one record
 //! (the endpoint's receive window is the bound) or split a write of the record API.
 
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -17,8 +21,8 @@ use super::{AppRequest, DilationError};
 /// What the Dilation task delivers to a subchannel.
 #[derive(Debug)]
 pub(crate) enum SubEvent {
-    /// One DATA record.
-    Data(Vec<u8>),
+    /// One DATA record (sharing the buffer the frame was decrypted in).
+    Data(Bytes),
     /// The peer's CLOSE: nothing more will arrive.
     PeerClosed,
     /// Dilation ended.
@@ -34,6 +38,10 @@ enum Shut {
 
 type Pending = oneshot::Receiver<Result<(), DilationError>>;
 
+/// Bytes of writes one subchannel may have handed to the Dilation task before it waits for the
+/// task to take the oldest (the task holds them while the unacked queue is full).
+pub const IN_FLIGHT_BYTES: usize = 512 << 10;
+
 /// One subchannel. Each `poll_write` (at most [`super::EndpointConfig::max_write_len`] bytes)
 /// and each [`Subchannel::send_record`] is exactly one DATA record; [`Subchannel::recv_record`]
 /// returns one record as it arrived. `shutdown` sends CLOSE and reading goes on until the
@@ -45,11 +53,13 @@ pub struct Subchannel {
     max_write: usize,
     requests: mpsc::UnboundedSender<AppRequest>,
     events: mpsc::UnboundedReceiver<SubEvent>,
-    record: Vec<u8>,
+    record: Bytes,
     pos: usize,
     eof: bool,
     read_error: Option<DilationError>,
-    pending: Option<Pending>,
+    /// Writes (and a shutdown) not yet taken, oldest first, with their sizes.
+    pending: VecDeque<(Pending, usize)>,
+    in_flight: usize,
     shut: Shut,
 }
 
@@ -67,11 +77,12 @@ impl Subchannel {
             max_write,
             requests,
             events,
-            record: Vec::new(),
+            record: Bytes::new(),
             pos: 0,
             eof: false,
             read_error: None,
-            pending: None,
+            pending: VecDeque::new(),
+            in_flight: 0,
             shut: Shut::Open,
         }
     }
@@ -91,13 +102,24 @@ impl Subchannel {
         self.max_write
     }
 
+    /// Waits until every write handed over was taken (or one failed: its error).
     fn poll_pending(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), DilationError>> {
-        let Some(rx) = self.pending.as_mut() else {
-            return Poll::Ready(Ok(()));
-        };
-        let res = ready!(Pin::new(rx).poll(cx));
-        self.pending = None;
-        Poll::Ready(res.unwrap_or(Err(DilationError::Ended)))
+        self.poll_room(cx, 0)
+    }
+
+    /// Waits until `next` more bytes may be handed over: nothing is in flight, or the bytes in
+    /// flight and `next` stay within [`IN_FLIGHT_BYTES`] (`next` 0: until nothing is).
+    fn poll_room(&mut self, cx: &mut Context<'_>, next: usize) -> Poll<Result<(), DilationError>> {
+        while let Some((rx, len)) = self.pending.front_mut() {
+            if next > 0 && self.in_flight + next <= IN_FLIGHT_BYTES {
+                break;
+            }
+            let res = ready!(Pin::new(rx).poll(cx));
+            self.in_flight -= *len;
+            self.pending.pop_front();
+            res.unwrap_or(Err(DilationError::Ended))?;
+        }
+        Poll::Ready(Ok(()))
     }
 
     fn submit(&mut self, data: Vec<u8>) -> Result<(), DilationError> {
@@ -108,6 +130,7 @@ impl Subchannel {
             });
         }
         let (reply, rx) = oneshot::channel();
+        let len = data.len();
         self.requests
             .send(AppRequest::Write {
                 scid: self.scid,
@@ -115,7 +138,8 @@ impl Subchannel {
                 reply,
             })
             .map_err(|_| DilationError::Ended)?;
-        self.pending = Some(rx);
+        self.pending.push_back((rx, len));
+        self.in_flight += len;
         Ok(())
     }
 
@@ -132,9 +156,24 @@ impl Subchannel {
         poll_fn(|cx| self.poll_pending(cx)).await
     }
 
+    /// Sends `data` as one DATA record without waiting for Dilation to take it (the next write,
+    /// a flush or a shutdown waits for that), so a sender's records pipeline as with
+    /// `AsyncWrite::write`, but the buffer is handed over instead of copied.
+    pub async fn write_record(&mut self, data: Vec<u8>) -> Result<(), DilationError> {
+        if data.len() > self.max_write {
+            return Err(DilationError::RecordTooLarge {
+                len: data.len(),
+                max: self.max_write,
+            });
+        }
+        let len = data.len().max(1);
+        poll_fn(|cx| self.poll_room(cx, len)).await?;
+        self.submit(data)
+    }
+
     /// The next record (the rest of it, if `AsyncRead` consumed part); `None` after the peer's
     /// CLOSE.
-    pub async fn recv_record(&mut self) -> Result<Option<Vec<u8>>, DilationError> {
+    pub async fn recv_record(&mut self) -> Result<Option<Bytes>, DilationError> {
         if self.pos < self.record.len() {
             let total = self.record.len();
             let rest = self.record.split_off(self.pos);
@@ -224,11 +263,11 @@ impl AsyncRead for Subchannel {
 impl AsyncWrite for Subchannel {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.poll_pending(cx))?;
         let n = buf.len().min(this.max_write);
         if n == 0 {
             return Poll::Ready(Ok(0));
         }
+        ready!(this.poll_room(cx, n))?;
         this.submit(buf[..n].to_vec())?;
         Poll::Ready(Ok(n))
     }
@@ -252,7 +291,7 @@ impl AsyncWrite for Subchannel {
                             reply,
                         })
                         .map_err(|_| DilationError::Ended)?;
-                    this.pending = Some(rx);
+                    this.pending.push_back((rx, 0));
                     this.shut = Shut::Sending;
                 }
             }

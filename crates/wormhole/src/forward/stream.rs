@@ -45,7 +45,7 @@ pub(super) async fn accept_local(shared: Arc<Shared>, listener: TcpListener, nam
     }
 }
 
-async fn recv_first(sub: &mut Subchannel) -> Result<Vec<u8>, String> {
+async fn recv_first(sub: &mut Subchannel) -> Result<bytes::Bytes, String> {
     match tokio::time::timeout(HANDSHAKE, sub.recv_record()).await {
         Err(_) => Err(format!("no handshake within {} s", HANDSHAKE.as_secs())),
         Ok(Ok(Some(r))) => Ok(r),

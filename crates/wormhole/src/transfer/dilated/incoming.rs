@@ -94,7 +94,7 @@ where
     let Some(first) = sub.recv_record().await? else {
         return Err(InboundError::Truncated.into());
     };
-    let offer = match inbound.handle(&first) {
+    let offer = match inbound.handle_bytes(&first) {
         Ok(InboundEvent::Offer(o)) => o,
         Ok(_) => return Err(InboundError::Truncated.into()),
         Err(e) => {
@@ -120,7 +120,7 @@ where
 /// Reads until the peer's CLOSE: anything but the CLOSE is refused.
 async fn until_close(sub: &mut Subchannel, inbound: &mut Inbound) -> Result<(), TransferError> {
     while let Some(r) = sub.recv_record().await? {
-        inbound.handle(&r)?;
+        inbound.handle_bytes(&r)?;
     }
     Ok(inbound.peer_closed()?)
 }
@@ -187,7 +187,7 @@ where
             let Some(r) = sub.recv_record().await? else {
                 return Err(InboundError::Truncated.into());
             };
-            inbound.handle(&r)?
+            inbound.handle_bytes(&r)?
         }
     };
     let InboundEvent::FileStart { offset, .. } = start else {
@@ -213,7 +213,7 @@ where
             // Interrupted: the partial file stays for a later resume.
             return Err(InboundError::Truncated.into());
         };
-        match inbound.handle(&r) {
+        match inbound.handle_bytes(&r) {
             Ok(InboundEvent::Data(d)) => {
                 out.write_all(&d).map_err(TransferError::file(&partial))?;
                 hashes.update(&d);
@@ -327,7 +327,7 @@ where
     let mut current: Option<(File, Hashes, PathBuf)> = None;
     let (mut done, mut files) = (0u64, 0u64);
     while let Some(r) = sub.recv_record().await? {
-        match inbound.handle(&r)? {
+        match inbound.handle_bytes(&r)? {
             InboundEvent::FileStart { index, bytes, .. } => {
                 let path = join(&d.files[index]);
                 if let Some(dir) = path.parent() {

@@ -4,7 +4,7 @@
 //! Owns: reading what we promised (and failing if it changed since the offer), the resume
 //! check of the peer's prefix. Must not: open or close the session.
 
-use std::io::Read;
+use std::io::Read as _;
 use std::os::unix::fs::MetadataExt;
 
 use tokio::io::AsyncReadExt;
@@ -111,19 +111,22 @@ async fn stream_file(
             .map_err(TransferError::file(&f.source))?;
     }
     let mut left = f.size - offset;
-    // The kind byte stays in front of each chunk read.
-    let mut buf = vec![0u8; DATA_CHUNK + 1];
-    buf[0] = DATA_KIND;
     while left > 0 {
-        let want = usize::try_from(left.min(DATA_CHUNK as u64)).unwrap_or(DATA_CHUNK);
-        let n = file
-            .read(&mut buf[1..=want])
+        let want = left.min(DATA_CHUNK as u64);
+        // Each record is read into its own buffer behind the kind byte and handed to Dilation
+        // as it is: no copy between the file and the frame.
+        let mut buf = Vec::with_capacity(DATA_CHUNK + 1);
+        buf.push(DATA_KIND);
+        (&mut file)
+            .take(want)
+            .read_to_end(&mut buf)
             .map_err(TransferError::file(&f.source))?;
+        let n = buf.len() - 1;
         if n == 0 {
             return Err(changed(f, "it became shorter".into()));
         }
-        hashes.update(&buf[1..=n]);
-        write_record(sub, &buf[..=n]).await?;
+        hashes.update(&buf[1..]);
+        sub.write_record(buf).await?;
         left -= n as u64;
         ctx.sent += n as u64;
         ctx.progress(n as u64);
