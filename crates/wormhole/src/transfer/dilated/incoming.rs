@@ -74,6 +74,44 @@ fn free_space_ok(dir: &Path, need: u64) -> Result<(), TransferError> {
     }
 }
 
+/// Free space for the files of a directory offer, checked before each file without a `statfs`
+/// per file: the figure last read, less what was written since, is re-read when it falls short
+/// of the next file or is older than [`SpaceEstimate::MAX_FILES`] files or
+/// [`SpaceEstimate::MAX_BYTES`] bytes (other writers may use the disk meanwhile).
+#[derive(Default)]
+struct SpaceEstimate {
+    /// Free bytes at the last reading, less what the files since then declared.
+    left: u64,
+    files: u32,
+    bytes: u64,
+    read: bool,
+}
+
+impl SpaceEstimate {
+    const MAX_FILES: u32 = 256;
+    const MAX_BYTES: u64 = 64 << 20;
+
+    fn check(&mut self, dir: &Path, need: u64) -> Result<(), TransferError> {
+        let stale = !self.read || self.files >= Self::MAX_FILES || self.bytes >= Self::MAX_BYTES;
+        if stale || self.left < need {
+            // As `free_space_ok`: a file system that cannot say is not refused.
+            let free = space::available(dir).unwrap_or(u64::MAX);
+            if free < need {
+                return Err(TransferError::NoSpace {
+                    path: dir.to_owned(),
+                    need,
+                    free,
+                });
+            }
+            (self.left, self.files, self.bytes, self.read) = (free, 0, 0, true);
+        }
+        self.left = self.left.saturating_sub(need);
+        self.files += 1;
+        self.bytes = self.bytes.saturating_add(need);
+        Ok(())
+    }
+}
+
 fn compare(ours: &FileAck, theirs: &FileAck, what: &Path) -> Result<(), TransferError> {
     if acks_differ(ours, theirs) {
         let show = |a: &FileAck| hex::encode(a.sha256.unwrap_or(a.hash).0);
@@ -326,13 +364,19 @@ where
     inbound.accept(None);
     let mut current: Option<(File, Hashes, PathBuf)> = None;
     let (mut done, mut files) = (0u64, 0u64);
+    let mut last_dir: Option<PathBuf> = None;
+    let mut space = SpaceEstimate::default();
     while let Some(r) = sub.recv_record().await? {
         match inbound.handle_bytes(&r)? {
             InboundEvent::FileStart { index, bytes, .. } => {
                 let path = join(&d.files[index]);
                 if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(TransferError::file(dir))?;
-                    free_space_ok(dir, bytes.unwrap_or(0))?;
+                    // Files of one directory arrive together: create it once.
+                    if last_dir.as_deref() != Some(dir) {
+                        std::fs::create_dir_all(dir).map_err(TransferError::file(dir))?;
+                        last_dir = Some(dir.to_owned());
+                    }
+                    space.check(dir, bytes.unwrap_or(0))?;
                 }
                 let f = File::create_new(&path).map_err(TransferError::file(&path))?;
                 current = Some((f, Hashes::for_features(ctx.features), path));
@@ -376,4 +420,36 @@ where
         },
     );
     Ok(Outcome::Written(dest.path, done))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn space_estimate_rereads_and_refuses() {
+        let dir = std::env::temp_dir();
+        let free = space::available(&dir).unwrap();
+        let mut s = SpaceEstimate::default();
+        // Small files pass on the estimate; after MAX_FILES of them the figure is re-read.
+        for _ in 0..SpaceEstimate::MAX_FILES {
+            s.check(&dir, 1).unwrap();
+        }
+        assert_eq!(s.files, SpaceEstimate::MAX_FILES);
+        s.check(&dir, 1).unwrap();
+        assert_eq!(s.files, 1);
+        // A file larger than the estimate forces a reading, which refuses it by name.
+        match s.check(&dir, free.saturating_mul(4).max(1 << 62)) {
+            Err(TransferError::NoSpace { path, .. }) => assert_eq!(path, dir),
+            other => panic!("expected NoSpace, got {other:?}"),
+        }
+        // The estimate counts what was declared: it runs out before the disk does.
+        let mut s = SpaceEstimate::default();
+        s.check(&dir, 1).unwrap();
+        s.left = 10;
+        s.check(&dir, 8).unwrap();
+        assert_eq!(s.left, 2);
+        s.check(&dir, 8).unwrap();
+        assert!(s.left >= free / 2, "re-read after the estimate fell short");
+    }
 }
