@@ -1,5 +1,5 @@
 //! The Noise layer of Dilation (docs/protocol.md §6.4 steps 5–7): `Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s`,
-//! the handshake with the `snow` crate and the transport with [`super::cipher`] under the two
+//! the handshake with the `snow` crate and the transport with `cipher.rs` under the two
 //! keys of snow's split (in place, so a frame's payload is never copied to be sealed or opened).
 //!
 //! Owns: the PSK derivation (HKDF-SHA256 of the shared wormhole key, info `dilation-v1`,
