@@ -1,5 +1,6 @@
 //! `wormhole-transit-crypto`: the NaCl secretbox (XSalsa20-Poly1305) that seals and opens
-//! transit records, detached and in place.
+//! transit records, detached and in place; and, on the same vector cores, the ChaCha20-Poly1305
+//! of Dilation's Noise transport ([`chacha`], AVX-512 only).
 //!
 //! Two implementations, one interface ([`Engine`]):
 //! - the audited RustCrypto path (`crypto_secretbox`), always built;
@@ -21,6 +22,11 @@ mod engine;
 mod reference;
 mod select;
 
+/// ChaCha20-Poly1305 on the same vector cores (Dilation's Noise transport).
+#[cfg(feature = "simd")]
+pub mod chacha;
+#[cfg(all(feature = "simd", target_arch = "x86_64"))]
+mod chacha_avx512;
 #[cfg(all(feature = "simd", target_arch = "x86_64"))]
 mod poly1305_ifma;
 #[cfg(feature = "simd")]

@@ -13,7 +13,9 @@ use core::arch::x86_64::*;
 
 use zeroize::Zeroize;
 
-use crate::poly1305_scalar::{M42, M44, absorb_scalar, clamp_r, finish, mac_scalar, mul};
+use crate::poly1305_scalar::{
+    M42, M44, absorb_scalar, aead_tail, clamp_r, finish, mac_aead_scalar, mac_scalar, mul,
+};
 
 /// Messages shorter than this many bytes go through the scalar code.
 const VECTOR_MIN: usize = 256;
@@ -21,10 +23,27 @@ const VECTOR_MIN: usize = 256;
 /// The Poly1305 tag of `msg` under the one-time `key`, eight blocks at a time.
 #[target_feature(enable = "avx512f,avx512ifma")]
 pub(crate) fn mac(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
+    mac_inner(key, msg, false)
+}
+
+/// The ChaCha20-Poly1305 tag of ciphertext `ct` (RFC 8439 §2.8, no associated data) under the
+/// one-time `key`: the ciphertext's whole 128-byte groups eight blocks at a time, then its rest
+/// padded and the lengths block in scalar code.
+#[target_feature(enable = "avx512f,avx512ifma")]
+pub(crate) fn mac_aead(key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
+    mac_inner(key, ct, true)
+}
+
+#[target_feature(enable = "avx512f,avx512ifma")]
+fn mac_inner(key: &[u8; 32], msg: &[u8], aead: bool) -> [u8; 16] {
     let r = clamp_r(key);
     let groups = msg.len() / 128;
     if msg.len() < VECTOR_MIN || groups == 0 {
-        return mac_scalar(key, msg);
+        return if aead {
+            mac_aead_scalar(key, msg)
+        } else {
+            mac_scalar(key, msg)
+        };
     }
     // Powers r^1 … r^8.
     let mut pow = [r; 8];
@@ -75,7 +94,13 @@ pub(crate) fn mac(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
     let top = sum[2] + (sum[1] >> 44);
     acc[2] = top & M42;
     acc[0] += (top >> 42) * 5;
-    let tag = finish(absorb_scalar(acc, r, rest), key);
+    let h = if aead {
+        let (tail, n) = aead_tail(rest, msg.len());
+        absorb_scalar(acc, r, &tail[..n])
+    } else {
+        absorb_scalar(acc, r, rest)
+    };
+    let tag = finish(h, key);
     pow.zeroize();
     tag
 }

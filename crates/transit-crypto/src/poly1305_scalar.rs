@@ -109,3 +109,28 @@ pub(crate) fn mac_scalar(key: &[u8; 32], msg: &[u8]) -> [u8; 16] {
     r.zeroize();
     tag
 }
+
+/// The message tail of the ChaCha20-Poly1305 AEAD (RFC 8439 §2.8, empty associated data) after
+/// the whole 16-byte blocks of the ciphertext: its last `rest` bytes (fewer than 128) zero-padded
+/// to a block, then the lengths block `le64(0) ‖ le64(ct_len)`. Only whole blocks: it is absorbed
+/// with [`absorb_scalar`], whose partial-block rule then never applies.
+pub(crate) fn aead_tail(rest: &[u8], ct_len: usize) -> ([u8; 144], usize) {
+    let mut out = [0u8; 144];
+    let n = rest.len().min(128);
+    out[..n].copy_from_slice(&rest[..n]);
+    let padded = n.div_ceil(16) * 16;
+    out[padded + 8..padded + 16].copy_from_slice(&(ct_len as u64).to_le_bytes());
+    (out, padded + 16)
+}
+
+/// The ChaCha20-Poly1305 tag of ciphertext `ct` (no associated data) under the one-time `key`,
+/// scalar code only.
+pub(crate) fn mac_aead_scalar(key: &[u8; 32], ct: &[u8]) -> [u8; 16] {
+    let mut r = clamp_r(key);
+    let whole = ct.len() / 16 * 16;
+    let h = absorb_scalar([0; 3], r, &ct[..whole]);
+    let (tail, n) = aead_tail(&ct[whole..], ct.len());
+    let tag = finish(absorb_scalar(h, r, &tail[..n]), key);
+    r.zeroize();
+    tag
+}

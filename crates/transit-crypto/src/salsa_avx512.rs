@@ -82,42 +82,54 @@ pub(crate) fn xor_chunks(state: &[u32; 16], block: u64, data: &mut [u8]) -> usiz
         init[8] = lo;
         init[9] = hi;
         let x = salsa20_rounds!(qr, init);
-        let f = |i: usize| _mm512_add_epi32(x[i], init[i]);
-        // u[g][j]: 128-bit lane k holds words 4g..4g+4 of block 4k + j.
-        let u = [
-            interleave4(f(0), f(1), f(2), f(3)),
-            interleave4(f(4), f(5), f(6), f(7)),
-            interleave4(f(8), f(9), f(10), f(11)),
-            interleave4(f(12), f(13), f(14), f(15)),
-        ];
-        #[allow(clippy::needless_range_loop)] // `j` also names the output blocks
-        for j in 0..4 {
-            // Lanes (0, 2 | 0, 2) and (1, 3 | 1, 3) of word groups 0/1 and 2/3 …
-            let v02 = _mm512_shuffle_i32x4::<0x88>(u[0][j], u[1][j]);
-            let v13 = _mm512_shuffle_i32x4::<0xDD>(u[0][j], u[1][j]);
-            let w02 = _mm512_shuffle_i32x4::<0x88>(u[2][j], u[3][j]);
-            let w13 = _mm512_shuffle_i32x4::<0xDD>(u[2][j], u[3][j]);
-            // … then whole blocks 4k + j, for k = 0, 2, 1, 3.
-            let blocks = [
-                (j, _mm512_shuffle_i32x4::<0x88>(v02, w02)),
-                (8 + j, _mm512_shuffle_i32x4::<0xDD>(v02, w02)),
-                (4 + j, _mm512_shuffle_i32x4::<0x88>(v13, w13)),
-                (12 + j, _mm512_shuffle_i32x4::<0xDD>(v13, w13)),
-            ];
-            for (b, ks) in blocks {
-                let p = out[64 * b..64 * b + 64].as_mut_ptr();
-                // SAFETY: `p` points at 64 bytes inside `out` (the slice above is bounds
-                // checked); an unaligned load may read any readable address.
-                #[allow(unsafe_code)]
-                let d = unsafe { _mm512_loadu_si512(p.cast()) };
-                let x = _mm512_xor_si512(d, ks);
-                // SAFETY: the same 64 bytes, writable through `out`'s unique borrow.
-                #[allow(unsafe_code)]
-                unsafe {
-                    _mm512_storeu_si512(p.cast(), x)
-                };
-            }
-        }
+        let f: [__m512i; 16] = core::array::from_fn(|i| _mm512_add_epi32(x[i], init[i]));
+        xor_transposed(&f, out);
     }
     chunks * CHUNK
+}
+
+/// XOR sixteen keystream blocks into `out` (one [`CHUNK`]): `f[w]` holds word `w` of block `l`
+/// in lane `l`, as the word-major cores of Salsa20 and ChaCha20 leave them. The words are
+/// transposed to block order in registers, so no keystream is stored.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) fn xor_transposed(f: &[__m512i; 16], out: &mut [u8]) {
+    if out.len() < CHUNK {
+        return;
+    }
+    // u[g][j]: 128-bit lane k holds words 4g..4g+4 of block 4k + j.
+    let u = [
+        interleave4(f[0], f[1], f[2], f[3]),
+        interleave4(f[4], f[5], f[6], f[7]),
+        interleave4(f[8], f[9], f[10], f[11]),
+        interleave4(f[12], f[13], f[14], f[15]),
+    ];
+    #[allow(clippy::needless_range_loop)] // `j` also names the output blocks
+    for j in 0..4 {
+        // Lanes (0, 2 | 0, 2) and (1, 3 | 1, 3) of word groups 0/1 and 2/3 …
+        let v02 = _mm512_shuffle_i32x4::<0x88>(u[0][j], u[1][j]);
+        let v13 = _mm512_shuffle_i32x4::<0xDD>(u[0][j], u[1][j]);
+        let w02 = _mm512_shuffle_i32x4::<0x88>(u[2][j], u[3][j]);
+        let w13 = _mm512_shuffle_i32x4::<0xDD>(u[2][j], u[3][j]);
+        // … then whole blocks 4k + j, for k = 0, 2, 1, 3.
+        let blocks = [
+            (j, _mm512_shuffle_i32x4::<0x88>(v02, w02)),
+            (8 + j, _mm512_shuffle_i32x4::<0xDD>(v02, w02)),
+            (4 + j, _mm512_shuffle_i32x4::<0x88>(v13, w13)),
+            (12 + j, _mm512_shuffle_i32x4::<0xDD>(v13, w13)),
+        ];
+        for (b, ks) in blocks {
+            let p = out[64 * b..64 * b + 64].as_mut_ptr();
+            // SAFETY: `p` points at 64 bytes inside `out` (the slice above is bounds
+            // checked); an unaligned load may read any readable address.
+            #[allow(unsafe_code)]
+            let d = unsafe { _mm512_loadu_si512(p.cast()) };
+            let x = _mm512_xor_si512(d, ks);
+            // SAFETY: the same 64 bytes, writable through `out`'s unique borrow.
+            #[allow(unsafe_code)]
+            unsafe {
+                _mm512_storeu_si512(p.cast(), x)
+            };
+        }
+    }
 }

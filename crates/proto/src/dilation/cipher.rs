@@ -4,7 +4,8 @@
 //!
 //! `snow` does the handshake; after the split this module takes its two keys so that a frame is
 //! sealed where the record was encoded and opened where the frame was read, with no copy of the
-//! payload (`snow`'s transport copies every message once each way).
+//! payload (`snow`'s transport copies every message once each way). The AEAD is our vector
+//! ChaCha20-Poly1305 (`wormhole_transit_crypto::chacha`) where the CPU runs it, else ring's.
 //!
 //! Owns: the key, the nonce counter and the splitting rule of Python's Dilation (plaintext cut
 //! into pieces of at most [`NOISE_MAX_PAYLOAD`] bytes, each sealed with its own nonce; an
@@ -17,8 +18,57 @@ use super::noise::{NOISE_MAX_CIPHERTEXT, NOISE_MAX_PAYLOAD, NOISE_TAG_LEN, Noise
 
 /// One direction's key and nonce counter.
 pub(super) struct CipherState {
-    key: LessSafeKey,
+    key: Aead,
     nonce: u64,
+}
+
+enum Aead {
+    /// `wormhole_transit_crypto::chacha`, on AVX-512F and IFMA.
+    #[cfg(feature = "simd")]
+    Vector(zeroize::Zeroizing<[u8; 32]>),
+    Ring(Box<LessSafeKey>),
+}
+
+impl Aead {
+    fn new(key: &[u8; 32]) -> Result<Aead, NoiseError> {
+        #[cfg(feature = "simd")]
+        if wormhole_transit_crypto::chacha::available() {
+            return Ok(Aead::Vector(zeroize::Zeroizing::new(*key)));
+        }
+        let key = UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| NoiseError::Key)?;
+        Ok(Aead::Ring(Box::new(LessSafeKey::new(key))))
+    }
+
+    /// Encrypts `buf` in place; the tag.
+    fn seal(&self, nonce: [u8; 12], buf: &mut [u8]) -> Result<[u8; NOISE_TAG_LEN], NoiseError> {
+        match self {
+            #[cfg(feature = "simd")]
+            Aead::Vector(k) => Ok(wormhole_transit_crypto::chacha::seal(k, &nonce, buf)),
+            Aead::Ring(k) => {
+                let tag = k
+                    .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), buf)
+                    .map_err(|_| NoiseError::Key)?;
+                tag.as_ref().try_into().map_err(|_| NoiseError::Key)
+            }
+        }
+    }
+
+    /// Checks the tag at the end of `piece` and decrypts the rest in place; its length.
+    fn open(&self, nonce: [u8; 12], piece: &mut [u8]) -> Option<usize> {
+        match self {
+            #[cfg(feature = "simd")]
+            Aead::Vector(k) => {
+                let len = piece.len().checked_sub(NOISE_TAG_LEN)?;
+                let (data, tag) = piece.split_at_mut(len);
+                let tag: &[u8; NOISE_TAG_LEN] = (&*tag).try_into().ok()?;
+                wormhole_transit_crypto::chacha::open(k, &nonce, data, tag).then_some(len)
+            }
+            Aead::Ring(k) => k
+                .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::empty(), piece)
+                .ok()
+                .map(|p| p.len()),
+        }
+    }
 }
 
 impl std::fmt::Debug for CipherState {
@@ -32,9 +82,8 @@ impl std::fmt::Debug for CipherState {
 impl CipherState {
     /// A cipher starting at nonce 0 under `key` (a key of Noise's split).
     pub(super) fn new(key: &[u8; 32]) -> Result<CipherState, NoiseError> {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| NoiseError::Key)?;
         Ok(CipherState {
-            key: LessSafeKey::new(key),
+            key: Aead::new(key)?,
             nonce: 0,
         })
     }
@@ -45,7 +94,7 @@ impl CipherState {
     }
 
     /// The next nonce; Noise reserves 2^64 - 1, so the counter stops before it.
-    fn next_nonce(&mut self) -> Option<Nonce> {
+    fn next_nonce(&mut self) -> Option<[u8; 12]> {
         let n = self.nonce;
         if n == u64::MAX {
             return None;
@@ -53,7 +102,7 @@ impl CipherState {
         self.nonce += 1;
         let mut bytes = [0u8; 12];
         bytes[4..].copy_from_slice(&n.to_le_bytes());
-        Some(Nonce::assume_unique_for_key(bytes))
+        Some(bytes)
     }
 
     /// Encrypts `buf[start..]` in place into the pieces of one frame payload (each piece's
@@ -76,11 +125,8 @@ impl CipherState {
             let nonce = self.next_nonce().ok_or(NoiseError::NonceExhausted)?;
             let piece = buf.get_mut(at..at + len + NOISE_TAG_LEN).ok_or(NoiseError::Key)?;
             let (plain, tag_room) = piece.split_at_mut(len);
-            let tag = self
-                .key
-                .seal_in_place_separate_tag(nonce, Aad::empty(), plain)
-                .map_err(|_| NoiseError::Key)?;
-            tag_room.copy_from_slice(tag.as_ref());
+            let tag = self.key.seal(nonce, plain)?;
+            tag_room.copy_from_slice(&tag);
         }
         Ok(())
     }
@@ -101,9 +147,8 @@ impl CipherState {
             let piece = frame.get_mut(at..end).ok_or(NoiseError::Decrypt { piece: i })?;
             let plain_len = self
                 .key
-                .open_in_place(nonce, Aad::empty(), piece)
-                .map_err(|_| NoiseError::Decrypt { piece: i })?
-                .len();
+                .open(nonce, piece)
+                .ok_or(NoiseError::Decrypt { piece: i })?;
             if i > 0 {
                 frame.copy_within(at..at + plain_len, out_len);
             }
