@@ -510,6 +510,9 @@ impl Task {
                 {
                     ep.connection_data(id, &bytes, now);
                 }
+                if let Some(link) = self.links.get(&id) {
+                    link.recycle(bytes);
+                }
             }
             LinkEvent::Lost(id, why) => {
                 if self.links.remove(&id).is_some() {

@@ -54,6 +54,9 @@ enum WriteCmd {
 /// The Dilation task's handle on one connection.
 pub(crate) struct Link {
     writes: mpsc::UnboundedSender<WriteCmd>,
+    /// Read buffers the Dilation task is done with, back to the reader for reuse (a fresh 256 KiB
+    /// buffer per read costs page faults: the allocator maps and unmaps them).
+    spare: mpsc::UnboundedSender<Vec<u8>>,
     paused: watch::Sender<bool>,
     reader: AbortHandle,
 }
@@ -80,13 +83,23 @@ impl Link {
         W: Abortable,
     {
         let (paused, paused_rx) = watch::channel(false);
-        let reader = tokio::spawn(read_loop(id, r, paused_rx, events.clone())).abort_handle();
+        let (spare, spare_rx) = mpsc::unbounded_channel();
+        let reader = tokio::spawn(read_loop(id, r, paused_rx, spare_rx, events.clone())).abort_handle();
         let (writes, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(id, w, rx, reader.clone(), events));
         Link {
             writes,
+            spare,
             paused,
             reader,
+        }
+    }
+
+    /// Hands a buffer of a [`LinkEvent::Data`] back once its bytes were consumed.
+    pub(crate) fn recycle(&self, mut buf: Vec<u8>) {
+        if buf.capacity() >= READ_CHUNK {
+            buf.clear();
+            let _ = self.spare.send(buf);
         }
     }
 
@@ -114,9 +127,15 @@ async fn read_loop<R: AsyncRead + Unpin>(
     id: ConnectionId,
     mut r: R,
     mut paused: watch::Receiver<bool>,
+    mut spare: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::Sender<LinkEvent>,
 ) {
-    let mut buf = Vec::with_capacity(READ_CHUNK);
+    let mut fresh = move || {
+        spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(READ_CHUNK))
+    };
+    let mut buf = fresh();
     let why = loop {
         if paused.wait_for(|p| !*p).await.is_err() {
             return;
@@ -127,7 +146,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 // A large read hands its buffer over (no copy); a small one is copied out so
                 // the queue never holds a mostly empty 256 KiB buffer per event.
                 let data = if n >= READ_CHUNK / 4 {
-                    std::mem::replace(&mut buf, Vec::with_capacity(READ_CHUNK))
+                    std::mem::replace(&mut buf, fresh())
                 } else {
                     let d = buf.clone();
                     buf.clear();
