@@ -45,7 +45,7 @@ pub enum Outcome {
 }
 
 async fn send(sub: &mut Subchannel, r: Record) -> Result<(), TransferError> {
-    super::outgoing::write_record(sub, &r.encode()).await
+    super::outgoing::write_record(sub, r.encode()).await
 }
 
 /// Refuse the offer with `reason` and end the subchannel.

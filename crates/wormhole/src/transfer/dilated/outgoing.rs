@@ -42,25 +42,13 @@ async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
 }
 
 async fn send(sub: &mut Subchannel, r: &Record) -> Result<(), TransferError> {
-    write_record(sub, &r.encode()).await
+    write_record(sub, r.encode()).await
 }
 
-/// Writes one record without waiting for Dilation to take it (the next write, a shutdown or a
-/// flush waits for that), so the writes of a file pipeline: one `write` of at most
-/// `max_record()` bytes is exactly one record.
-pub(super) async fn write_record(sub: &mut Subchannel, rec: &[u8]) -> Result<(), TransferError> {
-    use tokio::io::AsyncWriteExt;
-    let n = sub
-        .write(rec)
-        .await
-        .map_err(|e| TransferError::Pipe(e.to_string()))?;
-    if n != rec.len() {
-        return Err(TransferError::Pipe(format!(
-            "a record of {} bytes was split at {n}",
-            rec.len()
-        )));
-    }
-    Ok(())
+/// Writes one encoded record without waiting for Dilation to take it (the next write, a
+/// shutdown or a flush waits for that), as the data records of a file do.
+pub(super) async fn write_record(sub: &mut Subchannel, rec: Vec<u8>) -> Result<(), TransferError> {
+    Ok(sub.write_record(rec).await?)
 }
 
 struct Ctx<'a> {
@@ -294,7 +282,7 @@ pub async fn offer(
                     ),
                 });
             }
-            write_record(sub, &rec).await?;
+            write_record(sub, rec).await?;
             if let Err(reason) = answer(sub).await? {
                 close(sub).await?;
                 return Ok(Outcome::Rejected(reason));
@@ -374,7 +362,7 @@ pub async fn offer(
                     break;
                 }
                 hashes.update(&buf[..n]);
-                write_record(sub, &data_record(&buf[..n])).await?;
+                write_record(sub, data_record(&buf[..n])).await?;
                 n_total += n as u64;
                 ctx.sent += n as u64;
                 ctx.progress(n as u64);
