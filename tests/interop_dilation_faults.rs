@@ -108,8 +108,11 @@ fn destroy_twice(receiver: DilationImpl) {
     require_netns();
     let server = start_our_mailbox(&[]);
     let mport = server.port();
-    // Paced so 256 MiB lasts about 8 s.
-    let pair = spawn_transfer(server.url(), Ours, receiver, MIB_256, &["--rate", "32"], &[]);
+    // Paced so 256 MiB lasts about 17 s: the pacer catches up after each reconnect, so the
+    // transfer ends on time however long the reconnects took, and the second destruction
+    // (after two reconnects and 3 s of flow) must land well before that end, or no third
+    // connection is needed (seen with 8 s on a loaded machine: connections 2, all bytes there).
+    let pair = spawn_transfer(server.url(), Ours, receiver, MIB_256, &["--rate", "16"], &[]);
     let mut killed: HashSet<(u16, u16)> = HashSet::new();
     for round in 1..=2 {
         // The connection in use: the only one left once the race's losers are gone, and not one
