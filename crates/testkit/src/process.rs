@@ -17,13 +17,17 @@ use std::time::{Duration, Instant};
 use crate::listen::parse_listen_line;
 
 /// A `Command` for `program` with every `WORMHOLE_*` environment variable removed (they mean
-/// different things to different implementations).
+/// different things to different implementations). `TESTKIT_CHILD_LOG`, when set, becomes the
+/// child's `WORMHOLE_LOG` (our CLI's diagnostics filter), for debugging a failing test.
 pub fn clean_command(program: impl AsRef<OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("WORMHOLE_") {
             cmd.env_remove(&key);
         }
+    }
+    if let Some(filter) = std::env::var_os("TESTKIT_CHILD_LOG") {
+        cmd.env("WORMHOLE_LOG", filter);
     }
     cmd
 }

@@ -7,7 +7,9 @@
 //! skipped; a Close or the end of the stream is end of file; outgoing payloads are staged in one
 //! reused buffer and cut at [`WS_MAX_OUT_MESSAGE`]), read-readiness without a buffer (so idle relay
 //! pairs allocate nothing), and driving queued output from the read side too, so a writer that
-//! wrote and then only reads never leaves bytes stranded in the WebSocket layer.
+//! wrote and then only reads never leaves bytes stranded in the WebSocket layer. Split into a
+//! reader task and a writer task it stays live: a write or flush waiting for the layer to drain
+//! is woken by the read side's polls, which otherwise take the layer's one write waker.
 //! Must not: open connections, choose limits for incoming messages (the caller's
 //! `WebSocketConfig` does), or know anything of tokens, pairing or transit handshakes.
 
@@ -15,7 +17,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
@@ -37,6 +39,10 @@ pub struct WsBytes<S> {
     /// drops it, so this allocation is reclaimed by the next `reserve` instead of a new one per chunk.
     out: BytesMut,
     eof: bool,
+    /// The task whose write or flush is waiting for the WebSocket layer to drain. The layer keeps
+    /// one write waker, that of whoever polled it last; when the stream is split, that can be the
+    /// reader, so the reader wakes this task after each of its own pushes (see `poll_read_ready`).
+    write_waiter: Option<Waker>,
 }
 
 /// The I/O error for a WebSocket error: I/O errors as they are, a closed connection as
@@ -59,6 +65,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
             pending: Bytes::new(),
             out: BytesMut::new(),
             eof: false,
+            write_waiter: None,
         }
     }
 
@@ -91,6 +98,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
     /// Ready when a read would not block (data is pending, or the stream ended).
     pub fn poll_read_ready(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.drive_output(cx)?;
+        // That poll made us the WebSocket layer's write waker: a writer waiting on the other half
+        // of a split stream would never be woken. It polls again (and takes the waker back).
+        if let Some(writer) = self.write_waiter.take() {
+            writer.wake();
+        }
         while self.pending.is_empty() && !self.eof {
             match ready!(self.poll_next_binary(cx))? {
                 Some(b) => self.pending = b,
@@ -128,6 +140,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
+    /// Runs one write-side poll of the WebSocket layer; when it is pending, remembers the task so
+    /// the read side can wake it.
+    fn note_waiter<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<Result<T, tungstenite::Error>>,
+    ) -> Poll<io::Result<T>> {
+        match poll(&mut self.inner, cx) {
+            Poll::Pending => {
+                self.write_waiter = Some(cx.waker().clone());
+                Poll::Pending
+            }
+            Poll::Ready(r) => Poll::Ready(r.map_err(ws_error)),
+        }
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
@@ -142,7 +172,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(Pin::new(&mut this.inner).poll_ready(cx)).map_err(ws_error)?;
+        ready!(this.note_waiter(cx, |inner, cx| Pin::new(inner).poll_ready(cx)))?;
         let buf = buf.get(..buf.len().min(WS_MAX_OUT_MESSAGE)).unwrap_or(buf);
         this.out.reserve(buf.len());
         this.out.extend_from_slice(buf);
@@ -155,13 +185,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner)
-            .poll_flush(cx)
-            .map_err(ws_error)
+        self.get_mut()
+            .note_waiter(cx, |inner, cx| Pin::new(inner).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match ready!(Pin::new(&mut self.get_mut().inner).poll_close(cx)) {
+        let closed = self
+            .get_mut()
+            .note_waiter(cx, |inner, cx| Pin::new(inner).poll_close(cx).map(Ok));
+        match ready!(closed)? {
             Ok(()) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 Poll::Ready(Ok(()))
             }
@@ -176,7 +208,7 @@ mod tests {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_tungstenite::tungstenite::protocol::Role;
+    use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
     /// Two ends of an in-memory WebSocket: ours as a byte stream, the other raw.
     async fn pair(
@@ -252,5 +284,65 @@ mod tests {
         let (ack, got) = tokio::join!(writer, reader);
         assert_eq!(&ack, b"ok");
         assert_eq!(got, data);
+    }
+
+    /// Split into a reader task and a writer task (as a Dilation link uses it), with the peer
+    /// answering every message it gets: the reader's polls must not leave the writer asleep while
+    /// the WebSocket layer is full (its one write waker is whoever polled last).
+    #[tokio::test]
+    async fn a_split_writer_is_woken_while_the_reader_takes_answers() {
+        split_writer_and_answering_peer().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_split_writer_is_woken_while_the_reader_takes_answers_on_two_threads() {
+        split_writer_and_answering_peer().await;
+    }
+
+    async fn split_writer_and_answering_peer() {
+        let (a, b) = tokio::io::duplex(8 * 1024);
+        let config = WebSocketConfig::default()
+            .write_buffer_size(0)
+            .max_write_buffer_size(256 * 1024);
+        let a = WebSocketStream::from_raw_socket(a, Role::Client, Some(config)).await;
+        let mut raw = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+        let (mut r, mut w) = tokio::io::split(WsBytes::new(a));
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+        let sent = data.clone();
+        let writer = tokio::spawn(async move {
+            w.write_all(&sent).await.unwrap();
+            w.flush().await.unwrap();
+            w
+        });
+        let answers = tokio::spawn(async move {
+            let mut n = 0usize;
+            let mut b = [0u8; 64];
+            loop {
+                match r.read(&mut b).await {
+                    Ok(0) | Err(_) => return n,
+                    Ok(k) => n += k,
+                }
+            }
+        });
+        let peer = async {
+            let mut got = Vec::new();
+            while got.len() < data.len() {
+                match raw.next().await.unwrap().unwrap() {
+                    Message::Binary(b) => got.extend_from_slice(&b),
+                    other => panic!("{other:?}"),
+                }
+                raw.send(Message::Binary(Bytes::from_static(b"a"))).await.unwrap();
+            }
+            got
+        };
+        let got = tokio::time::timeout(std::time::Duration::from_secs(20), peer)
+            .await
+            .expect("the split writer stalled");
+        assert!(got == data, "the bytes differ");
+        tokio::time::timeout(std::time::Duration::from_secs(20), writer)
+            .await
+            .expect("the writer did not finish")
+            .unwrap();
+        answers.abort();
     }
 }

@@ -29,7 +29,7 @@ impl Abortable for OwnedWriteHalf {
     }
 }
 
-impl Abortable for tokio::io::WriteHalf<TransitStream> {
+impl<T: AsyncRead + AsyncWrite + Send + 'static> Abortable for tokio::io::WriteHalf<T> {
     fn abort_now(self) {}
 }
 
@@ -198,7 +198,14 @@ async fn write_loop<W: Abortable>(
                         Err(_) => break,
                     }
                 }
-                if let Err(e) = write_all_vectored(&mut w, &batch).await {
+                // The flush matters for a WebSocket: what its layer could not hand to the socket
+                // yet is only pushed on by a later poll, and our reader (the other half) is not
+                // woken for that. TCP's flush is a no-op.
+                let written = match write_all_vectored(&mut w, &batch).await {
+                    Ok(()) => w.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     reader.abort();
                     let _ = events.send(LinkEvent::Lost(id, e.to_string())).await;
                     return;
@@ -232,4 +239,70 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(w: &mut W, batch: &[Vec<u8>])
         std::io::IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::Duration;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::{Message, protocol::Role};
+    use wormhole_ws_bytes::WsBytes;
+
+    /// Our writes over a WebSocket (configured as for a relay) through a pipe far smaller than
+    /// them, so the WebSocket layer holds what the pipe refused. With `paused`, our reader never
+    /// polls (the link's reading is paused), so only the writer's own flush pushes that on; with
+    /// `answer`, the peer answers every message, so our reader keeps polling while the writer
+    /// waits. Every byte must arrive either way.
+    async fn websocket_link_delivers(sizes: &[usize], paused: bool, answer: bool) {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let config = crate::transit::stream::relay_ws_config();
+        let ws = WebSocketStream::from_raw_socket(ours, Role::Client, Some(config)).await;
+        let (r, w) = tokio::io::split(WsBytes::new(ws));
+        let (events, mut events_rx) = mpsc::channel(4);
+        let link = Link::spawn_halves(ConnectionId(0), r, w, events);
+        link.pause(paused);
+        let mut sent = Vec::new();
+        for (n, size) in sizes.iter().enumerate() {
+            let write: Vec<u8> = (0..*size).map(|i| (i % 251 + n) as u8).collect();
+            sent.extend_from_slice(&write);
+            link.write(write);
+        }
+        // What our reader hands over is consumed, as the Dilation task would.
+        let drain = tokio::spawn(async move { while events_rx.recv().await.is_some() {} });
+        let mut peer = WebSocketStream::from_raw_socket(theirs, Role::Server, None).await;
+        let mut got = Vec::new();
+        let read_all = async {
+            while got.len() < sent.len() {
+                match peer.next().await {
+                    Some(Ok(Message::Binary(b))) => got.extend_from_slice(&b),
+                    other => panic!("unexpected {other:?}"),
+                }
+                if answer {
+                    peer.send(Message::Binary(vec![1u8; 25].into())).await.unwrap();
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), read_all)
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} of {} bytes", got.len(), sent.len()));
+        assert!(got == sent, "the bytes differ");
+        drain.abort();
+    }
+
+    #[tokio::test]
+    async fn a_websocket_link_with_reading_paused_delivers_a_write_the_socket_takes_in_pieces() {
+        websocket_link_delivers(&[10_000], true, false).await;
+    }
+
+    #[tokio::test]
+    async fn a_websocket_link_delivers_many_writes_while_its_reader_takes_answers() {
+        websocket_link_delivers(&[300_000, 1_900_000, 70_000, 1, 5_000], false, true).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_websocket_link_delivers_many_writes_while_its_reader_takes_answers_on_two_threads() {
+        websocket_link_delivers(&[300_000, 1_900_000, 70_000, 1, 5_000], false, true).await;
+    }
 }

@@ -39,7 +39,7 @@ impl TransitStream {
     }
 }
 
-fn relay_ws_config() -> WebSocketConfig {
+pub(crate) fn relay_ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
