@@ -140,21 +140,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> WsBytes<S> {
-    /// Runs one write-side poll of the WebSocket layer; when it is pending, remembers the task so
-    /// the read side can wake it.
-    fn note_waiter<T>(
-        &mut self,
-        cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut WebSocketStream<S>, &mut Context<'_>) -> Poll<Result<T, tungstenite::Error>>,
-    ) -> Poll<io::Result<T>> {
-        match poll(&mut self.inner, cx) {
-            Poll::Pending => {
-                self.write_waiter = Some(cx.waker().clone());
-                Poll::Pending
-            }
-            Poll::Ready(r) => Poll::Ready(r.map_err(ws_error)),
+impl<S> WsBytes<S> {
+    /// Passes on the result of a write-side poll of the WebSocket layer; when it is pending,
+    /// remembers the task so the read side can wake it.
+    fn note_waiter<T>(&mut self, cx: &Context<'_>, polled: Poll<T>) -> Poll<T> {
+        if polled.is_pending() {
+            self.write_waiter = Some(cx.waker().clone());
         }
+        polled
     }
 }
 
@@ -172,7 +165,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsBytes<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        ready!(this.note_waiter(cx, |inner, cx| Pin::new(inner).poll_ready(cx)))?;
+        let polled = Pin::new(&mut this.inner).poll_ready(cx);
+        ready!(this.note_waiter(cx, polled)).map_err(ws_error)?;
         let buf = buf.get(..buf.len().min(WS_MAX_OUT_MESSAGE)).unwrap_or(buf);
         this.out.reserve(buf.len());
         this.out.extend_from_slice(buf);
@@ -185,15 +179,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsBytes<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.get_mut()
-            .note_waiter(cx, |inner, cx| Pin::new(inner).poll_flush(cx))
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        this.note_waiter(cx, polled).map_err(ws_error)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let closed = self
-            .get_mut()
-            .note_waiter(cx, |inner, cx| Pin::new(inner).poll_close(cx).map(Ok));
-        match ready!(closed)? {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_close(cx);
+        match ready!(this.note_waiter(cx, polled)) {
             Ok(()) | Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
                 Poll::Ready(Ok(()))
             }
