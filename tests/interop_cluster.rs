@@ -43,23 +43,12 @@ fn text_across(cluster: &Cluster, from: PeerKind, to: PeerKind) {
     }
 }
 
-/// Attempts a wormhole-william sender gets for its relay race with another real peer (it closes
-/// its own winning connection: `use of closed network connection`, docs/testing.md); only that
-/// exact failure of a Go sender is retried, and each retry is logged.
-const GO_SENDER_RACE_ATTEMPTS: usize = 3;
-
-fn is_go_sender_relay_race(from: PeerKind, sender: &PeerOutput) -> bool {
-    from == PeerKind::Go
-        && !sender.success()
-        && sender.all_output().contains("use of closed network connection")
-}
-
 /// `from` sends the file `path` on node 1, `to` receives it on node 2; content checked by sha256.
+/// A Go sender's relay race is one of the `KnownPeerBugs` (tests/harness/go_relay_race.rs).
 fn file_across(cluster: &Cluster, relay: &TransitRelay, from: PeerKind, to: PeerKind, path: &Path) {
     let peers = Peers::locate();
     let mut retries = KnownPeerBugs::new(from, to);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let mut race_attempts_left = GO_SENDER_RACE_ATTEMPTS - 1;
     loop {
         let code = unique_code();
         let out_dir = tempfile::tempdir().unwrap();
@@ -69,11 +58,6 @@ fn file_across(cluster: &Cluster, relay: &TransitRelay, from: PeerKind, to: Peer
         let receiver = peers.receive(to, &b, &code, out_dir.path()).run();
         let sender = sender.wait();
         if retries.should_retry(&sender, &receiver) {
-            continue;
-        }
-        if race_attempts_left > 0 && is_go_sender_relay_race(from, &sender) {
-            race_attempts_left -= 1;
-            eprintln!("known wormhole-william relay race, retrying:\n{sender}");
             continue;
         }
         let got = out_dir.path().join(&name);

@@ -15,12 +15,6 @@ use std::path::{Path, PathBuf};
 
 use wormhole_interop::*;
 
-/// wormhole-william's sender over a relay fails on its own now and then with a Python receiver
-/// (`use of closed network connection`, ~10 % of runs; docs/testing.md). Only that pair, and only that
-/// symptom, gets this many attempts; apart from the proven peer bugs of `KnownPeerBugs` (exact and
-/// logged) every other pair must pass first time.
-const GO_TO_PYTHON_ATTEMPTS: usize = 3;
-
 /// The relay for a pair: on port 4001 (under the lock) if Go takes part, else on a free port.
 fn relay_for(from: PeerKind, to: PeerKind) -> (Option<Port4001Lock>, TransitRelay) {
     if from == PeerKind::Go || to == PeerKind::Go {
@@ -50,36 +44,19 @@ fn attempt(
     (sender, receiver, out_dir)
 }
 
-fn is_known_go_sender_flake(from: PeerKind, to: PeerKind, sender: &PeerOutput) -> bool {
-    from == PeerKind::Go
-        && to == PeerKind::Python
-        && !sender.success()
-        && sender.all_output().contains("use of closed network connection")
-}
-
 /// Transfer `path` (a file or directory) from `from` to `to` through `server`, then check that the
 /// receiver wrote exactly the same content. Returns nothing; panics with all outputs on failure.
 ///
-/// Three known peer failures, each matched exactly and logged, get another attempt: wormhole-william's
-/// SPAKE2 key bug (any pair of Go with Python or wormhole-rs) and Python's transit port race (both
-/// `KnownPeerBugs`), and wormhole-william's relay race (Go → Python only, [`GO_TO_PYTHON_ATTEMPTS`]).
+/// The proven peer failures of `KnownPeerBugs`, each matched exactly and logged, get another attempt:
+/// wormhole-william's SPAKE2 key bug (any pair of Go with Python or wormhole-rs) and relay race (a Go
+/// sender to Python or wormhole-rs), and Python's transit port race.
 fn transfer(server: &MailboxServer, from: PeerKind, to: PeerKind, path: &Path) {
     let (_lock, relay) = relay_for(from, to);
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    let mut flake_attempts_left = if from == PeerKind::Go && to == PeerKind::Python {
-        GO_TO_PYTHON_ATTEMPTS - 1
-    } else {
-        0
-    };
-    let mut key_bug = KnownPeerBugs::new(from, to);
+    let mut known_bugs = KnownPeerBugs::new(from, to);
     for n in 1.. {
         let (sender, receiver, out_dir) = attempt(server, &relay, from, to, path);
-        if key_bug.should_retry(&sender, &receiver) {
-            continue;
-        }
-        if flake_attempts_left > 0 && is_known_go_sender_flake(from, to, &sender) {
-            flake_attempts_left -= 1;
-            eprintln!("attempt {n}: known wormhole-william relay flake, retrying:\n{sender}");
+        if known_bugs.should_retry(&sender, &receiver) {
             continue;
         }
         // Every receiver writes the offered name into its output directory.

@@ -32,6 +32,8 @@
 //!   (`Peers::send_text`, `Peers::send_path`, `Peers::receive`), quirks applied.
 //! - [`go_key_bug`]: wormhole-william's SPAKE2 key bug: its exact failure signature and
 //!   [`GoKeyBugRetries`], the bounded, logged retry for Go ⇄ Python / wormhole-rs exchanges.
+//! - [`go_relay_race`]: wormhole-william's sender closing its own winning relay connection:
+//!   [`GoRelayRace`], the bounded, logged retry for Go senders facing Python or wormhole-rs.
 //! - [`dilation`]: [`DilationPair`], our `dilation-peer` or the Python driver on either side.
 //! - [`forward`]: `wormhole forward`, `fowl` and `fowld` on either side of a forward session, the
 //!   local services behind it and the checks a local client makes through it.
@@ -63,6 +65,7 @@ pub mod dilation;
 pub mod files;
 pub mod forward;
 pub mod go_key_bug;
+pub mod go_relay_race;
 pub mod inside;
 pub mod live;
 pub mod netns;
@@ -85,6 +88,7 @@ pub use files::{
     TreeEntry, dir_tree, make_test_tree, sha256_bytes, sha256_dir, sha256_file, write_test_file,
 };
 pub use go_key_bug::{GO_KEY_BUG_RETRIES, GoKeyBugRetries, GoRole, go_key_bug_signature};
+pub use go_relay_race::{GO_RELAY_RACE_RETRIES, GoRelayRace, go_relay_race_signature};
 pub use inside::InsideNetns;
 pub use live::LiveChild;
 pub use netns::{in_netns, require_netns};

@@ -1,7 +1,7 @@
 //! Python magic-wormhole 0.24's transit port race: the exact failure signature it leaves in the
 //! Python CLI's output, and [`KnownPeerBugs`], the one bounded, logged retry budget that the tests
-//! pairing real peers put around every peer bug we have proven (this one and wormhole-william's
-//! SPAKE2 key bug, `go_key_bug.rs`).
+//! pairing real peers put around every peer bug we have proven (this one, wormhole-william's
+//! SPAKE2 key bug, `go_key_bug.rs`, and its relay race, `go_relay_race.rs`).
 //!
 //! Owns the matching of captured output only; it must not start processes.
 //!
@@ -22,6 +22,7 @@
 
 use crate::clis::PeerKind;
 use crate::go_key_bug::GoKeyBugRetries;
+use crate::go_relay_race::GoRelayRace;
 use crate::process::PeerOutput;
 
 /// How many times one exchange may be repeated after a Python peer failed with exactly this
@@ -81,12 +82,13 @@ impl PythonListenRace {
 
 /// Every proven peer bug a two-real-peer exchange may hit, each matched exactly and retried a
 /// bounded number of times with a log line: wormhole-william's SPAKE2 key bug ([`GoKeyBugRetries`])
-/// and Python's transit port race ([`PythonListenRace`]).
+/// and relay race ([`GoRelayRace`]), and Python's transit port race ([`PythonListenRace`]).
 #[derive(Debug)]
 pub struct KnownPeerBugs {
     from: PeerKind,
     to: PeerKind,
     go_key: GoKeyBugRetries,
+    go_relay: GoRelayRace,
     listen_race: PythonListenRace,
 }
 
@@ -97,6 +99,7 @@ impl KnownPeerBugs {
             from,
             to,
             go_key: GoKeyBugRetries::new(from, to),
+            go_relay: GoRelayRace::new(from, to),
             listen_race: PythonListenRace::new(format!("{} -> {}", from.name(), to.name())),
         }
     }
@@ -104,7 +107,7 @@ impl KnownPeerBugs {
     /// True (logged) when this failed attempt shows exactly one of the known bugs and its budget is
     /// not used up; the caller then runs the exchange again with a fresh code.
     pub fn should_retry(&mut self, sender: &PeerOutput, receiver: &PeerOutput) -> bool {
-        if self.go_key.should_retry(sender, receiver) {
+        if self.go_key.should_retry(sender, receiver) || self.go_relay.should_retry(sender, receiver) {
             return true;
         }
         let mut pythons = Vec::new();
