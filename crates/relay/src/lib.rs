@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod handshake;
+pub mod lowat;
 pub mod metrics;
 pub mod registry;
 mod server;

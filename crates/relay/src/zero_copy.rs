@@ -5,19 +5,28 @@
 //! Owns: the per-direction pipe (made when the direction first has data, so an idle pair holds no
 //! pipe; sized to the relay's buffer size, at least [`MIN_PIPE_SIZE`]), readiness through tokio's reactor (`try_io`), byte
 //! counting and the byte cap with the same rules as the copy loop (a direction reads only once its
-//! pipe is empty; the read that crosses the cap is not forwarded), and the first-side-to-end rule.
-//! Must not: use `unsafe` (the system calls are rustix's safe wrappers), or know about tokens,
-//! usage or WebSockets.
+//! pipe is empty; the read that crosses the cap is not forwarded), the first-side-to-end rule, and
+//! when to raise a source's receive low-water mark: after a read of [`BULK_READ`] or more it is
+//! [`BULK_LOWAT`], so a paced sender's many small writes cost one wake-up, and a wait longer than
+//! [`LOWAT_GRACE`] puts it back to 1, so a tail, a pause or an interactive exchange is never held
+//! back longer than that.
+//! Must not: use `unsafe` (the system calls are rustix's safe wrappers and [`crate::lowat`]), or
+//! know about tokens, usage or WebSockets.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::OwnedFd;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_setpipe_size, pipe_with, splice as splice_fds};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+use crate::lowat::set_rcvlowat;
 
 use crate::splice::{Carried, End};
 
@@ -35,6 +44,15 @@ fn chunk(buffer_size: usize) -> usize {
         .clamp(crate::splice::MIN_BUFFER_SIZE, crate::splice::MAX_BUFFER_SIZE)
 }
 
+/// A read at least this large means the direction is in bulk flow: its source's low-water mark
+/// is raised to [`BULK_LOWAT`].
+pub const BULK_READ: usize = 64 * 1024;
+/// The source's low-water mark in bulk flow: the kernel wakes the relay once this much waits.
+pub const BULK_LOWAT: usize = 256 * 1024;
+/// How long a raised mark may hold back bytes below it: a wait longer than this lowers the mark
+/// to 1 again (the flow paused or ended, or it is interactive).
+pub const LOWAT_GRACE: Duration = Duration::from_millis(4);
+
 /// One direction: socket → pipe → socket.
 #[derive(Debug)]
 struct Direction {
@@ -45,6 +63,10 @@ struct Direction {
     /// Bytes read from the source so far.
     bytes: u64,
     chunk: usize,
+    /// The source's receive low-water mark as last set (1: the kernel's default).
+    lowat: usize,
+    /// While the mark is raised: when the current wait stops holding bytes back.
+    grace: Pin<Box<Sleep>>,
 }
 
 enum Step {
@@ -63,6 +85,8 @@ impl Direction {
             in_pipe: 0,
             bytes: 0,
             chunk: chunk(buffer_size),
+            lowat: 1,
+            grace: Box::pin(tokio::time::sleep_until(Instant::now())),
         }
     }
 
@@ -102,7 +126,15 @@ impl Direction {
                 }
                 continue;
             }
-            ready!(from.poll_read_ready(cx))?;
+            if from.poll_read_ready(cx)?.is_pending() {
+                if self.lowat > 1 && self.grace.as_mut().poll(cx).is_ready() {
+                    // Bytes below the mark may be waiting: lowering it makes the kernel report
+                    // them readable.
+                    self.set_lowat(from, 1)?;
+                    continue;
+                }
+                return Poll::Pending;
+            }
             if self.pipe.is_none() {
                 self.make_pipe()?;
             }
@@ -132,11 +164,24 @@ impl Direction {
                         return Poll::Ready(Ok(Step::Cap));
                     }
                     self.in_pipe = n;
+                    if n >= BULK_READ && self.lowat == 1 {
+                        self.set_lowat(from, BULK_LOWAT)?;
+                    }
                 }
-                Err(e) if would_block(&e) => {}
+                Err(e) if would_block(&e) => {
+                    if self.lowat > 1 {
+                        self.grace.as_mut().reset(Instant::now() + LOWAT_GRACE);
+                    }
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+
+    fn set_lowat(&mut self, from: &TcpStream, bytes: usize) -> io::Result<()> {
+        set_rcvlowat(from, bytes)?;
+        self.lowat = bytes;
+        Ok(())
     }
 }
 
@@ -239,5 +284,78 @@ mod tests {
         client_b.read_exact(&mut got).await.unwrap();
         client_a.write_all(&[8u8; 10]).await.unwrap();
         assert!(matches!(task.await.unwrap(), End::ByteCap));
+    }
+
+    /// A pair whose relay-side socket can hold a megabyte, so the relay reads bulk in large
+    /// pieces as it does once the kernel has grown a busy socket's buffer.
+    async fn roomy_tcp_pair() -> (TcpStream, TcpStream) {
+        let (c, s) = tcp_pair().await;
+        socket2::SockRef::from(&s).set_recv_buffer_size(1 << 20).unwrap();
+        socket2::SockRef::from(&c).set_send_buffer_size(1 << 20).unwrap();
+        (c, s)
+    }
+
+    /// Polls `check` until it holds, for at most 20 s (a loaded machine is slow, never wrong).
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn bulk_flow_raises_the_mark_and_a_pause_lowers_it_so_the_tail_arrives() {
+        let (mut client_a, relay_a) = roomy_tcp_pair().await;
+        let (mut client_b, relay_b) = tcp_pair().await;
+        let relay_a = std::sync::Arc::new(relay_a);
+        let watched = relay_a.clone();
+        let task = tokio::spawn(async move {
+            let live = AtomicU64::new(0);
+            let mut carried = Carried::default();
+            splice_tcp(&relay_a, &relay_b, None, 64 * 1024, &live, &mut carried).await;
+            carried
+        });
+        let lowat = || crate::lowat::rcvlowat(&*watched).unwrap();
+        assert_eq!(lowat(), 1);
+        // Bulk: the relay reads 64 KiB or more at once and raises the mark while the flow lasts.
+        const BULK: usize = 64 << 20;
+        let writer = tokio::spawn(async move {
+            let chunk = vec![1u8; 64 * 1024];
+            for _ in 0..BULK / chunk.len() {
+                client_a.write_all(&chunk).await.unwrap();
+            }
+            client_a
+        });
+        let mut buf = vec![0u8; 256 * 1024];
+        let (mut got, mut raised) = (0, false);
+        while got < BULK {
+            got += client_b.read(&mut buf).await.unwrap();
+            raised |= lowat() == BULK_LOWAT;
+        }
+        assert!(raised, "the mark was raised during bulk flow");
+        let mut client_a = writer.await.unwrap();
+        // Once nothing flows, the grace runs out and the mark is back at 1.
+        eventually("the mark is lowered after a pause", || lowat() == 1).await;
+        // A tail far below the mark, after more bulk, still arrives: the grace lowers the mark.
+        client_a.write_all(&[2u8; 300 * 1024]).await.unwrap();
+        let mut got = vec![0u8; 300 * 1024];
+        client_b.read_exact(&mut got).await.unwrap();
+        client_a.write_all(b"tail").await.unwrap();
+        let mut tail = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(20), client_b.read_exact(&mut tail))
+            .await
+            .expect("the tail below the mark arrives")
+            .unwrap();
+        assert_eq!(&tail, b"tail");
+        // Small interactive messages never raise it.
+        for _ in 0..50 {
+            client_a.write_all(b"ping").await.unwrap();
+            client_b.read_exact(&mut tail).await.unwrap();
+            assert_eq!(lowat(), 1);
+        }
+        drop(client_a);
+        let carried = task.await.unwrap();
+        assert_eq!(carried.a_to_b, (BULK + 300 * 1024 + 4 + 50 * 4) as u64);
     }
 }
