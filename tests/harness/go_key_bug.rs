@@ -132,18 +132,9 @@ impl GoKeyBugRetries {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     fn out(code: i32, stdout: &str, stderr: &str) -> PeerOutput {
-        PeerOutput {
-            name: "x".into(),
-            command: "x".into(),
-            status: Some(std::process::ExitStatus::from_raw(code << 8)),
-            stdout: stdout.into(),
-            stderr: stderr.into(),
-            timed_out: false,
-            elapsed: std::time::Duration::ZERO,
-        }
+        PeerOutput::exited(code, stdout, stderr)
     }
 
     // Captured from /usr/bin/wormhole-william 1.0.6 and Python 0.24 / wormhole-rs 0.8.1.

@@ -79,18 +79,9 @@ impl GoRelayRace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     fn out(code: i32, stderr: &str) -> PeerOutput {
-        PeerOutput {
-            name: "go sender".into(),
-            command: "wormhole-william send".into(),
-            status: Some(std::process::ExitStatus::from_raw(code << 8)),
-            stdout: String::new(),
-            stderr: stderr.into(),
-            timed_out: false,
-            elapsed: std::time::Duration::ZERO,
-        }
+        PeerOutput::exited(code, "", stderr)
     }
 
     // As wormhole-william printed it in a fresh-clone CI run.

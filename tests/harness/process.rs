@@ -224,6 +224,21 @@ pub struct PeerOutput {
 }
 
 impl PeerOutput {
+    /// An output as a process that exited with `code` leaves it, for the signature matchers' tests.
+    #[cfg(test)]
+    pub(crate) fn exited(code: i32, stdout: &str, stderr: &str) -> PeerOutput {
+        use std::os::unix::process::ExitStatusExt;
+        PeerOutput {
+            name: "peer".into(),
+            command: "peer".into(),
+            status: Some(ExitStatus::from_raw(code << 8)),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+            timed_out: false,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// Exited on its own with status 0.
     pub fn success(&self) -> bool {
         !self.timed_out && self.status.is_some_and(|s| s.success())

@@ -124,18 +124,9 @@ impl KnownPeerBugs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     fn out(code: i32, stderr: &str) -> PeerOutput {
-        PeerOutput {
-            name: "x".into(),
-            command: "x".into(),
-            status: Some(std::process::ExitStatus::from_raw(code << 8)),
-            stdout: String::new(),
-            stderr: stderr.into(),
-            timed_out: false,
-            elapsed: std::time::Duration::ZERO,
-        }
+        PeerOutput::exited(code, "", stderr)
     }
 
     // The tail of the traceback Python 0.24 printed in CI.
