@@ -12,6 +12,21 @@ use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::poly1305_scalar::mac_aead_scalar;
+use crate::rounds::chacha20_rounds;
+
+/// The ChaCha20 quarter-round on four `u32` locals.
+macro_rules! qr_u32 {
+    ($a:ident, $b:ident, $c:ident, $d:ident) => {
+        $a = $a.wrapping_add($b);
+        $d = ($d ^ $a).rotate_left(16);
+        $c = $c.wrapping_add($d);
+        $b = ($b ^ $c).rotate_left(12);
+        $a = $a.wrapping_add($b);
+        $d = ($d ^ $a).rotate_left(8);
+        $c = $c.wrapping_add($d);
+        $b = ($b ^ $c).rotate_left(7);
+    };
+}
 
 /// Whether to use this ChaCha20-Poly1305: the CPU has AVX-512F and AVX-512 IFMA, and the
 /// hand-written code was not turned off for the process (`WORMHOLE_TRANSIT_CRYPTO=rustcrypto`,
@@ -38,34 +53,15 @@ fn initial(key: &[u8; 32], nonce: &[u8; 12]) -> Zeroizing<[u32; 16]> {
 
 /// One 64-byte keystream block (scalar code).
 fn block(state: &[u32; 16], counter: u32) -> Zeroizing<[u8; 64]> {
-    let mut x = *state;
-    x[12] = counter;
-    let init = x;
-    let qr = |x: &mut [u32; 16], a: usize, b: usize, c: usize, d: usize| {
-        x[a] = x[a].wrapping_add(x[b]);
-        x[d] = (x[d] ^ x[a]).rotate_left(16);
-        x[c] = x[c].wrapping_add(x[d]);
-        x[b] = (x[b] ^ x[c]).rotate_left(12);
-        x[a] = x[a].wrapping_add(x[b]);
-        x[d] = (x[d] ^ x[a]).rotate_left(8);
-        x[c] = x[c].wrapping_add(x[d]);
-        x[b] = (x[b] ^ x[c]).rotate_left(7);
-    };
-    for _ in 0..10 {
-        qr(&mut x, 0, 4, 8, 12);
-        qr(&mut x, 1, 5, 9, 13);
-        qr(&mut x, 2, 6, 10, 14);
-        qr(&mut x, 3, 7, 11, 15);
-        qr(&mut x, 0, 5, 10, 15);
-        qr(&mut x, 1, 6, 11, 12);
-        qr(&mut x, 2, 7, 8, 13);
-        qr(&mut x, 3, 4, 9, 14);
-    }
+    let mut init = *state;
+    init[12] = counter;
+    let mut x = chacha20_rounds!(qr_u32, init);
     let mut out = Zeroizing::new([0u8; 64]);
     for (i, o) in out.chunks_exact_mut(4).enumerate() {
         o.copy_from_slice(&x[i].wrapping_add(init[i]).to_le_bytes());
     }
     x.zeroize();
+    init.zeroize();
     out
 }
 

@@ -6,6 +6,7 @@
 
 use core::arch::x86_64::*;
 
+use crate::rounds::chacha20_rounds;
 use crate::salsa_avx512::{CHUNK, xor_transposed};
 
 macro_rules! qr {
@@ -34,37 +35,7 @@ pub(crate) fn xor_chunks(state: &[u32; 16], counter: u32, data: &mut [u8]) -> us
         let first = counter.wrapping_add(16u32.wrapping_mul(n as u32));
         let mut init = base;
         init[12] = _mm512_add_epi32(_mm512_set1_epi32(first as i32), lane);
-        let [
-            mut x0,
-            mut x1,
-            mut x2,
-            mut x3,
-            mut x4,
-            mut x5,
-            mut x6,
-            mut x7,
-            mut x8,
-            mut x9,
-            mut x10,
-            mut x11,
-            mut x12,
-            mut x13,
-            mut x14,
-            mut x15,
-        ] = init;
-        for _ in 0..10 {
-            qr!(x0, x4, x8, x12);
-            qr!(x1, x5, x9, x13);
-            qr!(x2, x6, x10, x14);
-            qr!(x3, x7, x11, x15);
-            qr!(x0, x5, x10, x15);
-            qr!(x1, x6, x11, x12);
-            qr!(x2, x7, x8, x13);
-            qr!(x3, x4, x9, x14);
-        }
-        let x = [
-            x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15,
-        ];
+        let x = chacha20_rounds!(qr, init);
         let f: [__m512i; 16] = core::array::from_fn(|i| _mm512_add_epi32(x[i], init[i]));
         xor_transposed(&f, out);
     }

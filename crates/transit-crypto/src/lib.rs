@@ -32,13 +32,13 @@ mod poly1305_ifma;
 #[cfg(feature = "simd")]
 mod poly1305_scalar;
 #[cfg(feature = "simd")]
+mod rounds;
+#[cfg(feature = "simd")]
 mod salsa;
 #[cfg(all(feature = "simd", target_arch = "x86_64"))]
 mod salsa_avx2;
 #[cfg(all(feature = "simd", target_arch = "x86_64"))]
 mod salsa_avx512;
-#[cfg(feature = "simd")]
-mod salsa_rounds;
 #[cfg(feature = "simd")]
 mod simd;
 

@@ -11,7 +11,7 @@
 use zeroize::Zeroize;
 
 use crate::engine::Salsa20Backend;
-use crate::salsa_rounds::salsa20_rounds;
+use crate::rounds::salsa20_rounds;
 
 const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
 /// Blocks per call of the eight-lane cores.

@@ -4,7 +4,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::salsa_rounds::salsa20_rounds;
+use crate::rounds::salsa20_rounds;
 
 macro_rules! step {
     ($t:ident, $s:expr, $l:literal, $r:literal) => {{

@@ -6,7 +6,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::salsa_rounds::salsa20_rounds;
+use crate::rounds::salsa20_rounds;
 
 /// Bytes of keystream per call of the core: sixteen blocks.
 pub(crate) const CHUNK: usize = 16 * 64;
