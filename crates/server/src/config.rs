@@ -106,6 +106,12 @@ pub struct MailboxArgs {
     #[arg(long, value_name = "N", default_value_t = 20.0)]
     pub connections_per_second_per_ip: f64,
 
+    /// Connections over `--connections-per-second-per-ip` held back (1 s, then refused in the
+    /// welcome) at once per client IP address; a client that reconnects as soon as it is refused
+    /// is slowed to this many attempts per second. Past it, a plain HTTP `429` at once (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub held_refusals_per_ip: usize,
+
     /// Commands per second one connection may send on average (token bucket; 0: no limit);
     /// commands over it get an `error` and are dropped.
     #[arg(long, value_name = "N", default_value_t = 20.0)]
@@ -236,6 +242,7 @@ impl MailboxArgs {
             max_connection_lifetime: 86_400.0,
             max_connections_per_ip: 64,
             connections_per_second_per_ip: 20.0,
+            held_refusals_per_ip: 256,
             trust_x_real_ip: false,
             commands_per_second: 20.0,
             command_burst: 100,
@@ -280,6 +287,7 @@ mod tests {
             cli.args.connections_per_second_per_ip,
             d.connections_per_second_per_ip
         );
+        assert_eq!(cli.args.held_refusals_per_ip, d.held_refusals_per_ip);
         assert_eq!(cli.args.command_burst, d.command_burst);
         assert_eq!(cli.args.max_nameplates_per_ip, d.max_nameplates_per_ip);
         assert_eq!(cli.args.metrics, d.metrics);

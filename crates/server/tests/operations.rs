@@ -223,6 +223,57 @@ async fn connection_rate_per_ip() {
     assert_eq!(m["wormhole_mailbox_rejected_total{reason=connection_rate}"], 1.0);
 }
 
+/// Over the connection rate, `--held-refusals-per-ip` connections of an address are held back and
+/// refused in the welcome; the next one at the same time gets a plain `429` before the upgrade.
+#[tokio::test]
+async fn over_rate_connections_are_held_up_to_their_cap_then_answered_429() {
+    let mut a = args();
+    a.connections_per_second_per_ip = 0.0001;
+    a.held_refusals_per_ip = 2;
+    let srv = served(a).await;
+    const CHURNER: &str = "127.0.0.6";
+    for _ in 0..64 {
+        drop(connect_from(&srv.url, CHURNER).await);
+    }
+    // Two held: each waits for its welcome, which refuses it.
+    let url = srv.url.clone();
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { connect_from(&url, CHURNER).await })
+        })
+        .collect();
+    // Both are held once the server counted two refusals.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while srv.metrics.rejected_count(Reason::ConnectionRate) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the two were never refused");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A third while both are held: 429 before the upgrade.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(CHURNER.parse().unwrap(), 0)).unwrap();
+    let tcp = socket
+        .connect(
+            srv.url
+                .trim_start_matches("ws://")
+                .trim_end_matches("/v1")
+                .parse()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    match tokio_tungstenite::client_async(&srv.url, tcp).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
+        other => panic!("expected a 429, got {:?}", other.map(|(_, r)| r.status())),
+    }
+    for h in held {
+        let (_, w) = h.await.unwrap();
+        let text = w["welcome"]["error"].as_str().unwrap();
+        assert!(text.starts_with("too many new connections"), "{text}");
+    }
+    assert_eq!(srv.metrics.rejected_count(Reason::ConnectionRate), 3);
+}
+
 #[tokio::test]
 async fn command_rate_refuses_then_closes_the_flooder() {
     let mut a = args();
@@ -385,6 +436,7 @@ fn flags_parse_into_the_limits() {
     let d = MailboxArgs::defaults();
     assert_eq!(d.max_connections_per_ip, 64);
     assert_eq!(d.connections_per_second_per_ip, 20.0);
+    assert_eq!(d.held_refusals_per_ip, 256);
     assert_eq!(d.commands_per_second, 20.0);
     assert_eq!(d.command_burst, 100);
     assert_eq!(d.max_nameplates_per_ip, 32);

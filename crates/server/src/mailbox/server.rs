@@ -21,9 +21,6 @@ use super::engine::{Engine, EngineInput};
 use super::limits::{PerIp, RatePerIp};
 use super::tls::TlsTerminator;
 
-/// Refusals over `--connections-per-second-per-ip` held back at once per address (see
-/// `connection::refuse_over_rate`); more are answered at once.
-const HELD_REFUSALS_PER_IP: usize = 64;
 use super::state::UsageSettings;
 use crate::ServerError;
 use crate::config::MailboxArgs;
@@ -179,7 +176,7 @@ impl MailboxServer {
                 u32::try_from(args.max_connections_per_ip.max(64)).unwrap_or(u32::MAX),
             ),
             started: tokio::time::Instant::now(),
-            held_refusals: PerIp::new(HELD_REFUSALS_PER_IP),
+            held_refusals: PerIp::new(args.held_refusals_per_ip.max(1)),
             trust_real_ip: args.trust_x_real_ip,
             nameplates_per_ip: PerIp::new(args.max_nameplates_per_ip),
             metrics,
