@@ -250,18 +250,7 @@ async fn over_rate_connections_are_held_up_to_their_cap_then_answered_429() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // A third while both are held: 429 before the upgrade.
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(CHURNER.parse().unwrap(), 0)).unwrap();
-    let tcp = socket
-        .connect(
-            srv.url
-                .trim_start_matches("ws://")
-                .trim_end_matches("/v1")
-                .parse()
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let tcp = tcp_from(&srv.url, CHURNER).await;
     match tokio_tungstenite::client_async(&srv.url, tcp).await {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status(), 429),
         other => panic!("expected a 429, got {:?}", other.map(|(_, r)| r.status())),
@@ -447,14 +436,7 @@ fn flags_parse_into_the_limits() {
 /// A client whose TCP connection comes from `source` (another loopback address: the server
 /// counts it as another client).
 async fn connect_from(url: &str, source: &str) -> (Client, serde_json::Value) {
-    let addr: SocketAddr = url
-        .trim_start_matches("ws://")
-        .trim_end_matches("/v1")
-        .parse()
-        .unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind(SocketAddr::new(source.parse().unwrap(), 0)).unwrap();
-    let tcp = socket.connect(addr).await.unwrap();
+    let tcp = tcp_from(url, source).await;
     let (ws, _) = tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(tcp))
         .await
         .unwrap();
@@ -462,6 +444,18 @@ async fn connect_from(url: &str, source: &str) -> (Client, serde_json::Value) {
     let welcome = c.recv().await;
     assert_eq!(welcome["type"], "welcome", "{welcome}");
     (c, welcome)
+}
+
+/// A TCP connection from the local address `source` to the server at `url` (`ws://ADDR/v1`).
+async fn tcp_from(url: &str, source: &str) -> tokio::net::TcpStream {
+    let addr: SocketAddr = url
+        .trim_start_matches("ws://")
+        .trim_end_matches("/v1")
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(source.parse().unwrap(), 0)).unwrap();
+    socket.connect(addr).await.unwrap()
 }
 
 /// The flood of `mailbox-load --flood` (crates/bench/src/flood.rs), in small: one address opens
