@@ -65,8 +65,9 @@ struct Direction {
     chunk: usize,
     /// The source's receive low-water mark as last set (1: the kernel's default).
     lowat: usize,
-    /// While the mark is raised: when the current wait stops holding bytes back.
-    grace: Pin<Box<Sleep>>,
+    /// While the mark is raised: when the current wait stops holding bytes back (made the
+    /// first time the mark is raised, so a pair that never carries bulk has no timer).
+    grace: Option<Pin<Box<Sleep>>>,
 }
 
 enum Step {
@@ -86,7 +87,7 @@ impl Direction {
             bytes: 0,
             chunk: chunk(buffer_size),
             lowat: 1,
-            grace: Box::pin(tokio::time::sleep_until(Instant::now())),
+            grace: None,
         }
     }
 
@@ -127,10 +128,15 @@ impl Direction {
                 continue;
             }
             if from.poll_read_ready(cx)?.is_pending() {
-                if self.lowat > 1 && self.grace.as_mut().poll(cx).is_ready() {
+                let grace_over = self
+                    .grace
+                    .as_mut()
+                    .is_some_and(|g| g.as_mut().poll(cx).is_ready());
+                if self.lowat > 1 && grace_over {
                     // Bytes below the mark may be waiting: lowering it makes the kernel report
                     // them readable.
-                    self.set_lowat(from, 1)?;
+                    set_rcvlowat(from, 1)?;
+                    self.lowat = 1;
                     continue;
                 }
                 return Poll::Pending;
@@ -165,12 +171,12 @@ impl Direction {
                     }
                     self.in_pipe = n;
                     if n >= BULK_READ && self.lowat == 1 {
-                        self.set_lowat(from, BULK_LOWAT)?;
+                        self.raise_lowat(from);
                     }
                 }
                 Err(e) if would_block(&e) => {
-                    if self.lowat > 1 {
-                        self.grace.as_mut().reset(Instant::now() + LOWAT_GRACE);
+                    if let Some(grace) = self.grace.as_mut().filter(|_| self.lowat > 1) {
+                        grace.as_mut().reset(Instant::now() + LOWAT_GRACE);
                     }
                 }
                 Err(e) => return Poll::Ready(Err(e)),
@@ -178,10 +184,17 @@ impl Direction {
         }
     }
 
-    fn set_lowat(&mut self, from: &TcpStream, bytes: usize) -> io::Result<()> {
-        set_rcvlowat(from, bytes)?;
-        self.lowat = bytes;
-        Ok(())
+    /// Raise the source's mark to [`BULK_LOWAT`]. A refusal only costs the saving: the mark
+    /// stays at 1. (Lowering it again, in `poll_move`, must work: a failure there ends the pair,
+    /// as bytes below a raised mark could wait forever.)
+    fn raise_lowat(&mut self, from: &TcpStream) {
+        if let Err(e) = set_rcvlowat(from, BULK_LOWAT) {
+            tracing::debug!("SO_RCVLOWAT refused, the mark stays at 1: {e}");
+            return;
+        }
+        self.lowat = BULK_LOWAT;
+        self.grace
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + LOWAT_GRACE)));
     }
 }
 
