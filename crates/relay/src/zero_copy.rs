@@ -128,11 +128,13 @@ impl Direction {
                 continue;
             }
             if from.poll_read_ready(cx)?.is_pending() {
-                let grace_over = self
-                    .grace
-                    .as_mut()
-                    .is_some_and(|g| g.as_mut().poll(cx).is_ready());
-                if self.lowat > 1 && grace_over {
+                // The grace timer is polled (and so armed) only while the mark is raised.
+                let grace_over = self.lowat > 1
+                    && self
+                        .grace
+                        .as_mut()
+                        .is_some_and(|g| g.as_mut().poll(cx).is_ready());
+                if grace_over {
                     // Bytes below the mark may be waiting: lowering it makes the kernel report
                     // them readable.
                     set_rcvlowat(from, 1)?;
