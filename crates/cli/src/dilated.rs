@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::Result;
 use wormhole::Wormhole;
 use wormhole::dilation::DilationOptions;
+use wormhole::transfer::SendItem;
 use wormhole::transfer::dilated::{
     self, Features, Incoming, Mode, OfferItem, PeerTransfer, SessionEvent, SessionOptions, SessionReport,
 };
@@ -107,6 +108,8 @@ fn summary(report_bytes: u64, started: Instant) -> Summary {
 pub enum Sendable {
     /// Paths (files, directories).
     Paths(Vec<PathBuf>),
+    /// One directory already scanned (for the classic offer, before the peer was known).
+    Scanned(OfferItem),
     /// Standard input, streamed, under this name.
     Stdin(String),
     /// Standard input already spooled (it was not short text), offered as a stream named
@@ -131,6 +134,7 @@ pub async fn run_send(
                 );
             }
         }
+        Sendable::Scanned(item) => items.push(item),
         Sendable::Stdin(name) => items.push(OfferItem::stream(&name, Box::new(tokio::io::stdin()))),
         Sendable::Spooled(f) => items.push(OfferItem::stream(
             crate::stdin::STDIN_FILE_NAME,
@@ -446,7 +450,12 @@ pub async fn send_files(
         let sendable = match (what, &opts.name) {
             (None, Some(name)) => Sendable::Stdin(name.clone()),
             (Some(What::Stdin(f, _)), _) => Sendable::Spooled(f.try_clone()?),
-            _ => Sendable::Paths(paths),
+            _ => match prepared.as_ref().map(|p| &p.item) {
+                Some(SendItem::Directory { name, plan, .. }) if paths.len() == 1 => {
+                    Sendable::Scanned(OfferItem::from_plan(name.clone(), plan))
+                }
+                _ => Sendable::Paths(paths),
+            },
         };
         return run_send(w, opts, global, peer, sendable).await;
     }

@@ -28,7 +28,7 @@ use crate::text::python_repr;
 
 /// A file or directory, inspected and ready to offer.
 pub struct Prepared {
-    item: SendItem,
+    pub(crate) item: SendItem,
 }
 
 /// Translate a library error into the CLI's error kinds (so `report` prints Python's wording).

@@ -207,6 +207,7 @@ mod tests {
                 source: Some(src),
                 size: data.len() as u64,
                 mode: *mode,
+                mtime: 0,
             });
         }
         let mut out = Vec::new();

@@ -75,34 +75,39 @@ impl OfferItem {
                 reason: "not a regular file or directory".into(),
             });
         }
-        let plan = ZipPlan::scan(path, ignore_unsendable)?;
+        Ok(OfferItem::from_plan(
+            name,
+            &ZipPlan::scan(path, ignore_unsendable)?,
+        ))
+    }
+
+    /// The directory `name` from a tree already scanned (as the classic sender scans it before
+    /// it knows the peer's protocol: the tree is not walked twice).
+    pub fn from_plan(name: String, plan: &ZipPlan) -> OfferItem {
         let mut files = Vec::new();
         let mut empty_dirs = Vec::new();
-        for e in plan.entries {
+        for e in &plan.entries {
             let segments: Vec<String> = e
                 .name
                 .split('/')
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect();
-            match e.source {
-                Some(source) => {
-                    let mtime = std::fs::metadata(&source).map(|m| m.mtime()).unwrap_or(0);
-                    files.push(PromisedFile {
-                        source,
-                        segments,
-                        size: e.size,
-                        mtime,
-                    });
-                }
+            match &e.source {
+                Some(source) => files.push(PromisedFile {
+                    source: source.clone(),
+                    segments,
+                    size: e.size,
+                    mtime: e.mtime,
+                }),
                 None => empty_dirs.push(segments),
             }
         }
-        Ok(OfferItem::Directory {
+        OfferItem::Directory {
             name,
             files,
             empty_dirs,
-        })
+        }
     }
 
     /// A stream named `name`.

@@ -103,7 +103,8 @@ async fn stream_file(
         let want = left.min(DATA_CHUNK as u64);
         // Each record is read into its own buffer behind the kind byte and handed to Dilation
         // as it is: no copy between the file and the frame.
-        let mut buf = Vec::with_capacity(DATA_CHUNK + 1);
+        // (sized for this record: a small file's record needs a small buffer)
+        let mut buf = Vec::with_capacity(want as usize + 1);
         buf.push(DATA_KIND);
         (&mut file)
             .take(want)
