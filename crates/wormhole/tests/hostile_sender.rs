@@ -380,6 +380,7 @@ fn raw_zip(entries: &[(&str, u32, &[u8])]) -> Vec<u8> {
             source: Some(src),
             size: data.len() as u64,
             mode: *mode,
+            mtime: 0,
         });
     }
     let mut out = Vec::new();
