@@ -114,9 +114,14 @@ fn destroy_twice(receiver: DilationImpl) {
     // connection is needed (seen with 8 s on a loaded machine: connections 2, all bytes there).
     let pair = spawn_transfer(server.url(), Ours, receiver, MIB_256, &["--rate", "16"], &[]);
     let mut killed: HashSet<(u16, u16)> = HashSet::new();
+    let started = Instant::now();
+    let mut rounds = Vec::new();
     for round in 1..=2 {
-        // The connection in use: the only one left once the race's losers are gone, and not one
-        // destroyed before; data has flowed on it for a while.
+        // The connection in use: the only one left once the race's losers are gone, not one
+        // destroyed before, and alone for 1.5 s in a row (data has flowed on it for a while).
+        // A connection seen alone only briefly can be a candidate that then loses to another
+        // (seen on a loaded machine: destroying it interrupted nothing).
+        let mut alone: Option<((u16, u16), Instant)> = None;
         let conn = wait_for(&format!("L2 connection {round}"), Duration::from_secs(60), || {
             let mut conns: Vec<(u16, u16)> = l2(&pair, mport)
                 .into_iter()
@@ -124,19 +129,32 @@ fn destroy_twice(receiver: DilationImpl) {
                 .collect();
             conns.sort_unstable();
             conns.dedup();
-            match conns[..] {
-                [c] if !killed.contains(&c) => Some(c),
-                _ => None,
+            match (&conns[..], alone) {
+                (&[c], Some((seen, since))) if c == seen => {
+                    (since.elapsed() >= Duration::from_millis(1500)).then_some(c)
+                }
+                (&[c], _) if !killed.contains(&c) => {
+                    alone = Some((c, Instant::now()));
+                    None
+                }
+                _ => {
+                    alone = None;
+                    None
+                }
             }
         });
-        std::thread::sleep(Duration::from_millis(1500));
         destroy_tcp(conn.0);
         destroy_tcp(conn.1);
         killed.insert(conn);
-        eprintln!("round {round}: destroyed {conn:?}");
+        let at = format!(
+            "round {round}: destroyed {conn:?} at {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!("{at}");
+        rounds.push(at);
     }
     let (sj, rj) = check(pair, MIB_256);
-    assert!(sj["connections"].as_u64().unwrap() >= 3, "{sj}");
+    assert!(sj["connections"].as_u64().unwrap() >= 3, "{rounds:?} {sj}");
     eprintln!("sender {sj}\nreceiver {rj}");
 }
 
