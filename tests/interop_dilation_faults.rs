@@ -119,8 +119,9 @@ fn destroy_twice(receiver: DilationImpl) {
     for round in 1..=2 {
         // The connection in use: the only one left once the race's losers are gone, not one
         // destroyed before, and alone for 1.5 s in a row (data has flowed on it for a while).
-        // A connection seen alone only briefly can be a candidate that then loses to another
-        // (seen on a loaded machine: destroying it interrupted nothing).
+        // A connection seen alone only briefly may be a candidate that then loses to another,
+        // and destroying it interrupts nothing (the likely cause of one CI failure on a loaded
+        // machine: connections 2).
         let mut alone: Option<((u16, u16), Instant)> = None;
         let conn = wait_for(&format!("L2 connection {round}"), Duration::from_secs(60), || {
             let mut conns: Vec<(u16, u16)> = l2(&pair, mport)

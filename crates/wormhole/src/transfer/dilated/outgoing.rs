@@ -101,9 +101,9 @@ async fn stream_file(
     let mut left = f.size - offset;
     while left > 0 {
         let want = left.min(DATA_CHUNK as u64);
-        // Each record is read into its own buffer behind the kind byte and handed to Dilation
-        // as it is: no copy between the file and the frame.
-        // (sized for this record: a small file's record needs a small buffer)
+        // Each record is read into its own buffer (sized for it: a small file's record needs a
+        // small one) behind the kind byte and handed to Dilation as it is: no copy between the
+        // file and the frame.
         let mut buf = Vec::with_capacity(want as usize + 1);
         buf.push(DATA_KIND);
         (&mut file)
