@@ -132,12 +132,21 @@ fn ten_thousand_small_files() {
             std::fs::write(dir.join(format!("f{f:03}.txt")), body).unwrap();
         }
     }
+    // Among the small files (sent several to a bundle), files around the bundle's size limit
+    // and larger ones (sent record by record), and an empty one: the two ways interleave.
+    for (i, size) in [0usize, 65_000, 65_400, 65_536, 200_000, 7]
+        .into_iter()
+        .enumerate()
+    {
+        let body: Vec<u8> = (0..size).map(|b| (b * 31 + i) as u8).collect();
+        std::fs::write(root.join("d050").join(format!("edge{i}.bin")), body).unwrap();
+    }
     let started = Instant::now();
     let (_, r) = transfer(src.path(), dst.path(), &["many"]);
     let took = started.elapsed();
-    eprintln!("10,000 files ours->ours over transfer-v2: {took:.2?}");
+    eprintln!("10,006 files ours->ours over transfer-v2: {took:.2?}");
     assert_eq!(dir_tree(dst.path().join("many")), dir_tree(&root));
-    assert!(r.stderr.contains("10000 files"), "{r}");
+    assert!(r.stderr.contains("10006 files"), "{r}");
     no_leftovers(dst.path());
 }
 

@@ -47,6 +47,9 @@ pub enum InboundEvent {
         /// Whether this was the offer's last file.
         last: bool,
     },
+    /// A bundle (feature `bundle`, among a directory's files): feed each part, in order, to
+    /// [`Inbound::handle_part`].
+    Bundle(Vec<bytes::Bytes>),
 }
 
 /// How an offering peer broke the protocol. Every variant names what was wrong.
@@ -309,10 +312,32 @@ impl Inbound {
         self.handle_record(Record::decode_bytes(bytes)?)
     }
 
+    /// One part of a bundle ([`InboundEvent::Bundle`]): a record like any other, except that
+    /// bundles do not nest.
+    pub fn handle_part(&mut self, part: &bytes::Bytes) -> Result<InboundEvent, InboundError> {
+        match Record::decode_bytes(part)? {
+            Record::Bundle(_) => Err(InboundError::Unexpected {
+                kind: super::msg::kind::BUNDLE,
+                expected: "a file's record (bundles do not nest)",
+            }),
+            rec => self.handle_record(rec),
+        }
+    }
+
     fn handle_record(&mut self, rec: Record) -> Result<InboundEvent, InboundError> {
         let k = rec.kind();
         match (&self.state, rec) {
             (State::Finished | State::Rejected, _) => Err(InboundError::AfterEnd { kind: k }),
+            (_, Record::Bundle(_)) if !self.features.bundle => Err(InboundError::NotNegotiated("bundle")),
+            (State::WantHeader { .. } | State::InFile { .. }, Record::Bundle(parts))
+                if matches!(self.offer, Some(Offer::Directory(_))) =>
+            {
+                Ok(InboundEvent::Bundle(parts))
+            }
+            (_, Record::Bundle(_)) => Err(InboundError::Unexpected {
+                kind: k,
+                expected: "no bundle outside a directory's files",
+            }),
             (State::WantOffer, Record::FileOffer(f)) => {
                 check_segment(&f.filename)?;
                 if f.stream && !self.features.stream {
@@ -614,5 +639,87 @@ mod tests {
         let mut i = Inbound::new(Features::default());
         i.handle(&file("a", 10)).unwrap();
         assert!(i.accept(Some(4)).is_some());
+    }
+
+    fn bundle(parts: &[Vec<u8>]) -> bytes::Bytes {
+        Record::Bundle(parts.iter().map(|p| bytes::Bytes::from(p.clone())).collect())
+            .encode()
+            .into()
+    }
+
+    /// Feeds a bundle's parts; the events, or the first error.
+    fn parts(i: &mut Inbound, b: InboundEvent) -> Result<Vec<InboundEvent>, InboundError> {
+        let InboundEvent::Bundle(parts) = b else {
+            panic!("not a bundle: {b:?}");
+        };
+        parts.iter().map(|p| i.handle_part(p)).collect()
+    }
+
+    #[test]
+    fn bundles() {
+        let b = bundle(&[file("a", 2), data(2), ack(2), file("b", 3), data(3), ack(3)]);
+        let mut i = Inbound::new(Features::all());
+        i.handle(&dir(5, &[&["a"], &["s", "b"]])).unwrap();
+        i.accept(None);
+        let ev = i.handle_bytes(&b).unwrap();
+        let ev = parts(&mut i, ev).unwrap();
+        assert_eq!(ev.len(), 6);
+        assert!(matches!(
+            ev[5],
+            InboundEvent::FileEnd {
+                index: 1,
+                last: true,
+                ..
+            }
+        ));
+        assert!(i.is_finished());
+        // The same rules as for records sent one by one: here, a file over the declared size.
+        let mut i = Inbound::new(Features::all());
+        i.handle(&dir(4, &[&["a"], &["s", "b"]])).unwrap();
+        i.accept(None);
+        let ev = i.handle_bytes(&b).unwrap();
+        assert!(matches!(
+            parts(&mut i, ev),
+            Err(InboundError::ExceedsDeclared { .. })
+        ));
+        // Bundles do not nest.
+        let mut i = Inbound::new(Features::all());
+        i.handle(&dir(5, &[&["a"], &["s", "b"]])).unwrap();
+        i.accept(None);
+        let ev = i.handle_bytes(&bundle(&[b.to_vec()])).unwrap();
+        assert!(matches!(
+            parts(&mut i, ev),
+            Err(InboundError::Unexpected { kind: 8, .. })
+        ));
+        // Not before the offer was accepted, not in a single-file offer, not after the end.
+        let mut i = Inbound::new(Features::all());
+        assert!(matches!(
+            i.handle_bytes(&b),
+            Err(InboundError::Unexpected { kind: 8, .. })
+        ));
+        i.handle(&dir(5, &[&["a"], &["s", "b"]])).unwrap();
+        assert!(matches!(
+            i.handle_bytes(&b),
+            Err(InboundError::Unexpected { kind: 8, .. })
+        ));
+        let mut i = Inbound::new(Features::all());
+        i.handle(&file("a", 2)).unwrap();
+        i.accept(None);
+        assert!(matches!(
+            i.handle_bytes(&b),
+            Err(InboundError::Unexpected { kind: 8, .. })
+        ));
+        let mut i = Inbound::new(Features::all());
+        i.handle(&dir(0, &[])).unwrap();
+        i.accept(None);
+        assert!(matches!(
+            i.handle_bytes(&b),
+            Err(InboundError::AfterEnd { kind: 8 })
+        ));
+        // Not without the feature.
+        let mut i = Inbound::new(Features::default());
+        i.handle(&dir(5, &[&["a"], &["s", "b"]])).unwrap();
+        i.accept(None);
+        assert_eq!(i.handle_bytes(&b), Err(InboundError::NotNegotiated("bundle")));
     }
 }

@@ -1,5 +1,5 @@
-//! The records of an offer subchannel: one kind byte, then (except for file data) a msgpack map
-//! with string keys. Decoding is bounded: a data record is at most
+//! The records of an offer subchannel: one kind byte, then (except for file data and bundles) a
+//! msgpack map with string keys. Decoding is bounded: a data record or a bundle is at most
 //! [`super::MAX_DATA_RECORD`] bytes, any other at most [`super::MAX_CONTROL_RECORD`].
 //!
 //! Owns: the encoding of each record. Must not: judge whether a record fits where it arrived
@@ -9,7 +9,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{MAX_CONTROL_RECORD, MAX_DATA_RECORD};
 
-/// Kind bytes (the spec's 1–6; 7 is ours, sent only with the `resume` feature).
+/// Kind bytes (the spec's 1–6; 7 and 8 are ours, sent only with the `resume` and `bundle`
+/// features).
 pub mod kind {
     /// [`super::FileOffer`].
     pub const FILE_OFFER: u8 = 1;
@@ -25,7 +26,15 @@ pub mod kind {
     pub const FILE_ACK: u8 = 6;
     /// [`super::DataStart`] (feature `resume`).
     pub const DATA_START: u8 = 7;
+    /// Several records in one (feature `bundle`): [`super::Record::Bundle`].
+    pub const BUNDLE: u8 = 8;
 }
+
+/// Bytes of the length before each record inside a bundle (big-endian).
+pub const BUNDLE_LEN_BYTES: usize = 4;
+
+/// The longest encoded [`FileAck`] record (kind byte, `bytes` of any value, both hashes).
+pub const FILE_ACK_MAX: usize = 97;
 
 /// A 32-byte hash, a msgpack `bin` on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -161,6 +170,12 @@ pub enum Record {
     FileAck(FileAck),
     /// Kind 7.
     DataStart(DataStart),
+    /// Kind 8 (feature `bundle`): whole records, each still encoded (kind byte first), sent as
+    /// one so that small files cost one Dilation record for many files. On the wire: the kind
+    /// byte, then for each record its length ([`BUNDLE_LEN_BYTES`], big-endian) and its bytes.
+    /// Decoding checks only this framing (each part non-empty, none past the end, at least
+    /// one): what the parts may be is the receiver's rule ([`super::Inbound`]).
+    Bundle(Vec<bytes::Bytes>),
 }
 
 /// A record we cannot decode.
@@ -220,6 +235,7 @@ impl Record {
             Record::Data(_) => kind::DATA,
             Record::FileAck(_) => kind::FILE_ACK,
             Record::DataStart(_) => kind::DATA_START,
+            Record::Bundle(_) => kind::BUNDLE,
         }
     }
 
@@ -234,22 +250,31 @@ impl Record {
             Record::Data(d) => data_record(d),
             Record::FileAck(m) => pack(kind::FILE_ACK, m),
             Record::DataStart(m) => pack(kind::DATA_START, m),
+            Record::Bundle(parts) => {
+                let mut b = BundleBuilder::new();
+                parts.iter().for_each(|p| b.push(p));
+                b.into_record()
+            }
         }
     }
 
     /// Decodes one record, within the limits.
     pub fn decode(bytes: &[u8]) -> Result<Record, MsgError> {
-        Record::decode_with(bytes, bytes::Bytes::copy_from_slice)
+        Record::decode_with(bytes, |r| bytes::Bytes::copy_from_slice(&bytes[r]))
     }
 
-    /// [`Record::decode`] of a buffer we share: DATA stays in it, uncopied.
+    /// [`Record::decode`] of a buffer we share: DATA and a bundle's parts stay in it, uncopied.
     pub fn decode_bytes(bytes: &bytes::Bytes) -> Result<Record, MsgError> {
-        Record::decode_with(bytes, |_| bytes.slice(1..))
+        Record::decode_with(bytes, |r| bytes.slice(r))
     }
 
-    fn decode_with(bytes: &[u8], data: impl FnOnce(&[u8]) -> bytes::Bytes) -> Result<Record, MsgError> {
+    /// `share` gives the bytes of a range of `bytes` (copied or shared).
+    fn decode_with(
+        bytes: &[u8],
+        share: impl Fn(std::ops::Range<usize>) -> bytes::Bytes,
+    ) -> Result<Record, MsgError> {
         let (&k, body) = bytes.split_first().ok_or(MsgError::Empty)?;
-        let limit = if k == kind::DATA {
+        let limit = if k == kind::DATA || k == kind::BUNDLE {
             MAX_DATA_RECORD
         } else {
             MAX_CONTROL_RECORD
@@ -267,11 +292,136 @@ impl Record {
             kind::ACCEPT if body.is_empty() => Record::Accept(OfferAccept::default()),
             kind::ACCEPT => Record::Accept(unpack(k, body)?),
             kind::REJECT => Record::Reject(unpack(k, body)?),
-            kind::DATA => Record::Data(data(body)),
+            kind::DATA => Record::Data(share(1..bytes.len())),
             kind::FILE_ACK => Record::FileAck(unpack(k, body)?),
             kind::DATA_START => Record::DataStart(unpack(k, body)?),
+            kind::BUNDLE => Record::Bundle(split_bundle(body)?.into_iter().map(&share).collect()),
             other => return Err(MsgError::UnknownKind(other)),
         })
+    }
+}
+
+/// The ranges (in the whole record, kind byte at 0) of a bundle's parts.
+fn split_bundle(body: &[u8]) -> Result<Vec<std::ops::Range<usize>>, MsgError> {
+    let bad = |reason: &str| MsgError::Malformed {
+        kind: kind::BUNDLE,
+        reason: reason.to_owned(),
+    };
+    let mut parts = Vec::new();
+    let mut at = 0;
+    while at < body.len() {
+        let len_end = at + BUNDLE_LEN_BYTES;
+        let Some(len) = body.get(at..len_end) else {
+            return Err(bad("a part's length is cut off"));
+        };
+        let mut be = [0u8; BUNDLE_LEN_BYTES];
+        be.copy_from_slice(len);
+        let len = u32::from_be_bytes(be) as usize;
+        if len == 0 {
+            return Err(bad("an empty part"));
+        }
+        if len > body.len() - len_end {
+            return Err(bad("a part runs past the end of the record"));
+        }
+        // +1: the ranges are in the whole record, after its kind byte.
+        parts.push(len_end + 1..len_end + 1 + len);
+        at = len_end + len;
+    }
+    if parts.is_empty() {
+        return Err(bad("no parts"));
+    }
+    Ok(parts)
+}
+
+/// A [`Record::Bundle`] built in place: each part is appended as it is made (a file's data can
+/// be read straight into it), with no copy of the parts afterwards.
+#[derive(Debug)]
+pub struct BundleBuilder {
+    buf: Vec<u8>,
+    parts: usize,
+}
+
+impl Default for BundleBuilder {
+    fn default() -> Self {
+        BundleBuilder::new()
+    }
+}
+
+impl BundleBuilder {
+    /// An empty bundle (room for [`MAX_DATA_RECORD`] bytes reserved).
+    pub fn new() -> BundleBuilder {
+        BundleBuilder::with_capacity(MAX_DATA_RECORD)
+    }
+
+    /// An empty bundle with room for `n` bytes reserved.
+    pub fn with_capacity(n: usize) -> BundleBuilder {
+        let mut buf = Vec::with_capacity(n.clamp(1, MAX_DATA_RECORD));
+        buf.push(kind::BUNDLE);
+        BundleBuilder { buf, parts: 0 }
+    }
+
+    /// Parts so far.
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// The record's length so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Whether no part was added.
+    pub fn is_empty(&self) -> bool {
+        self.parts == 0
+    }
+
+    /// Whether parts of `sizes` bytes each still fit within [`MAX_DATA_RECORD`].
+    pub fn fits(&self, sizes: &[usize]) -> bool {
+        Self::fits_after(self.buf.len(), sizes)
+    }
+
+    /// Whether parts of `sizes` bytes each fit in an empty bundle.
+    pub fn fits_empty(sizes: &[usize]) -> bool {
+        Self::fits_after(1, sizes)
+    }
+
+    fn fits_after(len: usize, sizes: &[usize]) -> bool {
+        let need = sizes
+            .iter()
+            .try_fold(0usize, |sum, n| sum.checked_add(n.checked_add(BUNDLE_LEN_BYTES)?));
+        need.is_some_and(|need| len + need <= MAX_DATA_RECORD)
+    }
+
+    /// Appends one encoded record.
+    pub fn push(&mut self, record: &[u8]) {
+        self.push_with(|b| b.extend_from_slice(record));
+    }
+
+    /// Appends one record that `write` appends to the buffer it is given (its length is filled
+    /// in afterwards); an error of `write` leaves the bundle as it was.
+    pub fn try_push_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<(), E> {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(&[0; BUNDLE_LEN_BYTES]);
+        if let Err(e) = write(&mut self.buf) {
+            self.buf.truncate(start);
+            return Err(e);
+        }
+        let len = (self.buf.len() - start - BUNDLE_LEN_BYTES) as u32;
+        self.buf[start..start + BUNDLE_LEN_BYTES].copy_from_slice(&len.to_be_bytes());
+        self.parts += 1;
+        Ok(())
+    }
+
+    fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        let _ = self.try_push_with(|b| {
+            write(b);
+            Ok::<(), ()>(())
+        });
+    }
+
+    /// The record's bytes.
+    pub fn into_record(self) -> Vec<u8> {
+        self.buf
     }
 }
 
@@ -319,6 +469,10 @@ mod tests {
                 sha256: Some(Hash32([2; 32])),
             }),
             Record::DataStart(DataStart { offset: 3 }),
+            Record::Bundle(vec![
+                bytes::Bytes::from_static(b"\x05abc"),
+                bytes::Bytes::from_static(b"\x06"),
+            ]),
         ];
         for r in recs {
             assert_eq!(Record::decode(&r.encode()).unwrap(), r);
@@ -340,6 +494,62 @@ mod tests {
         .encode();
         assert_eq!(&ack[..2], b"\x06\x82");
         assert!(ack.windows(2).any(|w| w == b"\xc4\x20"), "hash is bin 32");
+    }
+
+    #[test]
+    fn bundle_wire_form_and_sharing() {
+        let mut b = BundleBuilder::new();
+        b.push(b"\x05hi");
+        b.try_push_with(|buf| {
+            buf.push(5);
+            buf.extend_from_slice(b"there");
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(
+            b.try_push_with(|buf| {
+                buf.push(9);
+                Err("read failed")
+            }),
+            Err("read failed")
+        );
+        assert_eq!(b.parts(), 2);
+        let rec = bytes::Bytes::from(b.into_record());
+        assert_eq!(&rec[..], b"\x08\0\0\0\x03\x05hi\0\0\0\x06\x05there");
+        let Record::Bundle(parts) = Record::decode_bytes(&rec).unwrap() else {
+            panic!("not a bundle");
+        };
+        assert_eq!(parts, [&b"\x05hi"[..], &b"\x05there"[..]]);
+        // The parts share the record's buffer.
+        assert_eq!(parts[0].as_ptr(), rec[5..].as_ptr());
+        let most = MAX_DATA_RECORD - 1 - BUNDLE_LEN_BYTES;
+        assert!(BundleBuilder::new().fits(&[most]));
+        assert!(!BundleBuilder::new().fits(&[most + 1]));
+        assert!(BundleBuilder::fits_empty(&[most]));
+        assert!(!BundleBuilder::fits_empty(&[usize::MAX, 1]));
+        // The largest ack fits in FILE_ACK_MAX.
+        let ack = Record::FileAck(FileAck {
+            bytes: u64::MAX,
+            hash: Hash32([0xff; 32]),
+            sha256: Some(Hash32([0xff; 32])),
+        });
+        assert_eq!(ack.encode().len(), FILE_ACK_MAX);
+    }
+
+    #[test]
+    fn bundle_framing_errors() {
+        let malformed = |r: &[u8]| matches!(Record::decode(r), Err(MsgError::Malformed { kind: 8, .. }));
+        assert!(malformed(b"\x08"), "no parts");
+        assert!(malformed(b"\x08\0\0\0"), "cut-off length");
+        assert!(malformed(b"\x08\0\0\0\0"), "empty part");
+        assert!(malformed(b"\x08\0\0\0\x02\x05"), "past the end");
+        assert!(malformed(b"\x08\xff\xff\xff\xff\x05"), "huge length");
+        let mut big = vec![8u8; MAX_DATA_RECORD + 1];
+        big[1..5].copy_from_slice(&((MAX_DATA_RECORD - 4) as u32).to_be_bytes());
+        assert!(matches!(
+            Record::decode(&big),
+            Err(MsgError::TooLarge { kind: 8, .. })
+        ));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub const FEATURE_RESUME: &str = "resume";
 pub const FEATURE_STREAM: &str = "stream";
 /// Feature: directory offers list their empty directories.
 pub const FEATURE_EMPTY_DIRS: &str = "empty-dirs";
+/// Several whole records (a directory's small files: header, data and ack each) sent as one
+/// record of kind 8, and the receiver's acks of them likewise.
+pub const FEATURE_BUNDLE: &str = "bundle";
 
 /// A peer's declared mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +69,8 @@ pub struct Features {
     pub stream: bool,
     /// [`FEATURE_EMPTY_DIRS`].
     pub empty_dirs: bool,
+    /// [`FEATURE_BUNDLE`].
+    pub bundle: bool,
 }
 
 impl Features {
@@ -76,6 +81,7 @@ impl Features {
             resume: true,
             stream: true,
             empty_dirs: true,
+            bundle: true,
         }
     }
 
@@ -86,6 +92,7 @@ impl Features {
             resume: self.resume && other.resume,
             stream: self.stream && other.stream,
             empty_dirs: self.empty_dirs && other.empty_dirs,
+            bundle: self.bundle && other.bundle,
         }
     }
 
@@ -96,6 +103,7 @@ impl Features {
             (self.resume, FEATURE_RESUME),
             (self.stream, FEATURE_STREAM),
             (self.empty_dirs, FEATURE_EMPTY_DIRS),
+            (self.bundle, FEATURE_BUNDLE),
         ] {
             if on {
                 v.push(name);
@@ -112,6 +120,7 @@ impl Features {
                 FEATURE_RESUME => f.resume = true,
                 FEATURE_STREAM => f.stream = true,
                 FEATURE_EMPTY_DIRS => f.empty_dirs = true,
+                FEATURE_BUNDLE => f.bundle = true,
                 _ => {}
             }
         }

@@ -18,10 +18,12 @@
 //! Owns: the subchannel I/O and the files of this protocol. Must not: print, ask the user
 //! (decisions come from the callback), or speak the classic protocol.
 
+mod dir_writer;
 mod incoming;
 mod items;
 mod outgoing;
 mod partial;
+mod send_dir;
 mod session;
 
 use std::path::PathBuf;

@@ -12,14 +12,16 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 use wormhole_proto::dilated_transfer::inbound::Offer;
+use wormhole_proto::dilated_transfer::msg::BundleBuilder;
 use wormhole_proto::dilated_transfer::{
     Features, FileAck, FileOffer, Inbound, InboundError, InboundEvent, OfferAccept, OfferReject, Record,
     ResumeClaim,
 };
 
+use super::dir_writer::{DirWriter, compare};
+use super::outgoing::write_record;
 use super::partial::{
-    DirGuard, Hashes, acks_differ, existing_partial, finish, hash_prefix, partial_dir, partial_path,
-    remove_partial,
+    DirGuard, Hashes, existing_partial, finish, hash_prefix, partial_dir, partial_path, remove_partial,
 };
 use super::{Incoming, SessionEvent, SessionEvents, emit};
 use crate::dilation::Subchannel;
@@ -45,7 +47,7 @@ pub enum Outcome {
 }
 
 async fn send(sub: &mut Subchannel, r: Record) -> Result<(), TransferError> {
-    super::outgoing::write_record(sub, r.encode()).await
+    write_record(sub, r.encode()).await
 }
 
 /// Refuse the offer with `reason` and end the subchannel.
@@ -72,55 +74,6 @@ fn free_space_ok(dir: &Path, need: u64) -> Result<(), TransferError> {
         }),
         _ => Ok(()),
     }
-}
-
-/// Free space for the files of a directory offer, checked before each file without a `statfs`
-/// per file: the figure last read, less what was written since, is re-read when it falls short
-/// of the next file or is older than [`SpaceEstimate::MAX_FILES`] files or
-/// [`SpaceEstimate::MAX_BYTES`] bytes (other writers may use the disk meanwhile).
-#[derive(Default)]
-struct SpaceEstimate {
-    /// Free bytes at the last reading, less what the files since then declared.
-    left: u64,
-    files: u32,
-    bytes: u64,
-    read: bool,
-}
-
-impl SpaceEstimate {
-    const MAX_FILES: u32 = 256;
-    const MAX_BYTES: u64 = 64 << 20;
-
-    fn check(&mut self, dir: &Path, need: u64) -> Result<(), TransferError> {
-        let stale = !self.read || self.files >= Self::MAX_FILES || self.bytes >= Self::MAX_BYTES;
-        if stale || self.left < need {
-            // As `free_space_ok`: a file system that cannot say is not refused.
-            let free = space::available(dir).unwrap_or(u64::MAX);
-            if free < need {
-                return Err(TransferError::NoSpace {
-                    path: dir.to_owned(),
-                    need,
-                    free,
-                });
-            }
-            (self.left, self.files, self.bytes, self.read) = (free, 0, 0, true);
-        }
-        self.left = self.left.saturating_sub(need);
-        self.files += 1;
-        self.bytes = self.bytes.saturating_add(need);
-        Ok(())
-    }
-}
-
-fn compare(ours: &FileAck, theirs: &FileAck, what: &Path) -> Result<(), TransferError> {
-    if acks_differ(ours, theirs) {
-        let show = |a: &FileAck| hex::encode(a.sha256.unwrap_or(a.hash).0);
-        return Err(TransferError::HashMismatch {
-            got: format!("{}: {}", what.display(), show(ours)),
-            sent: show(theirs),
-        });
-    }
-    Ok(())
 }
 
 /// Receives the offer that opened `sub`.
@@ -362,51 +315,34 @@ where
     }
     send(sub, Record::Accept(OfferAccept::default())).await?;
     inbound.accept(None);
-    let mut current: Option<(File, Hashes, PathBuf)> = None;
-    let (mut done, mut files) = (0u64, 0u64);
-    let mut last_dir: Option<PathBuf> = None;
-    let mut space = SpaceEstimate::default();
+    let mut w = DirWriter::new(&d, pdir.clone(), ctx.features, ctx.events);
     while let Some(r) = sub.recv_record().await? {
         match inbound.handle_bytes(&r)? {
-            InboundEvent::FileStart { index, bytes, .. } => {
-                let path = join(&d.files[index]);
-                if let Some(dir) = path.parent() {
-                    // Files of one directory arrive together: create it once.
-                    if last_dir.as_deref() != Some(dir) {
-                        std::fs::create_dir_all(dir).map_err(TransferError::file(dir))?;
-                        last_dir = Some(dir.to_owned());
+            InboundEvent::Bundle(parts) => {
+                // Our acks of a bundle's files go back as bundles too.
+                let mut acks = BundleBuilder::with_capacity(parts.len() * 96 + 1);
+                for p in &parts {
+                    let Some(ack) = w.on_event(inbound.handle_part(p)?)? else {
+                        continue;
+                    };
+                    let rec = Record::FileAck(ack).encode();
+                    if !acks.fits(&[rec.len()]) {
+                        write_record(sub, std::mem::take(&mut acks).into_record()).await?;
                     }
-                    space.check(dir, bytes.unwrap_or(0))?;
+                    acks.push(&rec);
                 }
-                let f = File::create_new(&path).map_err(TransferError::file(&path))?;
-                current = Some((f, Hashes::for_features(ctx.features), path));
-            }
-            InboundEvent::Data(data) => {
-                if let Some((f, h, path)) = current.as_mut() {
-                    f.write_all(&data).map_err(TransferError::file(&*path))?;
-                    h.update(&data);
+                if !acks.is_empty() {
+                    write_record(sub, acks.into_record()).await?;
                 }
-                done += data.len() as u64;
-                emit(ctx.events, SessionEvent::Progress { done, total: d.size });
             }
-            InboundEvent::FileEnd { ack, .. } => {
-                let Some((f, h, path)) = current.take() else {
-                    return Err(InboundError::Truncated.into());
-                };
-                drop(f);
-                let (hash, sha) = h.finish();
-                let ours = FileAck {
-                    bytes: ack.bytes,
-                    hash,
-                    sha256: ctx.features.sha256.then_some(sha),
-                };
-                compare(&ours, &ack, &path)?;
-                send(sub, Record::FileAck(ours)).await?;
-                files += 1;
+            ev => {
+                if let Some(ack) = w.on_event(ev)? {
+                    send(sub, Record::FileAck(ack)).await?;
+                }
             }
-            InboundEvent::Offer(_) => return Err(InboundError::Truncated.into()),
         }
     }
+    let (done, files) = (w.done, w.files);
     inbound.peer_closed()?;
     finish(&pdir, &dest.path, false, true)?;
     guard.0 = None;
@@ -420,36 +356,4 @@ where
         },
     );
     Ok(Outcome::Written(dest.path, done))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn space_estimate_rereads_and_refuses() {
-        let dir = std::env::temp_dir();
-        let free = space::available(&dir).unwrap();
-        let mut s = SpaceEstimate::default();
-        // Small files pass on the estimate; after MAX_FILES of them the figure is re-read.
-        for _ in 0..SpaceEstimate::MAX_FILES {
-            s.check(&dir, 1).unwrap();
-        }
-        assert_eq!(s.files, SpaceEstimate::MAX_FILES);
-        s.check(&dir, 1).unwrap();
-        assert_eq!(s.files, 1);
-        // A file larger than the estimate forces a reading, which refuses it by name.
-        match s.check(&dir, free.saturating_mul(4).max(1 << 62)) {
-            Err(TransferError::NoSpace { path, .. }) => assert_eq!(path, dir),
-            other => panic!("expected NoSpace, got {other:?}"),
-        }
-        // The estimate counts what was declared: it runs out before the disk does.
-        let mut s = SpaceEstimate::default();
-        s.check(&dir, 1).unwrap();
-        s.left = 10;
-        s.check(&dir, 8).unwrap();
-        assert_eq!(s.left, 2);
-        s.check(&dir, 8).unwrap();
-        assert!(s.left >= free / 2, "re-read after the estimate fell short");
-    }
 }

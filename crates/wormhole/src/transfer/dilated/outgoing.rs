@@ -28,11 +28,11 @@ pub enum Outcome {
     Rejected(String),
 }
 
-fn protocol(kind: u8, expected: &'static str) -> TransferError {
+pub(super) fn protocol(kind: u8, expected: &'static str) -> TransferError {
     TransferError::PeerProtocol(InboundError::Unexpected { kind, expected })
 }
 
-async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
+pub(super) async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
     match sub.recv_record().await? {
         None => Ok(None),
         Some(r) => Ok(Some(
@@ -41,7 +41,7 @@ async fn next(sub: &mut Subchannel) -> Result<Option<Record>, TransferError> {
     }
 }
 
-async fn send(sub: &mut Subchannel, r: &Record) -> Result<(), TransferError> {
+pub(super) async fn send(sub: &mut Subchannel, r: &Record) -> Result<(), TransferError> {
     write_record(sub, r.encode()).await
 }
 
@@ -51,15 +51,16 @@ pub(super) async fn write_record(sub: &mut Subchannel, rec: Vec<u8>) -> Result<(
     Ok(sub.write_record(rec).await?)
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     events: &'a Option<SessionEvents>,
     done: u64,
     total: u64,
-    sent: u64,
+    /// Data bytes written to the subchannel.
+    pub sent: u64,
 }
 
 impl Ctx<'_> {
-    fn progress(&mut self, n: u64) {
+    pub(super) fn progress(&mut self, n: u64) {
         self.done += n;
         emit(
             self.events,
@@ -71,16 +72,26 @@ impl Ctx<'_> {
     }
 }
 
-fn changed(f: &PromisedFile, what: String) -> TransferError {
+pub(super) fn changed(f: &PromisedFile, what: String) -> TransferError {
     TransferError::Unsendable {
         path: f.source.clone(),
         reason: format!("{what} since the offer (the offer must match what is sent)"),
     }
 }
 
+/// Opens a promised file, failing if its size or mtime is not the offer's.
+pub(super) fn open_promised(f: &PromisedFile) -> Result<std::fs::File, TransferError> {
+    let file = std::fs::File::open(&f.source).map_err(TransferError::file(&f.source))?;
+    let meta = file.metadata().map_err(TransferError::file(&f.source))?;
+    if meta.len() != f.size || meta.mtime() != f.mtime {
+        return Err(changed(f, "its size or modification time changed".into()));
+    }
+    Ok(file)
+}
+
 /// Streams one promised file from `offset` (the hashes already hold the bytes before it);
 /// returns its ack.
-async fn stream_file(
+pub(super) async fn stream_file(
     sub: &mut Subchannel,
     f: &PromisedFile,
     offset: u64,
@@ -88,11 +99,7 @@ async fn stream_file(
     features: Features,
     ctx: &mut Ctx<'_>,
 ) -> Result<FileAck, TransferError> {
-    let mut file = std::fs::File::open(&f.source).map_err(TransferError::file(&f.source))?;
-    let meta = file.metadata().map_err(TransferError::file(&f.source))?;
-    if meta.len() != f.size || meta.mtime() != f.mtime {
-        return Err(changed(f, "its size or modification time changed".into()));
-    }
+    let mut file = open_promised(f)?;
     if offset > 0 {
         use std::io::Seek;
         file.seek(std::io::SeekFrom::Start(offset))
@@ -128,7 +135,7 @@ async fn stream_file(
     })
 }
 
-fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), TransferError> {
+pub(super) fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), TransferError> {
     if acks_differ(ours, theirs) {
         let show = |a: &FileAck| format!("{} bytes {}", a.bytes, hex::encode(a.sha256.unwrap_or(a.hash).0));
         return Err(TransferError::HashMismatch {
@@ -137,14 +144,6 @@ fn check_ack(ours: &FileAck, theirs: &FileAck, name: &str) -> Result<(), Transfe
         });
     }
     Ok(())
-}
-
-fn check_dir_ack(r: Option<Record>, ours: &FileAck, f: &PromisedFile) -> Result<(), TransferError> {
-    match r {
-        Some(Record::FileAck(theirs)) => check_ack(ours, &theirs, &f.segments.join("/")),
-        Some(other) => Err(protocol(other.kind(), "the receiver's file ack")),
-        None => Err(TransferError::PeerProtocol(InboundError::Truncated)),
-    }
 }
 
 /// Waits for the peer's answer: `Ok(None)` accepted (with its resume claim inside), or the
@@ -295,34 +294,7 @@ pub async fn offer(
                     offset: 0,
                 },
             );
-            // The receiver acks each file as it ends; the acks that already arrived are
-            // checked after each file (so they never pile up in our receive window), the rest
-            // after the last one.
-            let mut acks = Vec::with_capacity(files.len());
-            let mut checked = 0;
-            for f in files.iter() {
-                let header = FileOffer {
-                    filename: f.segments.last().cloned().unwrap_or_default(),
-                    timestamp: f.mtime,
-                    bytes: f.size,
-                    stream: false,
-                };
-                send(sub, &Record::FileOffer(header)).await?;
-                let ack = stream_file(sub, f, 0, Hashes::for_features(features), features, &mut ctx).await?;
-                send(sub, &Record::FileAck(ack)).await?;
-                acks.push(ack);
-                while checked < acks.len() {
-                    let Some(r) = futures_util::FutureExt::now_or_never(next(sub)) else {
-                        break;
-                    };
-                    check_dir_ack(r?, &acks[checked], &files[checked])?;
-                    checked += 1;
-                }
-            }
-            while checked < acks.len() {
-                check_dir_ack(next(sub).await?, &acks[checked], &files[checked])?;
-                checked += 1;
-            }
+            super::send_dir::send_files(sub, files, features, &mut ctx).await?;
         }
         OfferItem::Stream { reader, .. } => {
             if !features.stream {
