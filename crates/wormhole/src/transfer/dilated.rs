@@ -25,6 +25,7 @@ mod outgoing;
 mod partial;
 mod send_dir;
 mod session;
+mod write_batch;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use super::outgoing::write_record;
 use super::partial::{
     DirGuard, Hashes, existing_partial, finish, hash_prefix, partial_dir, partial_path, remove_partial,
 };
+use super::write_batch::WriteBatch;
 use super::{Incoming, SessionEvent, SessionEvents, emit};
 use crate::dilation::Subchannel;
 use crate::transfer::safety::plan_destination;
@@ -199,20 +200,36 @@ where
     let total = f.bytes;
     let mut done = offset;
     let mut received = 0u64;
+    // Data is written when no further record is at hand (or a batch is full): the partial file
+    // holds everything but what arrived in the last moment.
+    let mut batch = WriteBatch::default();
     loop {
-        let Some(r) = sub.recv_record().await? else {
-            // Interrupted: the partial file stays for a later resume.
-            return Err(InboundError::Truncated.into());
+        let r = match futures_util::FutureExt::now_or_never(sub.recv_record()) {
+            Some(r) => r,
+            None => {
+                batch.flush(&mut out).map_err(TransferError::file(&partial))?;
+                sub.recv_record().await
+            }
+        };
+        let r = match r {
+            Ok(Some(r)) => r,
+            end => {
+                // Interrupted: the partial file keeps all that arrived, for a later resume.
+                batch.flush(&mut out).map_err(TransferError::file(&partial))?;
+                end?;
+                return Err(InboundError::Truncated.into());
+            }
         };
         match inbound.handle_bytes(&r) {
             Ok(InboundEvent::Data(d)) => {
-                out.write_all(&d).map_err(TransferError::file(&partial))?;
                 hashes.update(&d);
                 done += d.len() as u64;
                 received += d.len() as u64;
+                batch.push(d, &mut out).map_err(TransferError::file(&partial))?;
                 emit(ctx.events, SessionEvent::Progress { done, total });
             }
             Ok(InboundEvent::FileEnd { ack, .. }) => {
+                batch.flush(&mut out).map_err(TransferError::file(&partial))?;
                 out.flush().map_err(TransferError::file(&partial))?;
                 drop(out);
                 let (hash, sha) = hashes.finish();

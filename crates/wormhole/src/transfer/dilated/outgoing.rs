@@ -79,6 +79,28 @@ pub(super) fn changed(f: &PromisedFile, what: String) -> TransferError {
     }
 }
 
+/// Appends up to `n` bytes of `file` to `buf` with as few reads as it takes (`read_to_end`
+/// starts with small reads and grows them: four reads for a 64 KiB record); the count read,
+/// short only at the end of the file.
+pub(super) fn read_up_to(file: &mut std::fs::File, buf: &mut Vec<u8>, n: usize) -> std::io::Result<usize> {
+    let start = buf.len();
+    buf.resize(start + n, 0);
+    let mut have = 0;
+    while have < n {
+        match file.read(&mut buf[start + have..]) {
+            Ok(0) => break,
+            Ok(k) => have += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+    buf.truncate(start + have);
+    Ok(have)
+}
+
 /// Opens a promised file, failing if its size or mtime is not the offer's.
 pub(super) fn open_promised(f: &PromisedFile) -> Result<std::fs::File, TransferError> {
     let file = std::fs::File::open(&f.source).map_err(TransferError::file(&f.source))?;
@@ -113,11 +135,7 @@ pub(super) async fn stream_file(
         // file and the frame.
         let mut buf = Vec::with_capacity(want as usize + 1);
         buf.push(DATA_KIND);
-        (&mut file)
-            .take(want)
-            .read_to_end(&mut buf)
-            .map_err(TransferError::file(&f.source))?;
-        let n = buf.len() - 1;
+        let n = read_up_to(&mut file, &mut buf, want as usize).map_err(TransferError::file(&f.source))?;
         if n == 0 {
             return Err(changed(f, "it became shorter".into()));
         }

@@ -7,7 +7,6 @@
 //! or close the subchannel (the caller's, in `outgoing`).
 
 use std::collections::VecDeque;
-use std::io::Read as _;
 
 use bytes::Bytes;
 use wormhole_proto::dilated_transfer::msg::kind::{BUNDLE, DATA as DATA_KIND};
@@ -16,7 +15,7 @@ use wormhole_proto::dilated_transfer::{Features, FileAck, FileOffer, InboundErro
 
 use super::items::PromisedFile;
 use super::outgoing::{
-    Ctx, changed, check_ack, next, open_promised, protocol, send, stream_file, write_record,
+    Ctx, changed, check_ack, next, open_promised, protocol, read_up_to, send, stream_file, write_record,
 };
 use super::partial::Hashes;
 use crate::dilation::Subchannel;
@@ -90,11 +89,8 @@ fn bundle_file(
         bundle.try_push_with(|buf| {
             buf.push(DATA_KIND);
             let start = buf.len();
-            (&mut file)
-                .take(f.size)
-                .read_to_end(buf)
-                .map_err(TransferError::file(&f.source))?;
-            if (buf.len() - start) as u64 != f.size {
+            let n = read_up_to(&mut file, buf, f.size as usize).map_err(TransferError::file(&f.source))?;
+            if n as u64 != f.size {
                 return Err(changed(f, "it became shorter".into()));
             }
             hashes.update(&buf[start..]);
