@@ -19,7 +19,7 @@ pub(super) struct WriteBatch {
 
 impl WriteBatch {
     /// Most bytes held before they are written.
-    pub const LIMIT: usize = 1 << 20;
+    pub const LIMIT: usize = 256 << 10;
 
     /// Adds `data`; writes everything held once [`Self::LIMIT`] is reached.
     pub fn push(&mut self, data: Bytes, out: &mut impl Write) -> std::io::Result<()> {
