@@ -1004,10 +1004,17 @@ fn flooding_peer_is_bounded_by_pausing_the_connection() {
         }
     }
     assert_eq!(fed, wire.len());
-    // Every record was ACKed.
+    // Every record was ACKed (the last ACK once its delay passed).
+    let due = ep.poll_timeout().unwrap();
+    assert!(due <= t + cfg.ack_delay, "the ACK is due within its delay");
+    ep.handle_timeout(due);
+    raw.take_writes(&mut ep, c);
     assert!(raw.got.contains(&Record::Ack {
         resp_seqnum: n as u32
     }));
+    // One ACK stood for many records (the clock stood still: only the count sent them).
+    let acks = raw.got.iter().filter(|r| matches!(r, Record::Ack { .. })).count();
+    assert!(acks <= n / cfg.ack_every + 2, "{acks} ACKs for {n} records");
 }
 
 #[test]
@@ -1339,7 +1346,17 @@ fn a_paused_follower_pings_and_is_not_aborted_for_its_own_silence() {
             .count()
     };
     assert_eq!(pings(&raw), 0);
-    let mut now = t;
+    // First the delayed ACK of what arrived...
+    let mut now = ep.poll_timeout().unwrap();
+    assert_eq!(now, t + cfg.ack_delay);
+    ep.handle_timeout(now);
+    raw.take_writes(&mut ep, c);
+    assert!(
+        raw.got
+            .iter()
+            .any(|r| matches!(r, Record::Ack { resp_seqnum: 3 }))
+    );
+    // ...then, while paused, the PINGs.
     for _ in 0..10 {
         now = ep.poll_timeout().unwrap();
         ep.handle_timeout(now);

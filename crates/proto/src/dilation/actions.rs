@@ -60,6 +60,11 @@ pub struct Config {
     pub max_connections: usize,
     /// How many peer hints are kept for re-dialling.
     pub max_hints: usize,
+    /// ACKs are cumulative, so one may stand for several records: an ACK is sent once this
+    /// many records are owed one (each costs a frame and a wake-up on both sides)...
+    pub ack_every: usize,
+    /// ...or this long after the first record owed one arrived (0: after each read).
+    pub ack_delay: Duration,
     /// Seed of the endpoint's randomness (PING ids, jitter).
     pub rng_seed: u64,
 }
@@ -84,6 +89,8 @@ impl Default for Config {
             max_subchannels: 1024,
             max_connections: 8,
             max_hints: 64,
+            ack_every: 16,
+            ack_delay: Duration::from_millis(2),
             rng_seed: 0,
         }
     }

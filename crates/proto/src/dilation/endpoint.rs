@@ -78,9 +78,12 @@ pub struct Dilation {
     write_blocked: bool,
     /// Ids of PINGs sent by [`Dilation::ping`] and not answered yet (oldest first).
     app_pings: VecDeque<[u8; 4]>,
-    /// The highest ACK owed for the records of the bytes being handled: one ACK per read
-    /// instead of one per record (ACKs are cumulative).
+    /// The highest ACK owed, for how many records, and when it is due: sent once
+    /// [`Config::ack_every`] records are owed or [`Config::ack_delay`] after the first (ACKs are
+    /// cumulative: one stands for them all).
     owed_ack: Option<u32>,
+    owed_records: usize,
+    ack_due: Option<Instant>,
     paused: bool,
     now: Option<Instant>,
 }
@@ -123,6 +126,8 @@ impl Dilation {
             write_blocked: false,
             app_pings: VecDeque::new(),
             owed_ack: None,
+            owed_records: 0,
+            ack_due: None,
             paused: false,
             now: None,
         }
@@ -211,6 +216,7 @@ impl Dilation {
             redial,
             self.pending_start.map(|(t, _)| t),
             self.subs.next_deadline(),
+            self.ack_due,
         ]
         .into_iter()
         .flatten()
@@ -484,9 +490,7 @@ impl Dilation {
                         ConnEvent::Record(_) => {}
                     }
                 }
-                if let Some(resp_seqnum) = self.owed_ack.take() {
-                    self.send_in_use(Some(Record::Ack { resp_seqnum }), now);
-                }
+                self.settle_ack(now);
             }
             Err(source) => {
                 self.push(Action::Warning(Error::Connection { conn: id, source }));
@@ -596,6 +600,28 @@ impl Dilation {
         }
     }
 
+    /// After a read: the owed ACK goes now if enough records are owed (or ACKs are not
+    /// delayed), else it becomes due [`Config::ack_delay`] after the first.
+    fn settle_ack(&mut self, now: Instant) {
+        if self.owed_ack.is_none() {
+            return;
+        }
+        if self.owed_records >= self.config.ack_every || self.config.ack_delay.is_zero() {
+            self.flush_ack(now);
+        } else if self.ack_due.is_none() {
+            self.ack_due = Some(now + self.config.ack_delay);
+        }
+    }
+
+    /// Sends the owed ACK, if any.
+    fn flush_ack(&mut self, now: Instant) {
+        self.ack_due = None;
+        self.owed_records = 0;
+        if let Some(resp_seqnum) = self.owed_ack.take() {
+            self.send_in_use(Some(Record::Ack { resp_seqnum }), now);
+        }
+    }
+
     fn send_in_use(&mut self, record: Option<Record>, now: Instant) {
         if let (Some(r), Some(id)) = (record, self.connection_in_use()) {
             self.send_on(id, &r, now);
@@ -611,6 +637,7 @@ impl Dilation {
             match a {
                 L4Action::Send(Record::Ack { resp_seqnum }) => {
                     self.owed_ack = Some(self.owed_ack.map_or(resp_seqnum, |a| a.max(resp_seqnum)));
+                    self.owed_records += 1;
                 }
                 L4Action::Send(r) => self.send_in_use(Some(r), now),
                 L4Action::Deliver(d) => self.deliver(d, now),
@@ -699,6 +726,9 @@ impl Dilation {
         }
         if self.pending_start.is_some_and(|(t, _)| t <= now) {
             self.fire_start(now);
+        }
+        if self.ack_due.is_some_and(|t| t <= now) {
+            self.flush_ack(now);
         }
         if self.wants_redial() && self.redial.is_some_and(|t| t <= now) {
             self.dial_all(now);
@@ -846,6 +876,8 @@ impl Dilation {
 
     /// Ends Dilation (connections are closed).
     pub fn stop(&mut self, now: Instant) {
+        // What arrived is acknowledged before the end, so the peer does not wait for it.
+        self.flush_ack(now);
         let acts = self.manager.stop();
         self.manager_actions(acts, now);
     }
