@@ -431,19 +431,21 @@ pub fn check_paths(opts: &SendOptions) -> Result<()> {
     Ok(())
 }
 
-/// The file sender after the wormhole is open: welcome, code, key; then transfer-v2 with a
-/// peer of ours, or the classic protocol (one path) with anyone else.
+/// The file sender after the wormhole is open: welcome, code (`code_set`: `--code` was already
+/// given to the wormhole), key; then transfer-v2 with a peer of ours, or the classic protocol
+/// (one path) with anyone else.
 pub async fn send_files(
     w: &Wormhole,
     opts: &SendOptions,
     global: &GlobalOptions,
     what: Option<&crate::send::What>,
     prepared: Option<crate::files::Prepared>,
+    code_set: bool,
 ) -> Result<Summary> {
     use crate::send::What;
     let welcome = w.get_welcome().await?;
     crate::notices::show_welcome(&welcome, &global.relay_url, env!("CARGO_PKG_VERSION"));
-    crate::send::establish_code(w, opts).await?;
+    crate::send::establish_code(w, opts, code_set).await?;
     crate::send::confirm_peer(w, opts.verify).await?;
     let paths: Vec<PathBuf> = opts.what.iter().chain(&opts.more).cloned().collect();
     if let Some(peer) = peer_speaks_v2(w, opts.classic).await? {

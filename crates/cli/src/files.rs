@@ -50,6 +50,15 @@ pub fn cli_error(e: LibError, sending: bool) -> anyhow::Error {
 
 /// Inspect the path to send and print what will be offered (before any network traffic).
 pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
+    check_exists(path)?;
+    if path.is_dir() {
+        eprintln!("Building zipfile..");
+    }
+    let item = SendItem::prepare(path, opts.ignore_unsendable_files).map_err(|e| cli_error(e, true))?;
+    Ok(announced(item))
+}
+
+fn check_exists(path: &Path) -> Result<()> {
     if std::fs::metadata(path).is_err() {
         return Err(TransferError(format!(
             "Cannot send: no file/directory named '{}'",
@@ -57,10 +66,32 @@ pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
         ))
         .into());
     }
-    if path.is_dir() {
-        eprintln!("Building zipfile..");
+    Ok(())
+}
+
+/// A directory's scan, running on a blocking thread while the wormhole connects (and, with
+/// `--code`, while the key is agreed): a tree of many files takes a while to walk.
+pub struct Scan(tokio::task::JoinHandle<std::result::Result<SendItem, LibError>>);
+
+/// Starts scanning directory `path` (after the same checks and message as [`prepare_send`]).
+pub fn start_scan(path: &Path, opts: &SendOptions) -> Result<Scan> {
+    check_exists(path)?;
+    eprintln!("Building zipfile..");
+    let (path, ignore) = (path.to_owned(), opts.ignore_unsendable_files);
+    Ok(Scan(tokio::task::spawn_blocking(move || {
+        SendItem::prepare(&path, ignore)
+    })))
+}
+
+impl Scan {
+    /// The scanned directory, announced as [`prepare_send`] does.
+    pub async fn finish(self) -> Result<Prepared> {
+        let item = self.0.await.context("scanning the directory")?;
+        Ok(announced(item.map_err(|e| cli_error(e, true))?))
     }
-    let item = SendItem::prepare(path, opts.ignore_unsendable_files).map_err(|e| cli_error(e, true))?;
+}
+
+fn announced(item: SendItem) -> Prepared {
     match &item {
         SendItem::File { name, size, .. } => {
             eprintln!("Sending {} file named {}", naturalsize(*size), python_repr(name))
@@ -71,7 +102,7 @@ pub fn prepare_send(path: &Path, opts: &SendOptions) -> Result<Prepared> {
             python_repr(name)
         ),
     }
-    Ok(Prepared { item })
+    Prepared { item }
 }
 
 /// Standard input spooled to `file` (see `stdin.rs`), offered as a file.

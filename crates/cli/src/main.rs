@@ -358,8 +358,14 @@ async fn run_command(invocation: Invocation, state: &Run) -> Result<Summary> {
             } else {
                 Some(send::decide_what(&opts).await?)
             };
-            // `what` (for stdin: the spooled file) lives until the flow is done.
+            // `what` (for stdin: the spooled file) lives until the flow is done. A directory is
+            // scanned while the wormhole connects.
+            let mut scan = None;
             let prepared = match &what {
+                Some(send::What::Path(p)) if p.is_dir() => {
+                    scan = Some(files::start_scan(p, &opts)?);
+                    None
+                }
                 Some(send::What::Path(p)) => Some(files::prepare_send(p, &opts)?),
                 Some(send::What::Stdin(f, size)) => Some(files::prepare_stdin(f, *size)?),
                 _ => None,
@@ -376,10 +382,28 @@ async fn run_command(invocation: Invocation, state: &Run) -> Result<Summary> {
             };
             let timing = global.dump_timing.as_ref().map(|_| Timing::new());
             let w = open(state, &global, APPID_XFER, timing.clone(), options);
-            let flow = match &what {
-                Some(send::What::Text(text)) => send::run_text(&w, &opts, text, &global.relay_url).await,
-                _ => dilated::send_files(&w, &opts, &global, what.as_ref(), prepared).await,
-            };
+            let flow = async {
+                let (prepared, code_set) = match scan {
+                    Some(scan) => {
+                        // With `--code` the key is agreed meanwhile; the code is printed, as
+                        // always, after what is sent was announced.
+                        let code_set = match &opts.code {
+                            Some(code) => {
+                                w.set_code(code).await?;
+                                true
+                            }
+                            None => false,
+                        };
+                        (Some(scan.finish().await?), code_set)
+                    }
+                    None => (prepared, false),
+                };
+                match &what {
+                    Some(send::What::Text(text)) => send::run_text(&w, &opts, text, &global.relay_url).await,
+                    _ => dilated::send_files(&w, &opts, &global, what.as_ref(), prepared, code_set).await,
+                }
+            }
+            .await;
             let r = with_close(&w, flow).await;
             write_timing(timing.as_ref(), global.dump_timing.as_deref());
             r

@@ -97,10 +97,11 @@ pub async fn decide_what(opts: &SendOptions) -> Result<What> {
     }
 }
 
-/// Set or allocate the code, print it (and its QR code), and tell the user what the other side
-/// must run. Returns the code.
-pub async fn establish_code(w: &Wormhole, opts: &SendOptions) -> Result<String> {
+/// Set (unless `code_set`: the caller already did) or allocate the code, print it (and its QR
+/// code), and tell the user what the other side must run. Returns the code.
+pub async fn establish_code(w: &Wormhole, opts: &SendOptions, code_set: bool) -> Result<String> {
     match &opts.code {
+        Some(_) if code_set => {}
         Some(code) => w.set_code(code).await?,
         None => w.allocate_code(opts.code_length).await?,
     }
@@ -162,7 +163,7 @@ pub async fn confirm_peer(w: &Wormhole, verify: bool) -> Result<()> {
 pub async fn run_text(w: &Wormhole, opts: &SendOptions, text: &str, relay_url: &str) -> Result<Summary> {
     let welcome = w.get_welcome().await?;
     crate::notices::show_welcome(&welcome, relay_url, env!("CARGO_PKG_VERSION"));
-    establish_code(w, opts).await?;
+    establish_code(w, opts, false).await?;
     confirm_peer(w, opts.verify).await?;
     json::emit(&Event::Offer {
         role: Role::Sender,

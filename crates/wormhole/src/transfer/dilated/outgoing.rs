@@ -79,13 +79,14 @@ pub(super) fn changed(f: &PromisedFile, what: String) -> TransferError {
     }
 }
 
-/// Appends up to `n` bytes of `file` to `buf` with as few reads as it takes (`read_to_end`
-/// starts with small reads and grows them: four reads for a 64 KiB record); the count read,
-/// short only at the end of the file. When `buf`'s spare room is exactly `n` bytes (a record's
-/// own buffer) the bytes are read straight into it; otherwise the room is zeroed first.
+/// Appends `n` bytes of `file` to `buf` with as few reads as it takes (`read_to_end` starts
+/// with small reads and grows them: four reads for a 64 KiB record); the count read, short only
+/// at the end of the file. When `buf` has room for `n` bytes they are read straight into it (no
+/// zeroing first); a file that grew may then give more than `n` where the room allows, which
+/// the caller sees as a changed file. Otherwise the room is zeroed first.
 pub(super) fn read_up_to(file: &mut std::fs::File, buf: &mut Vec<u8>, n: usize) -> std::io::Result<usize> {
     let start = buf.len();
-    if buf.capacity() - start == n {
+    if n > 0 && buf.capacity() - start >= n {
         while buf.len() < start + n {
             match rustix::io::read(&*file, rustix::buffer::spare_capacity(buf)) {
                 Ok(0) => break,
@@ -401,18 +402,23 @@ mod read_tests {
     fn reads_up_to_n_either_way() {
         let mut f = tempfile::tempfile().unwrap();
         f.write_all(&(0..200u8).collect::<Vec<_>>()).unwrap();
-        for exact in [true, false] {
+        for room in [151, 10] {
             use std::io::Seek;
             f.rewind().unwrap();
-            let mut buf = Vec::with_capacity(if exact { 151 } else { 4096 });
+            let mut buf = Vec::with_capacity(room);
             buf.push(5);
             assert_eq!(read_up_to(&mut f, &mut buf, 150).unwrap(), 150);
             assert_eq!(buf.len(), 151);
             assert_eq!(&buf[1..], &(0..150u8).collect::<Vec<_>>()[..]);
             // The rest of the file, short of what was asked.
-            let mut rest = Vec::with_capacity(if exact { 100 } else { 10 });
+            let mut rest = Vec::with_capacity(room - 1);
             assert_eq!(read_up_to(&mut f, &mut rest, 100).unwrap(), 50);
             assert_eq!(rest, (150..200u8).collect::<Vec<_>>());
         }
+        // More room than asked: a file longer than expected shows as more.
+        use std::io::Seek;
+        f.rewind().unwrap();
+        let mut big = Vec::with_capacity(4096);
+        assert_eq!(read_up_to(&mut f, &mut big, 150).unwrap(), 200);
     }
 }

@@ -91,7 +91,10 @@ fn bundle_file(
             let start = buf.len();
             let n = read_up_to(&mut file, buf, f.size as usize).map_err(TransferError::file(&f.source))?;
             if n as u64 != f.size {
-                return Err(changed(f, "it became shorter".into()));
+                return Err(changed(
+                    f,
+                    format!("its length changed ({} bytes offered, {n} read)", f.size),
+                ));
             }
             hashes.update(&buf[start..]);
             Ok(())
