@@ -469,7 +469,7 @@ impl Task {
         let requests = self.handles.upgrade()?;
         let (tx, rx) = mpsc::unbounded_channel();
         self.subs.insert(scid, Some(tx));
-        let max = self.options.config.max_write_len;
+        let max = (self.options.config.max_write_len, self.options.config.recv_window);
         Some(Subchannel::new(scid, subprotocol, max, requests, rx))
     }
 

@@ -4,7 +4,8 @@
 //! Owns: the read position in the current record, the writes in flight (handed to the Dilation
 //! task but not yet taken by it: at most [`IN_FLIGHT_BYTES`] beyond one record, so a sender's
 //! records pipeline without a round trip each), and reporting what was read (receive credit)
-//! back to the Dilation task. Must not: buffer more than one record
+//! back to the Dilation task: in batches of up to a quarter of the receive window, and always
+//! before waiting for the next record (so a full window is never waited on by both sides). Must not: buffer more than one record
 //! (the endpoint's receive window is the bound) or split a write of the record API.
 
 use std::collections::VecDeque;
@@ -42,6 +43,10 @@ type Pending = oneshot::Receiver<Result<(), DilationError>>;
 /// task to take the oldest (the task holds them while the unacked queue is full).
 pub const IN_FLIGHT_BYTES: usize = 512 << 10;
 
+/// Most bytes read before they are reported to the Dilation task (one message, and often a
+/// wake-up of that task, per report instead of per record).
+pub const REPORT_EVERY: usize = 256 << 10;
+
 /// One subchannel. Each `poll_write` (at most [`super::EndpointConfig::max_write_len`] bytes)
 /// and each [`Subchannel::send_record`] is exactly one DATA record; [`Subchannel::recv_record`]
 /// returns one record as it arrived. `shutdown` sends CLOSE and reading goes on until the
@@ -61,13 +66,18 @@ pub struct Subchannel {
     pending: VecDeque<(Pending, usize)>,
     in_flight: usize,
     shut: Shut,
+    /// Bytes read but not yet reported to the Dilation task, and the most held so.
+    unreported: usize,
+    report_every: usize,
 }
 
 impl Subchannel {
+    /// `recv_window`: the endpoint's receive window (what was read is reported in batches of a
+    /// quarter of it, at most [`REPORT_EVERY`]).
     pub(crate) fn new(
         scid: u32,
         subprotocol: String,
-        max_write: usize,
+        (max_write, recv_window): (usize, usize),
         requests: mpsc::UnboundedSender<AppRequest>,
         events: mpsc::UnboundedReceiver<SubEvent>,
     ) -> Subchannel {
@@ -84,6 +94,8 @@ impl Subchannel {
             pending: VecDeque::new(),
             in_flight: 0,
             shut: Shut::Open,
+            unreported: 0,
+            report_every: (recv_window / 4).min(REPORT_EVERY),
         }
     }
 
@@ -198,7 +210,16 @@ impl Subchannel {
         if self.eof {
             return Poll::Ready(Ok(false));
         }
-        match ready!(self.events.poll_recv(cx)) {
+        let ev = match self.events.poll_recv(cx) {
+            Poll::Ready(ev) => ev,
+            Poll::Pending => {
+                // Nothing to read: what was read goes back now, so the peer's data is not held
+                // up by a window that only looks full.
+                self.report();
+                return Poll::Pending;
+            }
+        };
+        match ev {
             Some(SubEvent::Data(d)) => {
                 self.record = d;
                 self.pos = 0;
@@ -206,6 +227,7 @@ impl Subchannel {
             }
             Some(SubEvent::PeerClosed) => {
                 self.eof = true;
+                self.report();
                 Poll::Ready(Ok(false))
             }
             Some(SubEvent::Ended(e)) => {
@@ -227,7 +249,16 @@ impl Subchannel {
     fn finish_record_len(&mut self, n: usize) {
         self.record.clear();
         self.pos = 0;
-        if n > 0 {
+        self.unreported += n;
+        if self.unreported >= self.report_every {
+            self.report();
+        }
+    }
+
+    /// Reports what was read and not yet reported (receive credit for the peer).
+    fn report(&mut self) {
+        if self.unreported > 0 {
+            let n = std::mem::take(&mut self.unreported);
             let _ = self.requests.send(AppRequest::Consumed { scid: self.scid, n });
         }
     }
@@ -307,10 +338,11 @@ impl Drop for Subchannel {
                 unread += d.len();
             }
         }
+        // What was read and not reported counts as freed, as what was never read does.
         let _ = self.requests.send(AppRequest::Dropped {
             scid: self.scid,
             shut: self.shut != Shut::Open,
-            unread,
+            unread: unread + self.unreported,
         });
     }
 }
@@ -345,5 +377,71 @@ impl SubchannelListener {
     /// The next subchannel the peer opened; `None` once Dilation ended.
     pub async fn accept(&mut self) -> Option<Subchannel> {
         self.incoming.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::FutureExt;
+
+    /// What the Dilation task was told was consumed, and the drop's count.
+    fn reports(rx: &mut mpsc::UnboundedReceiver<AppRequest>) -> (Vec<usize>, Option<usize>) {
+        let (mut consumed, mut dropped) = (Vec::new(), None);
+        while let Ok(r) = rx.try_recv() {
+            match r {
+                AppRequest::Consumed { n, .. } => consumed.push(n),
+                AppRequest::Dropped { unread, .. } => dropped = Some(unread),
+                _ => {}
+            }
+        }
+        (consumed, dropped)
+    }
+
+    #[tokio::test]
+    async fn reads_are_reported_in_batches_and_before_waiting() {
+        let (req_tx, mut req_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let mut sub = Subchannel::new(3, "p".into(), (1 << 20, 1 << 20), req_tx, ev_rx);
+        let record = Bytes::from(vec![1u8; 100 << 10]);
+        for _ in 0..5 {
+            ev_tx.send(SubEvent::Data(record.clone())).unwrap();
+        }
+        for _ in 0..3 {
+            sub.recv_record().await.unwrap().unwrap();
+        }
+        // 300 KiB read: one report, once past REPORT_EVERY.
+        assert_eq!(reports(&mut req_rx).0, [300 << 10]);
+        for _ in 0..2 {
+            sub.recv_record().await.unwrap().unwrap();
+        }
+        assert!(reports(&mut req_rx).0.is_empty(), "below the batch: held");
+        // Waiting for the next record reports what was read.
+        assert!(sub.recv_record().now_or_never().is_none());
+        assert_eq!(reports(&mut req_rx).0, [200 << 10]);
+        // A record read but not reported counts when the subchannel is dropped, with one unread.
+        ev_tx.send(SubEvent::Data(record.clone())).unwrap();
+        ev_tx.send(SubEvent::Data(record.clone())).unwrap();
+        sub.recv_record().await.unwrap().unwrap();
+        drop(sub);
+        assert_eq!(reports(&mut req_rx), (vec![], Some(200 << 10)));
+    }
+
+    #[tokio::test]
+    async fn a_small_window_is_reported_a_quarter_at_a_time_and_at_the_end() {
+        let (req_tx, mut req_rx) = mpsc::unbounded_channel();
+        let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+        let mut sub = Subchannel::new(3, "p".into(), (1 << 20, 4000), req_tx, ev_rx);
+        for _ in 0..4 {
+            ev_tx.send(SubEvent::Data(Bytes::from(vec![2u8; 600]))).unwrap();
+        }
+        ev_tx.send(SubEvent::PeerClosed).unwrap();
+        let mut got = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut sub, &mut got)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2400);
+        // 1000 bytes a batch: after the second and fourth record; nothing is left at the end.
+        assert_eq!(reports(&mut req_rx).0, [1200, 1200]);
     }
 }
