@@ -89,6 +89,62 @@ fn ack_of(data: &[u8]) -> Record {
     })
 }
 
+/// Our `wormhole receive --accept-file` of `code`, in `dir`.
+fn our_receiver(server: &MailboxServer, code: &str, dir: &Path) -> RunningPeer {
+    PeerCommand::new(our_bin("wormhole"))
+        .name("our receiver")
+        .args([
+            "--relay-url",
+            server.url(),
+            "receive",
+            "--accept-file",
+            "--hide-progress",
+        ])
+        .arg(code)
+        .current_dir(dir)
+        .timeout(Duration::from_secs(120))
+        .spawn()
+}
+
+/// A library session of ours: `mode` with `features` against a peer in `peer_mode`, offering
+/// `items`, receiving into `cwd` (every offer accepted); its report once the wormhole closed.
+async fn library_session(
+    (url, code): (&str, &str),
+    (mode, peer_mode, features): (Mode, Mode, Features),
+    cwd: &Path,
+    items: Vec<OfferItem>,
+) -> dilated::SessionReport {
+    let w = Wormhole::create(APPID, url, dilated::wormhole_options(mode, features));
+    w.set_code(code).await.unwrap();
+    w.get_verifier().await.unwrap();
+    let peer = dilated::peer_transfer(&w.get_versions().await.unwrap(), features)
+        .expect("the peer speaks transfer-v2");
+    assert_eq!(peer.mode, peer_mode);
+    let opts = SessionOptions {
+        mode,
+        features,
+        dilation: DilationOptions::default(),
+        cwd: cwd.to_owned(),
+        output: None,
+        events: None,
+        peer_gone_after: None,
+    };
+    let report = dilated::run_session(&w, peer, opts, items, async |_: &Incoming| true)
+        .await
+        .unwrap();
+    w.close().await.unwrap();
+    report
+}
+
+/// One file of a directory offer: its header, its data in one record, its ack.
+fn whole_file(name: &str, data: &[u8]) -> [Record; 3] {
+    [
+        file_offer(name, data.len() as u64),
+        Record::Data(data.to_vec().into()),
+        ack_of(data),
+    ]
+}
+
 /// Runs our receiver in `outer/dst` against `script`; returns its output. Afterwards `outer`
 /// must hold only `dst`, and `dst` only what `keep` names.
 fn against<F, Fut>(prepare: impl FnOnce(&Path), script: F, keep: &[&str]) -> PeerOutput
@@ -103,19 +159,7 @@ where
     prepare(&dst);
     let server = start_our_mailbox(&[]);
     let code = unique_code();
-    let r = PeerCommand::new(our_bin("wormhole"))
-        .name("our receiver")
-        .args([
-            "--relay-url",
-            server.url(),
-            "receive",
-            "--accept-file",
-            "--hide-progress",
-        ])
-        .arg(&code)
-        .current_dir(&dst)
-        .timeout(Duration::from_secs(120))
-        .spawn();
+    let r = our_receiver(&server, &code, &dst);
     let rt = rt();
     let h = rt.block_on(async { script(hostile(server.url(), &code).await).await });
     let out = r.wait();
@@ -177,17 +221,11 @@ fn directory_files_exceeding_the_declared_size_are_refused() {
     let out = against(
         |_| {},
         |mut h| async move {
-            let offer = DirectoryOffer {
-                base: "d".into(),
-                size: 10,
-                files: vec![vec!["a".into()], vec!["b".into()]],
-                directories: vec![],
-            };
-            put(&mut h.sub, Record::DirectoryOffer(offer)).await;
+            put(&mut h.sub, two_file_dir(10)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
-            put(&mut h.sub, file_offer("a", 6)).await;
-            put(&mut h.sub, Record::Data(b"aaaaaa".to_vec().into())).await;
-            put(&mut h.sub, ack_of(b"aaaaaa")).await;
+            for r in whole_file("a", b"aaaaaa") {
+                put(&mut h.sub, r).await;
+            }
             put(&mut h.sub, file_offer("b", 6)).await;
             put(&mut h.sub, Record::Data(b"bbbbbb".to_vec().into())).await;
             let _ = get(&mut h.sub).await;
@@ -195,12 +233,11 @@ fn directory_files_exceeding_the_declared_size_are_refused() {
         },
         &[],
     );
-    assert!(
-        out.stderr
-            .contains("exceed the 10 bytes its directory offer declared"),
-        "{out}"
-    );
+    assert!(out.stderr.contains(EXCEEDS_10), "{out}");
 }
+
+/// How our receiver refuses files beyond a directory offer's declared 10 bytes.
+const EXCEEDS_10: &str = "exceed the 10 bytes its directory offer declared";
 
 /// A bundle (feature `bundle`) of `records`.
 fn bundle(records: &[Record]) -> Record {
@@ -223,27 +260,14 @@ fn files_in_a_bundle_exceeding_the_declared_size_are_refused() {
         |mut h| async move {
             put(&mut h.sub, two_file_dir(10)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
-            let a = [
-                file_offer("a", 6),
-                Record::Data(b"aaaaaa".to_vec().into()),
-                ack_of(b"aaaaaa"),
-            ];
-            let b = [
-                file_offer("b", 6),
-                Record::Data(b"bbbbbb".to_vec().into()),
-                ack_of(b"bbbbbb"),
-            ];
-            put(&mut h.sub, bundle(&[a, b].concat())).await;
+            let both = [whole_file("a", b"aaaaaa"), whole_file("b", b"bbbbbb")].concat();
+            put(&mut h.sub, bundle(&both)).await;
             let _ = get(&mut h.sub).await;
             h
         },
         &[],
     );
-    assert!(
-        out.stderr
-            .contains("exceed the 10 bytes its directory offer declared"),
-        "{out}"
-    );
+    assert!(out.stderr.contains(EXCEEDS_10), "{out}");
 }
 
 #[test]
@@ -253,11 +277,7 @@ fn nested_bundles_are_refused() {
         |mut h| async move {
             put(&mut h.sub, two_file_dir(2)).await;
             assert!(matches!(get(&mut h.sub).await, Some(Record::Accept(_))));
-            let a = bundle(&[
-                file_offer("a", 1),
-                Record::Data(b"a".to_vec().into()),
-                ack_of(b"a"),
-            ]);
+            let a = bundle(&whole_file("a", b"a"));
             put(&mut h.sub, bundle(&[a])).await;
             let _ = get(&mut h.sub).await;
             h
@@ -365,31 +385,9 @@ fn both_sides_offer_in_connect_mode() {
         let dir = dir.to_owned();
         let file = dir.join(file);
         async move {
-            let w = Wormhole::create(
-                APPID,
-                &url,
-                dilated::wormhole_options(Mode::Connect, Features::all()),
-            );
-            w.set_code(&code).await.unwrap();
-            w.get_verifier().await.unwrap();
-            let peer = dilated::peer_transfer(&w.get_versions().await.unwrap(), Features::all())
-                .expect("the peer speaks transfer-v2");
-            assert_eq!(peer.mode, Mode::Connect);
-            let opts = SessionOptions {
-                mode: Mode::Connect,
-                features: Features::all(),
-                dilation: DilationOptions::default(),
-                cwd: dir,
-                output: None,
-                events: None,
-                peer_gone_after: None,
-            };
             let items = vec![OfferItem::prepare(&file, false).unwrap()];
-            let report = dilated::run_session(&w, peer, opts, items, async |_: &Incoming| true)
-                .await
-                .unwrap();
-            w.close().await.unwrap();
-            report
+            let modes = (Mode::Connect, Mode::Connect, Features::all());
+            library_session((&url, &code), modes, &dir, items).await
         }
     };
     let (ra, rb) = rt.block_on(async {
@@ -418,51 +416,16 @@ fn a_sender_without_bundles_is_answered_record_by_record() {
     for i in 0..50u32 {
         std::fs::write(tree.join(format!("f{i}")), i.to_string().repeat(i as usize)).unwrap();
     }
-    let r = PeerCommand::new(our_bin("wormhole"))
-        .name("our receiver")
-        .args([
-            "--relay-url",
-            server.url(),
-            "receive",
-            "--accept-file",
-            "--hide-progress",
-        ])
-        .arg(&code)
-        .current_dir(dst.path())
-        .timeout(Duration::from_secs(120))
-        .spawn();
+    let r = our_receiver(&server, &code, dst.path());
     let features = Features {
         bundle: false,
         ..Features::all()
     };
-    let report = rt().block_on(async {
-        let w = Wormhole::create(
-            APPID,
-            server.url(),
-            dilated::wormhole_options(Mode::Send, features),
-        );
-        w.set_code(&code).await.unwrap();
-        w.get_verifier().await.unwrap();
-        let peer = dilated::peer_transfer(&w.get_versions().await.unwrap(), features).expect("transfer-v2");
-        assert!(!peer.features.bundle && peer.features.sha256);
-        let opts = SessionOptions {
-            mode: Mode::Send,
-            features,
-            dilation: DilationOptions::default(),
-            cwd: src.path().to_owned(),
-            output: None,
-            events: None,
-            peer_gone_after: None,
-        };
-        let items = vec![OfferItem::prepare(&tree, false).unwrap()];
-        // Each file goes record by record, and each ack comes back alone (kind 8 would be a
-        // protocol error here: it was not negotiated).
-        let report = dilated::run_session(&w, peer, opts, items, async |_: &Incoming| true)
-            .await
-            .unwrap();
-        w.close().await.unwrap();
-        report
-    });
+    // Each file goes record by record, and each ack comes back alone (kind 8 would be a
+    // protocol error here: it was not negotiated).
+    let items = vec![OfferItem::prepare(&tree, false).unwrap()];
+    let modes = (Mode::Send, Mode::Receive, features);
+    let report = rt().block_on(library_session((server.url(), &code), modes, src.path(), items));
     let out = r.wait();
     out.assert_success();
     assert_eq!(
