@@ -1417,3 +1417,40 @@ fn a_ping_without_a_connection_is_a_typed_error() {
         Err(Error::NotYet | Error::NotConnected)
     ));
 }
+
+#[test]
+fn small_writes_share_a_buffer_and_large_ones_keep_their_own() {
+    let cfg = Config {
+        max_write_len: 64 << 10,
+        max_unacked_bytes: 4 << 20,
+        ..sim_config(1)
+    };
+    let (mut ep, mut raw, c, t) = leader_with_raw_follower(cfg);
+    let scid = ep.open("p", t).unwrap();
+    raw.take_writes(&mut ep, c);
+    let buffers = |ep: &mut Dilation| {
+        let mut lens = Vec::new();
+        while let Some(a) = ep.poll_action() {
+            if let Action::Write { conn, bytes } = a
+                && conn == c
+            {
+                lens.push(bytes.len());
+            }
+        }
+        lens
+    };
+    for _ in 0..3 {
+        ep.write(scid, vec![1; 100], t).unwrap();
+    }
+    assert_eq!(buffers(&mut ep).len(), 1, "three small records, one buffer");
+    for _ in 0..3 {
+        ep.write(scid, vec![2; 60 << 10], t).unwrap();
+    }
+    let lens = buffers(&mut ep);
+    assert_eq!(
+        lens.len(),
+        3,
+        "each large record is its own buffer (not copied): {lens:?}"
+    );
+    assert!(lens.iter().all(|&n| n > 60 << 10));
+}

@@ -55,6 +55,9 @@ struct InUse {
     since: Instant,
 }
 
+/// Consecutive writes to one connection are joined while they stay this small.
+const COALESCE_MAX: usize = 16 << 10;
+
 /// One side of a dilated wormhole.
 pub struct Dilation {
     config: Config,
@@ -224,10 +227,14 @@ impl Dilation {
     }
 
     fn push(&mut self, a: Action) {
-        // Coalesce consecutive writes to one connection into one buffer.
+        // Coalesce consecutive small writes to one connection into one buffer (ACKs, PINGs,
+        // control records). A large one stays its own: appending it would copy it, and a
+        // growing buffer is copied again each time it is reallocated; the driver's writer
+        // joins separate buffers into one system call anyway.
         if let Action::Write { conn, bytes } = &a
             && let Some(Action::Write { conn: c, bytes: b }) = self.actions.back_mut()
             && c == conn
+            && b.len() + bytes.len() <= COALESCE_MAX
         {
             b.extend_from_slice(bytes);
             return;
