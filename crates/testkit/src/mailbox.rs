@@ -274,22 +274,32 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// Writes an executable script from a child process. Written here, its file descriptor is
+    /// open in this process while it is written, and a child that another test thread forks
+    /// meanwhile holds a copy until it execs: executing the script then fails with ETXTBSY
+    /// ("Text file busy"), which failed a CI run. A file written by another process cannot leak.
+    fn write_executable(path: &std::path::Path, body: &str) {
+        use std::io::Write;
+        let mut sh = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+            .arg(path)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        sh.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        assert!(sh.wait().unwrap().success());
+    }
+
     /// A fake "server": prints a listen line for a port a listener of this test holds.
     #[test]
     fn reads_the_address_and_waits_until_accepting() {
         let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         let script = std::env::temp_dir().join(format!("testkit-fake-server-{}", std::process::id()));
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho \"args: $*\"\necho 'listening on 127.0.0.1:{port}' >&2\nexec sleep 60\n"
-            ),
-        )
-        .unwrap();
-        let mut perm = std::fs::metadata(&script).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-        std::fs::set_permissions(&script, perm).unwrap();
+        let body = format!(
+            "#!/bin/sh\necho \"args: $*\"\necho 'listening on 127.0.0.1:{port}' >&2\nexec sleep 60\n"
+        );
+        write_executable(&script, &body);
         let spec = ServerSpec::Ours {
             bin: script.clone(),
             args: vec!["--extra".into()],
