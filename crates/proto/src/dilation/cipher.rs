@@ -93,15 +93,21 @@ impl CipherState {
         self.nonce
     }
 
-    /// The next nonce; Noise reserves 2^64 - 1, so the counter stops before it.
-    fn next_nonce(&mut self) -> Option<[u8; 12]> {
+    /// The current nonce, not yet used; Noise reserves 2^64 - 1, so the counter stops before it.
+    fn peek_nonce(&self) -> Option<[u8; 12]> {
         let n = self.nonce;
         if n == u64::MAX {
             return None;
         }
-        self.nonce += 1;
         let mut bytes = [0u8; 12];
         bytes[4..].copy_from_slice(&n.to_le_bytes());
+        Some(bytes)
+    }
+
+    /// The next nonce, used up.
+    fn next_nonce(&mut self) -> Option<[u8; 12]> {
+        let bytes = self.peek_nonce()?;
+        self.nonce += 1;
         Some(bytes)
     }
 
@@ -132,7 +138,8 @@ impl CipherState {
     }
 
     /// Decrypts one frame payload in place and returns its plaintext (the pieces joined). Any
-    /// failure means the connection must be dropped: the nonce counters are then out of step.
+    /// failure means the connection must be dropped: pieces before the failing one used their
+    /// nonces (a piece that fails to authenticate does not, as in Noise).
     pub(super) fn open_in_place(&mut self, mut frame: Vec<u8>) -> Result<Vec<u8>, NoiseError> {
         let total = frame.len();
         let pieces = total.div_ceil(NOISE_MAX_CIPHERTEXT).max(1);
@@ -143,12 +150,14 @@ impl CipherState {
             if end - at < NOISE_TAG_LEN {
                 return Err(NoiseError::Decrypt { piece: i });
             }
-            let nonce = self.next_nonce().ok_or(NoiseError::NonceExhausted)?;
+            // As Noise's DecryptWithAd: a piece that does not authenticate leaves the nonce.
+            let nonce = self.peek_nonce().ok_or(NoiseError::NonceExhausted)?;
             let piece = frame.get_mut(at..end).ok_or(NoiseError::Decrypt { piece: i })?;
             let plain_len = self
                 .key
                 .open(nonce, piece)
                 .ok_or(NoiseError::Decrypt { piece: i })?;
+            self.nonce += 1;
             if i > 0 {
                 frame.copy_within(at..at + plain_len, out_len);
             }

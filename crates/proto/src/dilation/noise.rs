@@ -237,6 +237,14 @@ mod tests {
         dilation_psk(key).unwrap()
     }
 
+    #[test]
+    fn a_forged_frame_leaves_the_nonce_for_the_next_real_one() {
+        let (mut leader, mut follower) = pair(&psk(b"k"));
+        assert!(follower.decrypt(&[0x5d; 40]).is_err());
+        let ct = leader.encrypt(b"real").unwrap();
+        assert_eq!(follower.decrypt(&ct).unwrap(), b"real");
+    }
+
     fn pair(psk: &[u8; 32]) -> (NoiseTransport, NoiseTransport) {
         let (leader, frame1) = LeaderHandshake::start(psk).unwrap();
         assert_eq!(frame1.len(), HANDSHAKE_MSG_LEN);
