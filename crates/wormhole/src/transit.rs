@@ -15,6 +15,7 @@ pub(crate) mod stream;
 
 pub use addrs::local_direct_hints;
 pub use bulk::Progress;
+pub(crate) use bulk::write_all_vectored;
 pub use conn::{ConnectionKind, TransitConnection};
 pub use connect::{Transit, TransitConfig};
 pub use error::TransitError;

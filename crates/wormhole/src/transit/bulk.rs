@@ -424,7 +424,7 @@ fn write_stage<W: Write>(
 }
 
 /// `write_all` for a list of slices: one `writev` per call instead of one `write` per record.
-fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
+pub(crate) fn write_all_vectored<W: Write>(w: &mut W, mut bufs: &mut [IoSlice<'_>]) -> std::io::Result<()> {
     while !bufs.is_empty() {
         match w.write_vectored(bufs) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),

@@ -34,15 +34,7 @@ impl WriteBatch {
     /// Writes everything held, in order.
     pub fn flush(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         let mut slices: Vec<IoSlice<'_>> = self.bufs.iter().map(|b| IoSlice::new(b)).collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            match out.write_vectored(rest) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => IoSlice::advance_slices(&mut rest, n),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        crate::transit::write_all_vectored(out, &mut slices)?;
         drop(slices);
         self.bufs.clear();
         self.len = 0;
