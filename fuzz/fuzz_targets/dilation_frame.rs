@@ -56,6 +56,6 @@ fuzz_target!(|data: &[u8]| {
     }
     let events = run(role, &stream, chunk).expect("own frames decode");
     let mut want = vec![Inbound::PrefixReceived];
-    want.extend(pieces.iter().map(|p| Inbound::Frame(p.to_vec())));
+    want.extend(pieces.iter().map(|p| Inbound::Frame(bytes::BytesMut::from(*p))));
     assert_eq!(events, want);
 });

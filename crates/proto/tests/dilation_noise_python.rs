@@ -143,7 +143,7 @@ fn frames(events: Vec<Inbound>) -> Vec<Vec<u8>> {
     events
         .into_iter()
         .map(|e| match e {
-            Inbound::Frame(f) => f,
+            Inbound::Frame(f) => f.to_vec(),
             other => panic!("expected a frame, got {other:?}"),
         })
         .collect()

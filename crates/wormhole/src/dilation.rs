@@ -212,7 +212,7 @@ pub(crate) enum AppRequest {
     Listen(String, oneshot::Sender<Result<SubchannelListener, DilationError>>),
     Write {
         scid: u32,
-        data: Vec<u8>,
+        data: bytes::Bytes,
         reply: oneshot::Sender<Result<(), DilationError>>,
     },
     Shutdown {

@@ -137,10 +137,11 @@ impl CipherState {
         Ok(())
     }
 
-    /// Decrypts one frame payload in place and returns its plaintext (the pieces joined). Any
-    /// failure means the connection must be dropped: pieces before the failing one used their
-    /// nonces (a piece that fails to authenticate does not, as in Noise).
-    pub(super) fn open_in_place(&mut self, mut frame: Vec<u8>) -> Result<Vec<u8>, NoiseError> {
+    /// Decrypts one frame payload in place; the plaintext (the pieces joined) is the first
+    /// returned number of bytes of `frame`. Any failure means the connection must be dropped:
+    /// pieces before the failing one used their nonces (a piece that fails to authenticate
+    /// does not, as in Noise).
+    pub(super) fn open_in_place(&mut self, frame: &mut [u8]) -> Result<usize, NoiseError> {
         let total = frame.len();
         let pieces = total.div_ceil(NOISE_MAX_CIPHERTEXT).max(1);
         let mut out_len = 0;
@@ -163,7 +164,6 @@ impl CipherState {
             }
             out_len += plain_len;
         }
-        frame.truncate(out_len);
-        Ok(frame)
+        Ok(out_len)
     }
 }

@@ -11,6 +11,7 @@
 //! that reports [`ConnEvent::KcmReceived`] and, as Leader, sends its own KCM on it with
 //! [`Connection::send_record`]), read clocks, or track seqnums (that is [`super::l4`]).
 
+use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 use super::Role;
@@ -145,6 +146,12 @@ impl Connection {
 
     /// Feeds bytes read from the socket. On error the connection is dead; drop it.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Output, ConnectionError> {
+        self.receive_buf(BytesMut::from(bytes))
+    }
+
+    /// [`Self::receive`] of a buffer we own: frames are decrypted where they lie in it, and
+    /// DATA payloads stay there.
+    pub fn receive_buf(&mut self, bytes: BytesMut) -> Result<Output, ConnectionError> {
         let result = self.receive_inner(bytes);
         if result.is_err() {
             self.stage = Stage::Failed;
@@ -152,13 +159,13 @@ impl Connection {
         result
     }
 
-    fn receive_inner(&mut self, mut bytes: &[u8]) -> Result<Output, ConnectionError> {
+    fn receive_inner(&mut self, mut bytes: BytesMut) -> Result<Output, ConnectionError> {
         let mut out = Output::default();
         if let Stage::RelayOk(expect) = &mut self.stage {
-            match expect.feed(bytes).map_err(ConnectionError::RelayNotOk)? {
+            match expect.feed(&bytes).map_err(ConnectionError::RelayNotOk)? {
                 ExpectProgress::NeedMore => return Ok(out),
                 ExpectProgress::Done { consumed } => {
-                    bytes = bytes.get(consumed..).unwrap_or_default();
+                    bytes.advance(consumed.min(bytes.len()));
                     out.send.extend_from_slice(prefix_for(self.role));
                     self.stage = Stage::Prefix;
                 }
@@ -167,7 +174,7 @@ impl Connection {
         if matches!(self.stage, Stage::Failed) {
             return Err(ConnectionError::Failed);
         }
-        for inbound in self.reader.feed(bytes)? {
+        for inbound in self.reader.feed_buf(bytes)? {
             match inbound {
                 Inbound::PrefixReceived => {
                     let leader = match self.role {
@@ -186,7 +193,7 @@ impl Connection {
         Ok(out)
     }
 
-    fn frame(&mut self, frame: Vec<u8>, out: &mut Output) -> Result<(), ConnectionError> {
+    fn frame(&mut self, mut frame: BytesMut, out: &mut Output) -> Result<(), ConnectionError> {
         match std::mem::replace(&mut self.stage, Stage::Failed) {
             Stage::Handshake(Some(hs)) => {
                 self.stage = Stage::Kcm(hs.finish(&frame)?);
@@ -198,7 +205,8 @@ impl Connection {
                 self.stage = Stage::Kcm(noise);
             }
             Stage::Kcm(mut noise) => {
-                let record = Record::parse(&noise.decrypt_owned(frame)?)?;
+                let len = noise.decrypt_in_place(&mut frame)?;
+                let record = Record::parse(frame.get(..len).unwrap_or_default())?;
                 if record != Record::Kcm {
                     return Err(ConnectionError::ExpectedKcm(record.tag()));
                 }
@@ -206,7 +214,9 @@ impl Connection {
                 self.stage = Stage::Open(noise);
             }
             Stage::Open(mut noise) => {
-                let record = Record::parse_owned(noise.decrypt_owned(frame)?)?;
+                let len = noise.decrypt_in_place(&mut frame)?;
+                frame.truncate(len);
+                let record = Record::parse_bytes(frame.freeze())?;
                 out.events.push(ConnEvent::Record(record));
                 self.stage = Stage::Open(noise);
             }

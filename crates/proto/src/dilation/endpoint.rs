@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
+use bytes::{Bytes, BytesMut};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -469,13 +470,20 @@ impl Dilation {
         None
     }
 
-    /// Bytes read from connection `id`.
+    /// Bytes read from connection `id` (copied; see [`Dilation::connection_data_buf`]).
     pub fn connection_data(&mut self, id: ConnectionId, bytes: &[u8], now: Instant) {
+        self.connection_data_buf(id, BytesMut::from(bytes), now);
+    }
+
+    /// Bytes read from connection `id`, in a buffer we own: frames are decrypted where they
+    /// lie in it and DATA payloads reach the subchannels as slices of it (a reader that reads
+    /// into one `BytesMut` and splits each read off it copies nothing on the way).
+    pub fn connection_data_buf(&mut self, id: ConnectionId, bytes: BytesMut, now: Instant) {
         self.now = Some(now);
         let Some(machine) = self.conns.get_mut(&id) else {
             return;
         };
-        let out = machine.receive(bytes);
+        let out = machine.receive_buf(bytes);
         if let Some(u) = self.in_use.as_mut().filter(|u| u.id == id) {
             u.keepalive.received(now);
         }
@@ -827,8 +835,9 @@ impl Dilation {
     }
 
     /// Writes one DATA record on `scid`.
-    pub fn write(&mut self, scid: u32, data: Vec<u8>, now: Instant) -> Result<(), Error> {
+    pub fn write(&mut self, scid: u32, data: impl Into<Bytes>, now: Instant) -> Result<(), Error> {
         self.live()?;
+        let data: Bytes = data.into();
         if data.len() > self.config.max_write_len {
             return Err(Error::RecordTooLarge {
                 len: data.len(),

@@ -13,6 +13,7 @@
 //! where Python waits for a newline or the full length before complaining. The result is the
 //! same (the connection is dropped), only sooner.
 
+use bytes::{Buf, BytesMut};
 use thiserror::Error;
 
 use super::Role;
@@ -80,13 +81,19 @@ pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, FrameError> {
 }
 
 /// Splits a byte stream (after the prefix) into frame payloads, however it is chunked.
+///
+/// A frame that arrived whole inside one input buffer is split off that buffer, not copied.
+/// A frame cut between two inputs is joined: for free when the second input continues the
+/// first's allocation (a reader that reads into one `BytesMut` and splits each read off it),
+/// else by copying that one frame's pieces. Nothing is ever reserved by the announced length:
+/// a partial frame holds only the bytes that arrived.
 #[derive(Debug, Clone)]
 pub struct FrameDecoder {
     max: usize,
     header: [u8; FRAME_HEADER_LEN],
     header_have: usize,
     /// Payload of the frame in progress, with its announced length, once the header is known.
-    body: Option<(usize, Vec<u8>)>,
+    body: Option<(usize, BytesMut)>,
 }
 
 impl FrameDecoder {
@@ -110,43 +117,45 @@ impl FrameDecoder {
         self.header_have == 0 && self.body.is_none()
     }
 
-    /// Feeds received bytes, appending every completed payload to `out`. After an error the
-    /// decoder's state is unspecified; drop the connection.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), FrameError> {
+    /// Feeds received bytes (copied), appending every completed payload to `out`. After an
+    /// error the decoder's state is unspecified; drop the connection.
+    pub fn feed(&mut self, input: &[u8], out: &mut Vec<Vec<u8>>) -> Result<(), FrameError> {
+        let mut frames = Vec::new();
+        let result = self.feed_buf(BytesMut::from(input), &mut frames);
+        out.extend(frames.into_iter().map(Vec::from));
+        result
+    }
+
+    /// [`Self::feed`] of a buffer we own: whole frames are split off it without a copy.
+    pub fn feed_buf(&mut self, mut input: BytesMut, out: &mut Vec<BytesMut>) -> Result<(), FrameError> {
         while !input.is_empty() {
             match &mut self.body {
                 None => {
-                    let want = FRAME_HEADER_LEN - self.header_have;
-                    let n = want.min(input.len());
-                    let (head, rest) = input.split_at(n);
-                    self.header[self.header_have..self.header_have + n].copy_from_slice(head);
+                    let n = (FRAME_HEADER_LEN - self.header_have).min(input.len());
+                    let head = input.split_to(n);
+                    self.header[self.header_have..self.header_have + n].copy_from_slice(&head);
                     self.header_have += n;
-                    input = rest;
-                    if self.header_have == FRAME_HEADER_LEN {
-                        self.header_have = 0;
-                        let len = u32::from_be_bytes(self.header);
-                        let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
-                        if len_usize > self.max {
-                            return Err(FrameError::TooLarge {
-                                len: u64::from(len),
-                                max: self.max,
-                            });
-                        }
-                        if len_usize == 0 {
-                            out.push(Vec::new());
-                        } else {
-                            // Reserve what is at hand, not what is announced: the rest grows
-                            // as bytes actually arrive.
-                            let initial = len_usize.min(input.len());
-                            self.body = Some((len_usize, Vec::with_capacity(initial)));
-                        }
+                    if self.header_have < FRAME_HEADER_LEN {
+                        continue;
+                    }
+                    self.header_have = 0;
+                    let len = u32::from_be_bytes(self.header);
+                    let len_usize = usize::try_from(len).unwrap_or(usize::MAX);
+                    if len_usize > self.max {
+                        return Err(FrameError::TooLarge {
+                            len: u64::from(len),
+                            max: self.max,
+                        });
+                    }
+                    if len_usize <= input.len() {
+                        out.push(input.split_to(len_usize));
+                    } else {
+                        self.body = Some((len_usize, input.split()));
                     }
                 }
                 Some((len, buf)) => {
                     let n = (*len - buf.len()).min(input.len());
-                    let (head, rest) = input.split_at(n);
-                    buf.extend_from_slice(head);
-                    input = rest;
+                    buf.unsplit(input.split_to(n));
                     if buf.len() == *len
                         && let Some((_, done)) = self.body.take()
                     {
@@ -165,8 +174,8 @@ pub enum Inbound {
     /// The peer's prefix arrived complete and correct (exactly once, before any frame). The
     /// Leader sends its Noise handshake now.
     PrefixReceived,
-    /// One frame payload (Noise handshake or ciphertext).
-    Frame(Vec<u8>),
+    /// One frame payload (Noise handshake or ciphertext), in the buffer it was read into.
+    Frame(BytesMut),
 }
 
 /// The inbound side of one Dilation connection: the peer's prefix, then frames.
@@ -187,22 +196,26 @@ impl ConnectionReader {
         }
     }
 
-    /// Feeds received bytes; returns what they completed, in order.
+    /// Feeds received bytes (copied); returns what they completed, in order.
     pub fn feed(&mut self, input: &[u8]) -> Result<Vec<Inbound>, FrameError> {
+        self.feed_buf(BytesMut::from(input))
+    }
+
+    /// [`Self::feed`] of a buffer we own: whole frames are split off it without a copy.
+    pub fn feed_buf(&mut self, mut input: BytesMut) -> Result<Vec<Inbound>, FrameError> {
         let mut events = Vec::new();
-        let mut rest = input;
         if let Some(expect) = &mut self.prefix {
-            match expect.feed(rest)? {
+            match expect.feed(&input)? {
                 ExpectProgress::NeedMore => return Ok(events),
                 ExpectProgress::Done { consumed } => {
                     self.prefix = None;
                     events.push(Inbound::PrefixReceived);
-                    rest = rest.get(consumed..).unwrap_or_default();
+                    input.advance(consumed.min(input.len()));
                 }
             }
         }
         let mut frames = Vec::new();
-        self.frames.feed(rest, &mut frames)?;
+        self.frames.feed_buf(input, &mut frames)?;
         events.extend(frames.into_iter().map(Inbound::Frame));
         Ok(events)
     }
@@ -223,7 +236,7 @@ mod tests {
 
     fn expected(payloads: &[Vec<u8>]) -> Vec<Inbound> {
         let mut v = vec![Inbound::PrefixReceived];
-        v.extend(payloads.iter().cloned().map(Inbound::Frame));
+        v.extend(payloads.iter().map(|p| Inbound::Frame(BytesMut::from(&p[..]))));
         v
     }
 
@@ -333,13 +346,40 @@ mod tests {
     }
 
     #[test]
+    fn frames_of_one_read_buffer_are_not_copied() {
+        // A reader's way: one allocation, each read split off it. Frames that arrived whole,
+        // and frames cut between two reads, both stay in that allocation.
+        let (bytes, payloads) = stream();
+        for cut in 0..=bytes.len() {
+            let mut whole = BytesMut::with_capacity(bytes.len());
+            whole.extend_from_slice(&bytes);
+            let range = whole.as_ptr_range();
+            let first = whole.split_to(cut);
+            let mut r = ConnectionReader::new(Role::Leader, 1024);
+            let mut got = r.feed_buf(first).unwrap();
+            got.extend(r.feed_buf(whole).unwrap());
+            assert_eq!(got, expected(&payloads), "cut at {cut}");
+            for event in &got {
+                if let Inbound::Frame(f) = event
+                    && !f.is_empty()
+                {
+                    assert!(range.contains(&f.as_ptr()), "cut at {cut}: a frame was copied");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn prefix_then_frame_in_one_chunk() {
         let mut r = ConnectionReader::new(Role::Follower, 16);
         let mut bytes = LEADER_PREFIX.to_vec();
         bytes.extend(encode_frame(b"hi").unwrap());
         assert_eq!(
             r.feed(&bytes).unwrap(),
-            vec![Inbound::PrefixReceived, Inbound::Frame(b"hi".to_vec())]
+            vec![
+                Inbound::PrefixReceived,
+                Inbound::Frame(BytesMut::from(&b"hi"[..]))
+            ]
         );
     }
 }

@@ -188,7 +188,11 @@ impl Record {
 
     /// [`Record::parse`] of a plaintext we own: a DATA payload stays in that buffer.
     pub fn parse_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
-        let whole = Bytes::from(bytes);
+        Record::parse_bytes(Bytes::from(bytes))
+    }
+
+    /// [`Record::parse`] of a shared plaintext: a DATA payload is a slice of `whole`.
+    pub fn parse_bytes(whole: Bytes) -> Result<Record, RecordError> {
         Record::parse_with(&whole, |payload| {
             let start = whole.len() - payload.len();
             whole.slice(start..)

@@ -17,6 +17,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use bytes::Bytes;
 use thiserror::Error;
 
 use super::Role;
@@ -248,7 +249,7 @@ impl Reliability {
     }
 
     /// Sends `data` on `scid` as one DATA record (queued; returned if connected).
-    pub fn send_data(&mut self, scid: u32, data: Vec<u8>) -> Result<Option<Record>, L4Error> {
+    pub fn send_data(&mut self, scid: u32, data: impl Into<Bytes>) -> Result<Option<Record>, L4Error> {
         self.check_sendable(scid)?;
         self.queue(|seqnum| Record::Data {
             scid,

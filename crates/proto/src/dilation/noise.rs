@@ -214,11 +214,19 @@ impl NoiseTransport {
     /// Decrypts one frame payload (cut into 65535-byte ciphertexts, each decrypted). Any
     /// failure means the connection must be dropped: the nonce counters are then out of step.
     pub fn decrypt(&mut self, frame: &[u8]) -> Result<Vec<u8>, NoiseError> {
-        self.recv.open_in_place(frame.to_vec())
+        self.decrypt_owned(frame.to_vec())
     }
 
     /// [`Self::decrypt`] in the frame's own buffer, which becomes the plaintext.
-    pub fn decrypt_owned(&mut self, frame: Vec<u8>) -> Result<Vec<u8>, NoiseError> {
+    pub fn decrypt_owned(&mut self, mut frame: Vec<u8>) -> Result<Vec<u8>, NoiseError> {
+        let len = self.decrypt_in_place(&mut frame)?;
+        frame.truncate(len);
+        Ok(frame)
+    }
+
+    /// [`Self::decrypt`] where the frame lies: its plaintext is the first returned number of
+    /// bytes of `frame`.
+    pub fn decrypt_in_place(&mut self, frame: &mut [u8]) -> Result<usize, NoiseError> {
         self.recv.open_in_place(frame)
     }
 

@@ -115,7 +115,7 @@ struct Pre {
 
 /// A write or shutdown held while the unacked queue is full.
 enum Held {
-    Write(u32, Vec<u8>, oneshot::Sender<Result<(), DilationError>>),
+    Write(u32, bytes::Bytes, oneshot::Sender<Result<(), DilationError>>),
     Shutdown(u32, oneshot::Sender<Result<(), DilationError>>),
 }
 
@@ -508,10 +508,7 @@ impl Task {
                 if self.links.contains_key(&id)
                     && let Some(ep) = self.ep.as_mut()
                 {
-                    ep.connection_data(id, &bytes, now);
-                }
-                if let Some(link) = self.links.get(&id) {
-                    link.recycle(bytes);
+                    ep.connection_data_buf(id, bytes, now);
                 }
             }
             LinkEvent::Lost(id, why) => {

@@ -7,6 +7,9 @@
 //!
 //! Owns: the socket. Must not: look at the bytes.
 
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
@@ -35,13 +38,18 @@ impl<T: AsyncRead + AsyncWrite + Send + 'static> Abortable for tokio::io::WriteH
 
 /// Read buffer size.
 const READ_CHUNK: usize = 256 << 10;
+/// Least room left in the read buffer before it is renewed.
+const READ_ROOM_MIN: usize = READ_CHUNK / 4;
+/// Used-up read buffers kept for reuse once everything split off them was dropped.
+const READ_SPARES: usize = 8;
 /// Most bytes of queued frames joined into one write.
 const WRITE_BATCH: usize = 1 << 20;
 
 /// What a link reports to the Dilation task.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    Data(ConnectionId, Vec<u8>),
+    /// What one read gave: split off the reader's buffer (frames and payloads stay in it).
+    Data(ConnectionId, BytesMut),
     Lost(ConnectionId, String),
 }
 
@@ -54,9 +62,6 @@ enum WriteCmd {
 /// The Dilation task's handle on one connection.
 pub(crate) struct Link {
     writes: mpsc::UnboundedSender<WriteCmd>,
-    /// Read buffers the Dilation task is done with, back to the reader for reuse (a fresh 256 KiB
-    /// buffer per read costs page faults: the allocator maps and unmaps them).
-    spare: mpsc::UnboundedSender<Vec<u8>>,
     paused: watch::Sender<bool>,
     reader: AbortHandle,
 }
@@ -83,23 +88,13 @@ impl Link {
         W: Abortable,
     {
         let (paused, paused_rx) = watch::channel(false);
-        let (spare, spare_rx) = mpsc::unbounded_channel();
-        let reader = tokio::spawn(read_loop(id, r, paused_rx, spare_rx, events.clone())).abort_handle();
+        let reader = tokio::spawn(read_loop(id, r, paused_rx, events.clone())).abort_handle();
         let (writes, rx) = mpsc::unbounded_channel();
         tokio::spawn(write_loop(id, w, rx, reader.clone(), events));
         Link {
             writes,
-            spare,
             paused,
             reader,
-        }
-    }
-
-    /// Hands a buffer of a [`LinkEvent::Data`] back once its bytes were consumed.
-    pub(crate) fn recycle(&self, mut buf: Vec<u8>) {
-        if buf.capacity() >= READ_CHUNK {
-            buf.clear();
-            let _ = self.spare.send(buf);
         }
     }
 
@@ -123,36 +118,62 @@ impl Link {
     }
 }
 
+/// The reader's buffer, and the used-up ones it may reuse.
+///
+/// Every read lands in the current buffer and is split off it, so the frames in it, and the
+/// DATA payloads decrypted in place, are never copied. A used-up buffer is reused once
+/// everything split off it was dropped (the application wrote it out): reusing memory rather
+/// than asking the allocator for more spares the kernel handing out (and zeroing) fresh pages.
+struct ReadBuffers {
+    current: BytesMut,
+    spares: VecDeque<BytesMut>,
+}
+
+impl ReadBuffers {
+    fn new() -> ReadBuffers {
+        ReadBuffers {
+            current: BytesMut::with_capacity(READ_CHUNK),
+            spares: VecDeque::with_capacity(READ_SPARES),
+        }
+    }
+
+    /// The buffer to read into, with room for at least [`READ_ROOM_MIN`] bytes.
+    fn room(&mut self) -> &mut BytesMut {
+        if self.current.capacity() - self.current.len() >= READ_ROOM_MIN
+            || self.current.try_reclaim(READ_CHUNK)
+        {
+            return &mut self.current;
+        }
+        let next = match self.spares.iter_mut().position(|b| b.try_reclaim(READ_CHUNK)) {
+            Some(i) => self.spares.remove(i),
+            None => None,
+        };
+        let next = next.unwrap_or_else(|| BytesMut::with_capacity(READ_CHUNK));
+        let used = std::mem::replace(&mut self.current, next);
+        if self.spares.len() == READ_SPARES {
+            self.spares.pop_front();
+        }
+        self.spares.push_back(used);
+        &mut self.current
+    }
+}
+
 async fn read_loop<R: AsyncRead + Unpin>(
     id: ConnectionId,
     mut r: R,
     mut paused: watch::Receiver<bool>,
-    mut spare: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::Sender<LinkEvent>,
 ) {
-    let mut fresh = move || {
-        spare
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(READ_CHUNK))
-    };
-    let mut buf = fresh();
+    let mut bufs = ReadBuffers::new();
     let why = loop {
         if paused.wait_for(|p| !*p).await.is_err() {
             return;
         }
-        match r.read_buf(&mut buf).await {
+        let buf = bufs.room();
+        match r.read_buf(buf).await {
             Ok(0) => break "closed by the peer".to_owned(),
-            Ok(n) => {
-                // A large read hands its buffer over (no copy); a small one is copied out so
-                // the queue never holds a mostly empty 256 KiB buffer per event.
-                let data = if n >= READ_CHUNK / 4 {
-                    std::mem::replace(&mut buf, fresh())
-                } else {
-                    let d = buf.clone();
-                    buf.clear();
-                    d
-                };
-                if events.send(LinkEvent::Data(id, data)).await.is_err() {
+            Ok(_) => {
+                if events.send(LinkEvent::Data(id, buf.split())).await.is_err() {
                     return;
                 }
             }
@@ -304,5 +325,29 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_websocket_link_delivers_many_writes_while_its_reader_takes_answers_on_two_threads() {
         websocket_link_delivers(&[300_000, 1_900_000, 70_000, 1, 5_000], false, true).await;
+    }
+
+    #[test]
+    fn a_read_buffer_is_reused_once_its_reads_are_dropped() {
+        let mut bufs = ReadBuffers::new();
+        let first = bufs.room().as_ptr();
+        let mut held = Vec::new();
+        // Fill the first buffer with reads that are still held: a second one is needed.
+        while bufs.current.capacity() >= READ_ROOM_MIN {
+            let b = bufs.room();
+            b.extend_from_slice(&[7; READ_ROOM_MIN]);
+            held.push(b.split());
+        }
+        let second = bufs.room().as_ptr();
+        assert_ne!(first, second);
+        assert_eq!(held.iter().map(|h| h.len()).sum::<usize>(), READ_CHUNK);
+        // Once they are dropped, the first buffer comes back when the second is used up.
+        drop(held);
+        let b = bufs.room();
+        b.extend_from_slice(&vec![1; READ_CHUNK]);
+        let keep = b.split();
+        assert_eq!(bufs.room().as_ptr(), first);
+        drop(keep);
+        assert!(bufs.spares.len() <= READ_SPARES);
     }
 }

@@ -134,7 +134,7 @@ impl Subchannel {
         Poll::Ready(Ok(()))
     }
 
-    fn submit(&mut self, data: Vec<u8>) -> Result<(), DilationError> {
+    fn submit(&mut self, data: Bytes) -> Result<(), DilationError> {
         if self.shut != Shut::Open {
             return Err(DilationError::Subchannel {
                 scid: self.scid,
@@ -156,7 +156,8 @@ impl Subchannel {
     }
 
     /// Sends `data` as one DATA record (waits while the unacked queue is full).
-    pub async fn send_record(&mut self, data: Vec<u8>) -> Result<(), DilationError> {
+    pub async fn send_record(&mut self, data: impl Into<Bytes>) -> Result<(), DilationError> {
+        let data: Bytes = data.into();
         if data.len() > self.max_write {
             return Err(DilationError::RecordTooLarge {
                 len: data.len(),
@@ -171,7 +172,8 @@ impl Subchannel {
     /// Sends `data` as one DATA record without waiting for Dilation to take it (the next write,
     /// a flush or a shutdown waits for that), so a sender's records pipeline as with
     /// `AsyncWrite::write`, but the buffer is handed over instead of copied.
-    pub async fn write_record(&mut self, data: Vec<u8>) -> Result<(), DilationError> {
+    pub async fn write_record(&mut self, data: impl Into<Bytes>) -> Result<(), DilationError> {
+        let data: Bytes = data.into();
         if data.len() > self.max_write {
             return Err(DilationError::RecordTooLarge {
                 len: data.len(),
@@ -299,7 +301,7 @@ impl AsyncWrite for Subchannel {
             return Poll::Ready(Ok(0));
         }
         ready!(this.poll_room(cx, n))?;
-        this.submit(buf[..n].to_vec())?;
+        this.submit(Bytes::copy_from_slice(&buf[..n]))?;
         Poll::Ready(Ok(n))
     }
 

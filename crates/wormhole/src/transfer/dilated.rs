@@ -23,6 +23,7 @@ mod incoming;
 mod items;
 mod outgoing;
 mod partial;
+mod record_pool;
 mod send_dir;
 mod session;
 mod write_batch;

@@ -16,6 +16,7 @@ use wormhole_proto::dilated_transfer::{
 
 use super::items::PromisedFile;
 use super::partial::{Hashes, acks_differ, hash_prefix};
+use super::record_pool::RecordPool;
 use super::{OfferItem, SessionEvent, SessionEvents, emit};
 use crate::dilation::Subchannel;
 use crate::transfer::TransferError;
@@ -57,6 +58,8 @@ pub(super) struct Ctx<'a> {
     total: u64,
     /// Data bytes written to the subchannel.
     pub sent: u64,
+    /// The buffers file data is read into.
+    records: RecordPool,
 }
 
 impl Ctx<'_> {
@@ -146,17 +149,20 @@ pub(super) async fn stream_file(
     let mut left = f.size - offset;
     while left > 0 {
         let want = left.min(DATA_CHUNK as u64);
-        // Each record is read into its own buffer (sized for it: a small file's record needs a
-        // small one) behind the kind byte and handed to Dilation as it is: no copy between the
-        // file and the frame.
-        let mut buf = Vec::with_capacity(want as usize + 1);
+        // Each record is read into its own buffer behind the kind byte and handed to Dilation
+        // as it is: no copy between the file and the frame. The buffer is the pool's, and goes
+        // back to it once the peer acknowledged the record.
+        let mut buf = ctx.records.take(DATA_CHUNK + 1);
         buf.push(DATA_KIND);
         let n = read_up_to(&mut file, &mut buf, want as usize).map_err(TransferError::file(&f.source))?;
         if n == 0 {
             return Err(changed(f, "it became shorter".into()));
         }
+        if n as u64 > want {
+            return Err(changed(f, "it became longer".into()));
+        }
         hashes.update(&buf[1..]);
-        sub.write_record(buf).await?;
+        sub.write_record(ctx.records.share(buf)).await?;
         left -= n as u64;
         ctx.sent += n as u64;
         ctx.progress(n as u64);
@@ -226,6 +232,7 @@ pub async fn offer(
         done: 0,
         total,
         sent: 0,
+        records: RecordPool::default(),
     };
     match item {
         OfferItem::File(f) => {
