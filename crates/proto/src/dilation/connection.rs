@@ -91,6 +91,12 @@ enum Stage {
     Failed,
 }
 
+/// Smallest record whose DATA payload is handed on as a slice of the buffer it was read into
+/// ([`Connection::receive_buf`]); smaller payloads are copied. With a reader's buffers of
+/// 256 KiB, the memory that payloads an application holds keep alive is then at most about
+/// five times their own size.
+pub const SHARE_MIN: usize = 48 << 10;
+
 /// One connection attempt.
 pub struct Connection {
     role: Role,
@@ -216,7 +222,14 @@ impl Connection {
             Stage::Open(mut noise) => {
                 let len = noise.decrypt_in_place(&mut frame)?;
                 frame.truncate(len);
-                let record = Record::parse_bytes(frame.freeze())?;
+                // A large record's payload stays where it was read; a small one is copied out,
+                // so that a few bytes the application holds on to never keep a whole read
+                // buffer alive (a peer could otherwise pin one per byte it sends).
+                let record = if len >= SHARE_MIN {
+                    Record::parse_bytes(frame.freeze())?
+                } else {
+                    Record::parse(&frame)?
+                };
                 out.events.push(ConnEvent::Record(record));
                 self.stage = Stage::Open(noise);
             }
@@ -330,6 +343,31 @@ mod tests {
             let wire = f.send_record(&data).unwrap();
             let (ev_l, _) = pump(&mut l, &mut f, Vec::new(), wire, chunk);
             assert_eq!(ev_l, vec![ConnEvent::Record(data)]);
+        }
+    }
+
+    #[test]
+    fn only_large_payloads_stay_in_the_read_buffer() {
+        let key = psk(b"shared");
+        let (mut l, l0) = Connection::new(Role::Leader, key, None, DEFAULT_MAX_FRAME_LEN);
+        let (mut f, f0) = Connection::new(Role::Follower, key, None, DEFAULT_MAX_FRAME_LEN);
+        pump(&mut l, &mut f, l0, f0, 1000);
+        let kcm = l.send_record(&Record::Kcm).unwrap();
+        pump(&mut l, &mut f, kcm, Vec::new(), 1000);
+        for (size, shared) in [(10, false), (SHARE_MIN, true), (70_000, true)] {
+            let data = Record::Data {
+                scid: 2,
+                seqnum: 0,
+                data: vec![5; size].into(),
+            };
+            let wire = BytesMut::from(&f.send_record(&data).unwrap()[..]);
+            let range = wire.as_ptr_range();
+            let out = l.receive_buf(wire).unwrap();
+            let [ConnEvent::Record(Record::Data { data: got, .. })] = &out.events[..] else {
+                panic!("expected one DATA record: {:?}", out.events);
+            };
+            assert_eq!(got.len(), size);
+            assert_eq!(range.contains(&got.as_ptr()), shared, "payload of {size} bytes");
         }
     }
 

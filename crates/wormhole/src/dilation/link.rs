@@ -144,7 +144,8 @@ impl ReadBuffers {
         {
             return &mut self.current;
         }
-        let next = match self.spares.iter_mut().position(|b| b.try_reclaim(READ_CHUNK)) {
+        // The most recently used one that is free again: the likeliest to be still in cache.
+        let next = match self.spares.iter_mut().rposition(|b| b.try_reclaim(READ_CHUNK)) {
             Some(i) => self.spares.remove(i),
             None => None,
         };
