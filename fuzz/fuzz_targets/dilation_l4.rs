@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 continue;
             }
             0xfe => {
-                let _ = l4.send_data(scid, tail.iter().take(4).copied().collect());
+                let _ = l4.send_data(scid, tail.iter().take(4).copied().collect::<Vec<u8>>());
                 input = tail;
                 continue;
             }
