@@ -186,11 +186,6 @@ impl Record {
         Record::parse_with(bytes, Bytes::copy_from_slice)
     }
 
-    /// [`Record::parse`] of a plaintext we own: a DATA payload stays in that buffer.
-    pub fn parse_owned(bytes: Vec<u8>) -> Result<Record, RecordError> {
-        Record::parse_bytes(Bytes::from(bytes))
-    }
-
     /// [`Record::parse`] of a shared plaintext: a DATA payload is a slice of `whole`.
     pub fn parse_bytes(whole: Bytes) -> Result<Record, RecordError> {
         Record::parse_with(&whole, |payload| {
