@@ -19,10 +19,12 @@
 //! (decisions come from the callback), or speak the classic protocol.
 
 mod dir_writer;
+mod fs_thread;
 mod incoming;
 mod items;
 mod outgoing;
 mod partial;
+mod read_ahead;
 mod record_pool;
 mod send_dir;
 mod session;

@@ -1,19 +1,18 @@
-//! The files of one accepted directory offer, written as [`Inbound`](wormhole_proto::dilated_transfer::Inbound)'s
-//! events say: each file created (never over an existing one) in the partial directory, its data
-//! appended and hashed, and at its end our ack compared with the sender's.
+//! The files of one accepted directory offer, as [`Inbound`](wormhole_proto::dilated_transfer::Inbound)'s
+//! events say: where each file goes in the partial directory, its data hashed, and at its end
+//! our ack compared with the sender's. The file-system steps (make the directory, create the
+//! file never over an existing one, append, close) are collected as [`FsOp`]s for the caller to
+//! hand to [`super::fs_thread::FsThread`].
 //!
-//! Owns: the open file, the directory it is created in (opened once for all its files), the
-//! free-space estimate, the counts. Must not: read or write the subchannel, or move the
-//! directory into place (the caller does both).
+//! Owns: the file being received (its path and hashes), the steps not yet taken by the caller,
+//! the free-space estimate, the counts. Must not: do file-system I/O beyond the free-space
+//! reading, read or write the subchannel, or move the directory into place (the caller's).
 
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags};
 use wormhole_proto::dilated_transfer::{DirectoryOffer, Features, FileAck, InboundError, InboundEvent};
 
+use super::fs_thread::FsOp;
 use super::partial::{Hashes, acks_differ};
 use super::{SessionEvent, SessionEvents, emit};
 use crate::transfer::{TransferError, space};
@@ -68,9 +67,8 @@ impl SpaceEstimate {
     }
 }
 
-/// The file being written: where, and its hashes so far.
+/// The file being received: where, and its hashes so far.
 struct Current {
-    file: File,
     hashes: Hashes,
     path: PathBuf,
 }
@@ -83,8 +81,10 @@ pub(super) struct DirWriter<'a> {
     features: Features,
     events: &'a Option<SessionEvents>,
     current: Option<Current>,
-    /// The directory the last file was created in, open (files of one directory arrive together).
-    dir: Option<(PathBuf, OwnedFd)>,
+    /// The directory the last file was created in (files of one directory arrive together).
+    dir: Option<PathBuf>,
+    /// File-system steps not yet taken by the caller.
+    ops: Vec<FsOp>,
     space: SpaceEstimate,
     /// Data bytes written, files completed.
     pub done: u64,
@@ -105,22 +105,16 @@ impl<'a> DirWriter<'a> {
             events,
             current: None,
             dir: None,
+            ops: Vec::new(),
             space: SpaceEstimate::default(),
             done: 0,
             files: 0,
         }
     }
 
-    /// Makes `dir` (created with its parents if need be) the open directory.
-    fn open_dir(&mut self, dir: &Path) -> Result<(), TransferError> {
-        if self.dir.as_ref().is_none_or(|(p, _)| p != dir) {
-            std::fs::create_dir_all(dir).map_err(TransferError::file(dir))?;
-            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-            let fd = rustix::fs::open(dir, flags, Mode::empty())
-                .map_err(|e| TransferError::file(dir)(e.into()))?;
-            self.dir = Some((dir.to_owned(), fd));
-        }
-        Ok(())
+    /// The file-system steps of the events so far, in order, for the caller to take.
+    pub fn take_ops(&mut self) -> Vec<FsOp> {
+        std::mem::take(&mut self.ops)
     }
 
     /// Acts on one event of the offer's files; at a file's end, our ack (to send the peer).
@@ -132,28 +126,28 @@ impl<'a> DirWriter<'a> {
                 let mut dir = self.root.clone();
                 dir.extend(parents);
                 let path = dir.join(name);
-                self.open_dir(&dir)?;
-                self.space.check(&dir, bytes.unwrap_or(0))?;
-                let Some((_, fd)) = &self.dir else {
-                    return Err(InboundError::Truncated.into());
-                };
-                // Never over anything already there (O_EXCL also refuses a link).
-                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC;
-                let file = rustix::fs::openat(fd, name.as_str(), flags, Mode::from_raw_mode(0o666))
-                    .map_err(|e| TransferError::file(&path)(e.into()))?;
+                // The partial directory's file system holds every directory made below it.
+                self.space.check(&self.root, bytes.unwrap_or(0))?;
+                if self.dir.as_ref() != Some(&dir) {
+                    self.ops.push(FsOp::Dir(dir.clone()));
+                    self.dir = Some(dir);
+                }
+                self.ops.push(FsOp::Create {
+                    name: name.clone(),
+                    path: path.clone(),
+                });
                 self.current = Some(Current {
-                    file: File::from(file),
                     hashes: Hashes::for_features(self.features),
                     path,
                 });
                 Ok(None)
             }
             InboundEvent::Data(data) => {
-                if let Some(c) = self.current.as_mut() {
-                    c.file.write_all(&data).map_err(TransferError::file(&c.path))?;
-                    c.hashes.update(&data);
-                }
                 self.done += data.len() as u64;
+                if let Some(c) = self.current.as_mut() {
+                    c.hashes.update(&data);
+                    self.ops.push(FsOp::Write(data));
+                }
                 emit(
                     self.events,
                     SessionEvent::Progress {
@@ -165,7 +159,7 @@ impl<'a> DirWriter<'a> {
             }
             InboundEvent::FileEnd { ack, .. } => {
                 let c = self.current.take().ok_or(InboundError::Truncated)?;
-                drop(c.file);
+                self.ops.push(FsOp::Close);
                 let (hash, sha) = c.hashes.finish();
                 let ours = FileAck {
                     bytes: ack.bytes,

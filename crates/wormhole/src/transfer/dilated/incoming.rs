@@ -19,6 +19,7 @@ use wormhole_proto::dilated_transfer::{
 };
 
 use super::dir_writer::{DirWriter, compare};
+use super::fs_thread::FsThread;
 use super::outgoing::write_record;
 use super::partial::{
     DirGuard, Hashes, existing_partial, finish, hash_prefix, partial_dir, partial_path, remove_partial,
@@ -333,15 +334,23 @@ where
     send(sub, Record::Accept(OfferAccept::default())).await?;
     inbound.accept(None);
     let mut w = DirWriter::new(&d, pdir.clone(), ctx.features, ctx.events);
+    // Declared after `guard`, so dropped (its thread ended) before the guard removes `pdir`.
+    let mut fs = FsThread::start(&pdir)?;
     while let Some(r) = sub.recv_record().await? {
-        match inbound.handle_bytes(&r)? {
+        let ev = inbound.handle_bytes(&r)?;
+        match ev {
             InboundEvent::Bundle(parts) => {
                 // Our acks of a bundle's files go back as bundles too.
                 let mut acks = BundleBuilder::with_capacity(parts.len() * 96 + 1);
+                let mut acks_due = Vec::new();
                 for p in &parts {
-                    let Some(ack) = w.on_event(inbound.handle_part(p)?)? else {
-                        continue;
-                    };
+                    if let Some(ack) = w.on_event(inbound.handle_part(p)?)? {
+                        acks_due.push(ack);
+                    }
+                }
+                // The thread starts on this record's files while the acks go out.
+                fs.send(w.take_ops()).await?;
+                for ack in acks_due {
                     let rec = Record::FileAck(ack).encode();
                     if !acks.fits(&[rec.len()]) {
                         write_record(sub, std::mem::take(&mut acks).into_record()).await?;
@@ -353,7 +362,9 @@ where
                 }
             }
             ev => {
-                if let Some(ack) = w.on_event(ev)? {
+                let ack = w.on_event(ev)?;
+                fs.send(w.take_ops()).await?;
+                if let Some(ack) = ack {
                     send(sub, Record::FileAck(ack)).await?;
                 }
             }
@@ -361,6 +372,8 @@ where
     }
     let (done, files) = (w.done, w.files);
     inbound.peer_closed()?;
+    // Every file written and closed before the directory counts as received.
+    fs.finish().await?;
     finish(&pdir, &dest.path, false, true)?;
     guard.0 = None;
     let _ = sub.shutdown().await;

@@ -6,6 +6,7 @@
 
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 use wormhole_proto::dilated_transfer::msg::data_record;
@@ -335,7 +336,11 @@ pub async fn offer(
                     offset: 0,
                 },
             );
-            super::send_dir::send_files(sub, files, features, &mut ctx).await?;
+            // The read-ahead thread shares the list; it is ours again once the thread ended.
+            let shared = Arc::new(std::mem::take(files));
+            let sent = super::send_dir::send_files(sub, shared.clone(), features, &mut ctx).await;
+            *files = Arc::try_unwrap(shared).unwrap_or_else(|a| a.as_ref().clone());
+            sent?;
         }
         OfferItem::Stream { reader, .. } => {
             if !features.stream {

@@ -1,34 +1,25 @@
 //! The files of our accepted directory offer: each file's header, data and ack in the listed
 //! order, then the receiver's acks checked against ours. With the `bundle` feature, small files
-//! travel whole (header, data, ack) several to a record, and the receiver's acks come back
-//! bundled too; larger files, and every file without the feature, go record by record.
+//! travel whole (header, data, ack) several to a record, packed ahead on a thread of their own
+//! (`read_ahead`), and the receiver's acks come back bundled too; larger files, and every file
+//! without the feature, go record by record from here.
 //!
-//! Owns: the bundle being filled, the receiver's acks not yet checked. Must not: send the offer
-//! or close the subchannel (the caller's, in `outgoing`).
+//! Owns: the receiver's acks not yet checked. Must not: send the offer or close the subchannel
+//! (the caller's, in `outgoing`).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use wormhole_proto::dilated_transfer::msg::kind::{BUNDLE, DATA as DATA_KIND};
-use wormhole_proto::dilated_transfer::msg::{BundleBuilder, FILE_ACK_MAX};
-use wormhole_proto::dilated_transfer::{Features, FileAck, FileOffer, InboundError, MsgError, Record};
+use wormhole_proto::dilated_transfer::msg::kind::BUNDLE;
+use wormhole_proto::dilated_transfer::{Features, FileAck, InboundError, MsgError, Record};
 
 use super::items::PromisedFile;
-use super::outgoing::{
-    Ctx, changed, check_ack, next, open_promised, protocol, read_up_to, send, stream_file, write_record,
-};
+use super::outgoing::{Ctx, check_ack, next, protocol, send, stream_file, write_record};
 use super::partial::Hashes;
+use super::read_ahead::{Ahead, ReadAhead, header};
 use crate::dilation::Subchannel;
 use crate::transfer::TransferError;
-
-fn header(f: &PromisedFile) -> Record {
-    Record::FileOffer(FileOffer {
-        filename: f.segments.last().cloned().unwrap_or_default(),
-        timestamp: f.mtime,
-        bytes: f.size,
-        stream: false,
-    })
-}
 
 /// The receiver's acks, one record at a time (a bundle's parts in order).
 struct Acks {
@@ -68,83 +59,37 @@ impl Acks {
     }
 }
 
-/// The record sizes of `f` sent whole in a bundle: header, data (with its kind byte; none for
-/// an empty file), and room for the ack.
-fn bundled_sizes(f: &PromisedFile, header: &[u8]) -> [usize; 3] {
-    let data = usize::try_from(f.size).unwrap_or(usize::MAX).saturating_add(1);
-    [header.len(), data, FILE_ACK_MAX]
-}
-
-/// Appends `f` whole to `bundle`; its ack.
-fn bundle_file(
-    bundle: &mut BundleBuilder,
-    f: &PromisedFile,
-    header: &[u8],
-    features: Features,
-) -> Result<FileAck, TransferError> {
-    let mut file = open_promised(f)?;
-    let mut hashes = Hashes::for_features(features);
-    bundle.push(header);
-    if f.size > 0 {
-        bundle.try_push_with(|buf| {
-            buf.push(DATA_KIND);
-            let start = buf.len();
-            let n = read_up_to(&mut file, buf, f.size as usize).map_err(TransferError::file(&f.source))?;
-            if n as u64 != f.size {
-                return Err(changed(
-                    f,
-                    format!("its length changed ({} bytes offered, {n} read)", f.size),
-                ));
-            }
-            hashes.update(&buf[start..]);
-            Ok(())
-        })?;
-    }
-    let (hash, sha) = hashes.finish();
-    let ack = FileAck {
-        bytes: f.size,
-        hash,
-        sha256: features.sha256.then_some(sha),
-    };
-    bundle.push(&Record::FileAck(ack).encode());
-    Ok(ack)
-}
-
 /// Sends the files of an accepted directory offer and checks the receiver's acks.
 pub(super) async fn send_files(
     sub: &mut Subchannel,
-    files: &[PromisedFile],
+    files: Arc<Vec<PromisedFile>>,
     features: Features,
     ctx: &mut Ctx<'_>,
 ) -> Result<(), TransferError> {
-    // The acks that already arrived are checked after each file (so they never pile up in our
-    // receive window), the rest after the last one.
+    // The acks that already arrived are checked after each record (so they never pile up in
+    // our receive window), the rest after the last one.
     let mut ours = Vec::with_capacity(files.len());
     let mut checked = 0;
     let mut acks = Acks {
         bundles: features.bundle,
         parts: VecDeque::new(),
     };
-    let mut bundle = BundleBuilder::new();
-    for f in files {
-        let head = header(f);
-        let head_bytes = head.encode();
-        let sizes = bundled_sizes(f, &head_bytes);
-        if features.bundle && BundleBuilder::fits_empty(&sizes) {
-            if !bundle.fits(&sizes) {
-                write_record(sub, std::mem::take(&mut bundle).into_record()).await?;
+    let mut ahead = ReadAhead::start(files.clone(), features)?;
+    while let Some(item) = ahead.next().await? {
+        match item {
+            Ahead::Bundle { record, acks, bytes } => {
+                write_record(sub, record).await?;
+                ours.extend(acks);
+                ctx.sent += bytes;
+                ctx.progress(bytes);
             }
-            ours.push(bundle_file(&mut bundle, f, &head_bytes, features)?);
-            ctx.sent += f.size;
-            ctx.progress(f.size);
-        } else {
-            if !bundle.is_empty() {
-                write_record(sub, std::mem::take(&mut bundle).into_record()).await?;
+            Ahead::Single(i) => {
+                let f = &files[i];
+                send(sub, &header(f)).await?;
+                let ack = stream_file(sub, f, 0, Hashes::for_features(features), features, ctx).await?;
+                send(sub, &Record::FileAck(ack)).await?;
+                ours.push(ack);
             }
-            send(sub, &head).await?;
-            let ack = stream_file(sub, f, 0, Hashes::for_features(features), features, ctx).await?;
-            send(sub, &Record::FileAck(ack)).await?;
-            ours.push(ack);
         }
         while checked < ours.len() {
             let Some(r) =
@@ -155,9 +100,6 @@ pub(super) async fn send_files(
             r?;
             checked += 1;
         }
-    }
-    if !bundle.is_empty() {
-        write_record(sub, bundle.into_record()).await?;
     }
     while checked < ours.len() {
         acks.check(sub, &ours[checked], &files[checked]).await?;
