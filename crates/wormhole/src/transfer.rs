@@ -24,6 +24,7 @@ pub mod send;
 mod space;
 pub mod zip_in;
 pub mod zip_out;
+mod zip_scan;
 
 pub use error::TransferError;
 pub use events::{ConnectionInfo, EventHandler, TransferEvent};

@@ -1,20 +1,15 @@
 //! The directory we send: a STORED zip streamed straight from the files (no temporary copy).
 //!
-//! Two passes: [`ZipPlan::scan`] walks the tree (following symlinks, like Python) and records each
+//! Two passes: [`ZipPlan::scan`] (in `zip_scan`) walks the tree (following symlinks, like Python) and records each
 //! entry's size, which makes the exact `zipsize` computable up front; [`ZipStream`] then produces
 //! the bytes as a `Read`, computing CRC-32 on the fly. Regular files use data descriptors (general
 //! flag bit 3) and zip64 fields when a size or offset needs them; names are UTF-8 (bit 11).
 //! Entries are relative to the directory, `/`-separated; empty directories appear as `name/`.
 //! A file that changes size between the passes makes the stream fail rather than lie.
 
-use rustix::fs::{Access, AtFlags, FileType, Mode, OFlags};
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-
-use super::TransferError;
+use std::path::PathBuf;
 
 const LOCAL_SIG: u32 = 0x0403_4b50;
 const DESC_SIG: u32 = 0x0807_4b50;
@@ -25,7 +20,6 @@ const LOC64_SIG: u32 = 0x0706_4b50;
 const MAX32: u64 = 0xffff_ffff;
 /// DOS date 1980-01-01, time 00:00 (we do not leak mtimes).
 const DOS_DATE: u16 = 0x0021;
-const MAX_DEPTH: usize = 256;
 
 /// One zip entry.
 #[derive(Debug, Clone)]
@@ -52,105 +46,6 @@ pub struct ZipPlan {
 }
 
 impl ZipPlan {
-    /// Walk `root`. Unreadable or special files are an error unless `ignore_unsendable`.
-    pub fn scan(root: &Path, ignore_unsendable: bool) -> Result<ZipPlan, TransferError> {
-        let mut plan = ZipPlan {
-            entries: Vec::new(),
-            skipped: Vec::new(),
-        };
-        let mut seen = HashSet::new();
-        plan.walk(root, "", ignore_unsendable, &mut seen, 0)?;
-        Ok(plan)
-    }
-
-    fn unsendable(&mut self, path: &Path, reason: String, ignore: bool) -> Result<(), TransferError> {
-        if ignore {
-            self.skipped.push((path.to_owned(), reason));
-            Ok(())
-        } else {
-            Err(TransferError::Unsendable {
-                path: path.to_owned(),
-                reason,
-            })
-        }
-    }
-
-    fn walk(
-        &mut self,
-        dir: &Path,
-        prefix: &str,
-        ignore: bool,
-        seen: &mut HashSet<(u64, u64)>,
-        depth: usize,
-    ) -> Result<(), TransferError> {
-        let meta = std::fs::metadata(dir).map_err(TransferError::file(dir))?;
-        if depth > MAX_DEPTH || !seen.insert((meta.dev(), meta.ino())) {
-            return self.unsendable(dir, "directory loop (symlink cycle) or too deep".into(), ignore);
-        }
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) => return self.unsendable(dir, e.to_string(), ignore),
-        };
-        let mut names: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
-        names.sort();
-        // Each entry is looked at relative to the directory, opened once: a path walk from the
-        // root per call was a large part of scanning a tree of many small files.
-        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC;
-        let dfd = match rustix::fs::open(dir, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(e) => return self.unsendable(dir, std::io::Error::from(e).to_string(), ignore),
-        };
-        let before = self.entries.len();
-        for n in names {
-            let path = dir.join(&n);
-            let Some(name) = n.to_str() else {
-                self.unsendable(&path, "name is not valid UTF-8".into(), ignore)?;
-                continue;
-            };
-            // As `std::fs::metadata`: links are followed.
-            let st = match rustix::fs::statat(&dfd, name, AtFlags::empty()) {
-                Ok(st) => st,
-                Err(e) => {
-                    self.unsendable(&path, std::io::Error::from(e).to_string(), ignore)?;
-                    continue;
-                }
-            };
-            let rel = format!("{prefix}{name}");
-            match FileType::from_raw_mode(st.st_mode) {
-                FileType::Directory => self.walk(&path, &format!("{rel}/"), ignore, seen, depth + 1)?,
-                FileType::RegularFile => {
-                    // Readable by us: one `access` call, where opening and closing took two.
-                    if let Err(e) = rustix::fs::accessat(&dfd, name, Access::READ_OK, AtFlags::empty()) {
-                        self.unsendable(&path, std::io::Error::from(e).to_string(), ignore)?;
-                        continue;
-                    }
-                    self.entries.push(ZipEntry {
-                        name: rel,
-                        source: Some(path),
-                        size: u64::try_from(st.st_size).unwrap_or(0),
-                        mode: st.st_mode & 0o777,
-                        mtime: st.st_mtime,
-                    });
-                }
-                _ => {
-                    self.unsendable(&path, "not a regular file or directory".into(), ignore)?;
-                }
-            }
-        }
-        seen.remove(&(meta.dev(), meta.ino()));
-        if self.entries.len() == before && !prefix.is_empty() {
-            let mode = meta.permissions().mode() & 0o777;
-            self.entries.push(ZipEntry {
-                name: prefix.to_owned(),
-                source: None,
-                size: 0,
-                mode,
-                mtime: 0,
-            });
-        }
-        Ok(())
-    }
-
     /// Number of regular files.
     pub fn numfiles(&self) -> u64 {
         self.entries.iter().filter(|e| e.source.is_some()).count() as u64
@@ -433,7 +328,9 @@ impl Read for ZipStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::TransferError;
     use std::io::Cursor;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
     fn tree() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
