@@ -86,7 +86,7 @@ pub(super) struct DirWriter<'a> {
     /// File-system steps not yet taken by the caller.
     ops: Vec<FsOp>,
     space: SpaceEstimate,
-    /// Data bytes written, files completed.
+    /// Data bytes received (handed to the file thread), files completed.
     pub done: u64,
     pub files: u64,
 }
