@@ -337,8 +337,7 @@ where
     // Declared after `guard`, so dropped (its thread ended) before the guard removes `pdir`.
     let mut fs = FsThread::start(&pdir)?;
     while let Some(r) = sub.recv_record().await? {
-        let ev = inbound.handle_bytes(&r)?;
-        match ev {
+        match inbound.handle_bytes(&r)? {
             InboundEvent::Bundle(parts) => {
                 // Our acks of a bundle's files go back as bundles too.
                 let mut acks = BundleBuilder::with_capacity(parts.len() * 96 + 1);
