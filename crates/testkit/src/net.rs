@@ -2,12 +2,31 @@
 //!
 //! Owns probing 127.0.0.1 only; must not bind or dial anything else, and never waits unbounded.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// How many ports the kernel may offer that this process handed out before, before giving up.
+const FRESH_TRIES: usize = 256;
+
 /// A free TCP port on 127.0.0.1 (bound, then released; another binder may still race for it).
+///
+/// Never the same port twice in one process: the kernel may offer a just-released port again,
+/// and a test that asks for several ports before its child binds them (a forwarder's four
+/// services, say) must get distinct ones. Ports handed out are remembered for the process's life.
 pub fn try_free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    for _ in 0..FRESH_TRIES {
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
+        let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if given.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "the kernel offered {FRESH_TRIES} ports in a row that this process had handed out already"
+    )))
 }
 
 /// [`try_free_port`], panicking with the reason if 127.0.0.1 has no port to give (for tests).
@@ -60,6 +79,13 @@ mod tests {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
         });
         assert!(bound, "no probed port was bindable");
+    }
+
+    #[test]
+    fn free_ports_are_never_repeated() {
+        let ports: Vec<u16> = (0..500).map(|_| free_port()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
     }
 
     #[test]

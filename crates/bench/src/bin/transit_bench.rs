@@ -25,7 +25,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -336,9 +336,9 @@ fn relay_websocket_phase(args: &Args, rt: &tokio::runtime::Runtime) {
     }
 }
 
-/// A free port on 127.0.0.1 (released before the relay binds it).
+/// A free port on 127.0.0.1 (released before the relay binds it), never one given out before.
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    Ok(wormhole_testkit::try_free_port()?)
 }
 
 /// Our `wormhole-server relay` with a TCP and a WebSocket port: the process, the TCP address, the

@@ -91,7 +91,7 @@ impl Cluster {
             next_db: AtomicUsize::new(0),
         };
         for _ in 0..5 {
-            let port = free_port();
+            let port = wormhole_testkit::free_port();
             if cluster.pg_ctl_start(port) {
                 cluster.port = port;
                 cluster.janitor = Some(cluster.spawn_janitor());
@@ -186,14 +186,6 @@ impl Drop for Cluster {
             let _ = j.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A plain tokio-postgres connection for inspecting the tables.
