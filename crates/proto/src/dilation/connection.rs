@@ -207,7 +207,7 @@ impl Connection {
             Stage::Handshake(None) => {
                 let (frame2, mut noise) = respond(&self.psk, &frame)?;
                 out.send.extend(encode_frame(&frame2)?);
-                out.send.extend(seal(&mut noise, &Record::Kcm)?);
+                out.send.extend(seal(&mut noise, &Record::Kcm, Vec::new())?);
                 self.stage = Stage::Kcm(noise);
             }
             Stage::Kcm(mut noise) => {
@@ -244,18 +244,35 @@ impl Connection {
     /// Encrypts and frames `record` for writing. Only after the peer's KCM arrived (the
     /// Leader's own KCM is sent this way on the chosen connection).
     pub fn send_record(&mut self, record: &Record) -> Result<Vec<u8>, ConnectionError> {
+        self.send_record_in(record, Vec::new())
+    }
+
+    /// [`Connection::send_record`] into `buf` (emptied first; replaced if it has less room than
+    /// [`sealed_len`]), a buffer from a [`super::frame_pool::FramePool`] say.
+    pub fn send_record_in(&mut self, record: &Record, buf: Vec<u8>) -> Result<Vec<u8>, ConnectionError> {
         match &mut self.stage {
-            Stage::Open(noise) => seal(noise, record),
+            Stage::Open(noise) => seal(noise, record, buf),
             Stage::Failed => Err(ConnectionError::Failed),
             _ => Err(ConnectionError::NotReady),
         }
     }
 }
 
-/// The wire frame of `record`: encoded once behind room for the frame header, sealed in place,
-/// and the header written in front.
-fn seal(noise: &mut NoiseTransport, record: &Record) -> Result<Vec<u8>, ConnectionError> {
-    let mut buf = Vec::with_capacity(FRAME_HEADER_LEN + encrypted_len(record.encoded_len()));
+/// How many bytes `record`'s wire frame takes: what a buffer for [`Connection::send_record_in`]
+/// needs room for.
+pub fn sealed_len(record: &Record) -> usize {
+    FRAME_HEADER_LEN + encrypted_len(record.encoded_len())
+}
+
+/// The wire frame of `record`, in `buf`: encoded once behind room for the frame header, sealed
+/// in place, and the header written in front.
+fn seal(noise: &mut NoiseTransport, record: &Record, mut buf: Vec<u8>) -> Result<Vec<u8>, ConnectionError> {
+    let need = sealed_len(record);
+    if buf.capacity() < need {
+        // Not `reserve`: growing would have the allocator copy the old contents for nothing.
+        buf = Vec::with_capacity(need);
+    }
+    buf.clear();
     buf.extend_from_slice(&[0; FRAME_HEADER_LEN]);
     record.encode_into(&mut buf);
     noise.encrypt_in_place(&mut buf, FRAME_HEADER_LEN)?;
@@ -343,6 +360,30 @@ mod tests {
             let wire = f.send_record(&data).unwrap();
             let (ev_l, _) = pump(&mut l, &mut f, Vec::new(), wire, chunk);
             assert_eq!(ev_l, vec![ConnEvent::Record(data)]);
+        }
+    }
+
+    #[test]
+    fn a_record_sealed_into_a_used_buffer_arrives_whole() {
+        let key = psk(b"shared");
+        let (mut l, l0) = Connection::new(Role::Leader, key, None, DEFAULT_MAX_FRAME_LEN);
+        let (mut f, f0) = Connection::new(Role::Follower, key, None, DEFAULT_MAX_FRAME_LEN);
+        pump(&mut l, &mut f, l0, f0, 1000);
+        let kcm = l.send_record(&Record::Kcm).unwrap();
+        pump(&mut l, &mut f, kcm, Vec::new(), 1000);
+        for (size, room) in [(70_000, 200_000), (70_000, 10), (5, 100_000)] {
+            let data = Record::Data {
+                scid: 2,
+                seqnum: 0,
+                data: vec![6; size].into(),
+            };
+            // A buffer that held an older frame: its bytes must not leak into the new one.
+            let mut used = Vec::with_capacity(room);
+            used.extend_from_slice(&vec![0xee; room.min(1000)]);
+            let wire = f.send_record_in(&data, used).unwrap();
+            assert_eq!(wire.len(), sealed_len(&data));
+            let (ev_l, _) = pump(&mut l, &mut f, Vec::new(), wire, 1000);
+            assert_eq!(ev_l, vec![ConnEvent::Record(data)], "size {size}, room {room}");
         }
     }
 

@@ -38,7 +38,8 @@ use serde_json::Value;
 
 use super::Role;
 pub use super::actions::{Action, Config, ConnectionId, Error};
-use super::connection::{ConnEvent, Connection};
+use super::connection::{ConnEvent, Connection, sealed_len};
+use super::frame_pool::FramePool;
 use super::keepalive::{Backoff, Keepalive};
 use super::l3::{Record, SUBCHANNEL_HEADER_LEN};
 use super::l4::{Action as L4Action, Delivery, Ignored, Reliability};
@@ -90,6 +91,8 @@ pub struct Dilation {
     ack_due: Option<Instant>,
     paused: bool,
     now: Option<Instant>,
+    /// Buffers for sealed frames, handed back by the driver once written.
+    frames: FramePool,
 }
 
 impl std::fmt::Debug for Dilation {
@@ -134,7 +137,16 @@ impl Dilation {
             ack_due: None,
             paused: false,
             now: None,
+            frames: FramePool::new(),
         }
+    }
+
+    /// The pool this endpoint takes the buffers of its sealed frames from: a driver hands each
+    /// [`Action::Write`]'s bytes back with [`FramePool::put`] once they are written, so large
+    /// frames reuse memory instead of asking the kernel for fresh pages. Optional: a driver that
+    /// drops them instead loses nothing but that.
+    pub fn frame_pool(&self) -> FramePool {
+        self.frames.clone()
     }
 
     // ----- observers ---------------------------------------------------------------------
@@ -602,7 +614,7 @@ impl Dilation {
         let Some(machine) = self.conns.get_mut(&id) else {
             return false;
         };
-        match machine.send_record(record) {
+        match machine.send_record_in(record, self.frames.take(sealed_len(record))) {
             Ok(bytes) => {
                 self.push(Action::Write { conn: id, bytes });
                 true

@@ -43,6 +43,7 @@ mod cipher;
 pub mod connection;
 pub mod endpoint;
 pub mod frame;
+pub mod frame_pool;
 pub mod keepalive;
 pub mod l3;
 pub mod l4;

@@ -549,8 +549,9 @@ impl Task {
     fn add_link(&mut self, stream: TransitStream, relay: bool, now: Instant) -> ConnectionId {
         let id = ConnectionId(self.next_conn);
         self.next_conn += 1;
+        let frames = self.ep.as_ref().map(|ep| ep.frame_pool()).unwrap_or_default();
         self.links
-            .insert(id, Link::spawn(id, stream, self.link_tx.clone()));
+            .insert(id, Link::spawn(id, stream, self.link_tx.clone(), frames));
         let line = match (relay, self.psk) {
             (true, Some(psk)) => relay_handshake(&psk, &self.side).ok(),
             _ => None,

@@ -3,7 +3,7 @@
 //! hands what it reads to the Dilation task through a bounded channel (so a slow Dilation task
 //! slows the reader, not our memory) and stops reading while paused; the writer writes what
 //! the endpoint produced, closes gracefully (after what is queued) or aborts (RST, nothing
-//! flushed).
+//! flushed). Written frame buffers go back to the endpoint's pool.
 //!
 //! Owns: the socket. Must not: look at the bytes.
 
@@ -15,6 +15,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use wormhole_proto::dilation::endpoint::ConnectionId;
+use wormhole_proto::dilation::frame_pool::FramePool;
 
 use crate::transit::stream::TransitStream;
 
@@ -68,21 +69,33 @@ pub(crate) struct Link {
 
 impl Link {
     /// Starts the tasks of `stream` as connection `id`.
-    pub(crate) fn spawn(id: ConnectionId, stream: TransitStream, events: mpsc::Sender<LinkEvent>) -> Link {
+    /// Written buffers go back to `frames`.
+    pub(crate) fn spawn(
+        id: ConnectionId,
+        stream: TransitStream,
+        events: mpsc::Sender<LinkEvent>,
+        frames: FramePool,
+    ) -> Link {
         match stream {
             TransitStream::Tcp(tcp) => {
                 let _ = tcp.set_nodelay(true);
                 let (r, w) = tcp.into_split();
-                Link::spawn_halves(id, r, w, events)
+                Link::spawn_halves(id, r, w, events, frames)
             }
             ws @ TransitStream::WebSocket(_) => {
                 let (r, w) = tokio::io::split(ws);
-                Link::spawn_halves(id, r, w, events)
+                Link::spawn_halves(id, r, w, events, frames)
             }
         }
     }
 
-    fn spawn_halves<R, W>(id: ConnectionId, r: R, w: W, events: mpsc::Sender<LinkEvent>) -> Link
+    fn spawn_halves<R, W>(
+        id: ConnectionId,
+        r: R,
+        w: W,
+        events: mpsc::Sender<LinkEvent>,
+        frames: FramePool,
+    ) -> Link
     where
         R: AsyncRead + Unpin + Send + 'static,
         W: Abortable,
@@ -90,7 +103,7 @@ impl Link {
         let (paused, paused_rx) = watch::channel(false);
         let reader = tokio::spawn(read_loop(id, r, paused_rx, events.clone())).abort_handle();
         let (writes, rx) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(id, w, rx, reader.clone(), events));
+        tokio::spawn(write_loop(id, w, rx, reader.clone(), events, frames));
         Link {
             writes,
             paused,
@@ -190,6 +203,7 @@ async fn write_loop<W: Abortable>(
     mut rx: mpsc::UnboundedReceiver<WriteCmd>,
     reader: AbortHandle,
     events: mpsc::Sender<LinkEvent>,
+    frames: FramePool,
 ) {
     let mut next = None;
     loop {
@@ -231,6 +245,9 @@ async fn write_loop<W: Abortable>(
                     reader.abort();
                     let _ = events.send(LinkEvent::Lost(id, e.to_string())).await;
                     return;
+                }
+                for b in batch {
+                    frames.put(b);
                 }
             }
             WriteCmd::Close => {
@@ -277,13 +294,14 @@ mod tests {
     /// polls (the link's reading is paused), so only the writer's own flush pushes that on; with
     /// `answer`, the peer answers every message, so our reader keeps polling while the writer
     /// waits. Every byte must arrive either way.
-    async fn websocket_link_delivers(sizes: &[usize], paused: bool, answer: bool) {
+    async fn websocket_link_delivers(sizes: &[usize], paused: bool, answer: bool) -> FramePool {
         let (ours, theirs) = tokio::io::duplex(4096);
         let config = crate::transit::stream::relay_ws_config();
         let ws = WebSocketStream::from_raw_socket(ours, Role::Client, Some(config)).await;
         let (r, w) = tokio::io::split(WsBytes::new(ws));
         let (events, mut events_rx) = mpsc::channel(4);
-        let link = Link::spawn_halves(ConnectionId(0), r, w, events);
+        let frames = FramePool::new();
+        let link = Link::spawn_halves(ConnectionId(0), r, w, events, frames.clone());
         link.pause(paused);
         let mut sent = Vec::new();
         for (n, size) in sizes.iter().enumerate() {
@@ -311,6 +329,7 @@ mod tests {
             .unwrap_or_else(|_| panic!("stalled after {} of {} bytes", got.len(), sent.len()));
         assert!(got == sent, "the bytes differ");
         drain.abort();
+        frames
     }
 
     #[tokio::test]
@@ -320,7 +339,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_websocket_link_delivers_many_writes_while_its_reader_takes_answers() {
-        websocket_link_delivers(&[300_000, 1_900_000, 70_000, 1, 5_000], false, true).await;
+        let frames = websocket_link_delivers(&[300_000, 1_900_000, 70_000, 1, 5_000], false, true).await;
+        // Once written, the one frame-sized buffer went back to the pool (the others are too
+        // large or too small to keep).
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while frames.kept() == 0 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(frames.kept(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
