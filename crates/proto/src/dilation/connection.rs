@@ -363,14 +363,20 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_record_sealed_into_a_used_buffer_arrives_whole() {
+    /// A Leader and a Follower past the handshake and both KCMs.
+    fn open_pair() -> (Connection, Connection) {
         let key = psk(b"shared");
         let (mut l, l0) = Connection::new(Role::Leader, key, None, DEFAULT_MAX_FRAME_LEN);
         let (mut f, f0) = Connection::new(Role::Follower, key, None, DEFAULT_MAX_FRAME_LEN);
         pump(&mut l, &mut f, l0, f0, 1000);
         let kcm = l.send_record(&Record::Kcm).unwrap();
         pump(&mut l, &mut f, kcm, Vec::new(), 1000);
+        (l, f)
+    }
+
+    #[test]
+    fn a_record_sealed_into_a_used_buffer_arrives_whole() {
+        let (mut l, mut f) = open_pair();
         for (size, room) in [(70_000, 200_000), (70_000, 10), (5, 100_000)] {
             let data = Record::Data {
                 scid: 2,
@@ -389,12 +395,7 @@ mod tests {
 
     #[test]
     fn only_large_payloads_stay_in_the_read_buffer() {
-        let key = psk(b"shared");
-        let (mut l, l0) = Connection::new(Role::Leader, key, None, DEFAULT_MAX_FRAME_LEN);
-        let (mut f, f0) = Connection::new(Role::Follower, key, None, DEFAULT_MAX_FRAME_LEN);
-        pump(&mut l, &mut f, l0, f0, 1000);
-        let kcm = l.send_record(&Record::Kcm).unwrap();
-        pump(&mut l, &mut f, kcm, Vec::new(), 1000);
+        let (mut l, mut f) = open_pair();
         for (size, shared) in [(10, false), (SHARE_MIN, true), (70_000, true)] {
             let data = Record::Data {
                 scid: 2,
