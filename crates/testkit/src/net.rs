@@ -9,17 +9,69 @@ use std::time::{Duration, Instant};
 
 /// How many ports the kernel may offer that this process handed out before, before giving up.
 const FRESH_TRIES: usize = 256;
+/// The first port handed out from below the kernel's ephemeral range.
+const FIXED_FIRST: u16 = 10_000;
+/// The fewest ports between [`FIXED_FIRST`] and the ephemeral range for that range to be used.
+const FIXED_MIN_SPAN: u16 = 1_000;
 
-/// A free TCP port on 127.0.0.1 (bound, then released; another binder may still race for it).
+/// A free TCP port on 127.0.0.1 (free when probed; another binder may still race for it).
 ///
-/// Never the same port twice in one process: the kernel may offer a just-released port again,
-/// and a test that asks for several ports before its child binds them (a forwarder's four
-/// services, say) must get distinct ones. Ports handed out are remembered for the process's life.
+/// Never the same port twice in one process: a test that asks for several ports before its
+/// child binds them (a forwarder's four services, say) must get distinct ones, and the kernel
+/// may offer a just-released port again. Ports handed out are remembered for the process's life.
+///
+/// Taken from below the kernel's ephemeral range when there is room there (from
+/// [`FIXED_FIRST`], at an offset that differs between processes), so no listener on port 0 and
+/// no outgoing connection of any process can take a port between the probe and its use.
+/// Otherwise the kernel picks.
 pub fn try_free_port() -> std::io::Result<u16> {
     static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match ephemeral_low() {
+        Some(low) if low >= FIXED_FIRST + FIXED_MIN_SPAN => below_ephemeral(&mut given, low),
+        _ => from_the_kernel(&mut given),
+    }
+}
+
+/// The first port of the kernel's ephemeral range, if it can be read.
+fn ephemeral_low() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    range.split_whitespace().next()?.parse().ok()
+}
+
+/// A bindable port in `FIXED_FIRST..low` not in `given`, searched from this process's offset.
+fn below_ephemeral(given: &mut BTreeSet<u16>, low: u16) -> std::io::Result<u16> {
+    let span = u32::from(low - FIXED_FIRST);
+    let offset = process_offset() % span;
+    for i in 0..span {
+        let port = FIXED_FIRST + ((offset + i) % span) as u16;
+        if !given.contains(&port) && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "no port of {FIXED_FIRST}..{low} is free and not handed out already"
+    )))
+}
+
+/// Where this process starts searching: apart from other processes' starts (its id and the
+/// time it first asked), and the same for all its later calls (they go on from there).
+fn process_offset() -> u32 {
+    static OFFSET: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *OFFSET.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        std::process::id().wrapping_mul(2_654_435_761) ^ nanos
+    })
+}
+
+/// A port the kernel picks, not in `given`.
+fn from_the_kernel(given: &mut BTreeSet<u16>) -> std::io::Result<u16> {
     for _ in 0..FRESH_TRIES {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
-        let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if given.insert(port) {
             return Ok(port);
         }
@@ -79,6 +131,17 @@ mod tests {
             TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
         });
         assert!(bound, "no probed port was bindable");
+    }
+
+    #[test]
+    fn free_ports_stay_out_of_the_ephemeral_range_when_there_is_room() {
+        let Some(low) = ephemeral_low().filter(|l| *l >= FIXED_FIRST + FIXED_MIN_SPAN) else {
+            return;
+        };
+        for _ in 0..50 {
+            let port = free_port();
+            assert!((FIXED_FIRST..low).contains(&port), "{port} not below {low}");
+        }
     }
 
     #[test]
