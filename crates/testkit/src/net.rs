@@ -20,8 +20,8 @@ const FIXED_MIN_SPAN: u16 = 1_000;
 /// child binds them (a forwarder's four services, say) must get distinct ones, and the kernel
 /// may offer a just-released port again. Ports handed out are remembered for the process's life.
 ///
-/// Taken from below the kernel's ephemeral range when there is room there (from
-/// [`FIXED_FIRST`], at an offset that differs between processes), so no listener on port 0 and
+/// Taken from below the kernel's ephemeral range when there is room there (from port 10000,
+/// at an offset that differs between processes), so no listener on port 0 and
 /// no outgoing connection of any process can take a port between the probe and its use.
 /// Otherwise the kernel picks.
 pub fn try_free_port() -> std::io::Result<u16> {
