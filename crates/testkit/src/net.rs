@@ -33,10 +33,13 @@ pub fn try_free_port() -> std::io::Result<u16> {
     }
 }
 
-/// The first port of the kernel's ephemeral range, if it can be read.
+/// The first port of the kernel's ephemeral range, if it can be read (read once per process).
 fn ephemeral_low() -> Option<u16> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
-    range.split_whitespace().next()?.parse().ok()
+    static LOW: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+    *LOW.get_or_init(|| {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+        range.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// A bindable port in `FIXED_FIRST..low` not in `given`, searched from this process's offset.
